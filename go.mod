@@ -1,0 +1,9 @@
+module github.com/gojournal/journal
+
+go 1.25.0
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/klauspost/compress v1.20.4
+	golang.org/x/sys v0.47.0
+)

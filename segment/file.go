@@ -1,0 +1,66 @@
+package segment
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/gojournal/journal/vfs"
+)
+
+// Name is the file name of the segment whose first record is first: the
+// index zero-padded to 20 digits, so names sort in log order.
+func Name(first uint64) string { return fmt.Sprintf("%020d%s", first, Ext) }
+
+// ParseName returns the first index a segment file name encodes.
+func ParseName(name string) (first uint64, ok bool) {
+	digits, found := strings.CutSuffix(name, Ext)
+	if !found || len(digits) != 20 {
+		return 0, false
+	}
+	first, err := strconv.ParseUint(digits, 10, 64)
+	return first, err == nil && first > 0
+}
+
+// Create makes a new, empty segment durably and returns it open for writing.
+// The header is written to a temporary file, preallocated to prealloc
+// bytes, synced, renamed into place and the directory synced, so a segment
+// file under its final name always has a durable header.
+func Create(fsys vfs.FS, dir string, first uint64, prealloc int64) (vfs.File, Header, error) {
+	h := Header{FirstIndex: first, Salt: rand.Uint64()}
+	final := filepath.Join(dir, Name(first))
+	tmp := filepath.Join(dir, vfs.TempPrefix+Name(first))
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, h, fmt.Errorf("journal: create segment: %w", err)
+	}
+	err = writeNew(fsys, f, h, prealloc, tmp, final)
+	if err != nil {
+		f.Close()
+		fsys.Remove(tmp)
+		return nil, h, fmt.Errorf("journal: create segment %s: %w", final, err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		// The rename may or may not survive a crash; the segment
+		// must not be used.
+		f.Close()
+		return nil, h, fmt.Errorf("journal: create segment %s: %w", final, err)
+	}
+	return f, h, nil
+}
+
+func writeNew(fsys vfs.FS, f vfs.File, h Header, prealloc int64, tmp, final string) error {
+	if _, err := f.WriteAt(AppendHeader(nil, h), 0); err != nil {
+		return err
+	}
+	if err := f.Preallocate(prealloc); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return fsys.Rename(tmp, final)
+}

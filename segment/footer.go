@@ -1,0 +1,114 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Footer locates the record index of a sealed segment.
+type Footer struct {
+	Offset int64  // where the footer frame starts (the end of the records)
+	Next   uint64 // index after the segment's last record
+	Count  int64  // number of records in the segment
+}
+
+// AppendFooter appends the footer frame and trailer that seal a segment
+// whose records (first index h.FirstIndex) start at offsets. off is where
+// the footer goes: the end of the last record frame.
+func AppendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
+	payload := make([]byte, 0, 4*len(offsets))
+	for _, o := range offsets {
+		payload = binary.LittleEndian.AppendUint32(payload, o)
+	}
+	next := h.FirstIndex + uint64(len(offsets))
+	dst = AppendFrame(dst, h.Salt, TypeFooter, None, next, off, payload)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(off))
+	return append(dst, EndMagic...)
+}
+
+// SealedSize is the file size of a segment sealed with a footer at off
+// indexing count records.
+func SealedSize(off int64, count int) int64 {
+	return off + FrameSize(4*count) + TrailerSize
+}
+
+// ReadFooter reads and checks the footer of a sealed segment of size bytes.
+// It reads the footer in pieces, so memory stays small however many records
+// the segment holds. ok is false, with the reason, when the file has no
+// valid footer (not sealed, or the footer is damaged); err reports I/O
+// errors only.
+func ReadFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
+	if size < HeaderSize+FrameHeader+TrailerSize {
+		return ft, "too short to be sealed", nil
+	}
+	var tr [TrailerSize]byte
+	if _, err := r.ReadAt(tr[:], size-TrailerSize); err != nil {
+		return ft, "", err
+	}
+	if string(tr[8:]) != EndMagic {
+		return ft, "no trailer", nil
+	}
+	off := int64(binary.LittleEndian.Uint64(tr[:]))
+	if off < HeaderSize || off > size-TrailerSize-FrameHeader || off%FrameAlign != 0 {
+		return ft, fmt.Sprintf("trailer points to offset %d", off), nil
+	}
+	var hdr [FrameHeader]byte
+	if _, err := r.ReadAt(hdr[:], off); err != nil {
+		return ft, "", err
+	}
+	f, n, reason := parseFrameHeader(hdr[:], off)
+	switch {
+	case reason != "":
+		return ft, "footer: " + reason, nil
+	case f.Type != TypeFooter:
+		return ft, "trailer does not point to a footer", nil
+	case n%4 != 0 || SealedSize(off, n/4) != size:
+		return ft, "footer length does not match the file size", nil
+	case f.Index != h.FirstIndex+uint64(n/4):
+		return ft, "footer record count does not match its index", nil
+	}
+	sum, err := checksumAt(r, h.Salt, hdr[8:], off+FrameHeader, int64(n))
+	if err != nil {
+		return ft, "", err
+	}
+	if sum != binary.LittleEndian.Uint64(hdr[:]) {
+		return ft, "footer checksum mismatch", nil
+	}
+	return Footer{Offset: off, Next: f.Index, Count: int64(n / 4)}, "", nil
+}
+
+// checksumAt computes a frame checksum over head followed by n bytes read
+// from r at off, streaming in small pieces.
+func checksumAt(r io.ReaderAt, salt uint64, head []byte, off, n int64) (uint64, error) {
+	d := digests.Get().(*xxhash.Digest)
+	defer digests.Put(d)
+	d.ResetWithSeed(salt)
+	d.Write(head)
+	_, err := io.Copy(d, io.NewSectionReader(r, off, n))
+	return d.Sum64(), err
+}
+
+// RecordSpan returns where the k-th record (0-based) of a sealed segment
+// starts and how long its frame is, read from the footer's index.
+func (ft Footer) RecordSpan(r io.ReaderAt, k int64) (off, size int64, err error) {
+	if k < 0 || k >= ft.Count {
+		return 0, 0, fmt.Errorf("segment: record %d of %d out of range", k, ft.Count)
+	}
+	var b [8]byte
+	n := 8
+	if k == ft.Count-1 {
+		n = 4
+	}
+	if _, err := r.ReadAt(b[:n], ft.Offset+FrameHeader+4*k); err != nil {
+		return 0, 0, err
+	}
+	off = int64(binary.LittleEndian.Uint32(b[:]))
+	end := ft.Offset
+	if n == 8 {
+		end = int64(binary.LittleEndian.Uint32(b[4:]))
+	}
+	return off, end - off, nil
+}

@@ -1,0 +1,247 @@
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// On-disk constants. Every integer is little-endian. Changing any of these
+// changes the format and needs a new Version.
+const (
+	// Version is the segment format version written by this package.
+	Version = 1
+
+	HeaderSize  = 40 // magic 8 + version 4 + flags 4 + first index 8 + salt 8 + checksum 8
+	FrameHeader = 32 // checksum 8 + index 8 + synced 8 + length 4 + type 1 + codec 1 + reserved 2
+	TrailerSize = 16 // footer offset 8 + end magic 8
+	FrameAlign  = 8  // frames start at multiples of 8; padding is zero
+
+	// MaxRecordSize is the largest record (before compression) accepted.
+	MaxRecordSize = 256 << 20
+	// MaxSegmentSize bounds a segment file so record offsets fit the
+	// footer's 32-bit entries, with room for one oversized batch.
+	MaxSegmentSize = 2 << 30
+	// MaxBatchSize bounds the encoded size of one batch (all its frames).
+	MaxBatchSize = 1 << 30
+
+	// maxPayload bounds a stored payload: a record plus the worst-case
+	// compression expansion and the 4-byte decoded length.
+	maxPayload = MaxRecordSize + MaxRecordSize/64 + 64 + 4
+)
+
+// Magic opens every segment file; EndMagic closes every sealed one.
+const (
+	Magic    = "\x89JRNL\r\n\x1a"
+	EndMagic = "\x89JEND\r\n\x1a"
+)
+
+// Ext is the file name extension of segment files.
+const Ext = ".wal"
+
+// Type says what a frame holds. Zero is never valid, so zeroed
+// (preallocated) space reads as the end of the log.
+type Type uint8
+
+const (
+	// TypeRecord is a record that ends its batch: once it is valid, the
+	// batch it closes is complete.
+	TypeRecord Type = 1
+	// TypeBatch is a record that is followed by more records of the same
+	// batch. A batch whose closing TypeRecord frame is missing is dropped
+	// whole by recovery.
+	TypeBatch Type = 2
+	// TypeFooter is the index written when a segment is sealed.
+	TypeFooter Type = 3
+)
+
+// Codec says how a frame's payload is compressed.
+type Codec uint8
+
+const (
+	None Codec = 0 // stored as is
+	S2   Codec = 1 // github.com/klauspost/compress/s2 block format
+	Zstd Codec = 2 // a zstd frame (github.com/klauspost/compress/zstd)
+)
+
+func (c Codec) String() string {
+	switch c {
+	case None:
+		return "none"
+	case S2:
+		return "s2"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec(%d)", uint8(c))
+}
+
+// ErrCorrupt is returned when bytes on disk fail their checksum or break
+// the format's rules in a place where the log says valid data must be.
+var ErrCorrupt = errors.New("journal: corrupt")
+
+// ErrFormat is returned when a file is not a journal segment of a version
+// this package can read (foreign file, or a newer format).
+var ErrFormat = errors.New("journal: unsupported file format")
+
+// CorruptionError says where damage was found. It satisfies
+// errors.Is(err, ErrCorrupt).
+type CorruptionError struct {
+	Path   string // file name
+	Offset int64  // byte offset of the damaged frame or structure
+	Index  uint64 // record index expected there, 0 when unknown
+	Reason string // what check failed
+}
+
+func (e *CorruptionError) Error() string {
+	s := fmt.Sprintf("journal: corrupt data in %s at offset %d", e.Path, e.Offset)
+	if e.Index != 0 {
+		s += fmt.Sprintf(" (record %d)", e.Index)
+	}
+	return s + ": " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrCorrupt) hold.
+func (e *CorruptionError) Unwrap() error { return ErrCorrupt }
+
+// Header is the fixed-size header that opens a segment file.
+type Header struct {
+	FirstIndex uint64 // index of the first record the segment holds
+	Salt       uint64 // random per file; seeds every frame checksum
+}
+
+// AppendHeader appends the encoded header to dst.
+func AppendHeader(dst []byte, h Header) []byte {
+	start := len(dst)
+	dst = append(dst, Magic...)
+	dst = binary.LittleEndian.AppendUint32(dst, Version)
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // flags: none defined
+	dst = binary.LittleEndian.AppendUint64(dst, h.FirstIndex)
+	dst = binary.LittleEndian.AppendUint64(dst, h.Salt)
+	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
+}
+
+// DecodeHeader parses and checks a segment header. A foreign file or a
+// newer version gives ErrFormat; a damaged header gives ErrCorrupt.
+func DecodeHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, fmt.Errorf("%w: segment shorter than its %d-byte header", ErrCorrupt, HeaderSize)
+	}
+	if string(b[:8]) != Magic {
+		return Header{}, fmt.Errorf("%w: not a journal segment (bad magic %q)", ErrFormat, b[:8])
+	}
+	if sum := binary.LittleEndian.Uint64(b[32:]); sum != xxhash.Sum64(b[:32]) {
+		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != Version {
+		return Header{}, fmt.Errorf("%w: segment format version %d, this build reads %d", ErrFormat, v, Version)
+	}
+	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
+		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", ErrFormat, flags)
+	}
+	h := Header{FirstIndex: binary.LittleEndian.Uint64(b[16:]), Salt: binary.LittleEndian.Uint64(b[24:])}
+	if h.FirstIndex == 0 {
+		return Header{}, fmt.Errorf("%w: segment header names first index 0", ErrCorrupt)
+	}
+	return h, nil
+}
+
+// Frame describes one frame as read from disk.
+type Frame struct {
+	Offset int64  // where the frame starts in its segment
+	Index  uint64 // record index (for a footer: the index after the last record)
+	Synced int64  // the segment was durable up to here when the frame was written
+	Type   Type
+	Codec  Codec
+	Data   []byte // stored payload (still compressed); aliases the read buffer
+}
+
+// Size is the frame's length on disk, padding included.
+func (f Frame) Size() int64 { return FrameSize(len(f.Data)) }
+
+// FrameSize is the on-disk length of a frame with an n-byte payload.
+func FrameSize(n int) int64 {
+	return (FrameHeader + int64(n) + FrameAlign - 1) &^ (FrameAlign - 1)
+}
+
+// AppendFrame appends one checksummed frame to dst. synced is the offset up
+// to which the segment is known durable (it never exceeds the frame's own
+// offset).
+func AppendFrame(dst []byte, salt uint64, t Type, c Codec, index uint64, synced int64, data []byte) []byte {
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint64(dst, 0) // checksum, filled below
+	dst = binary.LittleEndian.AppendUint64(dst, index)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(synced))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(data)))
+	dst = append(dst, byte(t), byte(c), 0, 0)
+	dst = append(dst, data...)
+	binary.LittleEndian.PutUint64(dst[start:], Checksum(salt, dst[start+8:]))
+	pad := int(FrameSize(len(data))) - (len(dst) - start)
+	for range pad {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+var digests = sync.Pool{New: func() any { return xxhash.NewWithSeed(0) }}
+
+// Checksum is the frame checksum: xxhash64 seeded with the segment's salt.
+func Checksum(salt uint64, b []byte) uint64 {
+	d := digests.Get().(*xxhash.Digest)
+	d.ResetWithSeed(salt)
+	d.Write(b)
+	sum := d.Sum64()
+	digests.Put(d)
+	return sum
+}
+
+// parseFrameHeader checks the fixed part of a frame at offset off without
+// the checksum. It returns the payload length.
+func parseFrameHeader(b []byte, off int64) (Frame, int, string) {
+	f := Frame{
+		Offset: off,
+		Index:  binary.LittleEndian.Uint64(b[8:]),
+		Synced: int64(binary.LittleEndian.Uint64(b[16:])),
+		Type:   Type(b[28]),
+		Codec:  Codec(b[29]),
+	}
+	n := binary.LittleEndian.Uint32(b[24:])
+	switch {
+	case f.Type < TypeRecord || f.Type > TypeFooter:
+		return f, 0, fmt.Sprintf("bad frame type %d", f.Type)
+	case f.Codec > Zstd || (f.Type == TypeFooter && f.Codec != None):
+		return f, 0, fmt.Sprintf("bad codec %d", f.Codec)
+	case b[30] != 0 || b[31] != 0:
+		return f, 0, "reserved bytes are not zero"
+	case n > maxPayload:
+		return f, 0, fmt.Sprintf("payload length %d exceeds the maximum", n)
+	case f.Synced < HeaderSize || f.Synced > off:
+		return f, 0, fmt.Sprintf("synced offset %d out of range", f.Synced)
+	}
+	return f, int(n), ""
+}
+
+// ParseFrame checks the frame at the start of b, which holds the segment's
+// bytes from offset off on (up to the end of the readable data). It returns
+// the frame, or a reason why it is not a valid frame; incomplete is true
+// when b ends before the frame does (more bytes might make it valid).
+func ParseFrame(b []byte, salt uint64, off int64) (f Frame, reason string, incomplete bool) {
+	if len(b) < FrameHeader {
+		return Frame{Offset: off}, "truncated frame header", true
+	}
+	f, n, reason := parseFrameHeader(b, off)
+	if reason != "" {
+		return f, reason, false
+	}
+	if int64(len(b)) < FrameHeader+int64(n) {
+		return f, "truncated frame payload", true
+	}
+	if Checksum(salt, b[8:FrameHeader+n]) != binary.LittleEndian.Uint64(b) {
+		return f, "checksum mismatch", false
+	}
+	f.Data = b[FrameHeader : FrameHeader+n]
+	return f, "", false
+}

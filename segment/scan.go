@@ -1,0 +1,261 @@
+package segment
+
+import (
+	"fmt"
+	"io"
+)
+
+// readChunk is how much a Scanner reads at a time.
+const readChunk = 1 << 20
+
+// window reads a file in large pieces and hands out slices of it.
+type window struct {
+	r    io.ReaderAt
+	size int64
+	buf  []byte
+	off  int64 // file offset of buf[0]
+}
+
+// at returns up to n bytes from offset off (fewer at the end of the file).
+// The slice is valid until the next call.
+func (w *window) at(off, n int64) ([]byte, error) {
+	n = min(n, w.size-off)
+	if n <= 0 {
+		return nil, nil
+	}
+	if off >= w.off && off+n <= w.off+int64(len(w.buf)) {
+		return w.buf[off-w.off : off-w.off+n], nil
+	}
+	want := min(max(n, readChunk), w.size-off)
+	if int64(cap(w.buf)) < want {
+		w.buf = make([]byte, want)
+	}
+	w.buf = w.buf[:want]
+	if _, err := w.r.ReadAt(w.buf, off); err != nil && err != io.EOF {
+		w.buf = w.buf[:0]
+		return nil, err
+	}
+	w.off = off
+	return w.buf[:n], nil
+}
+
+// Scanner reads the frames of one segment in order, checking each: its
+// checksum, that its index is the next one, that its fields are in range.
+// It stops at the first frame that is not valid, at the end of the file, or
+// after a valid footer.
+type Scanner struct {
+	w      window
+	h      Header
+	off    int64
+	next   uint64
+	frame  Frame
+	footer bool
+	reason string
+	err    error
+
+	commitOff  int64
+	commitNext uint64
+	commitAt   uint64
+}
+
+// CommitAt makes the record with index i end its batch, whatever its type
+// says: TruncateBack can cut a batch short, keeping its first records.
+func (s *Scanner) CommitAt(i uint64) { s.commitAt = i }
+
+// NewScanner scans the segment with header h whose file (size bytes) r
+// reads.
+func NewScanner(r io.ReaderAt, size int64, h Header) *Scanner {
+	return &Scanner{
+		w: window{r: r, size: size}, h: h,
+		off: HeaderSize, next: h.FirstIndex,
+		commitOff: HeaderSize, commitNext: h.FirstIndex,
+	}
+}
+
+// Next advances to the next valid record frame. It returns false at the end
+// of the valid data: see Reason, Err and Sealed for why.
+func (s *Scanner) Next() bool {
+	if s.err != nil || s.reason != "" || s.footer || s.off >= s.w.size {
+		return false
+	}
+	head, err := s.w.at(s.off, FrameHeader)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	if isZero(head) {
+		s.reason = "zeroed space"
+		return false
+	}
+	f, reason, _ := ParseFrame(head, s.h.Salt, s.off)
+	if reason == "truncated frame payload" {
+		full, err := s.w.at(s.off, FrameHeader+int64(len32(head)))
+		if err != nil {
+			s.err = err
+			return false
+		}
+		f, reason, _ = ParseFrame(full, s.h.Salt, s.off)
+	}
+	switch {
+	case reason != "":
+		s.reason = reason
+		return false
+	case f.Index != s.next:
+		s.reason = fmt.Sprintf("frame carries index %d, expected %d", f.Index, s.next)
+		return false
+	}
+	s.frame = f
+	s.off += f.Size()
+	if f.Type == TypeFooter {
+		s.footer = true
+		return false
+	}
+	s.next++
+	if f.Type == TypeRecord || f.Index == s.commitAt {
+		s.commitOff, s.commitNext = s.off, s.next
+	}
+	return true
+}
+
+// Frame is the record frame Next moved to. Its Data is valid until the next
+// call to Next.
+func (s *Scanner) Frame() Frame { return s.frame }
+
+// Err is the I/O error that stopped the scan, if any.
+func (s *Scanner) Err() error { return s.err }
+
+// Reason says why the scan stopped before the end of the file: "" at the
+// end of the file or a footer, "zeroed space" at zeros, otherwise the check
+// that failed at Offset.
+func (s *Scanner) Reason() string { return s.reason }
+
+// Offset is where the scan stopped: the first byte not part of a valid
+// frame (after a footer: the end of the footer frame).
+func (s *Scanner) Offset() int64 { return s.off }
+
+// Sealed reports whether the scan ended at a valid footer.
+func (s *Scanner) Sealed() bool { return s.footer }
+
+// Committed returns the end of the last complete batch and the index that
+// follows it. A batch whose closing frame is missing ends after this point.
+func (s *Scanner) Committed() (off int64, next uint64) { return s.commitOff, s.commitNext }
+
+func len32(head []byte) uint32 {
+	return uint32(head[24]) | uint32(head[25])<<8 | uint32(head[26])<<16 | uint32(head[27])<<24
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Tail describes the bytes after the point where a scan stopped.
+type Tail struct {
+	// End is the offset just past the last non-zero byte at or after the
+	// scan's stop (equal to the stop offset when only zeros follow).
+	End int64
+	// Durable, when non-nil, is a valid frame of this segment written after
+	// the stop offset had been made durable (its Synced field lies past the
+	// stop). Its existence proves the damage is in data once acknowledged:
+	// corruption, not a torn write.
+	Durable *Frame
+}
+
+// ScanTail examines [from, size) of a segment after a scan stopped at from.
+// It looks at every aligned offset for a valid frame of this segment, so it
+// can tell a torn tail (junk or frames of the same unfinished write) from
+// damage followed by durable data.
+func ScanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
+	t := Tail{End: from}
+	w := window{r: r, size: size}
+	for p := from; p < size; p += readChunk {
+		chunk, err := w.at(p, readChunk)
+		if err != nil {
+			return t, err
+		}
+		if i := lastNonZero(chunk); i >= 0 {
+			t.End = p + int64(i) + 1
+		}
+		for q := alignUp(p); q < p+int64(len(chunk)); q += FrameAlign {
+			f, ok, err := validFrameAt(r, chunk[q-p:], size, h, q)
+			if err != nil {
+				return t, err
+			}
+			if ok && f.Synced > from {
+				t.Durable = &f
+				return t, nil
+			}
+		}
+	}
+	return t, nil
+}
+
+func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1) }
+
+func lastNonZero(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// validFrameAt reports whether a valid frame of this segment starts at off;
+// b holds the bytes from off on as far as they were read.
+func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Frame, bool, error) {
+	if len(b) < FrameHeader {
+		var head [FrameHeader]byte
+		if size-off < FrameHeader {
+			return Frame{}, false, nil
+		}
+		if _, err := r.ReadAt(head[:], off); err != nil {
+			return Frame{}, false, err
+		}
+		b = head[:]
+	}
+	if _, n, reason := parseFrameHeader(b, off); reason != "" || off+FrameHeader+int64(n) > size {
+		return Frame{}, false, nil
+	} else if len(b) < FrameHeader+n {
+		full := make([]byte, FrameHeader+n)
+		if _, err := r.ReadAt(full, off); err != nil {
+			return Frame{}, false, err
+		}
+		b = full
+	}
+	f, reason, _ := ParseFrame(b, h.Salt, off)
+	return f, reason == "", nil
+}
+
+// ReadRecord reads and checks the record frame of the given index at off
+// (size bytes, padding included) and returns the record, decompressed. name
+// names the file in errors.
+func ReadRecord(r io.ReaderAt, name string, h Header, off, size int64, index uint64) ([]byte, error) {
+	if size < FrameHeader || size > FrameSize(maxPayload) {
+		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
+	}
+	buf := make([]byte, size)
+	if _, err := r.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("journal: read record %d from %s: %w", index, name, err)
+	}
+	f, reason, _ := ParseFrame(buf, h.Salt, off)
+	switch {
+	case reason != "":
+	case f.Type != TypeRecord && f.Type != TypeBatch:
+		reason = "not a record frame"
+	case f.Index != index:
+		reason = fmt.Sprintf("frame carries index %d", f.Index)
+	}
+	if reason != "" {
+		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
+	}
+	rec, err := Decompress(f.Codec, f.Data)
+	if err != nil {
+		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
+	}
+	return rec, nil
+}

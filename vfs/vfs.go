@@ -1,0 +1,66 @@
+// Package vfs is the file-system seam of journal: every file operation the
+// log, its recovery and its checkpoints perform goes through an FS.
+//
+// Default is the operating system. Tests substitute their own FS (for example
+// one that forgets what was never synced, or one that injects I/O errors), so
+// the durability protocol can be checked without pulling a power cord.
+//
+// The seam is deliberately small: only what a write-ahead log needs, with
+// durability made explicit (File.Sync is fdatasync, FS.SyncDir makes creates,
+// renames and removes in a directory durable).
+package vfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+)
+
+// ErrLocked is returned by FS.Lock when another holder (in this process or
+// another) already holds the lock.
+var ErrLocked = errors.New("vfs: already locked by another process or Log")
+
+// File is an open file. Its methods are safe for concurrent use as far as the
+// underlying positional I/O is (ReadAt and WriteAt at distinct ranges).
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+	// Sync makes all data written so far durable (fdatasync): after it
+	// returns nil the bytes survive a power loss. It also makes the file's
+	// size durable when it changed.
+	Sync() error
+	// Truncate changes the file's size; Sync makes the change durable.
+	Truncate(size int64) error
+	// Preallocate reserves space so the file is at least size bytes long,
+	// reading as zeros where nothing was written.
+	Preallocate(size int64) error
+	// Size reports the file's current size.
+	Size() (int64, error)
+	// Name is the path the file was opened with.
+	Name() string
+}
+
+// FS is a file system. Paths use the host's separator.
+type FS interface {
+	// OpenFile opens or creates a file, like os.OpenFile.
+	OpenFile(name string, flag int, perm fs.FileMode) (File, error)
+	// Remove removes a file; SyncDir on its directory makes that durable.
+	Remove(name string) error
+	// Rename atomically replaces newname with oldname; SyncDir on the
+	// directory makes that durable.
+	Rename(oldname, newname string) error
+	// MkdirAll creates a directory and its parents.
+	MkdirAll(dir string, perm fs.FileMode) error
+	// ReadDir lists the names in dir, sorted.
+	ReadDir(dir string) ([]string, error)
+	// Stat describes a file.
+	Stat(name string) (fs.FileInfo, error)
+	// SyncDir makes the entries of dir (files created, renamed or removed in
+	// it) durable.
+	SyncDir(dir string) error
+	// Lock takes an exclusive advisory lock on the file name (creating it),
+	// failing at once with ErrLocked if it is held. Closing the result
+	// releases the lock.
+	Lock(name string) (io.Closer, error)
+}
