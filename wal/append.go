@@ -1,0 +1,288 @@
+package wal
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/gojournal/journal/segment"
+)
+
+// scratch buffers for compressing outside the lock.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// Append appends one record and returns its index once the record is
+// durable: written and fdatasync'd (with Options.NoSync: written). An empty
+// record is valid. Concurrent calls are group-committed. A record larger
+// than MaxRecordSize gets ErrTooLarge and nothing is written.
+func (l *Log) Append(data []byte) (uint64, error) {
+	if len(data) > MaxRecordSize {
+		return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(data), MaxRecordSize)
+	}
+	buf := l.compress(data)
+	stored := data
+	if buf != nil {
+		stored = *buf
+	}
+	codec := l.storedCodec(buf)
+	l.mu.Lock()
+	index, err := l.enqueue(segment.FrameSize(len(stored)), func(a *activeSegment, synced int64) {
+		l.addFrame(a, segment.TypeRecord, codec, synced, stored)
+	})
+	if err == nil {
+		err = l.waitDurable(index)
+	}
+	l.mu.Unlock()
+	if buf != nil {
+		scratch.Put(buf)
+	}
+	return index, err
+}
+
+// AppendBatch appends records atomically: after a crash either all of them
+// are in the log or none is. It returns the index of the first once all are
+// durable. An empty batch appends nothing and returns the index the next
+// record will get.
+func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
+	var size int64
+	for _, r := range records {
+		if len(r) > MaxRecordSize {
+			return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(r), MaxRecordSize)
+		}
+		size += segment.FrameSize(len(r))
+	}
+	if size > MaxBatchSize {
+		return 0, fmt.Errorf("%w: batch of %d bytes, the maximum is %d", ErrTooLarge, size, MaxBatchSize)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(records) == 0 {
+		return l.next, l.usable()
+	}
+	first := l.next
+	last, err := l.enqueue(size, func(a *activeSegment, synced int64) {
+		for i, r := range records {
+			typ := segment.TypeBatch
+			if i == len(records)-1 {
+				typ = segment.TypeRecord
+			}
+			l.addFrame(a, typ, segment.None, synced, r)
+		}
+	})
+	if err == nil {
+		err = l.waitDurable(last)
+	}
+	return first, err
+}
+
+// compress returns the record compressed into a pooled buffer, or nil when
+// compression is off or does not help.
+func (l *Log) compress(data []byte) *[]byte {
+	if l.codec == segment.None || len(data) < 64 {
+		return nil
+	}
+	buf := scratch.Get().(*[]byte)
+	*buf = segment.Compress(l.codec, (*buf)[:0], data)
+	if len(*buf) >= len(data) {
+		scratch.Put(buf)
+		return nil
+	}
+	return buf
+}
+
+func (l *Log) storedCodec(buf *[]byte) segment.Codec {
+	if buf == nil {
+		return segment.None
+	}
+	return l.codec
+}
+
+// addFrame encodes one record into the pending buffer. Called with mu held.
+func (l *Log) addFrame(a *activeSegment, t segment.Type, c segment.Codec, synced int64, stored []byte) {
+	a.offsets = append(a.offsets, a.tail+int64(len(l.pend)))
+	l.pend = segment.AppendFrame(l.pend, a.h.Salt, t, c, l.next, synced, stored)
+	l.next++
+}
+
+// enqueue waits until size bytes of frames fit in the active segment
+// (rotating it if they do not), then lets encode add them to the pending
+// buffer. It returns the index of the last record added. Called with mu
+// held.
+func (l *Log) enqueue(size int64, encode func(a *activeSegment, synced int64)) (uint64, error) {
+	for {
+		if err := l.usable(); err != nil {
+			return 0, err
+		}
+		a := l.active
+		switch {
+		case l.busy:
+			l.cond.Wait()
+		case a.tail+int64(len(l.pend))+size <= l.opts.SegmentSize || len(a.offsets) == 0:
+			encode(a, l.syncedMark(a))
+			return l.next - 1, nil
+		case l.flushing:
+			l.cond.Wait()
+		default:
+			l.rotate()
+		}
+	}
+}
+
+// syncedMark is the value of the synced field for frames added now: the
+// offset below which the segment will be durable when they are written.
+// Writes are serialised and each is fdatasync'd before the next begins, so
+// with sync on that is where the pending buffer starts.
+func (l *Log) syncedMark(a *activeSegment) int64 {
+	if l.opts.NoSync {
+		return a.synced
+	}
+	return a.tail
+}
+
+// waitDurable waits until index is readable, flushing when no one else is.
+// Called with mu held.
+func (l *Log) waitDurable(index uint64) error {
+	for l.last < index {
+		if err := l.usable(); err != nil {
+			return err
+		}
+		if l.flushing || l.busy {
+			l.cond.Wait()
+		} else {
+			l.flush()
+		}
+	}
+	return nil
+}
+
+// takePending hands the pending buffer to a write at the active segment's
+// tail. Called with mu held.
+func (l *Log) takePending() (buf []byte, off int64, last uint64) {
+	buf, l.pend = l.pend, l.spare[:0]
+	l.spare = nil
+	off = l.active.tail
+	l.active.tail += int64(len(buf))
+	return buf, off, l.next - 1
+}
+
+// recycle keeps a written buffer for reuse. Called with mu held.
+func (l *Log) recycle(buf []byte) {
+	if cap(buf) <= maxSpare {
+		l.spare = buf[:0]
+	}
+}
+
+// flush writes the pending buffer with one pwrite and one fdatasync,
+// releasing mu meanwhile so the next batch can gather. Called with mu held
+// and no flush in flight.
+func (l *Log) flush() {
+	a := l.active
+	buf, off, last := l.takePending()
+	l.flushing = true
+	l.mu.Unlock()
+	err := l.write(a, buf, off, !l.opts.NoSync)
+	l.mu.Lock()
+	l.flushing = false
+	l.recycle(buf)
+	if err != nil {
+		l.fail(err)
+	} else {
+		l.published(a, off+int64(len(buf)), last, !l.opts.NoSync)
+	}
+	l.cond.Broadcast()
+}
+
+// write writes buf at off in the active segment and, if sync, fdatasyncs.
+func (l *Log) write(a *activeSegment, buf []byte, off int64, sync bool) error {
+	if len(buf) > 0 {
+		if _, err := a.f.WriteAt(buf, off); err != nil {
+			return fmt.Errorf("journal: write %s at %d: %w", a.path, off, err)
+		}
+	}
+	if sync {
+		if err := a.f.Sync(); err != nil {
+			return fmt.Errorf("journal: fdatasync %s: %w", a.path, err)
+		}
+	}
+	return nil
+}
+
+// published makes records up to last readable after a write ending at end.
+// Called with mu held.
+func (l *Log) published(a *activeSegment, end int64, last uint64, synced bool) {
+	l.last = last
+	if synced {
+		a.synced = end
+	}
+}
+
+// rotate flushes what is pending, seals the active segment and starts the
+// next one. Appends wait meanwhile. Called with mu held and no flush in
+// flight.
+func (l *Log) rotate() {
+	a := l.active
+	buf, off, last := l.takePending()
+	l.flushing, l.busy = true, true
+	l.mu.Unlock()
+	// Sealed segments are always durable, NoSync or not.
+	err := l.write(a, buf, off, true)
+	wrote := err == nil
+	var sealed *sealedSegment
+	var next *activeSegment
+	if err == nil {
+		sealed, err = seal(a)
+	}
+	if err == nil {
+		next, err = l.create(last + 1)
+	}
+	l.mu.Lock()
+	l.flushing, l.busy = false, false
+	l.recycle(buf)
+	if wrote {
+		l.published(a, off+int64(len(buf)), last, true)
+	}
+	if err != nil {
+		l.fail(err)
+	} else {
+		l.sealed = append(l.sealed, sealed)
+		l.active = next
+	}
+	l.cond.Broadcast()
+}
+
+// seal writes the footer that indexes a full segment, trims the
+// preallocated space after it and syncs.
+func seal(a *activeSegment) (*sealedSegment, error) {
+	offsets := make([]uint32, len(a.offsets))
+	for i, o := range a.offsets {
+		offsets[i] = uint32(o)
+	}
+	footer := segment.AppendFooter(nil, a.h, a.tail, offsets)
+	err := writeAll(a, footer, a.tail)
+	size := segment.SealedSize(a.tail, len(offsets))
+	if err == nil {
+		err = a.f.Truncate(size)
+	}
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: seal %s: %w", a.path, err)
+	}
+	ft := segment.Footer{Offset: a.tail, Next: a.first() + uint64(len(offsets)), Count: int64(len(offsets))}
+	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f}, nil
+}
+
+func writeAll(a *activeSegment, b []byte, off int64) error {
+	_, err := a.f.WriteAt(b, off)
+	return err
+}
+
+// create makes a new active segment for records from first on.
+func (l *Log) create(first uint64) (*activeSegment, error) {
+	f, h, err := segment.Create(l.fs, l.dir, first, l.opts.SegmentSize)
+	if err != nil {
+		return nil, err
+	}
+	return &activeSegment{path: segmentPath(l.dir, first), h: h, f: f,
+		tail: segment.HeaderSize, synced: segment.HeaderSize}, nil
+}

@@ -1,0 +1,83 @@
+package wal
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+)
+
+// Compression selects how records are compressed on disk. Each record is
+// compressed on its own and stored uncompressed when that is not smaller.
+type Compression uint8
+
+const (
+	// NoCompression stores records as they are (the default).
+	NoCompression Compression = iota
+	// S2 compresses with klauspost/compress/s2: fast, modest ratio.
+	S2
+	// Zstd compresses with klauspost/compress/zstd: slower, better ratio.
+	Zstd
+)
+
+func (c Compression) codec() segment.Codec {
+	switch c {
+	case S2:
+		return segment.S2
+	case Zstd:
+		return segment.Zstd
+	}
+	return segment.None
+}
+
+// Defaults and bounds for Options.
+const (
+	DefaultSegmentSize = 64 << 20
+	MinSegmentSize     = 64 << 10
+	MaxSegmentSize     = segment.MaxSegmentSize
+)
+
+// Options configures a Log. The zero value (or a nil *Options) gives the
+// defaults.
+type Options struct {
+	// SegmentSize is the size at which a segment is sealed and the next one
+	// started: from MinSegmentSize to MaxSegmentSize, default 64 MiB.
+	// Segments are preallocated to this size.
+	SegmentSize int64
+	// NoSync skips the fdatasync after each group of appends: Append
+	// returns once the record is written to the OS, and only Sync (or
+	// Close) makes it durable. A process crash loses nothing; a power loss
+	// can lose what was not synced.
+	NoSync bool
+	// Compression compresses each record (default NoCompression).
+	Compression Compression
+	// Logger receives recovery reports and failures (default slog.Default()).
+	Logger *slog.Logger
+	// FS is the file system (default vfs.Default, the OS). Tests substitute
+	// one that simulates crashes or injects errors.
+	FS vfs.FS
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.SegmentSize == 0 {
+		r.SegmentSize = DefaultSegmentSize
+	}
+	if r.SegmentSize < MinSegmentSize || r.SegmentSize > MaxSegmentSize {
+		return r, fmt.Errorf("%w: SegmentSize %d not in [%d, %d]", ErrInvalidOptions, r.SegmentSize, MinSegmentSize, MaxSegmentSize)
+	}
+	if r.Compression > Zstd {
+		return r, fmt.Errorf("%w: unknown Compression %d", ErrInvalidOptions, r.Compression)
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.FS == nil {
+		r.FS = vfs.Default
+	}
+	return r, nil
+}

@@ -1,0 +1,374 @@
+// Package wal is journal's write-ahead log: durable, checksummed,
+// group-committed appends of opaque records, indexed from 1, with reads by
+// index, truncation at both ends and crash recovery on Open.
+//
+// A Log owns one directory. Records go into segment files (package
+// segment describes the format); concurrent appends are group-committed:
+// while one write and fdatasync is in flight, newly arriving records gather,
+// and the next write and fdatasync makes all of them durable at once.
+//
+// All methods of a Log are safe for concurrent use.
+package wal
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+)
+
+// LockName is the lock file Open creates in the log directory.
+const LockName = "LOCK"
+
+// maxSpare is the largest write buffer kept for reuse; a larger one (left by
+// a huge record) is dropped so memory does not stay high.
+const maxSpare = 4 << 20
+
+// Log is an open write-ahead log.
+type Log struct {
+	dir   string
+	opts  Options
+	fs    vfs.FS
+	lock  io.Closer
+	codec segment.Codec
+	found Recovery
+
+	// filesMu is held shared while a read locates and uses a segment file,
+	// and exclusively while files are cut, closed or removed. Take it
+	// before mu, never while holding mu.
+	filesMu sync.RWMutex
+
+	mu   sync.Mutex
+	cond sync.Cond // broadcast whenever a flush or an exclusive operation ends
+	// Invariant: first <= last+1 <= next; records in [first, last] are
+	// readable (durable, unless NoSync); [last+1, next) are assigned and
+	// in flight or pending.
+	first, last, next uint64
+	sealed            []*sealedSegment
+	active            *activeSegment
+	meta              recovery.Meta
+	pend              []byte // frames gathering for the next write
+	spare             []byte
+	flushing          bool  // a write (and fdatasync) is in flight
+	busy              bool  // rotation or truncation: no appends may enqueue
+	err               error // sticky failure, wraps ErrFailed
+	closed            bool
+}
+
+// sealedSegment is a segment that is full and carries its index on disk.
+type sealedSegment struct {
+	path   string
+	h      segment.Header
+	footer segment.Footer
+	f      vfs.File // opened on first read; guarded by Log.mu
+}
+
+func (s *sealedSegment) first() uint64 { return s.h.FirstIndex }
+func (s *sealedSegment) next() uint64  { return s.footer.Next }
+
+// activeSegment is the segment appends go to.
+type activeSegment struct {
+	path    string
+	h       segment.Header
+	f       vfs.File
+	offsets []int64 // frame offset of each assigned record, pending ones included
+	tail    int64   // where the pending buffer will be written
+	synced  int64   // the file is durable up to here
+}
+
+func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
+
+// Recovery says what Open repaired.
+type Recovery struct {
+	// Torn describes the torn tail cut from the newest segment (nil if the
+	// log was closed cleanly or crashed between writes).
+	Torn *recovery.Torn
+	// Removed lists leftover temporary files and obsolete segments removed.
+	Removed []string
+}
+
+// Open opens the log in dir, creating the directory and an empty log if
+// needed, and recovers it: a torn tail left by a crash is cut (and reported
+// through Recovered and the Logger); damage inside durable data fails Open
+// with an error satisfying errors.Is(err, ErrCorrupt) that names the file
+// and offset. Open locks the directory: a second Open fails with ErrLocked
+// until Close. A nil opts means the defaults.
+func Open(dir string, opts *Options) (*Log, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, opts: o, fs: o.FS, codec: o.Compression.codec()}
+	l.cond.L = &l.mu
+	if err := l.makeDir(); err != nil {
+		return nil, err
+	}
+	if l.lock, err = l.fs.Lock(filepath.Join(dir, LockName)); err != nil {
+		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
+	}
+	if err := l.recover(); err != nil {
+		l.closeFiles()
+		l.lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// makeDir creates the log directory durably.
+func (l *Log) makeDir() error {
+	if _, err := l.fs.Stat(l.dir); err == nil {
+		return nil
+	}
+	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
+		return fmt.Errorf("journal: create %s: %w", l.dir, err)
+	}
+	if err := l.fs.SyncDir(filepath.Dir(filepath.Clean(l.dir))); err != nil {
+		return fmt.Errorf("journal: create %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+func (l *Log) recover() error {
+	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{})
+	if err != nil {
+		return err
+	}
+	if !st.Clean() {
+		l.found = Recovery{Torn: st.Torn, Removed: append(append([]string(nil), st.Obsolete...), st.Temps...)}
+		if t := st.Torn; t != nil {
+			l.opts.Logger.Warn("journal: cut torn tail", "file", t.Path, "offset", t.Offset,
+				"bytes", t.Bytes, "records", t.Records, "reason", t.Reason)
+		}
+		if err := st.Repair(l.fs); err != nil {
+			return err
+		}
+	}
+	l.meta, l.first = st.Meta, st.FirstIndex
+	l.next = st.NextIndex()
+	l.last = l.next - 1
+	segs := st.Segments
+	if n := len(segs); n > 0 && !segs[n-1].Sealed {
+		if err := l.resume(segs[n-1]); err != nil {
+			return err
+		}
+		segs = segs[:n-1]
+	}
+	for _, s := range segs {
+		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer})
+	}
+	if l.active == nil {
+		return l.startSegment()
+	}
+	return nil
+}
+
+// resume makes the newest, unsealed segment the active one.
+func (l *Log) resume(s recovery.Segment) error {
+	f, err := l.fs.OpenFile(s.Path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("journal: open %s: %w", s.Path, err)
+	}
+	if err := f.Preallocate(l.opts.SegmentSize); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
+	}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End}
+	return nil
+}
+
+// startSegment creates a new active segment starting at l.next.
+func (l *Log) startSegment() (err error) {
+	l.active, err = l.create(l.next)
+	return err
+}
+
+func segmentPath(dir string, first uint64) string { return filepath.Join(dir, segment.Name(first)) }
+
+// Recovered reports what Open repaired.
+func (l *Log) Recovered() Recovery { return l.found }
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// FirstIndex is the index of the oldest record (1 in a new log). The log
+// is empty when FirstIndex() > LastIndex().
+func (l *Log) FirstIndex() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
+}
+
+// LastIndex is the index of the newest record whose Append has completed
+// (0 in a new log).
+func (l *Log) LastIndex() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// usable returns the error every write gets in the log's current state.
+// Called with mu held.
+func (l *Log) usable() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.err
+}
+
+// fail records the first failure: the log refuses writes until reopened.
+// Called with mu held.
+func (l *Log) fail(err error) error {
+	if l.err == nil {
+		l.err = fmt.Errorf("%w: %w", ErrFailed, err)
+		l.opts.Logger.Error("journal: log failed; writes refused until reopened", "dir", l.dir, "err", err)
+	}
+	return l.err
+}
+
+// Close flushes what is pending, syncs, and closes the log, releasing the
+// directory lock. Later calls return ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	err := l.quiesce()
+	if err == nil && l.opts.NoSync {
+		err = l.syncActive()
+	}
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.filesMu.Lock()
+	l.closeFiles()
+	l.filesMu.Unlock()
+	if lerr := l.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func (l *Log) closeFiles() {
+	for _, s := range l.sealed {
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+	}
+	if l.active != nil {
+		l.active.f.Close()
+	}
+}
+
+// quiesce waits until nothing is in flight and flushes what is pending.
+// Called with mu held; returns with mu held and the log idle.
+func (l *Log) quiesce() error {
+	for {
+		switch {
+		case l.busy || l.flushing:
+			l.cond.Wait()
+		case len(l.pend) > 0:
+			l.flush()
+		default:
+			return l.usable()
+		}
+	}
+}
+
+// Sync makes every record appended so far durable. With Options.NoSync it
+// issues an fdatasync; otherwise appends are durable when they return and
+// Sync only reports whether the log has failed.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.quiesce(); err != nil {
+		return err
+	}
+	if !l.opts.NoSync {
+		return nil
+	}
+	return l.syncActive()
+}
+
+// syncActive fdatasyncs the active segment. Called with mu held and the log
+// idle (flushes cannot run: the caller holds mu throughout).
+func (l *Log) syncActive() error {
+	a := l.active
+	if a.synced == a.tail {
+		return nil
+	}
+	if err := a.f.Sync(); err != nil {
+		return l.fail(err)
+	}
+	a.synced = a.tail
+	return nil
+}
+
+// segmentFor locates the file and frame of a readable record. Called with
+// mu held.
+func (l *Log) segmentFor(index uint64) (vfs.File, string, segment.Header, func(vfs.File) (int64, int64, error), error) {
+	if a := l.active; index >= a.first() {
+		k := int(index - a.first())
+		end := a.tail + int64(len(l.pend))
+		if k+1 < len(a.offsets) {
+			end = a.offsets[k+1]
+		}
+		off := a.offsets[k]
+		return a.f, a.path, a.h, func(vfs.File) (int64, int64, error) { return off, end - off, nil }, nil
+	}
+	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
+	s := l.sealed[i]
+	if s.f == nil {
+		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
+		if err != nil {
+			return nil, "", segment.Header{}, nil, fmt.Errorf("journal: open %s: %w", s.path, err)
+		}
+		s.f = f
+	}
+	k := int64(index - s.first())
+	return s.f, s.path, s.h, func(f vfs.File) (int64, int64, error) { return s.footer.RecordSpan(f, k) }, nil
+}
+
+// Read returns the record at index: exactly the bytes appended. It returns
+// ErrNotFound outside [FirstIndex, LastIndex], and an error satisfying
+// errors.Is(err, ErrCorrupt) if the stored bytes fail their checksum. The
+// returned slice belongs to the caller. Reads do not wait for appends.
+func (l *Log) Read(index uint64) ([]byte, error) {
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if index < l.first || index > l.last {
+		first, last := l.first, l.last
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%w: index %d, log holds [%d, %d]", ErrNotFound, index, first, last)
+	}
+	f, path, h, span, err := l.segmentFor(index)
+	l.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	off, size, err := span(f)
+	if err != nil {
+		return nil, fmt.Errorf("journal: read index of %s: %w", path, err)
+	}
+	return segment.ReadRecord(f, path, h, off, size, index)
+}
+
+// sealedCopy lists the sealed segments (for tools and tests).
+func (l *Log) sealedCopy() []*sealedSegment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.sealed)
+}

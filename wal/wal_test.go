@@ -1,0 +1,174 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func record(i uint64) []byte { return []byte(fmt.Sprintf("record-%06d", i)) }
+
+func openT(t *testing.T, dir string, o *Options) *Log {
+	t.Helper()
+	l, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return l
+}
+
+func checkRange(t *testing.T, l *Log, first, last uint64) {
+	t.Helper()
+	if f, g := l.FirstIndex(), l.LastIndex(); f != first || g != last {
+		t.Fatalf("range = [%d, %d], want [%d, %d]", f, g, first, last)
+	}
+	for i := first; i <= last; i++ {
+		got, err := l.Read(i)
+		if err != nil {
+			t.Fatalf("Read(%d): %v", i, err)
+		}
+		if !bytes.Equal(got, record(i)) {
+			t.Fatalf("Read(%d) = %q, want %q", i, got, record(i))
+		}
+	}
+	for _, i := range []uint64{first - 1, last + 1} {
+		if _, err := l.Read(i); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Read(%d) outside the log: %v, want ErrNotFound", i, err)
+		}
+	}
+}
+
+func appendN(t *testing.T, l *Log, n int) {
+	t.Helper()
+	for range n {
+		want := l.LastIndex() + 1
+		i, err := l.Append(record(want))
+		if err != nil || i != want {
+			t.Fatalf("Append = %d, %v; want %d", i, err, want)
+		}
+	}
+}
+
+func TestEmptyLog(t *testing.T) {
+	l := openT(t, t.TempDir(), nil)
+	defer l.Close()
+	checkRange(t, l, 1, 0)
+}
+
+func TestAppendReadReopenAcrossSegments(t *testing.T) {
+	for _, c := range []Compression{NoCompression, S2, Zstd} {
+		t.Run(fmt.Sprint(c), func(t *testing.T) {
+			dir := t.TempDir()
+			o := &Options{SegmentSize: MinSegmentSize, Compression: c}
+			l := openT(t, dir, o)
+			appendN(t, l, 5000)
+			if len(l.sealedCopy()) < 2 {
+				t.Fatalf("want several segments, got %d sealed", len(l.sealedCopy()))
+			}
+			checkRange(t, l, 1, 5000)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = openT(t, dir, o)
+			defer l.Close()
+			if r := l.Recovered(); r.Torn != nil {
+				t.Fatalf("clean reopen reported a torn tail: %+v", r.Torn)
+			}
+			checkRange(t, l, 1, 5000)
+			appendN(t, l, 10)
+			checkRange(t, l, 1, 5010)
+		})
+	}
+}
+
+func TestConcurrentAppends(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize})
+	const writers, each = 16, 200
+	var wg sync.WaitGroup
+	got := make(chan uint64, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				data := []byte(fmt.Sprintf("w%d-%d", w, j))
+				i, err := l.Append(data)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r, err := l.Read(i)
+				if err != nil || !bytes.Equal(r, data) {
+					t.Errorf("Read(%d) = %q, %v; want %q", i, r, err, data)
+				}
+				got <- i
+			}
+		}()
+	}
+	wg.Wait()
+	close(got)
+	seen := map[uint64]bool{}
+	for i := range got {
+		if seen[i] {
+			t.Fatalf("index %d given twice", i)
+		}
+		seen[i] = true
+	}
+	if len(seen) != writers*each || l.LastIndex() != writers*each {
+		t.Fatalf("%d unique indexes, LastIndex %d", len(seen), l.LastIndex())
+	}
+	l.Close()
+}
+
+func TestTruncate(t *testing.T) {
+	dir := t.TempDir()
+	o := &Options{SegmentSize: MinSegmentSize}
+	l := openT(t, dir, o)
+	appendN(t, l, 3000)
+	if err := l.TruncateFront(1200); err != nil {
+		t.Fatal(err)
+	}
+	checkRange(t, l, 1200, 3000)
+	if err := l.TruncateBack(1500); err != nil {
+		t.Fatal(err)
+	}
+	checkRange(t, l, 1200, 1500)
+	appendN(t, l, 100)
+	checkRange(t, l, 1200, 1600)
+	l.Close()
+	l = openT(t, dir, o)
+	checkRange(t, l, 1200, 1600)
+	if err := l.TruncateFront(1601); err != nil {
+		t.Fatal(err)
+	}
+	checkRange(t, l, 1601, 1600)
+	appendN(t, l, 1)
+	checkRange(t, l, 1601, 1601)
+	if err := l.TruncateBack(1600); err != nil {
+		t.Fatal(err)
+	}
+	checkRange(t, l, 1601, 1600)
+	l.Close()
+	l = openT(t, dir, o)
+	defer l.Close()
+	checkRange(t, l, 1601, 1600)
+	appendN(t, l, 3)
+	checkRange(t, l, 1601, 1603)
+}
+
+func TestLocked(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, nil)
+	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	l.Close()
+	if _, err := l.Append(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v, want ErrClosed", err)
+	}
+	l = openT(t, dir, nil)
+	l.Close()
+}
