@@ -186,7 +186,7 @@ func (l *Log) flush() {
 	if err != nil {
 		l.fail(err)
 	} else {
-		l.published(a, off+int64(len(buf)), last, !l.opts.NoSync)
+		l.published(a, off+int64(len(buf)), len(buf), last, !l.opts.NoSync)
 	}
 	l.cond.Broadcast()
 }
@@ -206,11 +206,15 @@ func (l *Log) write(a *activeSegment, buf []byte, off int64, sync bool) error {
 	return nil
 }
 
-// published makes records up to last readable after a write ending at end.
-// Called with mu held.
-func (l *Log) published(a *activeSegment, end int64, last uint64, synced bool) {
+// published makes records up to last readable after a write of n bytes
+// ending at end. Called with mu held.
+func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced bool) {
+	l.stats.Records += last - l.last
+	l.stats.Writes++
+	l.stats.Bytes += uint64(n)
 	l.last = last
 	if synced {
+		l.stats.Syncs++
 		a.synced = end
 	}
 }
@@ -238,7 +242,7 @@ func (l *Log) rotate() {
 	l.flushing, l.busy = false, false
 	l.recycle(buf)
 	if wrote {
-		l.published(a, off+int64(len(buf)), last, true)
+		l.published(a, off+int64(len(buf)), len(buf), last, true)
 	}
 	if err != nil {
 		l.fail(err)

@@ -60,6 +60,23 @@ type Log struct {
 	busy              bool  // rotation or truncation: no appends may enqueue
 	err               error // sticky failure, wraps ErrFailed
 	closed            bool
+	stats             Stats
+}
+
+// Stats counts what a Log has done since Open.
+type Stats struct {
+	Records uint64 // records appended
+	Writes  uint64 // write calls (one per group commit)
+	Syncs   uint64 // fdatasync calls
+	Bytes   uint64 // bytes written, frames and footers
+}
+
+// Stats reports the log's counters. Records per sync (Records/Syncs) shows
+// how well group commit batches concurrent appends.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stats
 }
 
 // sealedSegment is a segment that is full and carries its index on disk.
