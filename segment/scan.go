@@ -72,6 +72,15 @@ func NewScanner(r io.ReaderAt, size int64, h Header) *Scanner {
 	}
 }
 
+// NewScannerAt scans from the frame of record index at off, reading no
+// further than end. Readers use it to resume mid-segment.
+func NewScannerAt(r io.ReaderAt, end int64, h Header, off int64, index uint64) *Scanner {
+	s := NewScanner(r, end, h)
+	s.off, s.next = off, index
+	s.commitOff, s.commitNext = off, index
+	return s
+}
+
 // Next advances to the next valid record frame. It returns false at the end
 // of the valid data: see Reason, Err and Sealed for why.
 func (s *Scanner) Next() bool {

@@ -172,3 +172,50 @@ func TestLocked(t *testing.T) {
 	l = openT(t, dir, nil)
 	l.Close()
 }
+
+func TestAppendDoesNotAllocateInSteadyState(t *testing.T) {
+	l := openT(t, t.TempDir(), &Options{NoSync: true})
+	defer l.Close()
+	data := make([]byte, 128)
+	appendN(t, l, 100) // warm up buffers
+	allocs := testing.AllocsPerRun(2000, func() {
+		if _, err := l.Append(data); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The offsets slice of the active segment grows by doubling: amortised
+	// far below one allocation per append.
+	if allocs > 0.05 {
+		t.Fatalf("Append allocates %.2f times per call", allocs)
+	}
+}
+
+func TestReaderReplaysAcrossSegmentsAndFollowsAppends(t *testing.T) {
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: true})
+	defer l.Close()
+	appendN(t, l, 4000)
+	if err := l.TruncateFront(10); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []uint64{0, 10, 11, 1234, 3999, 4000, 4001} {
+		r := l.NewReader(from)
+		want := max(from, 10)
+		for r.Next() {
+			if r.Index() != want || !bytes.Equal(r.Record(), record(want)) {
+				t.Fatalf("from %d: got %d %q, want %d", from, r.Index(), r.Record(), want)
+			}
+			want++
+		}
+		if r.Err() != nil || want != 4001 {
+			t.Fatalf("from %d: stopped before %d: %v", from, want, r.Err())
+		}
+		appendN(t, l, 1)
+		if !r.Next() || r.Index() != want {
+			t.Fatalf("from %d: reader did not pick up the appended record", from)
+		}
+		r.Close()
+		if err := l.TruncateBack(4000); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
