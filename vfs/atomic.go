@@ -17,16 +17,27 @@ import (
 const TempPrefix = ".tmp-"
 
 // WriteFile atomically and durably replaces the file at path with what
-// write produces: the data goes to a temporary file in the same directory,
-// which is fdatasync'd, renamed over path, and the directory is synced.
-// After a crash at any point path holds either its old contents or the new
-// ones, never a mix; a leftover temporary file may remain.
+// write produces: the data goes to a temporary file in the same directory
+// (named TempPrefix + base name + "-" + a random suffix), which is
+// fdatasync'd, renamed over path, and the directory is synced. After a crash
+// at any point path holds either its old contents or the new ones, never a
+// mix; a leftover temporary file may remain. When WriteFile returns an error
+// (or write panics) the temporary file has been removed and path is
+// untouched, unless the error came from the final directory sync, in which
+// case the new contents are in place but may not survive a crash.
 //
 // A new file is created with perm (less the umask); an existing file keeps
-// its permission bits.
+// its permission bits (not its owner, special bits or extended attributes),
+// set explicitly because the umask could strip some of them. A symbolic
+// link at path is replaced by a regular file, which keeps the permission
+// bits of the link's target.
+//
+// The writer passed to write is buffered and valid only until write
+// returns.
 func WriteFile(fsys FS, path string, perm fs.FileMode, write func(w io.Writer) error) (err error) {
+	existing := false
 	if fi, err := fsys.Stat(path); err == nil {
-		perm = fi.Mode().Perm()
+		perm, existing = fi.Mode().Perm(), true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("vfs: replace %s: %w", path, err)
 	}
@@ -39,22 +50,45 @@ func WriteFile(fsys FS, path string, perm fs.FileMode, write func(w io.Writer) e
 	if err != nil {
 		return fmt.Errorf("vfs: replace %s: %w", path, err)
 	}
+	renamed := false
 	defer func() {
-		if err != nil {
+		// Also runs when write panics, so no temporary file is left
+		// behind by anything short of a crash.
+		if !renamed {
+			if f != nil {
+				f.Close()
+			}
 			fsys.Remove(tmp)
+		}
+		if err != nil {
 			err = fmt.Errorf("vfs: replace %s: %w", path, err)
 		}
 	}()
+	if existing {
+		// OpenFile applied the umask to perm. The FS interface has no
+		// Chmod, so use the file's own when it has one (os.File does);
+		// a file system without one has no umask to undo.
+		if c, ok := f.(interface{ Chmod(fs.FileMode) error }); ok {
+			if err := c.Chmod(perm); err != nil {
+				return err
+			}
+		}
+	}
 	if err := fill(f, write); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
+	err, f = f.Close(), nil
+	if err != nil {
 		return err
 	}
 	if err := fsys.Rename(tmp, path); err != nil {
 		return err
 	}
+	renamed = true
+	// fdatasync need not persist the chmod. On ext4 and XFS, whose
+	// journals commit metadata in order, the directory sync that makes the
+	// rename durable carries it too; elsewhere the worst a power cut can
+	// leave is the umask's stricter mode, never a looser one.
 	return fsys.SyncDir(dir)
 }
 
