@@ -7,6 +7,9 @@ import (
 	"github.com/gojournal/journal/segment"
 )
 
+// zeros pads writes to a sector boundary.
+var zeros [segment.SectorSize]byte
+
 // scratch buffers for compressing outside the lock.
 var scratch = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -58,8 +61,11 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	if len(records) == 0 {
 		return l.next, l.usable()
 	}
-	first := l.next
+	var first uint64
 	last, err := l.enqueue(size, func(a *activeSegment, synced int64) {
+		// enqueue may have waited (and released mu): the first index is
+		// known only now.
+		first = l.next
 		for i, r := range records {
 			typ := segment.TypeBatch
 			if i == len(records)-1 {
@@ -155,8 +161,13 @@ func (l *Log) waitDurable(index uint64) error {
 }
 
 // takePending hands the pending buffer to a write at the active segment's
-// tail. Called with mu held.
+// tail, padded with zeros to a sector boundary so that the next write
+// shares no sector with this one. Called with mu held.
 func (l *Log) takePending() (buf []byte, off int64, last uint64) {
+	if n := len(l.pend); n > 0 {
+		end := l.active.tail + int64(n)
+		l.pend = append(l.pend, zeros[:segment.AlignSector(end)-end]...)
+	}
 	buf, l.pend = l.pend, l.spare[:0]
 	l.spare = nil
 	off = l.active.tail
@@ -253,32 +264,14 @@ func (l *Log) rotate() {
 	l.cond.Broadcast()
 }
 
-// seal writes the footer that indexes a full segment, trims the
-// preallocated space after it and syncs.
+// seal writes the footer that indexes a full segment at its tail (a sector
+// boundary), trims the preallocated space after it and syncs.
 func seal(a *activeSegment) (*sealedSegment, error) {
-	offsets := make([]uint32, len(a.offsets))
-	for i, o := range a.offsets {
-		offsets[i] = uint32(o)
-	}
-	footer := segment.AppendFooter(nil, a.h, a.tail, offsets)
-	err := writeAll(a, footer, a.tail)
-	size := segment.SealedSize(a.tail, len(offsets))
-	if err == nil {
-		err = a.f.Truncate(size)
-	}
-	if err == nil {
-		err = a.f.Sync()
-	}
+	ft, err := segment.Seal(a.f, a.h, a.tail, a.offsets)
 	if err != nil {
 		return nil, fmt.Errorf("journal: seal %s: %w", a.path, err)
 	}
-	ft := segment.Footer{Offset: a.tail, Next: a.first() + uint64(len(offsets)), Count: int64(len(offsets))}
 	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f}, nil
-}
-
-func writeAll(a *activeSegment, b []byte, off int64) error {
-	_, err := a.f.WriteAt(b, off)
-	return err
 }
 
 // create makes a new active segment for records from first on.
@@ -288,5 +281,5 @@ func (l *Log) create(first uint64) (*activeSegment, error) {
 		return nil, err
 	}
 	return &activeSegment{path: segmentPath(l.dir, first), h: h, f: f,
-		tail: segment.HeaderSize, synced: segment.HeaderSize}, nil
+		tail: segment.DataStart, synced: segment.DataStart}, nil
 }

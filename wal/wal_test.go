@@ -219,3 +219,32 @@ func TestReaderReplaysAcrossSegmentsAndFollowsAppends(t *testing.T) {
 		}
 	}
 }
+
+// A batch that waits for a segment rotation must still learn its own first
+// index (found by the kill test).
+func TestConcurrentBatchesGetTheirOwnIndexes(t *testing.T) {
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: true})
+	defer l.Close()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 200 {
+				batch := [][]byte{[]byte(fmt.Sprintf("w%d-%d-a", w, j)), []byte(fmt.Sprintf("w%d-%d-b", w, j))}
+				first, err := l.AppendBatch(batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for k, want := range batch {
+					if got, err := l.Read(first + uint64(k)); err != nil || !bytes.Equal(got, want) {
+						t.Errorf("Read(%d) = %q, %v; want %q", first+uint64(k), got, err, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
