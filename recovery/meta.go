@@ -33,13 +33,11 @@ type Meta struct {
 	// FirstIndex is the first live record: records below it were released
 	// by TruncateFront (their segments may linger until removed). 0: none.
 	FirstIndex uint64
-	// Back is the index of the last TruncateBack: record Back ends a batch
-	// even if it was written as part of a longer one. 0: none.
-	Back uint64
-	// BackPending says that TruncateBack committed but may not have been
-	// applied: every record after Back is gone, whatever the segments
-	// still hold.
+	// BackPending says that a TruncateBack to Back committed but may not
+	// have been applied: every record after Back is gone, whatever the
+	// segments still hold.
 	BackPending bool
+	Back        uint64
 }
 
 func (m Meta) encode() []byte {

@@ -59,7 +59,10 @@ type Segment struct {
 
 	// For the newest segment only:
 	Offsets []int64 // start of each valid record frame
-	End     int64   // end of the valid data: where the next frame goes
+	End     int64   // end of the valid data: where the next write goes
+	// SealAt, when not 0, is where Repair writes the footer that ends the
+	// segment after the records at Offsets (a committed TruncateBack).
+	SealAt int64
 }
 
 // Records is the number of records in the segment.
@@ -141,8 +144,7 @@ func (st *State) dropCutSegments(paths []string) []string {
 	}
 	keep := 0
 	for i, path := range paths {
-		first, _ := segment.ParseName(filepath.Base(path))
-		if first <= st.Meta.Back+1 || i == 0 {
+		if first, _ := segment.ParseName(filepath.Base(path)); first <= st.Meta.Back {
 			keep = i + 1
 		}
 	}
@@ -210,34 +212,34 @@ func scanSegment(fsys vfs.FS, path string, newest bool, meta Meta, opts Options)
 	if first, _ := segment.ParseName(filepath.Base(path)); first != seg.Header.FirstIndex {
 		return seg, &segment.CorruptionError{Path: path, Reason: fmt.Sprintf("header names first index %d", seg.Header.FirstIndex)}
 	}
-	cut := meta.BackPending && newest
-	if !cut {
-		ft, reason, err := segment.ReadFooter(f, seg.Size, seg.Header)
-		if err != nil {
-			return seg, fmt.Errorf("journal: read %s: %w", path, err)
-		}
-		if reason == "" {
-			seg.Sealed, seg.Footer, seg.Next = true, ft, ft.Next
-			if opts.Deep {
-				return seg, checkSealed(f, &seg, newest)
-			}
-			return seg, nil
-		}
-		if !newest {
-			// Sealed segments are synced before the next one exists:
-			// anything short of a valid footer is damage.
-			return seg, checkSealed(f, &seg, newest)
-		}
+	ft, reason, err := segment.ReadFooter(f, seg.Size, seg.Header)
+	if err != nil {
+		return seg, fmt.Errorf("journal: read %s: %w", path, err)
 	}
-	return seg, scanTail(f, &seg, meta)
+	if reason == "" {
+		seg.Sealed, seg.Footer, seg.Next = true, ft, ft.Next
+	}
+	switch {
+	case meta.BackPending && newest && !(seg.Sealed && seg.Next == meta.Back+1):
+		return seg, prepareSeal(f, &seg, meta.Back)
+	case seg.Sealed && opts.Deep:
+		return seg, checkRecords(f, &seg)
+	case seg.Sealed:
+		return seg, nil
+	case !newest:
+		// Sealed segments are synced before the next one exists:
+		// anything short of a valid footer is damage.
+		return seg, notSealed(f, &seg)
+	}
+	return seg, scanTail(f, &seg)
 }
 
 func fileError(path string, err error) error {
 	return fmt.Errorf("%s: %w", path, err)
 }
 
-// checkSealed scans every record of a segment that must be sealed.
-func checkSealed(f vfs.File, seg *scanned, newest bool) error {
+// notSealed explains why a segment that must be sealed is not.
+func notSealed(f vfs.File, seg *scanned) error {
 	sc := segment.NewScanner(f, seg.Size, seg.Header)
 	for sc.Next() {
 	}
@@ -245,53 +247,81 @@ func checkSealed(f vfs.File, seg *scanned, newest bool) error {
 		return fmt.Errorf("journal: read %s: %w", seg.Path, err)
 	}
 	_, next := sc.Committed()
+	reason := sc.Reason()
 	switch {
-	case !sc.Sealed():
-		reason := sc.Reason()
-		if reason == "" || reason == "zeroed space" {
-			reason = "segment is not sealed but later segments exist"
-		}
-		return &segment.CorruptionError{Path: seg.Path, Offset: sc.Offset(), Index: next, Reason: reason}
-	case !seg.Sealed:
-		return &segment.CorruptionError{Path: seg.Path, Offset: sc.Offset(), Reason: "footer trailer damaged"}
-	case next != seg.Footer.Next || sc.Frame().Offset != seg.Footer.Offset:
-		return &segment.CorruptionError{Path: seg.Path, Offset: seg.Footer.Offset, Reason: "footer disagrees with the records"}
+	case sc.Sealed():
+		reason = "footer trailer damaged"
+	case reason == "" || reason == "zeroed space":
+		reason = "segment is not sealed but later segments exist"
 	}
+	return &segment.CorruptionError{Path: seg.Path, Offset: sc.Offset(), Index: next, Reason: reason}
+}
+
+// checkRecords reads every record a sealed segment's footer indexes.
+func checkRecords(f vfs.File, seg *scanned) error {
+	for k := range seg.Footer.Count {
+		off, size, err := seg.Footer.RecordSpan(f, k)
+		if err != nil {
+			return fmt.Errorf("journal: read %s: %w", seg.Path, err)
+		}
+		if _, err := segment.ReadRecord(f, seg.Path, seg.Header, off, size, seg.Header.FirstIndex+uint64(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareSeal finds the records a committed TruncateBack keeps in the
+// segment that holds its last record, for Repair to seal the segment after
+// them.
+func prepareSeal(f vfs.File, seg *scanned, back uint64) error {
+	keep := int(back + 1 - seg.Header.FirstIndex)
+	if seg.Sealed {
+		if seg.Next <= back {
+			return &segment.CorruptionError{Path: seg.Path, Index: back, Reason: "a committed TruncateBack keeps records this segment does not hold"}
+		}
+		for k := range keep + 1 {
+			off, size, err := seg.Footer.RecordSpan(f, int64(min(k, keep-1)))
+			if err != nil {
+				return fmt.Errorf("journal: read %s: %w", seg.Path, err)
+			}
+			if k == keep {
+				off += size
+			}
+			seg.Offsets = append(seg.Offsets, off)
+		}
+	} else {
+		sc := segment.NewScanner(f, seg.Size, seg.Header)
+		for len(seg.Offsets) <= keep && sc.Next() {
+			seg.Offsets = append(seg.Offsets, sc.Frame().Offset)
+		}
+		if len(seg.Offsets) < keep {
+			return &segment.CorruptionError{Path: seg.Path, Offset: sc.Offset(), Index: seg.Header.FirstIndex + uint64(len(seg.Offsets)),
+				Reason: "records a committed TruncateBack keeps are damaged: " + sc.Reason()}
+		}
+		if len(seg.Offsets) == keep {
+			seg.Offsets = append(seg.Offsets, sc.Offset())
+		}
+	}
+	seg.SealAt = segment.AlignSector(seg.Offsets[keep])
+	seg.Offsets = seg.Offsets[:keep]
+	seg.Sealed, seg.Next = false, back+1
 	return nil
 }
 
 // scanTail scans the newest segment, finds where its valid data ends and
 // classifies what follows.
-func scanTail(f vfs.File, seg *scanned, meta Meta) error {
+func scanTail(f vfs.File, seg *scanned) error {
 	sc := segment.NewScanner(f, seg.Size, seg.Header)
-	if meta.Back != 0 {
-		sc.CommitAt(meta.Back)
-	}
-	cut := meta.BackPending
 	for sc.Next() {
-		fr := sc.Frame()
-		if cut && fr.Index > meta.Back {
-			seg.End, seg.Next = fr.Offset, fr.Index
-			return nil
-		}
-		seg.Offsets = append(seg.Offsets, fr.Offset)
-		if cut && fr.Index == meta.Back {
-			seg.End, seg.Next = fr.Offset+fr.Size(), fr.Index+1
-			return nil
-		}
+		seg.Offsets = append(seg.Offsets, sc.Frame().Offset)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("journal: read %s: %w", seg.Path, err)
 	}
 	valid := len(seg.Offsets)
-	seg.End, seg.Next = sc.Committed()
+	seg.End, seg.Next = sc.Cut()
 	seg.Offsets = seg.Offsets[:seg.Next-seg.Header.FirstIndex]
-	if cut && seg.Next <= meta.Back {
-		// TruncateBack commits only for records that exist, so every
-		// record up to Back must be here.
-		return &segment.CorruptionError{Path: seg.Path, Offset: sc.Offset(), Index: seg.Next,
-			Reason: "records before a committed TruncateBack are missing: " + sc.Reason()}
-	}
 	return classifyTail(f, seg, sc, valid-len(seg.Offsets))
 }
 
@@ -309,8 +339,8 @@ func classifyTail(f vfs.File, seg *scanned, sc *segment.Scanner, dropped int) er
 			"%s, yet a frame written after this point was durable follows (index %d at offset %d)",
 			sc.Reason(), d.Index, d.Offset)}
 	}
-	if tail.End > seg.End || dropped > 0 {
-		seg.torn = &Torn{Path: seg.Path, Offset: seg.End, Bytes: tail.End - seg.End, Records: dropped, Reason: sc.Reason()}
+	if end := max(tail.End, stop); end > seg.End || dropped > 0 {
+		seg.torn = &Torn{Path: seg.Path, Offset: seg.End, Bytes: end - seg.End, Records: dropped, Reason: sc.Reason()}
 		if sc.Sealed() {
 			seg.torn.Reason = "footer trailer damaged"
 		}
@@ -324,9 +354,16 @@ func classifyTail(f vfs.File, seg *scanned, sc *segment.Scanner, dropped int) er
 // marks a pending TruncateBack done. After it the newest segment ends at
 // its End and the state is Clean.
 func (st *State) Repair(fsys vfs.FS) error {
-	if n := len(st.Segments); n > 0 && (st.Torn != nil || st.Meta.BackPending) {
+	if n := len(st.Segments); n > 0 {
 		newest := &st.Segments[n-1]
-		if err := cut(fsys, newest); err != nil {
+		var err error
+		switch {
+		case newest.SealAt != 0:
+			err = seal(fsys, newest)
+		case st.Torn != nil:
+			err = cut(fsys, newest)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -350,6 +387,24 @@ func (st *State) Repair(fsys vfs.FS) error {
 		st.Meta = m
 	}
 	st.Torn, st.Temps, st.Obsolete = nil, nil, nil
+	return nil
+}
+
+// seal ends the segment after the records a TruncateBack kept.
+func seal(fsys vfs.FS, seg *Segment) error {
+	f, err := fsys.OpenFile(seg.Path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("journal: recovery: %w", err)
+	}
+	ft, err := segment.Seal(f, seg.Header, seg.SealAt, seg.Offsets)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("journal: recovery: seal %s: %w", seg.Path, err)
+	}
+	seg.Sealed, seg.Footer, seg.Next, seg.Size = true, ft, ft.Next, segment.SealedSize(ft.Offset, int(ft.Count))
+	seg.Offsets, seg.SealAt = nil, 0
 	return nil
 }
 

@@ -64,3 +64,29 @@ func writeNew(fsys vfs.FS, f vfs.File, h Header, prealloc int64, tmp, final stri
 	}
 	return fsys.Rename(tmp, final)
 }
+
+// AlignSector rounds off up to a sector boundary: where a write or a
+// footer may start without sharing a sector with data before it.
+func AlignSector(off int64) int64 { return alignSector(off) }
+
+// Seal writes the footer indexing the records that start at offsets,
+// followed by the trailer, at offset at (a sector boundary past the last
+// record kept), trims the file there and syncs it. Anything between the
+// last record and at is ignored from then on: TruncateBack seals a segment
+// this way without touching the sectors of the records it keeps.
+func Seal(f vfs.File, h Header, at int64, offsets []int64) (Footer, error) {
+	offs := make([]uint32, len(offsets))
+	for i, o := range offsets {
+		offs[i] = uint32(o)
+	}
+	if _, err := f.WriteAt(AppendFooter(nil, h, at, offs), at); err != nil {
+		return Footer{}, err
+	}
+	if err := f.Truncate(SealedSize(at, len(offs))); err != nil {
+		return Footer{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Footer{}, err
+	}
+	return Footer{Offset: at, Next: h.FirstIndex + uint64(len(offs)), Count: int64(len(offs))}, nil
+}

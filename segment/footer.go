@@ -52,7 +52,7 @@ func ReadFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, 
 		return ft, "no trailer", nil
 	}
 	off := int64(binary.LittleEndian.Uint64(tr[:]))
-	if off < HeaderSize || off > size-TrailerSize-FrameHeader || off%FrameAlign != 0 {
+	if off < DataStart || off > size-TrailerSize-FrameHeader || off%SectorSize != 0 {
 		return ft, fmt.Sprintf("trailer points to offset %d", off), nil
 	}
 	var hdr [FrameHeader]byte

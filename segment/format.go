@@ -19,6 +19,12 @@ const (
 	FrameHeader = 32 // checksum 8 + index 8 + synced 8 + length 4 + type 1 + codec 1 + reserved 2
 	TrailerSize = 16 // footer offset 8 + end magic 8
 	FrameAlign  = 8  // frames start at multiples of 8; padding is zero
+	SectorSize  = 512
+	// DataStart is where the first frame goes: the header has a sector
+	// of its own. Every write starts at a multiple of SectorSize and is
+	// padded with zeros to one, so a torn write never damages bytes an
+	// earlier write made durable, even where a sector is torn whole.
+	DataStart = SectorSize
 
 	// MaxRecordSize is the largest record (before compression) accepted.
 	MaxRecordSize = 256 << 20

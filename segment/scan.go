@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 )
@@ -53,32 +54,51 @@ type Scanner struct {
 	reason string
 	err    error
 
-	commitOff  int64
-	commitNext uint64
-	commitAt   uint64
+	// The last point at which every batch begun was complete, and the
+	// last such point that is sector-aligned.
+	commitOff, alignedOff   int64
+	commitNext, alignedNext uint64
 }
-
-// CommitAt makes the record with index i end its batch, whatever its type
-// says: TruncateBack can cut a batch short, keeping its first records.
-func (s *Scanner) CommitAt(i uint64) { s.commitAt = i }
 
 // NewScanner scans the segment with header h whose file (size bytes) r
 // reads.
 func NewScanner(r io.ReaderAt, size int64, h Header) *Scanner {
-	return &Scanner{
-		w: window{r: r, size: size}, h: h,
-		off: HeaderSize, next: h.FirstIndex,
-		commitOff: HeaderSize, commitNext: h.FirstIndex,
-	}
+	return NewScannerAt(r, size, h, DataStart, h.FirstIndex)
 }
 
 // NewScannerAt scans from the frame of record index at off, reading no
 // further than end. Readers use it to resume mid-segment.
 func NewScannerAt(r io.ReaderAt, end int64, h Header, off int64, index uint64) *Scanner {
-	s := NewScanner(r, end, h)
-	s.off, s.next = off, index
-	s.commitOff, s.commitNext = off, index
-	return s
+	return &Scanner{
+		w: window{r: r, size: end}, h: h, off: off, next: index,
+		commitOff: off, commitNext: index, alignedOff: off, alignedNext: index,
+	}
+}
+
+// skipPadding moves past the zeros that pad a write to the next sector
+// boundary. Padding only follows a complete batch; a frame never starts with
+// 8 zero bytes (its checksum), so zeros up to the boundary are padding.
+func (s *Scanner) skipPadding() bool {
+	if s.off != s.commitOff || s.off%SectorSize == 0 {
+		return false
+	}
+	end := alignSector(s.off)
+	pad, err := s.w.at(s.off, end-s.off)
+	if err != nil || !isZero(pad) {
+		s.err = err
+		return false
+	}
+	s.off = end
+	s.commit()
+	return true
+}
+
+// commit marks s.off as a point where every batch begun is complete.
+func (s *Scanner) commit() {
+	s.commitOff, s.commitNext = s.off, s.next
+	if s.off%SectorSize == 0 {
+		s.alignedOff, s.alignedNext = s.off, s.next
+	}
 }
 
 // Next advances to the next valid record frame. It returns false at the end
@@ -87,9 +107,12 @@ func (s *Scanner) Next() bool {
 	if s.err != nil || s.reason != "" || s.footer || s.off >= s.w.size {
 		return false
 	}
+	if s.skipPadding() {
+		return s.Next()
+	}
 	head, err := s.w.at(s.off, FrameHeader)
-	if err != nil {
-		s.err = err
+	if err != nil || s.err != nil {
+		s.err = cmp.Or(s.err, err)
 		return false
 	}
 	if isZero(head) {
@@ -120,8 +143,8 @@ func (s *Scanner) Next() bool {
 		return false
 	}
 	s.next++
-	if f.Type == TypeRecord || f.Index == s.commitAt {
-		s.commitOff, s.commitNext = s.off, s.next
+	if f.Type == TypeRecord {
+		s.commit()
 	}
 	return true
 }
@@ -148,6 +171,13 @@ func (s *Scanner) Sealed() bool { return s.footer }
 // Committed returns the end of the last complete batch and the index that
 // follows it. A batch whose closing frame is missing ends after this point.
 func (s *Scanner) Committed() (off int64, next uint64) { return s.commitOff, s.commitNext }
+
+// Cut returns where a torn tail is cut: the last sector boundary at which
+// every batch begun was complete, and the index that follows it. Every
+// write of the log starts at a sector boundary and is padded to one, so
+// every completed write ends at such a point, and cutting there never
+// touches a sector that holds data kept.
+func (s *Scanner) Cut() (off int64, next uint64) { return s.alignedOff, s.alignedNext }
 
 func len32(head []byte) uint32 {
 	return uint32(head[24]) | uint32(head[25])<<8 | uint32(head[26])<<16 | uint32(head[27])<<24
@@ -205,6 +235,8 @@ func ScanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
 
 func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1) }
 
+func alignSector(off int64) int64 { return (off + SectorSize - 1) &^ (SectorSize - 1) }
+
 func lastNonZero(b []byte) int {
 	for i := len(b) - 1; i >= 0; i-- {
 		if b[i] != 0 {
@@ -244,7 +276,7 @@ func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Fra
 // (size bytes, padding included) and returns the record, decompressed. name
 // names the file in errors.
 func ReadRecord(r io.ReaderAt, name string, h Header, off, size int64, index uint64) ([]byte, error) {
-	if size < FrameHeader || size > FrameSize(maxPayload) {
+	if size < FrameHeader || size > FrameSize(maxPayload)+SectorSize {
 		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
 	}
 	buf := make([]byte, size)

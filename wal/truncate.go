@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -98,6 +100,10 @@ func (l *Log) removeSealed(segs []*sealedSegment) error {
 // LastIndex] is allowed. The truncation is durable when TruncateBack
 // returns; after a crash the log is either as before or as after it. Reads
 // wait while it runs.
+//
+// The segment holding index is sealed right after it (its footer goes to a
+// fresh sector, so the records kept are never rewritten), later segments
+// are deleted, and appends continue in a new segment.
 func (l *Log) TruncateBack(index uint64) error {
 	l.filesMu.Lock()
 	defer l.filesMu.Unlock()
@@ -114,14 +120,17 @@ func (l *Log) TruncateBack(index uint64) error {
 	}
 	m := l.meta
 	m.Back, m.BackPending = index, true
-	k := l.segmentHolding(index + 1)
+	var kept []*sealedSegment
 	var next *activeSegment
 	err := l.whileBusy(func() error {
 		// The meta file's rename is the commit point; recovery finishes
-		// the cut if we crash before the second meta write.
+		// the work if we crash before the second meta write.
 		err := recovery.WriteMeta(l.fs, l.dir, m)
 		if err == nil {
-			next, err = l.cutBack(k, index+1)
+			kept, err = l.sealBefore(index + 1)
+		}
+		if err == nil {
+			next, err = l.create(index + 1)
 		}
 		if err == nil {
 			m.BackPending = false
@@ -133,85 +142,73 @@ func (l *Log) TruncateBack(index uint64) error {
 		return err
 	}
 	l.meta, l.last, l.next = m, index, index+1
-	l.sealed, l.active = l.sealed[:k], next
+	l.sealed, l.active = kept, next
 	return nil
 }
 
-// segmentHolding returns the position in l.sealed of the segment holding
-// index, or len(l.sealed) for the active one. Called with mu held.
-func (l *Log) segmentHolding(index uint64) int {
-	for k, s := range l.sealed {
-		if index < s.next() {
-			return k
+// sealBefore ends the log before index: the segment holding index-1 is
+// sealed after it and every later segment deleted. It returns the sealed
+// segments that remain. Called with the log busy and filesMu held.
+func (l *Log) sealBefore(index uint64) ([]*sealedSegment, error) {
+	all := append(slices.Clone(l.sealed), &sealedSegment{path: l.active.path, h: l.active.h, f: l.active.f})
+	k := 0 // segments before k are kept whole
+	for k < len(all) && all[k].next() <= index && k < len(l.sealed) {
+		k++
+	}
+	kept := slices.Clone(l.sealed[:k])
+	if k < len(all) && all[k].first() < index {
+		s, err := l.sealAt(all[k], k == len(l.sealed), index)
+		if err != nil {
+			return nil, err
 		}
+		kept = append(kept, s)
+		k++
 	}
-	return len(l.sealed)
-}
-
-// cutBack cuts the log before index, which lies in l.sealed[k] (or the
-// active segment when k == len(l.sealed)): that segment is truncated before
-// index and becomes the active one, later ones are deleted. Called with the
-// log busy and filesMu held.
-func (l *Log) cutBack(k int, index uint64) (*activeSegment, error) {
-	if k == len(l.sealed) {
-		a := l.active
-		n := int(index - a.first())
-		return a, l.cut(a, a.offsets[n], n)
-	}
-	s := l.sealed[k]
-	n := int(index - s.first())
-	f, err := l.fs.OpenFile(s.path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("journal: open %s: %w", s.path, err)
-	}
-	a := &activeSegment{path: s.path, h: s.h, f: f}
-	if a.offsets, err = readOffsets(s, f, n+1); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := l.cut(a, a.offsets[n], n); err != nil {
-		f.Close()
-		return nil, err
-	}
-	later := append([]*sealedSegment(nil), l.sealed[k:]...)
-	later = append(later, &sealedSegment{path: l.active.path, f: l.active.f})
-	for _, s := range later {
+	for _, s := range all[k:] {
 		if s.f != nil {
 			s.f.Close()
-			s.f = nil
 		}
 	}
-	for _, s := range later[1:] {
+	for _, s := range all[k:] {
 		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
-	return a, l.fs.SyncDir(l.dir)
+	return kept, l.fs.SyncDir(l.dir)
 }
 
-// cut truncates a segment at off, keeping its first n records, durably, and
-// preallocates it again for appends.
-func (l *Log) cut(a *activeSegment, off int64, n int) error {
-	err := a.f.Truncate(off)
-	if err == nil {
-		err = a.f.Sync()
+// sealAt seals segment s (the active one if active) so that it ends before
+// index.
+func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegment, error) {
+	n := int(index - s.first())
+	var offsets []int64
+	f := s.f
+	if active {
+		offsets = l.active.offsets[:n+1]
+	} else {
+		var err error
+		if f, err = l.fs.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+			return nil, fmt.Errorf("journal: open %s: %w", s.path, err)
+		}
+		if offsets, err = readOffsets(s, f, n+1); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if s.f != nil {
+			s.f.Close()
+		}
 	}
-	if err == nil {
-		err = a.f.Preallocate(l.opts.SegmentSize)
-	}
+	ft, err := segment.Seal(f, s.h, segment.AlignSector(offsets[n]), offsets[:n])
 	if err != nil {
-		return fmt.Errorf("journal: truncate %s at %d: %w", a.path, off, err)
+		f.Close()
+		return nil, fmt.Errorf("journal: seal %s before %d: %w", s.path, index, err)
 	}
-	a.offsets = a.offsets[:n]
-	a.tail, a.synced = off, off
-	return nil
+	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f}, nil
 }
 
 // readOffsets reads the offsets of the first n records of a sealed segment
 // from its footer (n may be one past its last record: the footer's offset).
-func readOffsets(s *sealedSegment, f interface {
-	ReadAt([]byte, int64) (int, error)
-}, n int) ([]int64, error) {
+func readOffsets(s *sealedSegment, f io.ReaderAt, n int) ([]int64, error) {
 	count := min(int64(n), s.footer.Count)
 	b := make([]byte, 4*count)
 	if _, err := f.ReadAt(b, s.footer.Offset+segment.FrameHeader); err != nil {

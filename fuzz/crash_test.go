@@ -1,0 +1,320 @@
+package fuzz
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/crashfs"
+	"github.com/gojournal/journal/wal"
+)
+
+// workload is a sequence of log calls run until it ends or the simulated
+// machine crashes.
+type workload struct {
+	name string
+	opts wal.Options
+	run  func(d *crashtest.Driver)
+}
+
+// small segments make rotation part of most workloads.
+var small = wal.Options{SegmentSize: wal.MinSegmentSize}
+
+func appendAll(d *crashtest.Driver, n, size int) bool {
+	for i := range n {
+		if !d.Append(size + i%7*13) {
+			return false
+		}
+	}
+	return true
+}
+
+var workloads = []workload{
+	{"single appends", small, func(d *crashtest.Driver) {
+		appendAll(d, 30, 0)
+	}},
+	{"concurrent appends", small, func(d *crashtest.Driver) {
+		d.Parallel(4, func(w int) { appendAll(d, 8, 50*w) })
+	}},
+	{"batches", small, func(d *crashtest.Driver) {
+		for i := range 12 {
+			if !d.Batch(make([]int, 1+i%4)...) {
+				return
+			}
+		}
+	}},
+	{"segment rotation", small, func(d *crashtest.Driver) {
+		appendAll(d, 24, 9000)
+		d.Batch(20000, 20000, 20000, 20000) // a batch larger than the room left
+		d.Append(70000)                     // a record larger than a segment
+		appendAll(d, 3, 100)
+	}},
+	{"TruncateFront", small, func(d *crashtest.Driver) {
+		_ = appendAll(d, 30, 6000) &&
+			d.TruncateFront(5) && // inside the first segment
+			d.TruncateFront(22) && // releases segments
+			appendAll(d, 3, 10) &&
+			d.TruncateFront(34) && // empties the log
+			appendAll(d, 2, 10)
+	}},
+	{"TruncateBack", small, func(d *crashtest.Driver) {
+		_ = appendAll(d, 30, 6000) &&
+			d.TruncateBack(28) && // inside the active segment
+			d.TruncateBack(9) && // into a sealed segment
+			appendAll(d, 3, 10) &&
+			d.Batch(5, 5, 5, 5) &&
+			d.TruncateBack(14) && // cuts the batch short
+			appendAll(d, 2, 10)
+	}},
+	{"NoSync with Sync", wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}, func(d *crashtest.Driver) {
+		for range 6 {
+			if !appendAll(d, 5, 3000) || !d.Sync() {
+				return
+			}
+		}
+	}},
+}
+
+// figures counts what the enumeration did.
+type figures struct {
+	crashPoints, states, recoveryCrashes, flips atomic.Int64
+	violations                                  atomic.Int64
+}
+
+func seed(t testing.TB) uint64 {
+	if s := os.Getenv("JOURNAL_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("JOURNAL_SEED: %v", err)
+		}
+		return v
+	}
+	return rand.Uint64()
+}
+
+// statesPerPoint is how many random crash states each crash point gets per
+// mode beyond SyncedOnly; JOURNAL_CRASH_LONG=1 runs many more.
+func statesPerPoint() int {
+	if os.Getenv("JOURNAL_CRASH_LONG") != "" {
+		return 12
+	}
+	return 2
+}
+
+// TestCrashPoints runs every workload, crashes it after each mutating file
+// operation in turn, and checks several crash states of each point.
+func TestCrashPoints(t *testing.T) {
+	s := seed(t)
+	t.Logf("seed %d (set JOURNAL_SEED to repeat; JOURNAL_CRASH_LONG=1 for more states per point)", s)
+	var fig figures
+	for wi, w := range workloads {
+		t.Run(strings.ReplaceAll(w.name, " ", "_"), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(s, uint64(wi)))
+			enumerate(t, w, rng, &fig, nil)
+		})
+	}
+	t.Logf("workloads %d, crash points %d, crash states checked %d, crashes during recovery %d, bit flips in sealed segments %d, violations %d",
+		len(workloads), fig.crashPoints.Load(), fig.states.Load(), fig.recoveryCrashes.Load(), fig.flips.Load(), fig.violations.Load())
+}
+
+// enumerate crashes w after its k-th mutating operation for k = 1, 2, ...
+// until it completes. wrap, if set, sits between the log and the crashing
+// file system (the mutation check uses it to drop syncs).
+func enumerate(t testing.TB, w workload, rng *rand.Rand, fig *figures, wrap func(vfs.FS) vfs.FS) {
+	for k := 1; ; k++ {
+		fsys := crashfs.New()
+		fsys.SetCrashAfter(k)
+		var under vfs.FS = fsys
+		if wrap != nil {
+			under = wrap(fsys)
+		}
+		d, ok := crashtest.NewDriver(under, w.opts)
+		if ok {
+			w.run(d)
+			d.Close()
+		}
+		fig.crashPoints.Add(1)
+		for i, mode := range modes() {
+			st := fsys.Crash(mode, rng)
+			deep := i < 2 // recovery crashes on SyncedOnly and one random state
+			if err := checkState(st, d.Model(), w.opts, rng, fig, deep); err != nil {
+				fig.violations.Add(1)
+				t.Errorf("%s: crash after op %d, %v state: %v", w.name, k, mode, err)
+				if fig.violations.Load() > 20 {
+					t.FailNow()
+				}
+			}
+		}
+		if !fsys.Crashed() {
+			return
+		}
+	}
+}
+
+func modes() []crashfs.CrashMode {
+	m := []crashfs.CrashMode{crashfs.SyncedOnly}
+	for range statesPerPoint() {
+		m = append(m, crashfs.RandomSectors, crashfs.Garbled)
+	}
+	return m
+}
+
+// checkState recovers a crash state and checks I1-I4 on it.
+func checkState(st *crashfs.FS, m *crashtest.Model, opts wal.Options, rng *rand.Rand, fig *figures, deep bool) error {
+	fig.states.Add(1)
+	pristine := st.Crash(crashfs.SyncedOnly, nil) // st itself is all durable: a copy
+	l, got, err := crashtest.Recover(st, opts, true)
+	if err != nil {
+		return fmt.Errorf("recovery failed on a crash state (I4: no damage was done): %w", err)
+	}
+	if err := m.Check(got); err != nil {
+		l.Close()
+		return err
+	}
+	if err := acceptsAppends(l, st, got, opts); err != nil {
+		return fmt.Errorf("I3: %w", err)
+	}
+	if err := idempotent(pristine, got, opts); err != nil {
+		return fmt.Errorf("I3: %w", err)
+	}
+	if deep {
+		if err := crashDuringRecovery(pristine, got, opts, fig); err != nil {
+			return fmt.Errorf("I3: %w", err)
+		}
+	}
+	return flipInSealed(pristine, m, opts, rng, fig)
+}
+
+// acceptsAppends appends to the recovered log, crashes, and checks that the
+// new records survived along with the old.
+func acceptsAppends(l *wal.Log, st *crashfs.FS, got crashtest.Log, opts wal.Options) error {
+	m := crashtest.NewModel()
+	m.First = got.First
+	for i, rec := range got.Records {
+		m.Acked[i] = rec
+	}
+	for id := uint64(1 << 40); id < 1<<40+3; id++ {
+		rec := crashtest.Payload(id, 100)
+		m.Begin([]uint64{id}, [][]byte{rec})
+		first, err := l.Append(rec)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("append after recovery: %w", err)
+		}
+		m.Ack([]uint64{id}, first, opts.NoSync)
+	}
+	if err := l.Sync(); err != nil {
+		return err
+	}
+	m.Synced()
+	after := st.Crash(crashfs.SyncedOnly, nil)
+	l.Close()
+	_, again, err := crashtest.Recover(after, opts, false)
+	if err != nil {
+		return fmt.Errorf("recovery after appends: %w", err)
+	}
+	if err := m.Check(again); err != nil {
+		return fmt.Errorf("appends after recovery: %w", err)
+	}
+	return nil
+}
+
+// idempotent recovers twice: the same log, and nothing left to repair.
+func idempotent(st *crashfs.FS, want crashtest.Log, opts wal.Options) error {
+	for range 2 {
+		opts.FS, opts.Logger = st, crashtest.Quiet
+		l, err := wal.Open(crashtest.Dir, &opts)
+		if err != nil {
+			return err
+		}
+		l.Close()
+	}
+	l, got, err := crashtest.Recover(st, opts, true)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if r := l.Recovered(); r.Torn != nil || len(r.Removed) > 0 {
+		return fmt.Errorf("third recovery still repaired %+v", r)
+	}
+	if !got.Equal(want) {
+		return fmt.Errorf("recovering again changed the log: [%d, %d] -> [%d, %d]", want.First, want.Last, got.First, got.Last)
+	}
+	return nil
+}
+
+// crashDuringRecovery crashes recovery after each of its mutating
+// operations: recovering from there must give the same log.
+func crashDuringRecovery(st *crashfs.FS, want crashtest.Log, opts wal.Options, fig *figures) error {
+	for k := 1; ; k++ {
+		sub := st.Crash(crashfs.SyncedOnly, nil)
+		sub.SetCrashAfter(k)
+		opts.FS, opts.Logger = sub, crashtest.Quiet
+		if l, err := wal.Open(crashtest.Dir, &opts); err == nil {
+			l.Close()
+		}
+		if !sub.Crashed() {
+			return nil
+		}
+		fig.recoveryCrashes.Add(1)
+		_, got, err := crashtest.Recover(sub.Crash(crashfs.SyncedOnly, nil), opts, false)
+		if err != nil {
+			return fmt.Errorf("recovery crashed after op %d, then: %w", k, err)
+		}
+		if !got.Equal(want) {
+			return fmt.Errorf("recovery crashed after op %d gave [%d, %d], want [%d, %d]", k, got.First, got.Last, want.First, want.Last)
+		}
+	}
+}
+
+// flipInSealed flips one bit in a sealed segment (all of it durable): the
+// damage must be reported, or have touched nothing the log relies on.
+func flipInSealed(st *crashfs.FS, m *crashtest.Model, opts wal.Options, rng *rand.Rand, fig *figures) error {
+	names, err := st.ReadDir(crashtest.Dir)
+	if err != nil {
+		return err
+	}
+	var segs []string
+	for _, n := range names {
+		if _, ok := segment.ParseName(n); ok {
+			segs = append(segs, n)
+		}
+	}
+	if len(segs) < 2 {
+		return nil
+	}
+	name := path.Join(crashtest.Dir, segs[rng.IntN(len(segs)-1)])
+	f, err := st.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	size, _ := f.Size()
+	off := rng.Int64N(size)
+	b := []byte{0}
+	f.ReadAt(b, off)
+	b[0] ^= 1 << rng.IntN(8)
+	f.WriteAt(b, off)
+	f.Sync()
+	f.Close()
+	fig.flips.Add(1)
+	_, got, err := crashtest.Recover(st, opts, false)
+	if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrFormat) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("I4: bit flip in %s at %d: %w", name, off, err)
+	}
+	if err := m.Check(got); err != nil {
+		return fmt.Errorf("I4: bit flip in %s at %d went unreported: %w", name, off, err)
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package crashtest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/wal"
+)
+
+// Dir is where workloads put the log on the simulated file system.
+const Dir = "/log"
+
+// Driver runs a workload's calls against a log and records each in a
+// Model. After the first failed call (the simulated crash) every call
+// returns false without running.
+type Driver struct {
+	Opts   wal.Options
+	mu     sync.Mutex
+	m      *Model
+	log    *wal.Log
+	nextID atomic.Uint64
+	failed atomic.Bool
+}
+
+// Quiet discards the log's messages.
+var Quiet = slog.New(slog.DiscardHandler)
+
+// NewDriver opens a log on fsys with opts (FS and Logger are set here).
+// ok is false if Open failed (a crash during Open).
+func NewDriver(fsys vfs.FS, opts wal.Options) (d *Driver, ok bool) {
+	opts.FS, opts.Logger = fsys, Quiet
+	d = &Driver{Opts: opts, m: NewModel()}
+	l, err := wal.Open(Dir, &d.Opts)
+	if err != nil {
+		d.failed.Store(true)
+		return d, false
+	}
+	d.log = l
+	return d, true
+}
+
+// Model returns what the workload was told.
+func (d *Driver) Model() *Model { return d.m }
+
+// Log is the open log (nil if Open failed).
+func (d *Driver) Log() *wal.Log { return d.log }
+
+func (d *Driver) stop(err error) bool {
+	if err != nil {
+		d.failed.Store(true)
+	}
+	return err == nil
+}
+
+// Append appends one record with n bytes of filler.
+func (d *Driver) Append(n int) bool { return d.Batch(n) }
+
+// Batch appends one record per size given, with AppendBatch when there are
+// several.
+func (d *Driver) Batch(sizes ...int) bool {
+	if d.failed.Load() {
+		return false
+	}
+	ids := make([]uint64, len(sizes))
+	recs := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		ids[i] = d.nextID.Add(1)
+		recs[i] = Payload(ids[i], n)
+	}
+	d.mu.Lock()
+	d.m.Begin(ids, recs)
+	d.mu.Unlock()
+	var first uint64
+	var err error
+	if len(recs) == 1 {
+		first, err = d.log.Append(recs[0])
+	} else {
+		first, err = d.log.AppendBatch(recs)
+	}
+	if err == nil {
+		d.mu.Lock()
+		d.m.Ack(ids, first, d.Opts.NoSync)
+		d.mu.Unlock()
+	}
+	return d.stop(err)
+}
+
+// Sync calls Sync.
+func (d *Driver) Sync() bool {
+	if d.failed.Load() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.log.Sync()
+	if err == nil {
+		d.m.Synced()
+	}
+	return d.stop(err)
+}
+
+// TruncateFront calls TruncateFront(index).
+func (d *Driver) TruncateFront(index uint64) bool { return d.truncate(true, index) }
+
+// TruncateBack calls TruncateBack(index).
+func (d *Driver) TruncateBack(index uint64) bool { return d.truncate(false, index) }
+
+func (d *Driver) truncate(front bool, index uint64) bool {
+	if d.failed.Load() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m.BeginTruncate(front, index)
+	var err error
+	if front {
+		err = d.log.TruncateFront(index)
+	} else {
+		err = d.log.TruncateBack(index)
+	}
+	if err == nil {
+		d.m.EndTruncate()
+	} else if errors.Is(err, wal.ErrOutOfRange) {
+		panic(fmt.Sprintf("workload bug: %v", err))
+	}
+	return d.stop(err)
+}
+
+// Parallel runs fn(w) for w in [0, n) concurrently.
+func (d *Driver) Parallel(n int, fn func(w int)) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(w)
+		}()
+	}
+	wg.Wait()
+}
+
+// Close closes the log (its error is the crash's, or nil).
+func (d *Driver) Close() {
+	if d.log != nil {
+		if d.log.Close() == nil {
+			d.mu.Lock()
+			d.m.Synced() // Close syncs
+			d.mu.Unlock()
+		}
+	}
+}
+
+// Recover opens the log on fsys and reads it whole. The log is closed
+// again unless keep is set.
+func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
+	opts.FS, opts.Logger = fsys, Quiet
+	l, err := wal.Open(Dir, &opts)
+	if err != nil {
+		return nil, Log{}, err
+	}
+	got := Log{First: l.FirstIndex(), Last: l.LastIndex(), Records: map[uint64][]byte{}}
+	r := l.NewReader(got.First)
+	for r.Next() {
+		got.Records[r.Index()] = append([]byte(nil), r.Record()...)
+	}
+	err = r.Err()
+	r.Close()
+	for i := got.First; err == nil && i <= got.Last; i += max(1, (got.Last-got.First)/7) {
+		var rec []byte
+		if rec, err = l.Read(i); err == nil && string(rec) != string(got.Records[i]) {
+			err = fmt.Errorf("Read(%d) and the Reader disagree", i)
+		}
+	}
+	if err != nil || !keep {
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
+		return nil, got, err
+	}
+	return l, got, nil
+}
