@@ -124,6 +124,7 @@ func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
 		}
 	}
 	paths = st.dropCutSegments(paths)
+	paths = st.dropReleased(paths)
 	for i, path := range paths {
 		seg, err := scanSegment(fsys, path, i == len(paths)-1, st.Meta, opts)
 		if err != nil {
@@ -150,6 +151,21 @@ func (st *State) dropCutSegments(paths []string) []string {
 	}
 	st.Obsolete = append(st.Obsolete, paths[keep:]...)
 	return paths[:keep]
+}
+
+// dropReleased marks obsolete, without reading them, the segments that
+// lie wholly before the first live index: the next segment starts at or
+// before it. A crash (or failure) while TruncateFront removed them may have
+// left any subset.
+func (st *State) dropReleased(paths []string) []string {
+	keep := 0
+	for i, path := range paths {
+		if first, _ := segment.ParseName(filepath.Base(path)); first <= st.Meta.FirstIndex {
+			keep = i
+		}
+	}
+	st.Obsolete = append(st.Obsolete, paths[:keep]...)
+	return paths[keep:]
 }
 
 // add appends a scanned segment, checking that it continues the log.

@@ -48,8 +48,10 @@ func (l *Log) TruncateFront(index uint64) error {
 	err := l.removeSealed(drop)
 	l.mu.Lock()
 	if err != nil {
-		// The truncation is committed; the next Open removes what is left.
-		l.opts.Logger.Warn("journal: could not remove released segments", "err", err)
+		// The truncation is committed and the next Open removes what is
+		// left, but a failed directory sync leaves the directory's state
+		// unknown: the log stops here like after any failed sync.
+		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
 	}
 	return nil
 }

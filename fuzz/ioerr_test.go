@@ -1,0 +1,152 @@
+package fuzz
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+
+	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/vfs/crashfs"
+	"github.com/gojournal/journal/vfs/errorfs"
+	"github.com/gojournal/journal/wal"
+)
+
+// failingOps are the calls whose failure the log must survive.
+var failingOps = []errorfs.Op{
+	errorfs.OpWrite, errorfs.OpSync, errorfs.OpSyncDir, errorfs.OpCreate,
+	errorfs.OpRename, errorfs.OpTruncate, errorfs.OpPreallocate, errorfs.OpRemove,
+}
+
+// TestIOErrors fails each write, fdatasync, directory sync, create, rename,
+// truncate, preallocate and remove of every workload in turn. The failing
+// call must return the error, every later call must fail (the log is
+// poisoned), and after reopening (and after a power loss) nothing
+// acknowledged may be missing and nothing unacknowledged claimed.
+func TestIOErrors(t *testing.T) {
+	s := seed(t)
+	t.Logf("seed %d", s)
+	injected, checked := 0, 0
+	for wi, w := range workloads {
+		rng := rand.New(rand.NewPCG(s, uint64(wi)))
+		counts := countOps(w)
+		for _, op := range failingOps {
+			for n := 1; n <= counts[op]; n++ {
+				rule := errorfs.Rule{Op: op, N: n}
+				if err := failOnce(w, rule, rng); err != nil {
+					t.Errorf("%s, %v #%d fails: %v", w.name, op, n, err)
+				}
+				injected++
+				checked += 2
+			}
+		}
+	}
+	t.Logf("workloads %d, injected errors %d, recoveries checked %d", len(workloads), injected, checked)
+}
+
+// countOps runs w without faults and counts its calls of each kind.
+func countOps(w workload) map[errorfs.Op]int {
+	efs := errorfs.Wrap(crashfs.New())
+	if d, ok := crashtest.NewDriver(efs, w.opts); ok {
+		w.run(d)
+		d.Close()
+	}
+	counts := map[errorfs.Op]int{}
+	for _, op := range failingOps {
+		counts[op] = efs.Count(op)
+	}
+	return counts
+}
+
+// failOnce runs w with one injected failure and checks what follows.
+func failOnce(w workload, rule errorfs.Rule, rng *rand.Rand) error {
+	mem := crashfs.New()
+	efs := errorfs.Wrap(mem, rule)
+	d, ok := crashtest.NewDriver(efs, w.opts)
+	if ok {
+		w.run(d)
+	}
+	if efs.Injected() == 0 {
+		d.Close()
+		return nil // the workload took another path this time
+	}
+	if l := d.Log(); l != nil {
+		if err := poisoned(l); err != nil {
+			return err
+		}
+		l.Close()
+	}
+	// The injected fault is gone: a reopened log must hold every
+	// acknowledged record, and so must what a power loss leaves.
+	crashed := mem.Crash(crashfs.SyncedOnly, rng)
+	for _, fsys := range []*crashfs.FS{mem, crashed} {
+		_, got, err := crashtest.Recover(fsys, w.opts, false)
+		if err != nil {
+			return fmt.Errorf("reopen: %w", err)
+		}
+		if err := d.Model().Check(got); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// poisoned checks that a log whose file operation failed refuses to go on.
+func poisoned(l *wal.Log) error {
+	if _, err := l.Append([]byte("after the failure")); !errors.Is(err, wal.ErrFailed) {
+		return fmt.Errorf("Append after a failed operation: %v, want ErrFailed", err)
+	}
+	if err := l.Sync(); !errors.Is(err, wal.ErrFailed) {
+		return fmt.Errorf("Sync after a failed operation: %v, want ErrFailed", err)
+	}
+	if err := l.TruncateFront(l.FirstIndex()); !errors.Is(err, wal.ErrFailed) {
+		return fmt.Errorf("TruncateFront after a failed operation: %v, want ErrFailed", err)
+	}
+	return nil
+}
+
+// TestDiskFull fills the disk part way through each workload: appends
+// fail cleanly, nothing acknowledged is lost, and once space returns a
+// reopened log appends again.
+func TestDiskFull(t *testing.T) {
+	for _, w := range workloads {
+		counts := countOps(w)
+		for _, op := range []errorfs.Op{errorfs.OpWrite, errorfs.OpPreallocate} {
+			for _, n := range []int{1, counts[op] / 2, counts[op]} {
+				rule := errorfs.Rule{Op: op, N: max(n, 1), Sticky: true, Err: syscall.ENOSPC}
+				if err := diskFull(w, rule); err != nil {
+					t.Errorf("%s, disk full from %v #%d: %v", w.name, op, n, err)
+				}
+			}
+		}
+	}
+}
+
+func diskFull(w workload, rule errorfs.Rule) error {
+	mem := crashfs.New()
+	efs := errorfs.Wrap(mem, rule)
+	d, ok := crashtest.NewDriver(efs, w.opts)
+	if ok {
+		w.run(d)
+		if l := d.Log(); efs.Injected() > 0 {
+			if _, err := l.Append([]byte("no space")); !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, wal.ErrFailed) {
+				return fmt.Errorf("Append on a full disk: %v", err)
+			}
+		}
+		d.Close()
+	}
+	efs.Clear() // space returns
+	l, got, err := crashtest.Recover(efs, w.opts, true)
+	if err != nil {
+		return fmt.Errorf("reopen after space returned: %w", err)
+	}
+	defer l.Close()
+	if err := d.Model().Check(got); err != nil {
+		return err
+	}
+	if _, err := l.Append([]byte("space is back")); err != nil {
+		return fmt.Errorf("append after space returned: %w", err)
+	}
+	return nil
+}
