@@ -13,7 +13,6 @@ import (
 
 	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/segment"
-	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
 )
@@ -119,7 +118,7 @@ func TestCrashPoints(t *testing.T) {
 	for wi, w := range workloads {
 		t.Run(strings.ReplaceAll(w.name, " ", "_"), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(s, uint64(wi)))
-			enumerate(t, w, rng, &fig, nil)
+			enumerate(t, w, rng, &fig, modes())
 		})
 	}
 	t.Logf("workloads %d, crash points %d, crash states checked %d, crashes during recovery %d, bit flips in sealed segments %d, violations %d",
@@ -129,21 +128,17 @@ func TestCrashPoints(t *testing.T) {
 // enumerate crashes w after its k-th mutating operation for k = 1, 2, ...
 // until it completes. wrap, if set, sits between the log and the crashing
 // file system (the mutation check uses it to drop syncs).
-func enumerate(t testing.TB, w workload, rng *rand.Rand, fig *figures, wrap func(vfs.FS) vfs.FS) {
+func enumerate(t testing.TB, w workload, rng *rand.Rand, fig *figures, modes []crashfs.CrashMode) {
 	for k := 1; ; k++ {
 		fsys := crashfs.New()
 		fsys.SetCrashAfter(k)
-		var under vfs.FS = fsys
-		if wrap != nil {
-			under = wrap(fsys)
-		}
-		d, ok := crashtest.NewDriver(under, w.opts)
+		d, ok := crashtest.NewDriver(fsys, w.opts)
 		if ok {
 			w.run(d)
 			d.Close()
 		}
 		fig.crashPoints.Add(1)
-		for i, mode := range modes() {
+		for i, mode := range modes {
 			st := fsys.Crash(mode, rng)
 			deep := i < 2 // recovery crashes on SyncedOnly and one random state
 			if err := checkState(st, d.Model(), w.opts, rng, fig, deep); err != nil {
@@ -231,8 +226,7 @@ func acceptsAppends(l *wal.Log, st *crashfs.FS, got crashtest.Log, opts wal.Opti
 // idempotent recovers twice: the same log, and nothing left to repair.
 func idempotent(st *crashfs.FS, want crashtest.Log, opts wal.Options) error {
 	for range 2 {
-		opts.FS, opts.Logger = st, crashtest.Quiet
-		l, err := wal.Open(crashtest.Dir, &opts)
+		l, err := crashtest.Open(st, opts)
 		if err != nil {
 			return err
 		}
@@ -258,8 +252,7 @@ func crashDuringRecovery(st *crashfs.FS, want crashtest.Log, opts wal.Options, f
 	for k := 1; ; k++ {
 		sub := st.Crash(crashfs.SyncedOnly, nil)
 		sub.SetCrashAfter(k)
-		opts.FS, opts.Logger = sub, crashtest.Quiet
-		if l, err := wal.Open(crashtest.Dir, &opts); err == nil {
+		if l, err := crashtest.Open(sub, opts); err == nil {
 			l.Close()
 		}
 		if !sub.Crashed() {

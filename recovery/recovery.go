@@ -383,14 +383,12 @@ func (st *State) Repair(fsys vfs.FS) error {
 			return err
 		}
 	}
-	removed := append(st.Obsolete, st.Temps...)
-	for _, path := range removed {
+	// Removals need no directory sync of their own: a segment that lingers
+	// is obsolete again at the next Open, and where the meta file must not
+	// change before they are durable (a pending TruncateBack), its
+	// replacement syncs the same directory after them.
+	for _, path := range append(st.Obsolete, st.Temps...) {
 		if err := fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("journal: recovery: %w", err)
-		}
-	}
-	if len(removed) > 0 {
-		if err := fsys.SyncDir(st.Dir); err != nil {
 			return fmt.Errorf("journal: recovery: %w", err)
 		}
 	}
@@ -424,16 +422,15 @@ func seal(fsys vfs.FS, seg *Segment) error {
 	return nil
 }
 
-// cut truncates the newest segment to the end of its valid data, durably.
+// cut truncates the newest segment to the end of its valid data. It needs
+// no fdatasync: until the next write syncs the file, a crash brings back
+// only the torn tail that the next recovery cuts again.
 func cut(fsys vfs.FS, seg *Segment) error {
 	f, err := fsys.OpenFile(seg.Path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("journal: recovery: %w", err)
 	}
 	err = f.Truncate(seg.End)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -85,16 +85,15 @@ func (l *Log) removeSealed(segs []*sealedSegment) error {
 		}
 	}
 	l.filesMu.Unlock()
+	// No directory sync: the meta file already says these segments are
+	// gone, and the next Open removes any that a crash brings back.
 	var err error
 	for _, s := range segs {
 		if rerr := l.fs.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	return l.fs.SyncDir(l.dir)
+	return err
 }
 
 // TruncateBack drops the records after index: afterwards LastIndex() is
@@ -132,6 +131,8 @@ func (l *Log) TruncateBack(index uint64) error {
 			kept, err = l.sealBefore(index + 1)
 		}
 		if err == nil {
+			// Create syncs the directory, which makes sealBefore's
+			// removals durable too.
 			next, err = l.create(index + 1)
 		}
 		if err == nil {
@@ -171,12 +172,14 @@ func (l *Log) sealBefore(index uint64) ([]*sealedSegment, error) {
 			s.f.Close()
 		}
 	}
+	// The removals must be durable before the meta file says the
+	// truncation is done; creating the next segment syncs the directory.
 	for _, s := range all[k:] {
 		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
-	return kept, l.fs.SyncDir(l.dir)
+	return kept, nil
 }
 
 // sealAt seals segment s (the active one if active) so that it ends before

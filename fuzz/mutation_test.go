@@ -1,0 +1,151 @@
+package fuzz
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/crashfs"
+)
+
+// syncSites records, or skips, the fdatasyncs and directory syncs issued
+// from one line of journal's code: a mutant of the library with that sync
+// removed, made without touching its source.
+type syncSites struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	skip string // the site whose syncs do nothing
+}
+
+// site names the line of journal's code that called the file system.
+func site() string {
+	_, file, line, _ := runtime.Caller(3)
+	if i := strings.LastIndex(file, "/journal/"); i >= 0 {
+		file = file[i+len("/journal/"):]
+	}
+	return fmt.Sprintf("%s:%d", file, line)
+}
+
+// sync reports whether the sync called from here should happen.
+func (s *syncSites) sync(kind string) bool {
+	where := kind + " at " + site()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen[where] = true
+	return where != s.skip
+}
+
+func (s *syncSites) wrap(fsys vfs.FS) vfs.FS { return mutFS{fsys, s} }
+
+type mutFS struct {
+	vfs.FS
+	s *syncSites
+}
+
+type mutFile struct {
+	vfs.File
+	s *syncSites
+}
+
+func (m mutFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	f, err := m.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return mutFile{f, m.s}, nil
+}
+
+func (m mutFS) SyncDir(dir string) error {
+	if !m.s.sync("directory sync") {
+		return nil
+	}
+	return m.FS.SyncDir(dir)
+}
+
+func (f mutFile) Sync() error {
+	if !f.s.sync("fdatasync") {
+		return nil
+	}
+	return f.File.Sync()
+}
+
+// TestSyncMutants removes each fdatasync and directory sync of the
+// library in turn (every call site that the workloads reach) and requires
+// the crash-point enumeration to report a violation for each: proof that
+// the battery would catch a missing sync.
+func TestSyncMutants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: runs the crash enumeration once per sync site")
+	}
+	s := seed(t)
+	t.Logf("seed %d", s)
+	sites := &syncSites{seen: map[string]bool{}}
+	crashtest.Wrap = sites.wrap
+	defer func() { crashtest.Wrap = nil }()
+	var fig figures
+	for wi, w := range workloads {
+		enumerate(t, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig, []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors})
+	}
+	all := slices.Sorted(func(yield func(string) bool) {
+		for k := range sites.seen {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	caught := 0
+	for _, where := range all {
+		sites.skip = where
+		if v := violationsWithout(s); v != nil {
+			caught++
+			t.Logf("caught: %s removed -> %v", where, v)
+		} else {
+			t.Errorf("not caught: %s removed, and no workload noticed", where)
+		}
+	}
+	t.Logf("%d of %d sync-removal mutants caught", caught, len(all))
+}
+
+// violationsWithout runs the enumeration until its first violation.
+func violationsWithout(s uint64) error {
+	for wi, w := range workloads {
+		rec := &firstError{}
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != errStop {
+					panic(r)
+				}
+			}()
+			var fig figures
+			enumerate(rec, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig,
+				[]crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors})
+		}()
+		if rec.err != nil {
+			return fmt.Errorf("%s: %w", w.name, rec.err)
+		}
+	}
+	return nil
+}
+
+var errStop = fmt.Errorf("stop at the first violation")
+
+// firstError is a testing.TB that stops the enumeration at the first
+// violation it reports.
+type firstError struct {
+	testing.TB
+	err error
+}
+
+func (f *firstError) Errorf(format string, args ...any) {
+	f.err = fmt.Errorf(format, args...)
+	panic(errStop)
+}
+
+func (f *firstError) Helper() {}
