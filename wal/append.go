@@ -223,6 +223,7 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 	l.stats.Records += last - l.last
 	l.stats.Writes++
 	l.stats.Bytes += uint64(n)
+	l.noteAppended(n)
 	l.last = last
 	if synced {
 		l.stats.Syncs++

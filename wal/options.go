@@ -54,6 +54,8 @@ type Options struct {
 	Compression Compression
 	// Logger receives recovery reports and failures (default slog.Default()).
 	Logger *slog.Logger
+	// Checkpoint configures snapshots and background checkpoints.
+	Checkpoint CheckpointOptions
 	// FS is the file system (default vfs.Default, the OS). Tests substitute
 	// one that simulates crashes or injects errors.
 	FS vfs.FS

@@ -61,6 +61,9 @@ type Log struct {
 	err               error // sticky failure, wraps ErrFailed
 	closed            bool
 	stats             Stats
+	sinceCheckpoint   int64 // bytes appended since the last checkpoint
+
+	ckpt checkpointer
 }
 
 // Stats counts what a Log has done since Open.
@@ -135,6 +138,12 @@ func Open(dir string, opts *Options) (*Log, error) {
 		l.lock.Close()
 		return nil, err
 	}
+	if err := l.checkSnapshot(); err != nil {
+		l.closeFiles()
+		l.lock.Close()
+		return nil, err
+	}
+	l.startCheckpointer()
 	return l, nil
 }
 
@@ -252,6 +261,13 @@ func (l *Log) fail(err error) error {
 // Close flushes what is pending, syncs, and closes the log, releasing the
 // directory lock. Later calls return ErrClosed.
 func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.mu.Unlock()
+	l.stopCheckpointer()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

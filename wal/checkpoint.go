@@ -1,0 +1,195 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gojournal/journal/checkpoint"
+)
+
+// ErrNoSnapshot is returned by Snapshot when no checkpoint was written.
+var ErrNoSnapshot = checkpoint.ErrNoSnapshot
+
+// CheckpointOptions configures checkpoints (Options.Checkpoint). With State
+// set, the log checkpoints in the background: after EveryBytes bytes have
+// been appended since the last checkpoint, or EveryInterval has passed,
+// whichever comes first.
+type CheckpointOptions struct {
+	// Compress stores snapshots zstd-compressed.
+	Compress bool
+	// EveryBytes and EveryInterval trigger background checkpoints; zero
+	// disables that trigger.
+	EveryBytes    int64
+	EveryInterval time.Duration
+	// State captures the state to checkpoint: it returns the index of the
+	// last record the state includes and a function that streams it. It
+	// runs on the checkpoint goroutine while appends go on, so it must take
+	// a consistent view (a copy, a copy-on-write tree, a read transaction);
+	// write may run after State returns.
+	State func() (index uint64, write func(w io.Writer) error, err error)
+	// OnError, if set, is called with every background checkpoint error
+	// (they are also logged and kept for CheckpointErr).
+	OnError func(error)
+}
+
+// checkpointer runs background checkpoints.
+type checkpointer struct {
+	kick     chan struct{} // EveryBytes reached
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	mu  sync.Mutex // serialises checkpoints
+	err error      // the last background error, guarded by mu
+}
+
+// Checkpoint writes a snapshot of the state as of index (write streams it;
+// nothing is held in memory) and then releases the records up to index, as
+// TruncateFront(index+1) does. The snapshot is durable (written to a
+// temporary file, fdatasync'd, renamed over the snapshot file, directory
+// synced) before any record is released, so after a crash the directory
+// holds either the old snapshot and the longer log, or the new snapshot and
+// the shorter one. index must lie in [FirstIndex-1, LastIndex].
+func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
+	l.ckpt.mu.Lock()
+	defer l.ckpt.mu.Unlock()
+	l.mu.Lock()
+	first, last, err := l.first, l.last, l.usable()
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if index+1 < first || index > last {
+		return fmt.Errorf("%w: Checkpoint(%d), log holds [%d, %d]", ErrOutOfRange, index, first, last)
+	}
+	// The snapshot must never cover records a crash could still take.
+	if err := l.Sync(); err != nil {
+		return err
+	}
+	opts := checkpoint.WriteOptions{Compress: l.opts.Checkpoint.Compress}
+	if err := checkpoint.Write(l.fs, l.dir, index, opts, write); err != nil {
+		return fmt.Errorf("journal: checkpoint at %d: %w", index, err)
+	}
+	l.mu.Lock()
+	l.sinceCheckpoint = 0
+	released := index+1 <= l.first
+	l.mu.Unlock()
+	if released {
+		return nil
+	}
+	return l.TruncateFront(index + 1)
+}
+
+// Snapshot opens the latest snapshot: the index of the last record it
+// covers and its contents. Read the contents to io.EOF: the checksum is
+// verified at the end, and damage gives an error satisfying
+// errors.Is(err, ErrCorrupt). A database restarts by loading the snapshot
+// and replaying NewReader(index+1).
+func (l *Log) Snapshot() (index uint64, r io.ReadCloser, err error) {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return 0, nil, ErrClosed
+	}
+	return checkpoint.Load(l.fs, l.dir)
+}
+
+// CheckpointErr returns the error of the last background checkpoint, nil
+// if it succeeded (or none ran).
+func (l *Log) CheckpointErr() error {
+	l.ckpt.mu.Lock()
+	defer l.ckpt.mu.Unlock()
+	return l.ckpt.err
+}
+
+// checkSnapshot verifies at Open that the log continues the snapshot: no
+// record may be missing between the two.
+func (l *Log) checkSnapshot() error {
+	h, err := checkpoint.ReadHeader(l.fs, l.dir)
+	if errors.Is(err, checkpoint.ErrNoSnapshot) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if h.Index+1 < l.first || h.Index > l.last {
+		return fmt.Errorf("%w: snapshot covers records up to %d but the log holds [%d, %d]: records are missing between them",
+			ErrCorrupt, h.Index, l.first, l.last)
+	}
+	return nil
+}
+
+// startCheckpointer starts background checkpoints if they are configured.
+func (l *Log) startCheckpointer() {
+	o := l.opts.Checkpoint
+	if o.State == nil || (o.EveryBytes <= 0 && o.EveryInterval <= 0) {
+		return
+	}
+	l.ckpt.kick = make(chan struct{}, 1)
+	l.ckpt.stop = make(chan struct{})
+	l.ckpt.done = make(chan struct{})
+	go l.checkpointLoop()
+}
+
+func (l *Log) checkpointLoop() {
+	defer close(l.ckpt.done)
+	var tick <-chan time.Time
+	if d := l.opts.Checkpoint.EveryInterval; d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.ckpt.stop:
+			return
+		case <-tick:
+		case <-l.ckpt.kick:
+		}
+		l.checkpointNow()
+	}
+}
+
+// checkpointNow runs one background checkpoint and reports its error.
+func (l *Log) checkpointNow() {
+	index, write, err := l.opts.Checkpoint.State()
+	if err == nil {
+		err = l.Checkpoint(index, write)
+	}
+	if errors.Is(err, ErrClosed) {
+		return
+	}
+	l.ckpt.mu.Lock()
+	l.ckpt.err = err
+	l.ckpt.mu.Unlock()
+	if err != nil {
+		l.opts.Logger.Error("journal: background checkpoint failed", "dir", l.dir, "err", err)
+		if l.opts.Checkpoint.OnError != nil {
+			l.opts.Checkpoint.OnError(err)
+		}
+	}
+}
+
+// noteAppended counts bytes toward the next background checkpoint. Called
+// with mu held.
+func (l *Log) noteAppended(n int) {
+	l.sinceCheckpoint += int64(n)
+	if every := l.opts.Checkpoint.EveryBytes; every > 0 && l.sinceCheckpoint >= every && l.ckpt.kick != nil {
+		select {
+		case l.ckpt.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stopCheckpointer waits for a running checkpoint and stops the loop.
+func (l *Log) stopCheckpointer() {
+	if l.ckpt.stop != nil {
+		l.ckpt.stopOnce.Do(func() { close(l.ckpt.stop) })
+		<-l.ckpt.done
+	}
+}

@@ -1,0 +1,167 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/vfs"
+)
+
+func stateOf(index uint64) string { return fmt.Sprintf("state as of %d\n", index) }
+
+func writeState(index uint64) func(w io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := io.WriteString(w, stateOf(index))
+		return err
+	}
+}
+
+func readSnapshot(t *testing.T, l *Log) (uint64, string) {
+	t.Helper()
+	index, r, err := l.Snapshot()
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading the snapshot: %v", err)
+	}
+	return index, string(b)
+}
+
+func TestCheckpointReleasesTheLogAndRestartReplays(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprint("compress=", compress), func(t *testing.T) {
+			dir := t.TempDir()
+			o := &Options{SegmentSize: MinSegmentSize, Checkpoint: CheckpointOptions{Compress: compress}}
+			l := openT(t, dir, o)
+			if _, _, err := l.Snapshot(); !errors.Is(err, ErrNoSnapshot) {
+				t.Fatalf("Snapshot of a new log: %v, want ErrNoSnapshot", err)
+			}
+			appendN(t, l, 3000)
+			if err := l.Checkpoint(2500, writeState(2500)); err != nil {
+				t.Fatal(err)
+			}
+			checkRange(t, l, 2501, 3000)
+			appendN(t, l, 10)
+			l.Close()
+
+			l = openT(t, dir, o)
+			defer l.Close()
+			index, state := readSnapshot(t, l)
+			if index != 2500 || state != stateOf(2500) {
+				t.Fatalf("snapshot = %d %q", index, state)
+			}
+			r := l.NewReader(index + 1)
+			defer r.Close()
+			want := index + 1
+			for ; r.Next(); want++ {
+				if r.Index() != want || !bytes.Equal(r.Record(), record(want)) {
+					t.Fatalf("replay: %d %q, want %d", r.Index(), r.Record(), want)
+				}
+			}
+			if r.Err() != nil || want != 3011 {
+				t.Fatalf("replay ended at %d: %v", want, r.Err())
+			}
+		})
+	}
+}
+
+func TestCheckpointRange(t *testing.T) {
+	l := openT(t, t.TempDir(), nil)
+	defer l.Close()
+	appendN(t, l, 5)
+	if err := l.Checkpoint(6, writeState(6)); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Checkpoint past the log: %v, want ErrOutOfRange", err)
+	}
+	if err := l.Checkpoint(5, writeState(5)); err != nil {
+		t.Fatal(err)
+	}
+	checkRange(t, l, 6, 5) // everything released; appends continue at 6
+	if err := l.Checkpoint(3, writeState(3)); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Checkpoint before the log: %v, want ErrOutOfRange", err)
+	}
+	failing := errors.New("disk on fire")
+	if err := l.Checkpoint(5, func(io.Writer) error { return failing }); !errors.Is(err, failing) {
+		t.Fatalf("failing write: %v", err)
+	}
+	if index, state := readSnapshot(t, l); index != 5 || state != stateOf(5) {
+		t.Fatalf("a failed checkpoint replaced the snapshot: %d %q", index, state)
+	}
+	appendN(t, l, 1)
+	checkRange(t, l, 6, 6)
+}
+
+func TestOpenRefusesASnapshotTheLogDoesNotContinue(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, nil)
+	appendN(t, l, 5)
+	l.Close()
+	if err := checkpoint.Write(vfs.Default, dir, 100, checkpoint.WriteOptions{}, writeState(100)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir, nil)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing between") {
+		t.Fatalf("Open with a gap between snapshot and log: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestBackgroundCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	var last atomic.Uint64
+	var failNext atomic.Bool
+	errs := make(chan error, 10)
+	o := &Options{SegmentSize: MinSegmentSize, Checkpoint: CheckpointOptions{
+		EveryBytes: 32 << 10,
+		State: func() (uint64, func(io.Writer) error, error) {
+			if failNext.Swap(false) {
+				return 0, nil, errors.New("state unavailable")
+			}
+			i := last.Load()
+			return i, writeState(i), nil
+		},
+		OnError: func(err error) { errs <- err },
+	}}
+	l := openT(t, dir, o)
+	defer l.Close()
+	for range 2000 {
+		i, err := l.Append(make([]byte, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last.Store(i)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.FirstIndex() == 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if l.FirstIndex() == 1 {
+		t.Fatal("no background checkpoint released the log")
+	}
+	index, state := readSnapshot(t, l)
+	if state != stateOf(index) || index+1 < l.FirstIndex() {
+		t.Fatalf("snapshot %d %q, log from %d", index, state, l.FirstIndex())
+	}
+	failNext.Store(true)
+	for range 1000 {
+		if _, err := l.Append(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-errs:
+		if !strings.Contains(err.Error(), "state unavailable") {
+			t.Fatalf("OnError got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failing background checkpoint was not reported")
+	}
+}
