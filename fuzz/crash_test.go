@@ -74,6 +74,14 @@ var workloads = []workload{
 			d.TruncateBack(14) && // cuts the batch short
 			appendAll(d, 2, 10)
 	}},
+	{"checkpoints", small, func(d *crashtest.Driver) {
+		_ = appendAll(d, 20, 3000) &&
+			d.Checkpoint(8) &&
+			appendAll(d, 6, 3000) &&
+			d.Checkpoint(22) && // releases a segment
+			d.Checkpoint(26) && // everything
+			appendAll(d, 2, 10)
+	}},
 	{"NoSync with Sync", wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}, func(d *crashtest.Driver) {
 		for range 6 {
 			if !appendAll(d, 5, 3000) || !d.Sync() {
@@ -193,7 +201,7 @@ func checkState(st *crashfs.FS, m *crashtest.Model, opts wal.Options, rng *rand.
 // new records survived along with the old.
 func acceptsAppends(l *wal.Log, st *crashfs.FS, got crashtest.Log, opts wal.Options) error {
 	m := crashtest.NewModel()
-	m.First = got.First
+	m.First, m.Snapshot = got.First, got.Snapshot
 	for i, rec := range got.Records {
 		m.Acked[i] = rec
 	}

@@ -71,7 +71,14 @@ func failOnce(w workload, rule errorfs.Rule, rng *rand.Rand) error {
 		d.Close()
 		return nil // the workload took another path this time
 	}
-	if l := d.Log(); l != nil {
+	if l := d.Log(); l != nil && d.CheckpointFailed {
+		// A snapshot that could not be written leaves the log usable.
+		d.Resume()
+		if !d.Append(10) {
+			return fmt.Errorf("append after a failed checkpoint: the log was failed")
+		}
+		d.Close()
+	} else if l != nil {
 		if err := poisoned(l); err != nil {
 			return err
 		}

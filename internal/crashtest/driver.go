@@ -1,8 +1,10 @@
 package crashtest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,9 @@ type Driver struct {
 	log    *wal.Log
 	nextID atomic.Uint64
 	failed atomic.Bool
+	// CheckpointFailed is set when the call that failed was a Checkpoint
+	// whose error left the log usable (its snapshot could not be written).
+	CheckpointFailed bool
 }
 
 // Wrap, when set, wraps the file system of every log the package opens
@@ -142,6 +147,30 @@ func (d *Driver) truncate(front bool, index uint64) bool {
 	return d.stop(err)
 }
 
+// Checkpoint calls Checkpoint(index) with SnapshotState(index).
+func (d *Driver) Checkpoint(index uint64) bool {
+	if d.failed.Load() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m.BeginCheckpoint(index)
+	err := d.log.Checkpoint(index, func(w io.Writer) error {
+		_, err := w.Write(SnapshotState(index))
+		return err
+	})
+	if err == nil {
+		d.m.EndCheckpoint()
+	} else if !errors.Is(err, wal.ErrFailed) {
+		d.CheckpointFailed = true
+		d.m.AbortCheckpoint()
+	}
+	return d.stop(err)
+}
+
+// Resume lets calls run again after a failure that left the log usable.
+func (d *Driver) Resume() { d.failed.Store(false) }
+
 // Parallel runs fn(w) for w in [0, n) concurrently.
 func (d *Driver) Parallel(n int, fn func(w int)) {
 	var wg sync.WaitGroup
@@ -187,6 +216,9 @@ func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
 	}
 	err = r.Err()
 	r.Close()
+	if err == nil {
+		got.Snapshot, err = readSnapshot(l)
+	}
 	for i := got.First; err == nil && i <= got.Last; i += max(1, (got.Last-got.First)/7) {
 		var rec []byte
 		if rec, err = l.Read(i); err == nil && string(rec) != string(got.Records[i]) {
@@ -200,4 +232,24 @@ func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
 		return nil, got, err
 	}
 	return l, got, nil
+}
+
+// readSnapshot loads the log's snapshot, checking its contents.
+func readSnapshot(l *wal.Log) (uint64, error) {
+	index, r, err := l.Snapshot()
+	if errors.Is(err, wal.ErrNoSnapshot) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return 0, err
+	}
+	if !bytes.Equal(b, SnapshotState(index)) {
+		return 0, fmt.Errorf("snapshot as of %d holds the wrong state", index)
+	}
+	return index, nil
 }

@@ -62,7 +62,13 @@ type Model struct {
 	// trunc is a truncation whose call had not returned: the log may be
 	// before or after it.
 	trunc *truncation
+	// Snapshot is the index of the last checkpoint acknowledged (0: none);
+	// snapPending that of a checkpoint in flight.
+	Snapshot, snapPending uint64
 }
+
+// SnapshotState is the state a workload checkpoints as of index.
+func SnapshotState(index uint64) []byte { return Payload(index, 3000) }
 
 type truncation struct {
 	front bool
@@ -133,20 +139,49 @@ func (m *Model) apply(t truncation) {
 	}
 }
 
+// BeginCheckpoint records a checkpoint at index before it runs; it
+// releases the records up to index. EndCheckpoint records its success.
+func (m *Model) BeginCheckpoint(index uint64) {
+	m.snapPending = index
+	if index+1 > m.First {
+		m.BeginTruncate(true, index+1)
+	}
+}
+
+// EndCheckpoint records that the checkpoint begun last returned nil.
+func (m *Model) EndCheckpoint() {
+	m.Snapshot, m.snapPending = m.snapPending, 0
+	if m.trunc != nil {
+		m.EndTruncate()
+	}
+}
+
+// AbortCheckpoint records that the checkpoint begun last failed before
+// releasing anything: its snapshot may or may not have replaced the old one
+// (a failed directory sync), and no record was released.
+func (m *Model) AbortCheckpoint() { m.trunc = nil }
+
 // Log is a recovered log's contents.
 type Log struct {
 	First, Last uint64
 	Records     map[uint64][]byte
+	Snapshot    uint64 // index of the snapshot found, 0 if none
 }
 
 // Equal reports whether two recovered logs hold the same records.
 func (l Log) Equal(o Log) bool {
-	return l.First == o.First && l.Last == o.Last && maps.EqualFunc(l.Records, o.Records, bytes.Equal)
+	return l.First == o.First && l.Last == o.Last && l.Snapshot == o.Snapshot && maps.EqualFunc(l.Records, o.Records, bytes.Equal)
 }
 
 // Check reports how got breaks I1 or I2, or nil. With a truncation in
 // flight, the log may be as before or as after it.
 func (m *Model) Check(got Log) error {
+	if got.Snapshot != m.Snapshot && (got.Snapshot != m.snapPending || got.Snapshot == 0) {
+		return fmt.Errorf("I1: snapshot as of %d, acknowledged %d (in flight: %d)", got.Snapshot, m.Snapshot, m.snapPending)
+	}
+	if got.Snapshot != 0 && got.First > got.Snapshot+1 {
+		return fmt.Errorf("I2: snapshot as of %d but the log starts at %d", got.Snapshot, got.First)
+	}
 	err := m.check(got)
 	if err == nil || m.trunc == nil {
 		return err
