@@ -1,7 +1,9 @@
 package segment
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -31,13 +33,15 @@ func (w *window) at(off, n int64) ([]byte, error) {
 	if int64(cap(w.buf)) < want {
 		w.buf = make([]byte, want)
 	}
-	w.buf = w.buf[:want]
-	if _, err := w.r.ReadAt(w.buf, off); err != nil && err != io.EOF {
+	got, err := w.r.ReadAt(w.buf[:want], off)
+	if err != nil && err != io.EOF {
 		w.buf = w.buf[:0]
 		return nil, err
 	}
-	w.off = off
-	return w.buf[:n], nil
+	// A file shorter than its stated size ends the data early, never
+	// with bytes left over from an earlier read.
+	w.buf, w.off = w.buf[:got], off
+	return w.buf[:min(n, int64(got))], nil
 }
 
 // Scanner reads the frames of one segment in order, checking each: its
@@ -195,7 +199,8 @@ func isZero(b []byte) bool {
 // Tail describes the bytes after the point where a scan stopped.
 type Tail struct {
 	// End is the offset just past the last non-zero byte at or after the
-	// scan's stop (equal to the stop offset when only zeros follow).
+	// scan's stop (equal to the stop offset when only zeros follow). When
+	// Durable is set, End only reaches as far as the search went.
 	End int64
 	// Durable, when non-nil, is a valid frame of this segment written after
 	// the stop offset had been made durable (its Synced field lies past the
@@ -216,10 +221,14 @@ func ScanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
 		if err != nil {
 			return t, err
 		}
-		if i := lastNonZero(chunk); i >= 0 {
-			t.End = p + int64(i) + 1
+		if bytes.Equal(chunk, zeroChunk[:len(chunk)]) {
+			continue // preallocated space: nothing to look at
 		}
+		t.End = p + int64(lastNonZero(chunk)) + 1
 		for q := alignUp(p); q < p+int64(len(chunk)); q += FrameAlign {
+			if rest := chunk[q-p:]; len(rest) >= 8 && binary.LittleEndian.Uint64(rest) == 0 {
+				continue // no frame has a zero checksum
+			}
 			f, ok, err := validFrameAt(r, chunk[q-p:], size, h, q)
 			if err != nil {
 				return t, err
@@ -236,6 +245,9 @@ func ScanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
 func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1) }
 
 func alignSector(off int64) int64 { return (off + SectorSize - 1) &^ (SectorSize - 1) }
+
+// zeroChunk is compared with what ScanTail reads (it stays in zero pages).
+var zeroChunk [readChunk]byte
 
 func lastNonZero(b []byte) int {
 	for i := len(b) - 1; i >= 0; i-- {

@@ -1,0 +1,495 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/metrics"
+	"slices"
+	"testing"
+
+	"github.com/gojournal/journal/segment"
+)
+
+// maxPayload is the largest stored payload a valid frame may have (check 5
+// of the segment package doc).
+const maxPayload = segment.MaxRecordSize + segment.MaxRecordSize/64 + 68
+
+// Allocation budgets, in bytes. Reading the structure of a segment may cost
+// a few times the file's size; decoding one record may cost up to the
+// documented maxima (MaxRecordSize of output, a frame of up to
+// FrameSize(maxPayload) read into memory), never more. The runtime counts
+// small allocations when a per-P cache is refilled, not when they happen,
+// so a measurement can include up to about a megabyte allocated earlier:
+// the slack covers that, and is still far below any of the maxima.
+const (
+	slack            = 4 << 20
+	decompressBudget = segment.MaxRecordSize + slack
+)
+
+func structureBudget(size int) uint64 { return 4*uint64(size) + slack }
+
+func readRecordBudget(size int64) uint64 { return uint64(size) + decompressBudget }
+
+// costlyCalls bounds how many calls per input may legitimately allocate far
+// more than the input (a payload claiming a large decoded length, a footer
+// span reaching past the file). Each is still checked against its budget;
+// the limit only keeps one input from taking seconds.
+const costlyCalls = 2
+
+// FuzzSegmentDecode treats its input as the bytes of a whole segment file
+// and runs every reading path of package segment over it: DecodeHeader,
+// ReadFooter with Footer.RecordSpan and ReadRecord for each indexed record,
+// a Scanner over every frame, ScanTail from where the scan stopped, and
+// Decompress and ReadRecord for each scanned frame. Nothing may panic, I/O
+// errors may not appear (the file is in memory), errors must be the
+// documented ones, the paths must agree with each other, and allocation
+// must stay within the budgets above.
+//
+// Random bytes almost never carry valid checksums, so each input is also
+// decoded a second time with its checksums recomputed (header, the chain of
+// frames from DataStart, the footer the trailer points to): the fuzzer then
+// reaches payload decoding, batches, write padding, footers and the tail
+// classification.
+func FuzzSegmentDecode(f *testing.F) {
+	// Initialize the shared zstd coder outside any budget.
+	segment.Decompress(segment.Zstd, segment.Compress(segment.Zstd, nil, []byte("warm up")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		decodeSegment(t, data)
+		if fixed := withChecksumsRecomputed(data); fixed != nil && !bytes.Equal(fixed, data) {
+			decodeSegment(t, fixed)
+		}
+	})
+}
+
+type scannedFrame struct {
+	off, size int64
+	index     uint64
+}
+
+func decodeSegment(t *testing.T, data []byte) {
+	size := int64(len(data))
+	r := bytes.NewReader(data)
+	h, err := segment.DecodeHeader(data)
+	if err != nil {
+		if !errors.Is(err, segment.ErrFormat) && !errors.Is(err, segment.ErrCorrupt) {
+			t.Fatalf("DecodeHeader: undocumented error %v", err)
+		}
+		return
+	}
+	costly := 0
+
+	// The footer, and the records it indexes.
+	var ft segment.Footer
+	var reason string
+	withinBudget(t, "ReadFooter", structureBudget(len(data)), func() {
+		ft, reason, err = segment.ReadFooter(r, size, h)
+	})
+	if err != nil {
+		t.Fatalf("ReadFooter: I/O error on an in-memory file: %v", err)
+	}
+	sealed := reason == ""
+	if sealed {
+		if ft.Offset < segment.DataStart || ft.Offset%segment.SectorSize != 0 ||
+			ft.Next != h.FirstIndex+uint64(ft.Count) || segment.SealedSize(ft.Offset, int(ft.Count)) != size {
+			t.Fatalf("ReadFooter accepted an inconsistent footer %+v in a %d-byte file", ft, size)
+		}
+	}
+
+	// Every frame, in order.
+	sc := segment.NewScanner(r, size, h)
+	var frames []scannedFrame
+	next, off, closed := h.FirstIndex, int64(segment.DataStart), true
+	withinBudget(t, "Scanner", structureBudget(len(data)), func() {
+		for sc.Next() {
+			f := sc.Frame()
+			checkValidFrame(t, data, h, f, off, closed, next)
+			if f.Type == segment.TypeFooter {
+				t.Fatalf("Scanner returned a footer frame as a record")
+			}
+			frames = append(frames, scannedFrame{f.Offset, f.Size(), f.Index})
+			off, closed = f.Offset+f.Size(), f.Type == segment.TypeRecord
+			next++
+		}
+	})
+	if err := sc.Err(); err != nil {
+		t.Fatalf("Scanner: I/O error on an in-memory file: %v", err)
+	}
+	stop := sc.Offset()
+	if sc.Sealed() {
+		f := sc.Frame()
+		checkValidFrame(t, data, h, f, off, closed, next)
+		if f.Type != segment.TypeFooter || stop != f.Offset+f.Size() || sc.Reason() != "" {
+			t.Fatalf("Sealed scan: last frame %+v, stop %d, reason %q", f, stop, sc.Reason())
+		}
+	} else if stop != off && !(closed && stop == segment.AlignSector(off) && zerosBetween(data, off, stop)) {
+		t.Fatalf("scan stopped at %d, but its frames end at %d", stop, off)
+	}
+	if sc.Reason() == "" && !sc.Sealed() && stop < size {
+		t.Fatalf("scan stopped at %d of %d with no reason", stop, size)
+	}
+	commitOff, commitNext := sc.Committed()
+	if commitOff < segment.DataStart || commitOff > max(off, min(stop, segment.AlignSector(off))) ||
+		commitNext < h.FirstIndex || commitNext > next {
+		t.Fatalf("Committed() = %d, %d outside the scanned frames [%d, %d) and indexes [%d, %d]",
+			commitOff, commitNext, segment.DataStart, off, h.FirstIndex, next)
+	}
+	if k := commitNext - h.FirstIndex; k < uint64(len(frames)) && commitOff != frames[k].off &&
+		(k == 0 || commitOff != frames[k-1].off+frames[k-1].size) {
+		t.Fatalf("Committed() = %d, %d is neither the end of record %d nor the start of the next", commitOff, commitNext, commitNext-1)
+	}
+	cutOff, cutNext := sc.Cut()
+	if cutOff%segment.SectorSize != 0 || cutOff > commitOff || cutNext > commitNext || cutNext < h.FirstIndex {
+		t.Fatalf("Cut() = %d, %d; Committed() = %d, %d", cutOff, cutNext, commitOff, commitNext)
+	}
+
+	// Resuming mid-segment reads the same frames.
+	if len(frames) > 0 {
+		k := len(frames) / 2
+		rs := segment.NewScannerAt(r, size, h, frames[k].off, frames[k].index)
+		for _, want := range frames[k:] {
+			if !rs.Next() || rs.Frame().Offset != want.off || rs.Frame().Index != want.index {
+				t.Fatalf("NewScannerAt(%d, %d) disagrees with the scan at frame %d", frames[k].off, frames[k].index, want.index)
+			}
+		}
+		if rs.Next() || rs.Offset() != stop || rs.Reason() != sc.Reason() || rs.Sealed() != sc.Sealed() {
+			t.Fatalf("NewScannerAt(%d, %d) stopped at %d (%q), the scan at %d (%q)",
+				frames[k].off, frames[k].index, rs.Offset(), rs.Reason(), stop, sc.Reason())
+		}
+	}
+
+	// What follows the stop.
+	for _, from := range []int64{stop, commitOff, segment.HeaderSize} {
+		checkTail(t, data, h, from)
+	}
+
+	// Each scanned record, by frame and by ReadRecord.
+	records := map[uint64][]byte{}
+	for _, fr := range frames {
+		f, reason, _ := segment.ParseFrame(data[fr.off:], h.Salt, fr.off)
+		if reason != "" {
+			t.Fatalf("scanned frame at %d no longer parses: %s", fr.off, reason)
+		}
+		if claimsMuch(f, len(data)) {
+			if costly++; costly > costlyCalls {
+				continue
+			}
+		}
+		var rec []byte
+		var decErr error
+		withinBudget(t, "Decompress", decompressBudget+structureBudget(len(data)), func() {
+			rec, decErr = segment.Decompress(f.Codec, f.Data)
+		})
+		if decErr != nil && !errors.Is(decErr, segment.ErrCorrupt) {
+			t.Fatalf("Decompress: undocumented error %v", decErr)
+		}
+		if len(rec) > segment.MaxRecordSize {
+			t.Fatalf("Decompress returned %d bytes, over MaxRecordSize", len(rec))
+		}
+		if decErr == nil {
+			records[fr.index] = rec
+		}
+		if fr.off+fr.size > size {
+			// Valid frame whose padding lies past the end of the file:
+			// ReadRecord cannot read the span, reported as an I/O error.
+			continue
+		}
+		var got []byte
+		withinBudget(t, "ReadRecord", readRecordBudget(fr.size), func() {
+			got, err = segment.ReadRecord(r, "fuzz", h, fr.off, fr.size, fr.index)
+		})
+		if (err == nil) != (decErr == nil) || !bytes.Equal(got, rec) {
+			t.Fatalf("record %d at %d: ReadRecord = %d bytes, %v; Decompress = %d bytes, %v",
+				fr.index, fr.off, len(got), err, len(rec), decErr)
+		}
+		if err != nil && !isCorruptionAt(err, fr.off, fr.index) {
+			t.Fatalf("ReadRecord: error %v is not a *CorruptionError at %d, record %d", err, fr.off, fr.index)
+		}
+	}
+
+	if !sealed {
+		return
+	}
+	for k := range ft.Count {
+		off, n, err := ft.RecordSpan(r, k)
+		if err != nil {
+			t.Fatalf("RecordSpan(%d) of %d: %v", k, ft.Count, err)
+		}
+		if off+n > size || n > size {
+			if costly++; costly > costlyCalls {
+				continue
+			}
+		}
+		index := h.FirstIndex + uint64(k)
+		var rec []byte
+		withinBudget(t, "ReadRecord", readRecordBudget(max(n, 0)), func() {
+			rec, err = segment.ReadRecord(r, "fuzz", h, off, n, index)
+		})
+		if err != nil {
+			if off >= 0 && off+n <= size && !isCorruptionAt(err, off, index) {
+				t.Fatalf("ReadRecord(%d) within the file: error %v is not a *CorruptionError", index, err)
+			}
+			continue
+		}
+		if want, ok := records[index]; ok && scannedAt(frames, off, index) && !bytes.Equal(rec, want) {
+			t.Fatalf("record %d at %d: the footer's span and the scan read different records", index, off)
+		}
+		if len(rec) > segment.MaxRecordSize {
+			t.Fatalf("ReadRecord returned %d bytes, over MaxRecordSize", len(rec))
+		}
+	}
+}
+
+// checkValidFrame checks what Scanner.Next promises of a frame it returns:
+// it follows the previous frame, which ended at prevEnd (right after it, or
+// after zero write padding when the previous frame closed a batch), carries
+// the next index and passes ParseFrame.
+func checkValidFrame(t *testing.T, data []byte, h segment.Header, f segment.Frame, prevEnd int64, closed bool, wantIndex uint64) {
+	t.Helper()
+	padded := segment.AlignSector(prevEnd)
+	if f.Offset != prevEnd && !(closed && f.Offset == padded && zerosBetween(data, prevEnd, padded)) {
+		t.Fatalf("frame at %d does not follow the previous frame, which ends at %d", f.Offset, prevEnd)
+	}
+	if f.Index != wantIndex || f.Offset%segment.FrameAlign != 0 {
+		t.Fatalf("frame %+v, want index %d at a multiple of 8", f, wantIndex)
+	}
+	if f.Synced < segment.HeaderSize || f.Synced > f.Offset || len(f.Data) > maxPayload {
+		t.Fatalf("frame at %d: synced %d, %d-byte payload out of range", f.Offset, f.Synced, len(f.Data))
+	}
+	if f.Offset+segment.FrameHeader+int64(len(f.Data)) > int64(len(data)) {
+		t.Fatalf("frame at %d: payload runs past the end of the file", f.Offset)
+	}
+	if _, reason, _ := segment.ParseFrame(data[f.Offset:], h.Salt, f.Offset); reason != "" {
+		t.Fatalf("frame at %d returned by the scan fails ParseFrame: %s", f.Offset, reason)
+	}
+}
+
+// zerosBetween reports whether data holds only zeros in [from, to), as far
+// as data goes.
+func zerosBetween(data []byte, from, to int64) bool {
+	to = min(to, int64(len(data)))
+	return from >= to || !slices.ContainsFunc(data[from:to], func(b byte) bool { return b != 0 })
+}
+
+func checkTail(t *testing.T, data []byte, h segment.Header, from int64) {
+	t.Helper()
+	size := int64(len(data))
+	var tail segment.Tail
+	var err error
+	withinBudget(t, "ScanTail", structureBudget(len(data)), func() {
+		tail, err = segment.ScanTail(bytes.NewReader(data), size, h, from)
+	})
+	if err != nil {
+		t.Fatalf("ScanTail(%d): I/O error on an in-memory file: %v", from, err)
+	}
+	if tail.End < from || tail.End > max(size, from) {
+		t.Fatalf("ScanTail(%d) of %d bytes: End %d", from, size, tail.End)
+	}
+	if tail.Durable == nil {
+		if from < size && slices.ContainsFunc(data[tail.End:], func(b byte) bool { return b != 0 }) {
+			t.Fatalf("ScanTail(%d): non-zero bytes after End %d", from, tail.End)
+		}
+		return
+	}
+	d := tail.Durable
+	if d.Offset <= from || d.Offset%segment.FrameAlign != 0 || d.Synced <= from || d.Synced > d.Offset {
+		t.Fatalf("ScanTail(%d): durable frame at %d synced %d does not prove anything", from, d.Offset, d.Synced)
+	}
+	f, reason, _ := segment.ParseFrame(data[d.Offset:], h.Salt, d.Offset)
+	if reason != "" || f.Index != d.Index || !bytes.Equal(f.Data, d.Data) {
+		t.Fatalf("ScanTail(%d): durable frame at %d is not valid: %s", from, d.Offset, reason)
+	}
+}
+
+func scannedAt(frames []scannedFrame, off int64, index uint64) bool {
+	return slices.ContainsFunc(frames, func(f scannedFrame) bool { return f.off == off && f.index == index })
+}
+
+func claimsMuch(f segment.Frame, size int) bool {
+	return f.Codec != segment.None && len(f.Data) >= 4 && binary.LittleEndian.Uint32(f.Data) > 1<<20+uint32(size)
+}
+
+func isCorruptionAt(err error, off int64, index uint64) bool {
+	var ce *segment.CorruptionError
+	return errors.As(err, &ce) && errors.Is(err, segment.ErrCorrupt) && ce.Offset == off && ce.Index == index
+}
+
+var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+
+func allocatedBytes() uint64 {
+	metrics.Read(allocSample)
+	return allocSample[0].Value.Uint64()
+}
+
+func withinBudget(t *testing.T, what string, budget uint64, f func()) {
+	t.Helper()
+	before := allocatedBytes()
+	f()
+	if got := allocatedBytes() - before; got > budget {
+		t.Fatalf("%s allocated %d bytes, over its budget of %d", what, got, budget)
+	}
+}
+
+// withChecksumsRecomputed returns a copy of data with the header checksum,
+// the checksums of the chain of frames from DataStart (each next frame where
+// the previous one's length puts it, past zero write padding) and that of
+// the footer the trailer points to made valid; nil if data does not start
+// with the magic.
+func withChecksumsRecomputed(data []byte) []byte {
+	if len(data) < segment.HeaderSize || string(data[:len(segment.Magic)]) != segment.Magic {
+		return nil
+	}
+	b := bytes.Clone(data)
+	binary.LittleEndian.PutUint64(b[32:], segment.Checksum(0, b[:32]))
+	salt := binary.LittleEndian.Uint64(b[24:])
+	fix := func(off int64) (next int64, ok bool) {
+		if off < 0 || off+segment.FrameHeader > int64(len(b)) {
+			return 0, false
+		}
+		n := int64(binary.LittleEndian.Uint32(b[off+24:]))
+		if off+segment.FrameHeader+n > int64(len(b)) {
+			return 0, false
+		}
+		binary.LittleEndian.PutUint64(b[off:], segment.Checksum(salt, b[off+8:off+segment.FrameHeader+n]))
+		return off + segment.FrameSize(int(n)), true
+	}
+	for off, ok := int64(segment.DataStart), true; ok; {
+		end := off
+		if end, ok = fix(off); ok && zerosBetween(b, end, segment.AlignSector(end)) {
+			end = segment.AlignSector(end) // write padding
+		}
+		off = end
+	}
+	if n := len(b); n >= segment.TrailerSize && string(b[n-8:]) == segment.EndMagic {
+		fix(int64(binary.LittleEndian.Uint64(b[n-segment.TrailerSize:]) & (1<<62 - 1)))
+	}
+	return b
+}
+
+// Seed corpus. The files under testdata/fuzz/FuzzSegmentDecode are written
+// from seedSegments; TestSeedCorpusIsCurrent checks they still match, and
+// rewrites them when JOURNAL_UPDATE_CORPUS=1 is set.
+
+const seedSalt = 0x0123456789abcdef
+
+type seedWriter struct {
+	h      segment.Header
+	buf    []byte
+	next   uint64
+	synced int64
+	starts []uint32
+}
+
+func newSeedWriter(first uint64) *seedWriter {
+	h := segment.Header{FirstIndex: first, Salt: seedSalt}
+	buf := segment.AppendHeader(nil, h)
+	buf = append(buf, make([]byte, segment.DataStart-len(buf))...)
+	return &seedWriter{h: h, buf: buf, next: first, synced: segment.DataStart}
+}
+
+func (w *seedWriter) add(t segment.Type, c segment.Codec, rec string) *seedWriter {
+	w.starts = append(w.starts, uint32(len(w.buf)))
+	w.buf = segment.AppendFrame(w.buf, w.h.Salt, t, c, w.next, w.synced, segment.Compress(c, nil, []byte(rec)))
+	w.next++
+	return w
+}
+
+func (w *seedWriter) record(c segment.Codec, rec string) *seedWriter {
+	return w.add(segment.TypeRecord, c, rec)
+}
+
+// endWrite pads the current write to a sector boundary; sync also records
+// that it was made durable, as the log does between writes.
+func (w *seedWriter) endWrite() *seedWriter {
+	end := int64(len(w.buf))
+	w.buf = append(w.buf, make([]byte, segment.AlignSector(end)-end)...)
+	return w
+}
+
+func (w *seedWriter) sync() *seedWriter {
+	w.endWrite()
+	w.synced = int64(len(w.buf))
+	return w
+}
+
+func (w *seedWriter) seal() []byte {
+	w.endWrite()
+	return segment.AppendFooter(w.buf, w.h, int64(len(w.buf)), w.starts)
+}
+
+func seedSegments() map[string][]byte {
+	text := string(bytes.Repeat([]byte("to be or not to be, "), 20))
+	seeds := map[string][]byte{
+		"empty":           newSeedWriter(1).buf,
+		"empty-zeroed":    append(newSeedWriter(1).buf, make([]byte, segment.SectorSize)...),
+		"records":         newSeedWriter(7).record(segment.None, "hello").record(segment.None, "").sync().record(segment.None, "world").endWrite().buf,
+		"batch":           newSeedWriter(1).record(segment.None, "solo").add(segment.TypeBatch, segment.None, "b1").add(segment.TypeBatch, segment.None, "b2").record(segment.None, "b3").endWrite().buf,
+		"unfinished":      append(newSeedWriter(1).record(segment.None, "solo").sync().add(segment.TypeBatch, segment.None, "b1").buf, make([]byte, 48)...),
+		"s2":              newSeedWriter(1).record(segment.S2, text).record(segment.S2, "x").endWrite().buf,
+		"zstd":            newSeedWriter(1).record(segment.Zstd, text).record(segment.Zstd, "y").endWrite().buf,
+		"sealed":          newSeedWriter(3).record(segment.None, "a").record(segment.S2, text).sync().record(segment.Zstd, text).sync().seal(),
+		"sealed-empty":    newSeedWriter(1).seal(),
+		"truncated-back":  truncatedBack(),
+		"torn":            torn(),
+		"corrupt-durable": corruptBeforeDurable(),
+	}
+	return seeds
+}
+
+// truncatedBack is a segment sealed after its first two records, the way
+// TruncateBack seals one: the footer at the sector boundary after the start
+// of the first record dropped, the dropped records' bytes left before it.
+func truncatedBack() []byte {
+	w := newSeedWriter(1).record(segment.None, "keep 1").record(segment.None, "keep 2")
+	w.record(segment.None, "drop 3").record(segment.None, "drop 4").endWrite()
+	at := segment.AlignSector(int64(w.starts[2]))
+	return segment.AppendFooter(w.buf[:at], w.h, at, w.starts[:2])
+}
+
+// torn is a segment whose last write, two frames, was cut short.
+func torn() []byte {
+	w := newSeedWriter(1).record(segment.None, "kept").sync()
+	cut := len(w.record(segment.None, "lost 1").record(segment.None, "lost 2").buf) - 5
+	return append(w.buf[:cut], "\xde\xad"...)
+}
+
+// corruptBeforeDurable has a damaged record followed by one written after
+// the damaged one was synced.
+func corruptBeforeDurable() []byte {
+	w := newSeedWriter(1).record(segment.None, "a").sync()
+	damaged := len(w.buf) + segment.FrameHeader
+	w.record(segment.None, "b").sync().record(segment.None, "c")
+	w.buf[damaged] ^= 0x01
+	return w.buf
+}
+
+func corpusFile(data []byte) []byte {
+	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
+}
+
+func TestSeedCorpusIsCurrent(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzSegmentDecode")
+	update := os.Getenv("JOURNAL_UPDATE_CORPUS") == "1"
+	if update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range seedSegments() {
+		path := filepath.Join(dir, name)
+		want := corpusFile(data)
+		if update {
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s is missing or stale (rewrite with JOURNAL_UPDATE_CORPUS=1 go test ./fuzz -run TestSeedCorpusIsCurrent): %v", path, err)
+		}
+	}
+}

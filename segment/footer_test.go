@@ -1,0 +1,296 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gojournal/journal/vfs"
+)
+
+func TestFooterRoundTrip(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(b *segmentBuilder)
+	}{
+		{"NoRecords", func(b *segmentBuilder) {}},
+		{"OneRecord", func(b *segmentBuilder) { b.record("hello") }},
+		{"EmptyRecords", func(b *segmentBuilder) { b.record("").record("").record("") }},
+		{"BatchesAndRecordsInSeveralWrites", func(b *segmentBuilder) {
+			b.record("a").endWrite().batch("b1").batch("b2").record("b3").endWrite().record("c")
+		}},
+		{"CompressedRecords", func(b *segmentBuilder) {
+			b.add(TypeRecord, S2, compressible(10_000)).add(TypeBatch, Zstd, compressible(20_000)).add(TypeRecord, None, []byte("x"))
+		}},
+		{"LargeRecord", func(b *segmentBuilder) {
+			b.record("a").add(TypeRecord, None, compressible(2<<20)).endWrite().record("c")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newSegmentBuilder(first, testSalt)
+			tt.build(b)
+			file := b.sealed()
+			r, size := bytes.NewReader(file), int64(len(file))
+			if size != SealedSize(b.footerAt(), len(b.starts)) {
+				t.Fatalf("sealed file is %d bytes, SealedSize says %d", size, SealedSize(b.footerAt(), len(b.starts)))
+			}
+			ft, reason, err := ReadFooter(r, size, b.h)
+			if err != nil || reason != "" {
+				t.Fatalf("ReadFooter: %q, %v", reason, err)
+			}
+			want := Footer{Offset: b.footerAt(), Next: b.next, Count: int64(len(b.starts))}
+			if ft != want {
+				t.Fatalf("ReadFooter = %+v, want %+v", ft, want)
+			}
+			for k := range ft.Count {
+				off, n, err := ft.RecordSpan(r, k)
+				wantOff, wantN := b.span(int(k))
+				if err != nil || off != wantOff || n != wantN {
+					t.Fatalf("RecordSpan(%d) = %d, %d, %v; want %d, %d", k, off, n, err, wantOff, wantN)
+				}
+				rec, err := ReadRecord(r, "seg", b.h, off, n, first+uint64(k))
+				if err != nil || !bytes.Equal(rec, b.records[k]) {
+					t.Fatalf("ReadRecord(%d) = %.20q, %v; want %.20q", k, rec, err, b.records[k])
+				}
+			}
+			for _, k := range []int64{-1, ft.Count} {
+				if _, _, err := ft.RecordSpan(r, k); err == nil {
+					t.Errorf("RecordSpan(%d) of %d records: no error", k, ft.Count)
+				}
+			}
+		})
+	}
+}
+
+func TestReadFooterReportsDamageAsReason(t *testing.T) {
+	b := newSegmentBuilder(first, testSalt).record("a").record("b").record("c")
+	footerAt := b.footerAt()
+	tests := []struct {
+		name       string
+		mutate     func(file []byte) []byte
+		wantReason string
+	}{
+		{"OpenSegmentHasNoTrailer", func(file []byte) []byte { return b.bytes() }, "no trailer"},
+		{"HeaderOnlyIsTooShort", func(file []byte) []byte { return file[:HeaderSize] }, "too short to be sealed"},
+		{"EndMagicDamaged", func(file []byte) []byte { file[len(file)-1] ^= 1; return file }, "no trailer"},
+		{"LastByteCutOff", func(file []byte) []byte { return file[:len(file)-1] }, "no trailer"},
+		{"ZerosAfterTrailer", func(file []byte) []byte { return append(file, make([]byte, 64)...) }, "no trailer"},
+		{"TrailerOffsetNotOnASector", setTrailerOffset(footerAt - 8), "trailer points to offset"},
+		{"TrailerOffsetInsideHeader", setTrailerOffset(8), "trailer points to offset 8"},
+		{"TrailerOffsetInHeaderSector", setTrailerOffset(0), "trailer points to offset 0"},
+		{"TrailerOffsetPastTheEnd", setTrailerOffset(1 << 40), "trailer points to offset"},
+		{"TrailerPointsAtARecord", setTrailerOffset(DataStart), "trailer does not point to a footer"},
+		{"FooterTypeZeroed", setFooterByte(footerAt, 28, 0), "footer: bad frame type 0"},
+		{"FooterCompressed", setFooterByte(footerAt, 29, byte(S2)), "footer: bad codec"},
+		{"FooterSyncedPastItself", setFooterUint64(footerAt, 16, uint64(footerAt)+8), "footer: synced offset"},
+		{"FooterLengthNotAMultipleOfFour", setFooterUint32(footerAt, 24, 11), "footer length does not match the file size"},
+		{"FooterLengthDisagreesWithFileSize", setFooterUint32(footerAt, 24, 8), "footer length does not match the file size"},
+		{"FooterIndexDisagreesWithCount", setFooterUint64(footerAt, 8, first+4), "footer record count does not match its index"},
+		{"FooterPayloadBitFlipped", func(file []byte) []byte { file[footerAt+FrameHeader+5] ^= 0x20; return file }, "footer checksum mismatch"},
+		{"FooterChecksumBitFlipped", func(file []byte) []byte { file[footerAt] ^= 0x20; return file }, "footer checksum mismatch"},
+		{"FooterFromAnotherSegment", func(file []byte) []byte {
+			other := newSegmentBuilder(first, testSalt+1).record("a").record("b").record("c").sealed()
+			return append(file[:footerAt], other[footerAt:]...)
+		}, "footer checksum mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := tt.mutate(b.sealed())
+			ft, reason, err := ReadFooter(bytes.NewReader(file), int64(len(file)), b.h)
+			if err != nil {
+				t.Fatalf("ReadFooter error %v; damage must be a reason, not an error", err)
+			}
+			if !strings.Contains(reason, tt.wantReason) || reason == "" {
+				t.Fatalf("ReadFooter reason %q (footer %+v), want %q", reason, ft, tt.wantReason)
+			}
+		})
+	}
+}
+
+func setTrailerOffset(off int64) func([]byte) []byte {
+	return func(file []byte) []byte {
+		binary.LittleEndian.PutUint64(file[len(file)-TrailerSize:], uint64(off))
+		return file
+	}
+}
+
+func setFooterByte(footerAt int64, i int, v byte) func([]byte) []byte {
+	return func(file []byte) []byte {
+		file[footerAt+int64(i)] = v
+		resealFrame(file[footerAt:], testSalt)
+		return file
+	}
+}
+
+func setFooterUint32(footerAt int64, i int, v uint32) func([]byte) []byte {
+	return func(file []byte) []byte {
+		binary.LittleEndian.PutUint32(file[footerAt+int64(i):], v)
+		resealFrame(file[footerAt:], testSalt)
+		return file
+	}
+}
+
+func setFooterUint64(footerAt int64, i int, v uint64) func([]byte) []byte {
+	return func(file []byte) []byte {
+		binary.LittleEndian.PutUint64(file[footerAt+int64(i):], v)
+		resealFrame(file[footerAt:], testSalt)
+		return file
+	}
+}
+
+func TestReadRecordRejects(t *testing.T) {
+	b := newSegmentBuilder(first, testSalt).record("a").add(TypeRecord, S2, compressible(3000)).endWrite().record("c")
+	const footer = 3 // number of the footer among the frames (0-based)
+	span := func(k int) (int64, int64) {
+		if k == footer {
+			return b.footerAt(), FrameSize(4 * footer)
+		}
+		return b.span(k)
+	}
+	tests := []struct {
+		name       string
+		mutate     func(file []byte) []byte
+		frame      int   // which frame's span to read (0-based)
+		size       int64 // overrides the span's size when not 0
+		index      uint64
+		wantReason string
+	}{
+		{name: "WrongIndex", index: first + 1, wantReason: "frame carries index 100"},
+		{name: "DamagedFrame", mutate: func(file []byte) []byte { file[b.frameStart(1)+FrameHeader] ^= 1; return file }, index: first, wantReason: "checksum mismatch"},
+		{name: "FooterIsNotARecord", frame: footer, index: first + 3, wantReason: "not a record frame"},
+		{name: "SizeShorterThanAFrameHeader", size: FrameHeader - 8, index: first, wantReason: "frame size 24 out of range"},
+		{name: "SizeOverTheLargestFrameAndPadding", size: FrameSize(maxPayload) + SectorSize + 8, index: first, wantReason: "out of range"},
+		{name: "SizeShorterThanTheFrame", size: FrameHeader, index: first, wantReason: "truncated frame payload"},
+		{name: "UndecodablePayload", mutate: func(file []byte) []byte {
+			// Valid checksum, but the s2 block claims another length.
+			f := file[b.frameStart(2):]
+			f[FrameHeader+4] ^= 0x01
+			resealFrame(f, testSalt)
+			return file
+		}, frame: 1, index: first + 1, wantReason: "s2 payload"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := b.sealed()
+			if tt.mutate != nil {
+				file = tt.mutate(file)
+			}
+			off, size := span(tt.frame)
+			if tt.size != 0 {
+				size = tt.size
+			}
+			rec, err := ReadRecord(bytes.NewReader(file), "seg.wal", b.h, off, size, tt.index)
+			var ce *CorruptionError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("ReadRecord = %.40q, %v; want a *CorruptionError", rec, err)
+			}
+			if ce.Path != "seg.wal" || ce.Offset != off || ce.Index != tt.index || !strings.Contains(ce.Reason, tt.wantReason) {
+				t.Fatalf("CorruptionError %+v, want seg.wal at %d, index %d, reason %q", ce, off, tt.index, tt.wantReason)
+			}
+		})
+	}
+}
+
+// A segment written in sector-padded writes and sealed through the real
+// file system reads back through it.
+func TestSealOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	f, h, err := Create(vfs.Default, dir, 7, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	records := []string{"alpha", "beta", strings.Repeat("gamma", 1000)}
+	end := int64(DataStart)
+	for i, rec := range records {
+		// One write per record, padded to a sector boundary.
+		offsets = append(offsets, end)
+		c := Codec(i % 3)
+		buf := AppendFrame(nil, h.Salt, TypeRecord, c, 7+uint64(i), end, Compress(c, nil, []byte(rec)))
+		buf = append(buf, make([]byte, AlignSector(end+int64(len(buf)))-end-int64(len(buf)))...)
+		if _, err := f.WriteAt(buf, end); err != nil {
+			t.Fatal(err)
+		}
+		end += int64(len(buf))
+	}
+	ft, err := Seal(f, h, end, offsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Footer{Offset: end, Next: 10, Count: 3}); ft != want {
+		t.Fatalf("Seal = %+v, want %+v", ft, want)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	f, err = vfs.Default.OpenFile(filepath.Join(dir, Name(7)), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil || size != SealedSize(end, 3) {
+		t.Fatalf("sealed file is %d bytes (%v), want %d: Seal trims the preallocated space", size, err, SealedSize(end, 3))
+	}
+	got, reason, err := ReadFooter(f, size, h)
+	if err != nil || reason != "" || got != ft {
+		t.Fatalf("ReadFooter = %+v, %q, %v; want %+v", got, reason, err, ft)
+	}
+	for k := range ft.Count {
+		off, n, err := ft.RecordSpan(f, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := ReadRecord(f, f.Name(), h, off, n, 7+uint64(k))
+		if err != nil || string(rec) != records[k] {
+			t.Fatalf("record %d = %.20q, %v", 7+k, rec, err)
+		}
+	}
+	sc := NewScanner(f, size, h)
+	n := 0
+	for sc.Next() {
+		n++
+	}
+	if n != 3 || !sc.Sealed() || sc.Err() != nil {
+		t.Fatalf("scan read %d records, sealed %v, err %v, reason %q", n, sc.Sealed(), sc.Err(), sc.Reason())
+	}
+}
+
+// TruncateBack seals a segment at the sector boundary after the last record
+// it keeps; what lies between is ignored.
+func TestSealAfterFewerRecordsIgnoresTheRest(t *testing.T) {
+	dir := t.TempDir()
+	f, h, err := Create(vfs.Default, dir, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := &segmentBuilder{h: h, next: 1, synced: DataStart}
+	b.buf = append(AppendHeader(nil, h), make([]byte, DataStart-HeaderSize)...)
+	b.record("keep 1").record("keep 2").record("drop 3").record("drop 4").endWrite()
+	if _, err := f.WriteAt(b.buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	at := AlignSector(b.frameStart(3))
+	ft, err := Seal(f, h, at, []int64{b.frameStart(1), b.frameStart(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := f.Size()
+	got, reason, err := ReadFooter(f, size, h)
+	if err != nil || reason != "" || got != ft || ft.Next != 3 {
+		t.Fatalf("ReadFooter = %+v, %q, %v; Seal returned %+v", got, reason, err, ft)
+	}
+	for k, want := range []string{"keep 1", "keep 2"} {
+		off, n, _ := ft.RecordSpan(f, int64(k))
+		if rec, err := ReadRecord(f, f.Name(), h, off, n, uint64(k+1)); err != nil || string(rec) != want {
+			t.Fatalf("record %d = %q, %v; want %q", k+1, rec, err, want)
+		}
+	}
+}

@@ -1,0 +1,448 @@
+package segment
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+)
+
+type scanResult struct {
+	indexes   []uint64
+	records   []string
+	stop      int64
+	reason    string
+	sealed    bool
+	committed int64
+	next      uint64
+	cut       int64
+	cutNext   uint64
+}
+
+func scanAll(t *testing.T, sc *Scanner) scanResult {
+	t.Helper()
+	var r scanResult
+	for sc.Next() {
+		f := sc.Frame()
+		rec, err := Decompress(f.Codec, f.Data)
+		if err != nil {
+			t.Fatalf("record %d: %v", f.Index, err)
+		}
+		r.indexes = append(r.indexes, f.Index)
+		r.records = append(r.records, string(rec))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	r.stop, r.reason, r.sealed = sc.Offset(), sc.Reason(), sc.Sealed()
+	r.committed, r.next = sc.Committed()
+	r.cut, r.cutNext = sc.Cut()
+	return r
+}
+
+// offsetIn names an offset in the segment a test built.
+type offsetIn func(b *segmentBuilder) int64
+
+func frameStart(k int) offsetIn { return func(b *segmentBuilder) int64 { return b.frameStart(k) } }
+func frameEnd(k int) offsetIn   { return func(b *segmentBuilder) int64 { return b.frameEnd(k) } }
+
+// sectorAfter is the sector boundary that ends the write holding frame k.
+func sectorAfter(k int) offsetIn {
+	return func(b *segmentBuilder) int64 { return AlignSector(b.frameEnd(k)) }
+}
+
+func TestScanner(t *testing.T) {
+	big := string(compressible(3<<20 + 5))
+	footerEnd := func(b *segmentBuilder) int64 { return b.footerAt() + FrameSize(4*len(b.starts)) }
+	tests := []struct {
+		name        string
+		build       func(b *segmentBuilder) []byte
+		wantRecords []string
+		wantReason  string // substring; "" means exactly ""
+		wantSealed  bool
+		// Where the scan stops, the committed point and the cut point,
+		// with the index following each of the last two.
+		stop, committed, cut offsetIn
+		next, cutNext        uint64
+	}{
+		{
+			name:  "EmptySegmentEndsAfterTheHeaderSector",
+			build: func(b *segmentBuilder) []byte { return b.bytes() },
+			stop:  frameEnd(0), committed: frameEnd(0), cut: frameEnd(0), next: first, cutNext: first,
+		},
+		{
+			name:       "PreallocatedSpaceIsTheEnd",
+			build:      func(b *segmentBuilder) []byte { return append(b.bytes(), make([]byte, 4096)...) },
+			wantReason: "zeroed space",
+			stop:       frameEnd(0), committed: frameEnd(0), cut: frameEnd(0), next: first, cutNext: first,
+		},
+		{
+			name:        "OneWriteOfSingleRecords",
+			build:       func(b *segmentBuilder) []byte { return b.record("a").record("bb").record("ccc").endWrite().bytes() },
+			wantRecords: []string{"a", "bb", "ccc"},
+			stop:        sectorAfter(3), committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
+		},
+		{
+			// The last write is not padded (yet): the cut point stays at
+			// its start, the committed point follows its records.
+			name: "WritesArePaddedToSectorBoundaries",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").endWrite().record("b").record("c").endWrite().record("d").bytes()
+			},
+			wantRecords: []string{"a", "b", "c", "d"},
+			stop:        frameEnd(4), committed: frameEnd(4), cut: frameStart(4), next: first + 4, cutNext: first + 3,
+		},
+		{
+			name: "EveryCodecInOneSegment",
+			build: func(b *segmentBuilder) []byte {
+				b.add(TypeRecord, S2, compressible(5000)).endWrite().add(TypeRecord, Zstd, compressible(7000)).add(TypeRecord, None, []byte("x"))
+				return b.endWrite().bytes()
+			},
+			wantRecords: []string{string(compressible(5000)), string(compressible(7000)), "x"},
+			stop:        sectorAfter(3), committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
+		},
+		{
+			name: "CompleteBatchIsCommitted",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("solo").batch("b1").batch("b2").record("b3").endWrite().bytes()
+			},
+			wantRecords: []string{"solo", "b1", "b2", "b3"},
+			stop:        sectorAfter(4), committed: sectorAfter(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
+		},
+		{
+			name:        "UnfinishedBatchIsReadButNotCommitted",
+			build:       func(b *segmentBuilder) []byte { return b.record("solo").endWrite().batch("b1").batch("b2").bytes() },
+			wantRecords: []string{"solo", "b1", "b2"},
+			stop:        frameEnd(3), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
+		},
+		{
+			// Zeros after a TypeBatch frame are not write padding: a
+			// write never ends inside a batch. The write that holds the
+			// unfinished batch was torn, so the cut point drops it whole,
+			// complete batch included.
+			name: "ZerosAfterAnUnfinishedBatchAreTheEnd",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("solo").batch("b1").endWrite().bytes(), make([]byte, 4096)...)
+			},
+			wantRecords: []string{"solo", "b1"},
+			wantReason:  "zeroed space",
+			stop:        frameEnd(2), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+		},
+		{
+			name: "ZerosAfterTheLastWriteAreTheEnd",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("a").record("b").endWrite().bytes(), make([]byte, 4096)...)
+			},
+			wantRecords: []string{"a", "b"},
+			wantReason:  "zeroed space",
+			stop:        sectorAfter(2), committed: sectorAfter(2), cut: sectorAfter(2), next: first + 2, cutNext: first + 2,
+		},
+		{
+			name: "FileEndingInsideWritePaddingEndsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").endWrite().bytes()
+				return file[:b.frameEnd(1)+8]
+			},
+			wantRecords: []string{"a"},
+			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "JunkAfterAWriteStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("a").endWrite().bytes(), bytes.Repeat([]byte{0xa5}, 100)...)
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "bad frame type",
+			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "JunkRightAfterARecordStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("a").bytes(), bytes.Repeat([]byte{0xa5}, 100)...)
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "bad frame type",
+			stop:        frameEnd(1), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+		},
+		{
+			// Padding must be all zeros to be skipped; then the zeros
+			// where the next frame would be end the log.
+			name: "NonZeroByteInWritePaddingIsNotPadding",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").endWrite().record("b").bytes()
+				file[b.frameEnd(1)+100] = 1
+				return file
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "zeroed space",
+			stop:        frameEnd(1), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+		},
+		{
+			name: "TruncatedLastFrameStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").endWrite().record("a longer second record").bytes()
+				return file[:len(file)-12]
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "truncated frame payload",
+			stop:        frameStart(2), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "TruncatedFrameHeaderStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").endWrite().record("b").bytes()
+				return file[:b.frameStart(2)+20]
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "truncated frame header",
+			stop:        frameStart(2), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "DamagedPayloadStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").endWrite().record("b").endWrite().record("c").bytes()
+				file[b.frameStart(2)+FrameHeader] ^= 1
+				return file
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "checksum mismatch",
+			stop:        frameStart(2), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "FrameWithSkippedIndexStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				b.record("a")
+				b.next++
+				return b.record("c").bytes()
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "frame carries index 102, expected 101",
+			stop:        frameEnd(1), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+		},
+		{
+			name: "FrameFromAnotherSegmentStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").endWrite().bytes()
+				return AppendFrame(file, testSalt+1, TypeRecord, None, first+1, DataStart, []byte("b"))
+			},
+			wantRecords: []string{"a"},
+			wantReason:  "checksum mismatch",
+			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "LargeRecordsSpanReadChunks",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").endWrite().record(big).record("c").endWrite().record(big).endWrite().bytes()
+			},
+			wantRecords: []string{"a", big, "c", big},
+			stop:        sectorAfter(4), committed: sectorAfter(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
+		},
+		{
+			name:        "FooterSealsTheScan",
+			build:       func(b *segmentBuilder) []byte { return b.record("a").endWrite().batch("b1").record("b2").sealed() },
+			wantRecords: []string{"a", "b1", "b2"},
+			wantSealed:  true,
+			stop:        footerEnd, committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newSegmentBuilder(first, testSalt)
+			file := tt.build(b)
+			got := scanAll(t, NewScanner(bytes.NewReader(file), int64(len(file)), b.h))
+			if !slices.Equal(got.records, tt.wantRecords) {
+				t.Errorf("records = %.40q, want %.40q", got.records, tt.wantRecords)
+			}
+			for i, idx := range got.indexes {
+				if idx != first+uint64(i) {
+					t.Errorf("record %d has index %d, want %d", i, idx, first+uint64(i))
+				}
+			}
+			if (tt.wantReason == "" && got.reason != "") || !strings.Contains(got.reason, tt.wantReason) {
+				t.Errorf("Reason = %q, want %q", got.reason, tt.wantReason)
+			}
+			if want := tt.stop(b); got.stop != want || got.sealed != tt.wantSealed {
+				t.Errorf("stopped at %d (sealed %v), want %d (sealed %v)", got.stop, got.sealed, want, tt.wantSealed)
+			}
+			if want := tt.committed(b); got.committed != want || got.next != tt.next {
+				t.Errorf("Committed = %d, %d; want %d, %d", got.committed, got.next, want, tt.next)
+			}
+			if want := tt.cut(b); got.cut != want || got.cutNext != tt.cutNext || got.cut%SectorSize != 0 {
+				t.Errorf("Cut = %d, %d; want %d, %d", got.cut, got.cutNext, want, tt.cutNext)
+			}
+		})
+	}
+}
+
+func TestNewScannerAtResumesMidSegment(t *testing.T) {
+	b := newSegmentBuilder(first, testSalt).record("a").endWrite().batch("b1").record("b2").batch("c1")
+	file := append(b.endWrite().bytes(), make([]byte, 64)...)
+	tests := []struct {
+		name          string
+		from          int // frame to resume at (1-based)
+		end           int64
+		wantRecords   []string
+		wantReason    string
+		wantCommitted int64
+	}{
+		{"FromTheSecondWrite", 2, int64(len(file)), []string{"b1", "b2", "c1"}, "zeroed space", b.frameEnd(3)},
+		{"FromTheMiddleOfAWrite", 3, int64(len(file)), []string{"b2", "c1"}, "zeroed space", b.frameEnd(3)},
+		{"FromTheLastFrame", 4, int64(len(file)), []string{"c1"}, "zeroed space", b.frameStart(4)},
+		{"StopsAtEnd", 2, b.frameStart(4), []string{"b1", "b2"}, "", b.frameEnd(3)},
+		{"EndInsideAFrame", 2, b.frameStart(4) + 20, []string{"b1", "b2"}, "truncated frame header", b.frameEnd(3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := NewScannerAt(bytes.NewReader(file), tt.end, b.h, b.frameStart(tt.from), first+uint64(tt.from-1))
+			got := scanAll(t, sc)
+			if !slices.Equal(got.records, tt.wantRecords) || got.reason != tt.wantReason || got.committed != tt.wantCommitted {
+				t.Fatalf("read %q, reason %q, committed %d; want %q, %q, %d",
+					got.records, got.reason, got.committed, tt.wantRecords, tt.wantReason, tt.wantCommitted)
+			}
+		})
+	}
+}
+
+func TestScanTail(t *testing.T) {
+	junk := bytes.Repeat([]byte{0x5c}, 100)
+	big := compressible(1<<20 + 100)
+	tests := []struct {
+		name string
+		// build writes the segment; damage (if set) then spoils the
+		// frame with that 1-based number, where the scan must stop.
+		build       func(b *segmentBuilder) []byte
+		damage      int
+		wantStop    offsetIn
+		wantEnd     func(b *segmentBuilder, file []byte) int64 // when no durable frame is found
+		wantDurable uint64                                     // index of the proving frame; 0: none
+	}{
+		{
+			name:     "NothingAfterTheRecords",
+			build:    func(b *segmentBuilder) []byte { return b.record("a").bytes() },
+			wantStop: frameEnd(1),
+			wantEnd:  func(b *segmentBuilder, _ []byte) int64 { return b.frameEnd(1) },
+		},
+		{
+			name:     "ZerosAreNotATail",
+			build:    func(b *segmentBuilder) []byte { return append(b.record("a").endWrite().bytes(), make([]byte, 8192)...) },
+			wantStop: sectorAfter(1),
+			wantEnd:  func(b *segmentBuilder, _ []byte) int64 { return AlignSector(b.frameEnd(1)) },
+		},
+		{
+			name: "TornJunkIsATornTail",
+			build: func(b *segmentBuilder) []byte {
+				return append(append(b.record("a").markDurable().bytes(), junk...), make([]byte, 4096)...)
+			},
+			wantStop: sectorAfter(1),
+			wantEnd:  func(b *segmentBuilder, _ []byte) int64 { return AlignSector(b.frameEnd(1)) + int64(len(junk)) },
+		},
+		{
+			// One unfinished write of three frames: all carry the synced
+			// offset of the write's start, the damage, so nothing is
+			// proven.
+			name: "FramesOfTheSameTornWriteProveNothing",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").markDurable().record("b").record("c").record("d").bytes()
+			},
+			damage:   2,
+			wantStop: frameStart(2),
+			wantEnd:  endOfNonZero,
+		},
+		{
+			name: "LaterWriteSyncedPastTheDamageProvesCorruption",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").markDurable().record("b").markDurable().record("c").bytes()
+			},
+			damage:      2,
+			wantStop:    frameStart(2),
+			wantDurable: first + 2,
+		},
+		{
+			name: "DurableFrameFoundPastJunkAndTornFrames",
+			build: func(b *segmentBuilder) []byte {
+				b.record("a").markDurable().record("b").record("c").markDurable().record("d").markDurable().record("e")
+				file := b.bytes()
+				copy(file[b.frameStart(2):], bytes.Repeat([]byte{0xee}, int(b.frameStart(4)-b.frameStart(2))))
+				return file
+			},
+			wantStop:    frameStart(2),
+			wantDurable: first + 3, // "d": written after the damaged write was synced
+		},
+		{
+			// Write padding that was made durable and then damaged is
+			// damage followed by durable data, though no record is hurt.
+			name: "DamagedWritePaddingBeforeADurableWrite",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").markDurable().record("b").bytes()
+				file[b.frameEnd(1)+100] = 0x01
+				return file
+			},
+			wantStop:    frameEnd(1),
+			wantDurable: first + 1,
+		},
+		{
+			name: "FrameOfAnotherSegmentProvesNothing",
+			build: func(b *segmentBuilder) []byte {
+				file := append(b.record("a").markDurable().bytes(), junk[:8]...)
+				return AppendFrame(file, testSalt+1, TypeRecord, None, first+1, int64(len(file)), []byte("foreign"))
+			},
+			wantStop: sectorAfter(1),
+			wantEnd:  endOfNonZero,
+		},
+		{
+			name: "DurableFrameBeyondTheFirstReadChunk",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").markDurable().record("b").add(TypeRecord, None, big).markDurable().record("d").bytes()
+			},
+			damage:      2,
+			wantStop:    frameStart(2),
+			wantDurable: first + 3,
+		},
+		{
+			// The proving frame starts inside the first read chunk and
+			// ends past it.
+			name: "DurableFrameCrossingAReadChunk",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").markDurable().record("b").markDurable().add(TypeRecord, None, big).bytes()
+			},
+			damage:      2,
+			wantStop:    frameStart(2),
+			wantDurable: first + 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newSegmentBuilder(first, testSalt)
+			file := tt.build(b)
+			if tt.damage != 0 {
+				file[b.frameStart(tt.damage)+FrameHeader] ^= 0x01
+			}
+			sc := NewScanner(bytes.NewReader(file), int64(len(file)), b.h)
+			for sc.Next() {
+			}
+			stop := sc.Offset()
+			if want := tt.wantStop(b); stop != want {
+				t.Fatalf("scan stopped at %d (%s), want %d", stop, sc.Reason(), want)
+			}
+			tail, err := ScanTail(bytes.NewReader(file), int64(len(file)), b.h, stop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch d := tail.Durable; {
+			case tt.wantDurable == 0 && d != nil:
+				t.Errorf("Tail.Durable = frame %d at %d (synced %d), want none", d.Index, d.Offset, d.Synced)
+			case tt.wantDurable == 0:
+				if want := tt.wantEnd(b, file); tail.End != want {
+					t.Errorf("Tail.End = %d, want %d", tail.End, want)
+				}
+			case d == nil:
+				t.Errorf("Tail.Durable = none, want frame %d", tt.wantDurable)
+			case d.Index != tt.wantDurable || d.Synced <= stop || d.Offset != b.frameStart(int(d.Index-first)+1):
+				t.Errorf("Tail.Durable = frame %d at %d (synced %d), want frame %d synced past %d",
+					d.Index, d.Offset, d.Synced, tt.wantDurable, stop)
+			}
+		})
+	}
+}
+
+func endOfNonZero(_ *segmentBuilder, file []byte) int64 { return int64(lastNonZero(file) + 1) }
