@@ -94,7 +94,7 @@ func WriteFile(fsys FS, path string, perm fs.FileMode, write func(w io.Writer) e
 
 // fill streams write's output into f through a buffer and syncs it.
 func fill(f File, write func(w io.Writer) error) error {
-	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, 0), 256<<10)
+	bw := bufio.NewWriterSize(&trickle{f: f}, 256<<10)
 	if err := write(bw); err != nil {
 		return err
 	}
@@ -102,4 +102,33 @@ func fill(f File, write func(w io.Writer) error) error {
 		return err
 	}
 	return f.Sync()
+}
+
+// writeback is implemented by files that can start writing their dirty
+// pages to disk without waiting (sync_file_range on Linux).
+type writeback interface {
+	StartWriteback(off, n int64) error
+}
+
+// trickleEvery is how much a long write accumulates before its pages are
+// sent to disk.
+const trickleEvery = 8 << 20
+
+// trickle writes sequentially and starts writeback every trickleEvery
+// bytes, so a large file reaches the disk while it is written instead of
+// in one burst at its fdatasync, which would stall the log's own syncs.
+type trickle struct {
+	f       File
+	off     int64
+	flushed int64
+}
+
+func (t *trickle) Write(p []byte) (int, error) {
+	n, err := t.f.WriteAt(p, t.off)
+	t.off += int64(n)
+	if wb, ok := t.f.(writeback); ok && err == nil && t.off-t.flushed >= trickleEvery {
+		err = wb.StartWriteback(t.flushed, t.off-t.flushed)
+		t.flushed = t.off
+	}
+	return n, err
 }

@@ -2,8 +2,10 @@ package wal
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,4 +92,120 @@ func benchBaseline(b *testing.B, size, writers int, prealloc bool) {
 		off = (off + int64(len(data))) % DefaultSegmentSize
 		return unix.Fdatasync(int(f.Fd()))
 	})
+}
+
+// stateStream streams n bytes of generated state without holding them.
+func stateStream(n int64) func(w io.Writer) error {
+	return func(w io.Writer) error {
+		buf := make([]byte, 64<<10)
+		for i := range buf {
+			buf[i] = byte(i * 7)
+		}
+		for n > 0 {
+			k := min(n, int64(len(buf)))
+			if _, err := w.Write(buf[:k]); err != nil {
+				return err
+			}
+			n -= k
+		}
+		return nil
+	}
+}
+
+// peakHeap samples the heap in use while fn runs.
+func peakHeap(fn func()) (peak uint64) {
+	done := make(chan struct{})
+	sampled := make(chan uint64)
+	go func() {
+		var ms runtime.MemStats
+		var top uint64
+		for {
+			runtime.ReadMemStats(&ms)
+			top = max(top, ms.HeapInuse)
+			select {
+			case <-done:
+				sampled <- top
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	fn()
+	close(done)
+	return <-sampled
+}
+
+// BenchmarkCheckpoint writes a 256 MiB state through Checkpoint and reports
+// the peak heap in use while it runs: O(buffer), not O(state).
+func BenchmarkCheckpoint(b *testing.B) {
+	const state = 256 << 20
+	l, err := Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append([]byte("x")); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(state)
+	var peak uint64
+	for b.Loop() {
+		runtime.GC()
+		peak = max(peak, peakHeap(func() {
+			if err := l.Checkpoint(l.LastIndex(), stateStream(state)); err != nil {
+				b.Fatal(err)
+			}
+		}))
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
+
+// BenchmarkAppendDuringCheckpoint measures durable appends from 8 writers
+// with (ckpt=running) and without (ckpt=none) a 256 MiB checkpoint being
+// written at the same time; compare the two appends/s figures.
+func BenchmarkAppendDuringCheckpoint(b *testing.B) {
+	for _, running := range []bool{false, true} {
+		name := "ckpt=none"
+		if running {
+			name = "ckpt=running"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := Open(b.TempDir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			if _, err := l.Append([]byte("x")); err != nil {
+				b.Fatal(err)
+			}
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			if running {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						// Index 1 stays put: checkpoints never release what the
+						// writers append.
+						if err := l.Checkpoint(1, stateStream(256<<20)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+				time.Sleep(50 * time.Millisecond) // let the checkpoint get going
+			}
+			runWriters(b, 128, 8, func(data []byte) error {
+				_, err := l.Append(data)
+				return err
+			})
+			close(stop)
+			wg.Wait()
+		})
+	}
 }
