@@ -125,6 +125,9 @@ func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
 	}
 	paths = st.dropCutSegments(paths)
 	paths = st.dropReleased(paths)
+	if err := checkFormats(fsys, paths); err != nil {
+		return nil, err
+	}
 	for i, path := range paths {
 		seg, err := scanSegment(fsys, path, i == len(paths)-1, st.Meta, opts)
 		if err != nil {
@@ -168,6 +171,25 @@ func (st *State) dropReleased(paths []string) []string {
 	return paths[keep:]
 }
 
+// checkFormats reads every segment's header before any is judged, so a
+// foreign file or one of a newer version is reported as such rather than
+// as damage to the segments around it.
+func checkFormats(fsys vfs.FS, paths []string) error {
+	head := make([]byte, segment.HeaderSize)
+	for _, path := range paths {
+		f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			return fmt.Errorf("journal: open segment: %w", err)
+		}
+		n, _ := f.ReadAt(head, 0)
+		f.Close()
+		if _, err := segment.DecodeHeader(head[:n]); errors.Is(err, segment.ErrFormat) {
+			return fileError(path, err)
+		}
+	}
+	return nil
+}
+
 // add appends a scanned segment, checking that it continues the log.
 func (st *State) add(seg scanned) error {
 	if n := len(st.Segments); n > 0 {
@@ -189,6 +211,10 @@ func (st *State) release() error {
 	st.FirstIndex = 1
 	if len(st.Segments) > 0 {
 		st.FirstIndex = st.Segments[0].Header.FirstIndex
+	}
+	if want := max(st.Meta.FirstIndex, 1); st.FirstIndex > want {
+		return &segment.CorruptionError{Path: st.Segments[0].Path, Index: want, Reason: fmt.Sprintf(
+			"the log starts at %d but its first segment at %d: segments are missing", want, st.FirstIndex)}
 	}
 	st.FirstIndex = max(st.FirstIndex, st.Meta.FirstIndex)
 	if next := st.NextIndex(); st.FirstIndex > next && len(st.Segments) > 0 {
@@ -355,7 +381,7 @@ func classifyTail(f vfs.File, seg *scanned, sc *segment.Scanner, dropped int) er
 			"%s, yet a frame written after this point was durable follows (index %d at offset %d)",
 			sc.Reason(), d.Index, d.Offset)}
 	}
-	if end := max(tail.End, stop); end > seg.End || dropped > 0 {
+	if end := min(max(tail.End, stop), seg.Size); end > seg.End || dropped > 0 {
 		seg.torn = &Torn{Path: seg.Path, Offset: seg.End, Bytes: end - seg.End, Records: dropped, Reason: sc.Reason()}
 		if sc.Sealed() {
 			seg.torn.Reason = "footer trailer damaged"

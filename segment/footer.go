@@ -110,5 +110,10 @@ func (ft Footer) RecordSpan(r io.ReaderAt, k int64) (off, size int64, err error)
 	if n == 8 {
 		end = int64(binary.LittleEndian.Uint32(b[4:]))
 	}
+	// The footer was checked when the segment was opened; its entries are
+	// checked again here because the file may have been damaged since.
+	if off < DataStart || off%FrameAlign != 0 || end > ft.Offset || end-off < FrameHeader {
+		return 0, 0, fmt.Errorf("%w: footer entry for record %d says [%d, %d)", ErrCorrupt, k, off, end)
+	}
 	return off, end - off, nil
 }

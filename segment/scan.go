@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -108,11 +109,16 @@ func (s *Scanner) commit() {
 // Next advances to the next valid record frame. It returns false at the end
 // of the valid data: see Reason, Err and Sealed for why.
 func (s *Scanner) Next() bool {
-	if s.err != nil || s.reason != "" || s.footer || s.off >= s.w.size {
+	if s.err != nil || s.reason != "" || s.footer {
 		return false
 	}
+	// Padding first: a write whose frames are all there is complete even
+	// where the end of the file cuts its padding short.
 	if s.skipPadding() {
 		return s.Next()
+	}
+	if s.off >= s.w.size {
+		return false
 	}
 	head, err := s.w.at(s.off, FrameHeader)
 	if err != nil || s.err != nil {
@@ -292,7 +298,9 @@ func ReadRecord(r io.ReaderAt, name string, h Header, off, size int64, index uin
 		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
 	}
 	buf := make([]byte, size)
-	if _, err := r.ReadAt(buf, off); err != nil {
+	if _, err := r.ReadAt(buf, off); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
+	} else if err != nil {
 		return nil, fmt.Errorf("journal: read record %d from %s: %w", index, name, err)
 	}
 	f, reason, _ := ParseFrame(buf, h.Salt, off)

@@ -90,7 +90,9 @@ func TestScanner(t *testing.T) {
 				return b.record("a").endWrite().record("b").record("c").endWrite().record("d").bytes()
 			},
 			wantRecords: []string{"a", "b", "c", "d"},
-			stop:        frameEnd(4), committed: frameEnd(4), cut: frameStart(4), next: first + 4, cutNext: first + 3,
+			// The file ends where the last write's padding would start: its
+			// frames are complete, so the write counts whole.
+			stop: sectorAfter(4), committed: sectorAfter(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
 		},
 		{
 			name: "EveryCodecInOneSegment",
@@ -288,7 +290,7 @@ func TestNewScannerAtResumesMidSegment(t *testing.T) {
 		{"FromTheSecondWrite", 2, int64(len(file)), []string{"b1", "b2", "c1"}, "zeroed space", b.frameEnd(3)},
 		{"FromTheMiddleOfAWrite", 3, int64(len(file)), []string{"b2", "c1"}, "zeroed space", b.frameEnd(3)},
 		{"FromTheLastFrame", 4, int64(len(file)), []string{"c1"}, "zeroed space", b.frameStart(4)},
-		{"StopsAtEnd", 2, b.frameStart(4), []string{"b1", "b2"}, "", b.frameEnd(3)},
+		{"StopsAtEnd", 2, b.frameStart(4), []string{"b1", "b2"}, "", AlignSector(b.frameEnd(3))},
 		{"EndInsideAFrame", 2, b.frameStart(4) + 20, []string{"b1", "b2"}, "truncated frame header", b.frameEnd(3)},
 	}
 	for _, tt := range tests {
@@ -319,8 +321,8 @@ func TestScanTail(t *testing.T) {
 		{
 			name:     "NothingAfterTheRecords",
 			build:    func(b *segmentBuilder) []byte { return b.record("a").bytes() },
-			wantStop: frameEnd(1),
-			wantEnd:  func(b *segmentBuilder, _ []byte) int64 { return b.frameEnd(1) },
+			wantStop: sectorAfter(1), // the end of the file counts as the write's padding
+			wantEnd:  func(b *segmentBuilder, _ []byte) int64 { return AlignSector(b.frameEnd(1)) },
 		},
 		{
 			name:     "ZerosAreNotATail",

@@ -74,7 +74,7 @@ func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 		return fmt.Errorf("journal: checkpoint at %d: %w", index, err)
 	}
 	l.mu.Lock()
-	l.sinceCheckpoint = 0
+	l.sinceCheckpoint, l.snapshot = 0, index
 	released := index+1 <= l.first
 	l.mu.Unlock()
 	if released {
@@ -120,6 +120,7 @@ func (l *Log) checkSnapshot() error {
 		return fmt.Errorf("%w: snapshot covers records up to %d but the log holds [%d, %d]: records are missing between them",
 			ErrCorrupt, h.Index, l.first, l.last)
 	}
+	l.snapshot = h.Index
 	return nil
 }
 

@@ -165,3 +165,27 @@ func TestBackgroundCheckpoints(t *testing.T) {
 		t.Fatal("a failing background checkpoint was not reported")
 	}
 }
+
+// The fuzzer found that TruncateFront past a snapshot left a log that Open
+// refused: the log must continue the snapshot.
+func TestTruncationsKeepTheLogContinuingTheSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, nil)
+	appendN(t, l, 10)
+	if err := l.Checkpoint(4, writeState(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateFront(6); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TruncateFront past the snapshot: %v, want ErrOutOfRange", err)
+	}
+	if err := l.TruncateBack(3); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TruncateBack below the snapshot: %v, want ErrOutOfRange", err)
+	}
+	if err := l.TruncateBack(4); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openT(t, dir, nil)
+	defer l.Close()
+	checkRange(t, l, 5, 4)
+}

@@ -50,6 +50,12 @@ type Options struct {
 	// Close) makes it durable. A process crash loses nothing; a power loss
 	// can lose what was not synced.
 	NoSync bool
+	// Verify makes Open check every record of every segment. By default
+	// Open reads the newest segment whole but only the checksummed header
+	// and footer of sealed ones, so a large log opens quickly; a damaged
+	// record in a sealed segment is then reported (ErrCorrupt) when it is
+	// read, and by `wal verify`.
+	Verify bool
 	// Compression compresses each record (default NoCompression).
 	Compression Compression
 	// Logger receives recovery reports and failures (default slog.Default()).

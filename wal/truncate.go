@@ -16,6 +16,8 @@ import (
 // TruncateFront drops the records before index: afterwards FirstIndex() is
 // index. Any index in [FirstIndex, LastIndex+1] is allowed; LastIndex+1
 // empties the log, and the next Append still continues from LastIndex+1.
+// Once a checkpoint exists, the log must continue it: index may not exceed
+// the snapshot's index plus one (ErrOutOfRange).
 // The truncation is durable when TruncateFront returns; after a crash the
 // log is either as before or as after it. Segments holding only dropped
 // records are deleted.
@@ -27,6 +29,10 @@ func (l *Log) TruncateFront(index uint64) error {
 	}
 	if index < l.first || index > l.last+1 {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
+	}
+	if l.snapshot != 0 && index > l.snapshot+1 {
+		return fmt.Errorf("%w: TruncateFront(%d) would drop records after the snapshot (as of %d): checkpoint first",
+			ErrOutOfRange, index, l.snapshot)
 	}
 	if index == l.first {
 		return nil
@@ -98,7 +104,7 @@ func (l *Log) removeSealed(segs []*sealedSegment) error {
 
 // TruncateBack drops the records after index: afterwards LastIndex() is
 // index and the next Append gets index+1. Any index in [FirstIndex-1,
-// LastIndex] is allowed. The truncation is durable when TruncateBack
+// LastIndex] is allowed, but not below the snapshot's index. The truncation is durable when TruncateBack
 // returns; after a crash the log is either as before or as after it. Reads
 // wait while it runs.
 //
@@ -115,6 +121,9 @@ func (l *Log) TruncateBack(index uint64) error {
 	}
 	if index+1 < l.first || index > l.last {
 		return fmt.Errorf("%w: TruncateBack(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
+	}
+	if index < l.snapshot {
+		return fmt.Errorf("%w: TruncateBack(%d) would drop records the snapshot (as of %d) covers", ErrOutOfRange, index, l.snapshot)
 	}
 	if index == l.last {
 		return nil

@@ -61,7 +61,8 @@ type Log struct {
 	err               error // sticky failure, wraps ErrFailed
 	closed            bool
 	stats             Stats
-	sinceCheckpoint   int64 // bytes appended since the last checkpoint
+	sinceCheckpoint   int64  // bytes appended since the last checkpoint
+	snapshot          uint64 // index the snapshot covers, 0 if none
 
 	ckpt checkpointer
 }
@@ -162,7 +163,7 @@ func (l *Log) makeDir() error {
 }
 
 func (l *Log) recover() error {
-	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{})
+	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Deep: l.opts.Verify})
 	if err != nil {
 		return err
 	}
