@@ -112,9 +112,9 @@ func seed(t testing.TB) uint64 {
 // mode beyond SyncedOnly; JOURNAL_CRASH_LONG=1 runs many more.
 func statesPerPoint() int {
 	if os.Getenv("JOURNAL_CRASH_LONG") != "" {
-		return 12
+		return 20
 	}
-	return 2
+	return 4
 }
 
 // TestCrashPoints runs every workload, crashes it after each mutating file
