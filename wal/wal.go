@@ -309,10 +309,14 @@ func (l *Log) quiesce() error {
 		switch {
 		case l.busy || l.flushing:
 			l.cond.Wait()
+		case l.err != nil || l.closed:
+			// Nothing is written after a failure: frames gathered behind a
+			// failed write claim it was made durable.
+			return l.usable()
 		case len(l.pend) > 0:
 			l.flush()
 		default:
-			return l.usable()
+			return nil
 		}
 	}
 }

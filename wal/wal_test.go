@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
 )
 
 func record(i uint64) []byte { return []byte(fmt.Sprintf("record-%06d", i)) }
@@ -247,4 +252,75 @@ func TestConcurrentBatchesGetTheirOwnIndexes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// blockingFS holds the first write that reaches it until released, then
+// fails it.
+type blockingFS struct {
+	vfs.FS
+	started, release chan struct{}
+	once             sync.Once
+}
+
+type blockingFile struct {
+	vfs.File
+	fs *blockingFS
+}
+
+func (b *blockingFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	f, err := b.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return blockingFile{f, b}, nil
+}
+
+func (f blockingFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < segment.DataStart {
+		return f.File.WriteAt(p, off) // the header, written at creation
+	}
+	failed := false
+	f.fs.once.Do(func() {
+		close(f.fs.started)
+		<-f.fs.release
+		failed = true
+	})
+	if failed {
+		return 0, errors.New("injected write failure")
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// Frames gathered while a write fails claim that write was durable: they
+// must never reach the disk, not even when Close flushes (found by
+// TestIOErrors).
+func TestNothingIsWrittenAfterAFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	bfs := &blockingFS{FS: vfs.Default, started: make(chan struct{}), release: make(chan struct{})}
+	l := openT(t, dir, &Options{FS: bfs})
+	first := make(chan error)
+	go func() {
+		_, err := l.Append([]byte("fails"))
+		first <- err
+	}()
+	<-bfs.started
+	second := make(chan error)
+	go func() {
+		_, err := l.Append([]byte("gathered behind the failing write"))
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the second append gather
+	close(bfs.release)
+	if err := <-first; !errors.Is(err, ErrFailed) {
+		t.Fatalf("the failing append: %v, want ErrFailed", err)
+	}
+	if err := <-second; !errors.Is(err, ErrFailed) {
+		t.Fatalf("the append behind it: %v, want ErrFailed", err)
+	}
+	if err := l.Close(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Close of a failed log: %v, want ErrFailed", err)
+	}
+	l = openT(t, dir, nil)
+	defer l.Close()
+	checkRange(t, l, 1, 0)
 }
