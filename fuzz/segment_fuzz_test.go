@@ -249,8 +249,11 @@ func decodeSegment(t *testing.T, data []byte) {
 // the next index and passes ParseFrame.
 func checkValidFrame(t *testing.T, data []byte, h segment.Header, f segment.Frame, prevEnd int64, closed bool, wantIndex uint64) {
 	t.Helper()
+	// After a complete batch the next frame may start at the next sector
+	// boundary: the bytes between are write padding (zeros, or damaged
+	// padding that the valid frame after it lets the scan skip).
 	padded := segment.AlignSector(prevEnd)
-	if f.Offset != prevEnd && !(closed && f.Offset == padded && zerosBetween(data, prevEnd, padded)) {
+	if f.Offset != prevEnd && !(closed && f.Offset == padded) {
 		t.Fatalf("frame at %d does not follow the previous frame, which ends at %d", f.Offset, prevEnd)
 	}
 	if f.Index != wantIndex || f.Offset%segment.FrameAlign != 0 {

@@ -82,20 +82,40 @@ func NewScannerAt(r io.ReaderAt, end int64, h Header, off int64, index uint64) *
 
 // skipPadding moves past the zeros that pad a write to the next sector
 // boundary. Padding only follows a complete batch; a frame never starts with
-// 8 zero bytes (its checksum), so zeros up to the boundary are padding.
+// 8 zero bytes (its checksum), so zeros up to the boundary are padding. So
+// are damaged padding bytes when the next record's frame follows them: no
+// record lives there, and the records after it must not be given up.
 func (s *Scanner) skipPadding() bool {
 	if s.off != s.commitOff || s.off%SectorSize == 0 {
 		return false
 	}
 	end := alignSector(s.off)
 	pad, err := s.w.at(s.off, end-s.off)
-	if err != nil || !isZero(pad) {
+	if err != nil {
 		s.err = err
+		return false
+	}
+	if !isZero(pad) && !s.nextFrameAt(end) {
 		return false
 	}
 	s.off = end
 	s.commit()
 	return true
+}
+
+// nextFrameAt reports whether the frame of the next record (or the footer)
+// starts at off.
+func (s *Scanner) nextFrameAt(off int64) bool {
+	head, err := s.w.at(off, FrameHeader)
+	if err != nil || len(head) < FrameHeader {
+		return false
+	}
+	full, err := s.w.at(off, FrameHeader+int64(len32(head)))
+	if err != nil {
+		return false
+	}
+	f, reason, _ := ParseFrame(full, s.h.Salt, off)
+	return reason == "" && f.Index == s.next
 }
 
 // commit marks s.off as a point where every batch begun is complete.

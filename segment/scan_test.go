@@ -169,9 +169,19 @@ func TestScanner(t *testing.T) {
 		{
 			// Padding must be all zeros to be skipped; then the zeros
 			// where the next frame would be end the log.
-			name: "NonZeroByteInWritePaddingIsNotPadding",
+			name: "DamagedWritePaddingBeforeTheNextRecordIsSkipped",
 			build: func(b *segmentBuilder) []byte {
 				file := b.record("a").endWrite().record("b").bytes()
+				file[b.frameEnd(1)+100] = 1
+				return file
+			},
+			wantRecords: []string{"a", "b"},
+			stop:        sectorAfter(2), committed: sectorAfter(2), cut: sectorAfter(2), next: first + 2, cutNext: first + 2,
+		},
+		{
+			name: "DamagedWritePaddingAtTheEndIsNotPadding",
+			build: func(b *segmentBuilder) []byte {
+				file := append(b.record("a").endWrite().bytes(), make([]byte, 1024)...)
 				file[b.frameEnd(1)+100] = 1
 				return file
 			},
@@ -375,12 +385,13 @@ func TestScanTail(t *testing.T) {
 			// damage followed by durable data, though no record is hurt.
 			name: "DamagedWritePaddingBeforeADurableWrite",
 			build: func(b *segmentBuilder) []byte {
-				file := b.record("a").markDurable().record("b").bytes()
-				file[b.frameEnd(1)+100] = 0x01
+				file := b.record("a").markDurable().record("b").markDurable().record("c").bytes()
+				file[b.frameEnd(1)+100] = 0x01 // not skipped: record b is damaged too
+				file[b.frameStart(2)+FrameHeader] ^= 0x01
 				return file
 			},
 			wantStop:    frameEnd(1),
-			wantDurable: first + 1,
+			wantDurable: first + 2,
 		},
 		{
 			name: "FrameOfAnotherSegmentProvesNothing",
