@@ -1,0 +1,328 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/wal"
+)
+
+func newRecover() *cobra.Command {
+	var o recoverOptions
+	cmd := &cobra.Command{
+		Use:   "recover DIR",
+		Short: "Repair what Open would repair, explicitly; --salvage cuts the log at damage",
+		Long: `recover does, and reports, what Open does to a log in DIR after a crash: it cuts
+a torn tail, removes leftover temporary files and obsolete segments, and
+finishes a committed TruncateBack. --dry-run only says what it would do.
+
+Damage inside data the log had made durable makes Open fail; recover reports it
+and changes nothing, unless --salvage is given. Salvage cuts the log at the
+first damage, so the application can start: the log then ends at the last
+complete write before the damage, the damaged segment becomes the newest and
+later segments go. Nothing is deleted for good: every file that changes or
+goes is first copied whole into DIR/quarantine-<time>/ (with a README saying
+what was cut where), and the report says how many records were given up. A
+sealed segment whose records are all intact but whose footer is missing or
+damaged is resealed instead: nothing is given up.
+
+recover takes the directory lock: stop the application first.
+
+Exit codes: 0 the log is clean and nothing was given up (a torn tail is not
+acknowledged data); 1 damage found and left (no --salvage), or records given
+up by --salvage (or that --dry-run would give up); 2 usage or I/O error, or the
+directory is locked.`,
+		Example: `  wal recover --dry-run /var/lib/myapp/wal
+  wal recover /var/lib/myapp/wal
+  wal recover --salvage --dry-run /var/lib/myapp/wal
+  wal recover --salvage /var/lib/myapp/wal`,
+		Args: dirArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.dir = args[0]
+			return recoverDir(cmd.OutOrStdout(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "only report what would be done")
+	cmd.Flags().BoolVar(&o.salvage, "salvage", false, "cut the log at the first damage, keeping the cut bytes in a quarantine directory")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print a machine-readable report")
+	return cmd
+}
+
+type recoverOptions struct {
+	dir                   string
+	dryRun, salvage, json bool
+}
+
+type recoverReport struct {
+	Dir      string       `json:"dir"`
+	DryRun   bool         `json:"dry_run"`
+	Status   string       `json:"status"` // clean, repaired, salvaged, damaged
+	Salvage  *jsonSalvage `json:"salvage,omitempty"`
+	Damage   []jsonDamage `json:"damage"`
+	Torn     *jsonTorn    `json:"torn"`
+	Removed  []string     `json:"removed"`
+	Back     uint64       `json:"finished_truncate_back,omitempty"`
+	GivenUp  uint64       `json:"records_given_up"`
+	First    uint64       `json:"first_index"`
+	Last     uint64       `json:"last_index"`
+	Warnings []string     `json:"warnings,omitempty"`
+
+	lines []string
+}
+
+func (r *recoverReport) say(format string, args ...any) {
+	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+}
+
+func recoverDir(w io.Writer, o recoverOptions) error {
+	if err := checkDir(o.dir); err != nil {
+		return err
+	}
+	fsys := vfs.Default
+	r := &recoverReport{Dir: o.dir, DryRun: o.dryRun, Damage: []jsonDamage{}, Removed: []string{}}
+	would := func(done, would string) string {
+		if o.dryRun {
+			return would
+		}
+		return done
+	}
+	lock, err := fsys.Lock(filepath.Join(o.dir, wal.LockName))
+	switch {
+	case errors.Is(err, vfs.ErrLocked):
+		return fail("%s is locked: a process (the application, or another wal command) has the log open. "+
+			"Stop it first: recover needs the log to itself", o.dir)
+	case err != nil && !o.dryRun:
+		return fail("cannot lock %s: %v", o.dir, err)
+	case err != nil:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("could not take the lock (%v); a dry run goes on without it", err))
+	default:
+		defer lock.Close()
+	}
+
+	var plan *recovery.SalvagePlan
+	if o.salvage {
+		ls, err := recovery.List(fsys, o.dir)
+		if err != nil {
+			return fail("%v", err)
+		}
+		add, done := progress(dirSize(ls.Live), "checking segments")
+		opts := recovery.SalvageOptions{CheckOptions: recovery.CheckOptions{Progress: add}}
+		if h, err := checkpoint.ReadHeader(fsys, o.dir); err == nil {
+			opts.Snapshot = h.Index
+		}
+		plan, err = recovery.PlanSalvage(fsys, o.dir, opts)
+		done()
+		if errors.Is(err, recovery.ErrNoSalvage) {
+			r.Status = "damaged"
+			r.Salvage = salvageJSON(o.dir, nil, err)
+			r.say("salvage:    refused: %v", err)
+			return r.finish(w, o, exitDamage)
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+		if !plan.Empty() && !o.dryRun {
+			if err := plan.Apply(fsys, time.Now()); err != nil {
+				return fail("salvage stopped: %v. Nothing was deleted that is not in the quarantine directory; "+
+					"fix the cause and run `wal recover --salvage %s` again", err, o.dir)
+			}
+		}
+		r.Salvage = salvageJSON(o.dir, plan, nil)
+		r.describeSalvage(plan, would)
+		if !plan.Empty() && o.dryRun {
+			// What the ordinary repair would do depends on the
+			// salvage: stop here.
+			code := exitOK
+			if c := plan.Cut; c != nil && c.Records > 0 {
+				r.GivenUp, code = c.Records, exitDamage
+			}
+			r.Status = "damaged"
+			r.say("then:       the ordinary repair (torn tail, leftovers) runs on what remains")
+			return r.finish(w, o, code)
+		}
+	}
+
+	st, err := recovery.Scan(fsys, o.dir, recovery.Options{})
+	if errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrFormat) {
+		r.Status = "damaged"
+		d := recovery.Damage{Reason: err.Error()}
+		var ce *segment.CorruptionError
+		if errors.As(err, &ce) {
+			d = recovery.Damage{Kind: recovery.DamageRecord, Path: ce.Path, Offset: ce.Offset, Index: ce.Index, Reason: ce.Reason}
+		}
+		r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind, File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
+		if d.Path != "" {
+			r.say("damage:     %s", describeDamage(o.dir, d))
+		} else {
+			r.say("damage:     %v", err)
+		}
+		r.say("what now:   Open refuses this log, and recover changed nothing. `wal verify %s` lists all the damage;", o.dir)
+		r.say("            `wal recover --salvage --dry-run %s` shows what salvage would cut and give up,", o.dir)
+		r.say("            `wal recover --salvage %s` cuts it, keeping the cut bytes in %s.", o.dir,
+			filepath.Join(o.dir, recovery.QuarantinePrefix+"<time>"))
+		return r.finish(w, o, exitDamage)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	if t := st.Torn; t != nil {
+		r.Torn = &jsonTorn{File: rel(o.dir, t.Path), Offset: t.Offset, Bytes: t.Bytes, Records: t.Records, Reason: t.Reason}
+		extra := ""
+		if t.Records > 0 {
+			extra = fmt.Sprintf(" and %s of an unfinished batch", plural(int64(t.Records), "record"))
+		}
+		r.say("torn tail:  %s from offset %d: %s%s (%s): %s", rel(o.dir, t.Path), t.Offset, plural(t.Bytes, "byte"), extra,
+			cmpOr(t.Reason, "end of file"), would("cut", "would be cut"))
+	}
+	for _, p := range st.Temps {
+		r.Removed = append(r.Removed, rel(o.dir, p))
+		r.say("leftover:   %s: %s", rel(o.dir, p), would("removed", "would be removed"))
+	}
+	for _, p := range st.Obsolete {
+		r.Removed = append(r.Removed, rel(o.dir, p))
+		r.say("obsolete:   %s: %s", rel(o.dir, p), would("removed", "would be removed"))
+	}
+	if st.Meta.BackPending {
+		r.Back = st.Meta.Back
+		r.say("truncate:   the committed TruncateBack to %d %s", st.Meta.Back, would("was finished", "would be finished"))
+	}
+	if st.Clean() {
+		r.say("repair:     nothing to repair")
+	} else if !o.dryRun {
+		if err := st.Repair(fsys); err != nil {
+			return fail("repair stopped: %v; run `wal recover %s` again once the cause is fixed", err, o.dir)
+		}
+	}
+	r.First, r.Last = st.FirstIndex, st.NextIndex()-1
+	code := exitOK
+	if plan != nil && plan.Cut != nil {
+		r.GivenUp = plan.Cut.Records
+		if r.GivenUp > 0 {
+			code = exitDamage
+		}
+		r.Status = "salvaged"
+	} else if st.Clean() {
+		r.Status = "clean"
+	} else {
+		r.Status = "repaired"
+	}
+	if h, err := checkpoint.ReadHeader(fsys, o.dir); err == nil && !o.dryRun {
+		if why := snapshotMismatch(h.Index, st.FirstIndex, st.NextIndex()); why != "" {
+			r.Status, code = "damaged", exitDamage
+			r.Damage = append(r.Damage, jsonDamage{Kind: damageSnapshot, File: checkpoint.FileName, Reason: why})
+			r.say("damage:     %s", why)
+			r.say("            restore the snapshot (or the missing segments) from a backup")
+			return r.finish(w, o, code)
+		}
+	}
+	if !o.dryRun {
+		// Prove it: the log must now pass the full check.
+		rep, err := recovery.Check(fsys, o.dir, recovery.CheckOptions{})
+		if err != nil {
+			return fail("%v", err)
+		}
+		if len(rep.Damage) > 0 {
+			r.Status, code = "damaged", exitDamage
+			for _, d := range rep.Damage {
+				r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind, File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
+			}
+			r.say("damage:     the log opens, but %s inside it are damaged (%s);",
+				plural(int64(len(rep.Damage)), "place"), describeDamage(o.dir, rep.Damage[0]))
+			r.say("            Read fails there. `wal verify %s` lists them; `wal recover --salvage %s` cuts the log at the first.", o.dir, o.dir)
+			return r.finish(w, o, code)
+		}
+	}
+	if r.Last+1 <= r.First {
+		r.say("result:     %s: the log is empty (next index %d)", would("the log opens cleanly", "after this the log opens cleanly"), r.First)
+	} else {
+		r.say("result:     %s: records %d to %d", would("the log opens cleanly", "after this the log opens cleanly"), r.First, r.Last)
+	}
+	return r.finish(w, o, code)
+}
+
+func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(string, string) string) {
+	if p.Empty() {
+		r.say("salvage:    no damage: nothing to cut")
+		return
+	}
+	for _, s := range p.Reseal {
+		r.say("salvage:    %s: footer missing or damaged, every record intact: %s, nothing given up", rel(r.Dir, s), would("resealed", "would be resealed"))
+	}
+	c := p.Cut
+	if c == nil {
+		r.describeQuarantine(p)
+		return
+	}
+	r.say("damage:     %s", describeDamage(r.Dir, c.Damage))
+	what := fmt.Sprintf("%s at offset %d", would("cut", "would be cut"), c.Offset)
+	if c.Offset == 0 {
+		what = would("removed", "would be removed")
+		if c.Fresh != 0 && c.Snapshot == 0 {
+			what += fmt.Sprintf(" (an empty segment starting at %d %s)", c.Fresh, would("takes its place", "would take its place"))
+		}
+	}
+	later := ""
+	if len(c.Later) > 0 {
+		var names []string
+		for _, l := range c.Later {
+			names = append(names, rel(r.Dir, l))
+		}
+		later = fmt.Sprintf("; later segments %s: %s", would("removed", "would go"), strings.Join(names, ", "))
+	}
+	r.say("salvage:    %s: %s%s", rel(r.Dir, c.Path), what, later)
+	if c.Snapshot != 0 {
+		r.say("salvage:    the snapshot covers the log up to %d: the log continues after it, in an empty segment from %d;",
+			c.Snapshot, c.Fresh)
+		r.say("            %s cut from the log are covered by the snapshot", plural(int64(c.Covered), "record"))
+	}
+	r.say("salvage:    records given up: %d (indexes %d on; the log ends at %d), %s leave the log",
+		c.Records, c.Index, c.Index-1, bytesIEC(c.Bytes))
+	r.describeQuarantine(p)
+}
+
+func (r *recoverReport) describeQuarantine(p *recovery.SalvagePlan) {
+	n := len(p.Reseal)
+	if c := p.Cut; c != nil {
+		n += 1 + len(c.Later)
+	}
+	if p.Quarantine == "" {
+		r.say("quarantine: whole copies of %s would be kept in %s", plural(int64(n), "file"),
+			filepath.Join(r.Dir, recovery.QuarantinePrefix+"<time>"))
+		return
+	}
+	r.say("quarantine: %s (whole copies of %s, and a README; never deleted by journal)", p.Quarantine, plural(int64(n), "file"))
+}
+
+func (r *recoverReport) finish(w io.Writer, o recoverOptions, code int) error {
+	if o.json {
+		if err := writeJSON(w, r); err != nil {
+			return fail("%v", err)
+		}
+	} else {
+		title := "recover"
+		if o.dryRun {
+			title += " (dry run: nothing is changed)"
+		}
+		fmt.Fprintf(w, "%s %s\n", title, o.dir)
+		for _, l := range r.lines {
+			fmt.Fprintln(w, l)
+		}
+		for _, warn := range r.Warnings {
+			fmt.Fprintf(w, "warning:    %s\n", warn)
+		}
+	}
+	if code != exitOK {
+		return &exit{code: code}
+	}
+	return nil
+}

@@ -1,0 +1,499 @@
+package recovery
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+)
+
+// Salvage is the operator's last resort, for a directory that Open refuses
+// because data it had made durable is damaged (or that Check finds
+// damaged). Open never drops durable records by itself; salvage does, on
+// request, and keeps what it drops.
+//
+// The procedure, planned by PlanSalvage (which only reads) and carried out
+// by SalvagePlan.Apply:
+//
+//  1. Check the directory (every byte, see Check) and take its damage in
+//     log order.
+//  2. A segment whose records are all intact and that continues into the
+//     next segment, but whose footer is missing or damaged, is resealed:
+//     its footer is written again, nothing is given up. Go on with the
+//     next damage.
+//  3. At the first other damage the log is cut: it will end at the last
+//     sector-aligned commit point before the damage (Scanner.Cut), in the
+//     damaged segment, which becomes the newest. A segment whose header is
+//     unreadable, or that does not continue the previous one, is dropped
+//     whole (if it was the first, an empty segment replaces it so that
+//     indexes go on where they were). Every record indexed at or after the
+//     cut is given up.
+//  4. Before anything changes, every file that will change or go is copied,
+//     whole, into a new quarantine directory beside the segments
+//     (QuarantinePrefix + UTC time), with a README saying what was cut
+//     where; the copies, the README and both directories are fsync'd.
+//     Whole copies keep each segment's header, whose salt the frame
+//     checksums need, so the quarantine directory can itself be read with
+//     the CLI's verify and dump.
+//  5. Reseal, or cut the damaged segment (truncate, fdatasync), then
+//     remove the later segments, newest first, and sync the directory.
+//     A pending TruncateBack is void after a cut (the log now ends before
+//     it) and the meta file says so.
+//
+// A snapshot changes step 3: the log must continue the snapshot (Open
+// refuses a log that ends before the snapshot's index). When the cut would
+// end the log at or before the index S the snapshot covers
+// (SalvageOptions.Snapshot), the records up to S are not needed: the log
+// continues after the snapshot instead, in an empty segment starting at S+1,
+// and the meta file's first index becomes S+1 (its rename is the commit
+// point; segments before it are then obsolete and Repair removes them).
+// Only records after S are given up.
+//
+// A crash at any point leaves a directory that Salvage, run again, brings
+// to the same end: the quarantine copies are complete before anything is
+// changed, the damaged segment is cut before any later segment goes, and
+// later segments go newest first. Salvage does not Repair: run Scan and
+// Repair (or Open) afterwards to cut a torn tail and remove leftovers.
+//
+// The caller must hold the log's directory lock.
+
+// QuarantinePrefix starts the name of the directories salvage creates.
+const QuarantinePrefix = "quarantine-"
+
+// SalvagePlan is what salvage would do to a directory.
+type SalvagePlan struct {
+	Dir    string
+	Report *Report // what Check found
+	// Reseal lists segments whose footer is rewritten (nothing given up).
+	Reseal []string
+	// Cut is nil when nothing is cut.
+	Cut *Cut
+	// Quarantine is the directory Apply copied files into ("" before
+	// Apply, or when nothing needed copying).
+	Quarantine string
+}
+
+// Cut says where salvage ends the log.
+type Cut struct {
+	Damage Damage // the damage that forces the cut
+	Path   string // the segment cut, which becomes the newest
+	// Offset is where the segment is cut; 0 drops the file whole.
+	Offset int64
+	// Index is the first index given up: the log ends at Index-1 and the
+	// next append gets Index.
+	Index uint64
+	// Records is how many records had been indexed at or after Index
+	// (readable or not): what the log gives up.
+	Records uint64
+	// Bytes is how many bytes leave the log: the segment's bytes after
+	// Offset and every later segment.
+	Bytes int64
+	// Later lists the later segment files removed whole.
+	Later []string
+	// Fresh, when not 0, is the first index of the empty segment that
+	// replaces a dropped first segment.
+	Fresh uint64
+	// ClearBack is set when a pending TruncateBack becomes void.
+	ClearBack bool
+	// Snapshot, when not 0, is the index the snapshot covers, when the log
+	// continues after it: the meta file's first index becomes
+	// Snapshot+1 (= Fresh), and the records from Index to Snapshot, cut
+	// from the log, are covered by the snapshot (Covered of them).
+	Snapshot uint64
+	Covered  uint64
+}
+
+// SalvageOptions tunes PlanSalvage.
+type SalvageOptions struct {
+	CheckOptions
+	// Snapshot is the index the directory's snapshot covers (0: none).
+	// Package recovery does not read snapshots; the caller passes it.
+	Snapshot uint64
+}
+
+// ErrNoSalvage is returned (wrapped) by PlanSalvage for damage salvage
+// must not cut: a newer format version, a damaged meta file, damage in
+// records already released by TruncateFront.
+var ErrNoSalvage = errors.New("journal: salvage refused")
+
+// Empty reports whether the plan changes nothing.
+func (p *SalvagePlan) Empty() bool { return p.Cut == nil && len(p.Reseal) == 0 }
+
+// PlanSalvage checks dir (Check) and works out what Salvage would do. It
+// only reads.
+func PlanSalvage(fsys vfs.FS, dir string, opts SalvageOptions) (*SalvagePlan, error) {
+	rep, err := Check(fsys, dir, opts.CheckOptions)
+	if err != nil {
+		return nil, err
+	}
+	return PlanSalvageFor(fsys, rep, opts.Snapshot)
+}
+
+// PlanSalvageFor works out what Salvage would do from what Check found;
+// snapshot is the index the directory's snapshot covers (0: none).
+func PlanSalvageFor(fsys vfs.FS, rep *Report, snapshot uint64) (*SalvagePlan, error) {
+	p := &SalvagePlan{Dir: rep.Dir, Report: rep}
+	segs := rep.Segments
+	at := func(path string) int {
+		return slices.IndexFunc(segs, func(s SegmentReport) bool { return s.Path == path })
+	}
+	for _, d := range rep.Damage {
+		switch d.Kind {
+		case DamageMeta:
+			return nil, fmt.Errorf("%w: %s: the meta file holds the log's first index and pending truncations; "+
+				"salvage cannot rebuild it (restore it from a backup)", ErrNoSalvage, d)
+		case DamageVersion:
+			return nil, fmt.Errorf("%w: %s: written by a newer version of journal; use that version", ErrNoSalvage, d)
+		}
+		i := at(d.Path)
+		if i < 0 {
+			return nil, fmt.Errorf("journal: salvage: damage in %s, which is not a live segment", d.Path)
+		}
+		if d.Kind == DamageFooter && segs[i].Intact && i+1 < len(segs) && segs[i+1].First == segs[i].Next {
+			p.Reseal = append(p.Reseal, d.Path)
+			continue
+		}
+		c, err := planCut(fsys, rep, i, d, snapshot)
+		if err != nil {
+			return nil, err
+		}
+		p.Cut = c
+		break
+	}
+	return p, nil
+}
+
+// planCut works out the cut for damage d in live segment i.
+func planCut(fsys vfs.FS, rep *Report, i int, d Damage, snapshot uint64) (*Cut, error) {
+	s := rep.Segments[i]
+	c := &Cut{Damage: d, Path: s.Path, ClearBack: rep.Meta.BackPending}
+	switch d.Kind {
+	case DamageOrder, DamageHeader:
+		c.Index = s.First
+		if i > 0 {
+			c.Index = rep.Segments[i-1].Next
+		} else {
+			c.Fresh = max(s.First, rep.Meta.FirstIndex)
+			c.Index = c.Fresh
+		}
+	default:
+		var err error
+		if c.Offset, c.Index, err = cutPoint(fsys, s.Path, d.Offset); err != nil {
+			return nil, err
+		}
+		if c.Index < rep.FirstIndex {
+			return nil, fmt.Errorf("%w: %s: the damage lies before the first live record %d, in records TruncateFront "+
+				"already released; Open does not read them, and they go when the log is truncated past %s",
+				ErrNoSalvage, d, rep.FirstIndex, filepath.Base(s.Path))
+		}
+	}
+	if snapshot != 0 && c.Index <= snapshot {
+		// The log would end before the snapshot: continue after it.
+		c.Covered = snapshot + 1 - c.Index
+		c.Offset, c.Index, c.Snapshot, c.Fresh = 0, snapshot+1, snapshot, snapshot+1
+	}
+	c.Bytes = s.Size - c.Offset
+	known := c.Index
+	for _, t := range rep.Segments[i:] {
+		known = max(known, t.Next, t.First)
+	}
+	for _, t := range rep.Segments[i+1:] {
+		c.Later = append(c.Later, t.Path)
+		c.Bytes += t.Size
+	}
+	if c.ClearBack || c.Snapshot != 0 {
+		// Segments a pending TruncateBack made obsolete would be live
+		// again once it is cleared: they go too.
+		for _, o := range rep.Obsolete {
+			if first, _ := segment.ParseName(filepath.Base(o)); first > s.First {
+				c.Later = append(c.Later, o)
+			}
+		}
+		slices.Sort(c.Later)
+	}
+	c.Records = known - c.Index
+	return c, nil
+}
+
+// cutPoint scans the segment at path and returns the last sector-aligned
+// commit point at or before offset damage, and the index that follows it.
+func cutPoint(fsys vfs.FS, path string, damage int64) (int64, uint64, error) {
+	f, h, size, err := openSegment(fsys, path, os.O_RDONLY)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := segment.NewScanner(&cachedReader{r: f, size: size}, size, h)
+	off, next := sc.Cut()
+	for sc.Next() {
+		if sc.Frame().Offset >= damage {
+			break
+		}
+		if o, n := sc.Cut(); o <= damage {
+			off, next = o, n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, fmt.Errorf("journal: read %s: %w", path, err)
+	}
+	// Cut after the last Next may have moved to a boundary at or before
+	// the damage (write padding skipped), never to a later frame's end.
+	if o, n := sc.Cut(); o <= damage && o >= off {
+		off, next = o, n
+	}
+	return off, next, nil
+}
+
+func openSegment(fsys vfs.FS, path string, flag int) (vfs.File, segment.Header, int64, error) {
+	f, err := fsys.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, segment.Header{}, 0, fmt.Errorf("journal: salvage: %w", err)
+	}
+	size, err := f.Size()
+	if err == nil {
+		head := make([]byte, segment.HeaderSize)
+		if _, err = f.ReadAt(head, 0); err == nil {
+			var h segment.Header
+			if h, err = segment.DecodeHeader(head); err == nil {
+				return f, h, size, nil
+			}
+		}
+	}
+	f.Close()
+	return nil, segment.Header{}, 0, fmt.Errorf("journal: salvage: %s: %w", path, err)
+}
+
+// Apply carries out the plan: quarantine copies first, then the reseals
+// and the cut. now names the quarantine directory. The caller holds the
+// directory lock, and nothing may have changed dir since PlanSalvage.
+func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
+	if p.Empty() {
+		return nil
+	}
+	copies := slices.Clone(p.Reseal)
+	if c := p.Cut; c != nil {
+		copies = append(copies, c.Path)
+		copies = append(copies, c.Later...)
+	}
+	q, err := p.quarantine(fsys, now, copies)
+	if err != nil {
+		return err
+	}
+	p.Quarantine = q
+	for _, path := range p.Reseal {
+		if err := reseal(fsys, path); err != nil {
+			return err
+		}
+	}
+	c := p.Cut
+	if c == nil {
+		return nil
+	}
+	if c.Offset > 0 {
+		if err := truncate(fsys, c.Path, c.Offset); err != nil {
+			return err
+		}
+	}
+	if c.Snapshot != 0 {
+		// The empty segment and the meta file's new first index come
+		// first: the meta file's rename commits the log to continuing
+		// after the snapshot, and until then the damage is still there
+		// for a second run to find.
+		if err := p.fresh(fsys, c.Fresh); err != nil {
+			return err
+		}
+		m := p.Report.Meta
+		m.FirstIndex, m.BackPending = c.Fresh, false
+		if err := WriteMeta(fsys, p.Dir, m); err != nil {
+			return fmt.Errorf("journal: salvage: %w", err)
+		}
+	}
+	gone := slices.Clone(c.Later)
+	slices.Reverse(gone) // newest first: what remains stays contiguous
+	if c.Offset == 0 {
+		gone = append(gone, c.Path)
+	}
+	for _, path := range gone {
+		if c.Snapshot != 0 && path == filepath.Join(p.Dir, segment.Name(c.Fresh)) {
+			continue // replaced by the fresh segment already
+		}
+		if err := fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("journal: salvage: %w", err)
+		}
+	}
+	if err := fsys.SyncDir(p.Dir); err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	if c.Snapshot != 0 {
+		return nil
+	}
+	if c.Fresh != 0 {
+		if err := p.fresh(fsys, c.Fresh); err != nil {
+			return err
+		}
+	}
+	if c.ClearBack {
+		m := p.Report.Meta
+		m.BackPending = false
+		if err := WriteMeta(fsys, p.Dir, m); err != nil {
+			return fmt.Errorf("journal: salvage: %w", err)
+		}
+	}
+	return nil
+}
+
+// fresh durably creates an empty segment starting at first.
+func (p *SalvagePlan) fresh(fsys vfs.FS, first uint64) error {
+	f, _, err := segment.Create(fsys, p.Dir, first, 0)
+	if err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	return nil
+}
+
+// quarantine creates the quarantine directory and durably copies the
+// files into it, with a README.
+func (p *SalvagePlan) quarantine(fsys vfs.FS, now time.Time, files []string) (string, error) {
+	base := filepath.Join(p.Dir, QuarantinePrefix+now.UTC().Format("20060102T150405Z"))
+	q := base
+	for n := 2; ; n++ {
+		if _, err := fsys.Stat(q); errors.Is(err, fs.ErrNotExist) {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("journal: salvage: %w", err)
+		}
+		q = fmt.Sprintf("%s-%d", base, n)
+	}
+	if err := fsys.MkdirAll(q, 0o755); err != nil {
+		return "", fmt.Errorf("journal: salvage: %w", err)
+	}
+	for _, path := range files {
+		if err := copyFile(fsys, path, filepath.Join(q, filepath.Base(path))); err != nil {
+			return "", err
+		}
+	}
+	readme := filepath.Join(q, "README")
+	if err := copyBytes(fsys, strings.NewReader(p.Describe(now)), readme); err != nil {
+		return "", err
+	}
+	if err := fsys.SyncDir(q); err != nil {
+		return "", fmt.Errorf("journal: salvage: %w", err)
+	}
+	if err := fsys.SyncDir(p.Dir); err != nil {
+		return "", fmt.Errorf("journal: salvage: %w", err)
+	}
+	return q, nil
+}
+
+// Describe is the README written into the quarantine directory.
+func (p *SalvagePlan) Describe(now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "journal salvage of %s at %s\n\n", p.Dir, now.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "Every file here is a whole copy of a log file as it was before salvage changed it.\n\n")
+	for _, r := range p.Reseal {
+		fmt.Fprintf(&b, "%s: footer missing or damaged, records intact: resealed, nothing given up\n", filepath.Base(r))
+	}
+	if c := p.Cut; c != nil {
+		fmt.Fprintf(&b, "damage: %s\n", c.Damage)
+		if c.Offset > 0 {
+			fmt.Fprintf(&b, "%s: cut at offset %d; its bytes from there on left the log\n", filepath.Base(c.Path), c.Offset)
+		} else {
+			fmt.Fprintf(&b, "%s: removed from the log\n", filepath.Base(c.Path))
+		}
+		for _, l := range c.Later {
+			fmt.Fprintf(&b, "%s: removed from the log\n", filepath.Base(l))
+		}
+		if c.Snapshot != 0 {
+			fmt.Fprintf(&b, "the snapshot covers the log up to %d: the log continues after it, from %d; "+
+				"%d records cut from the log are covered by the snapshot\n", c.Snapshot, c.Fresh, c.Covered)
+		}
+		fmt.Fprintf(&b, "records given up: %d (indexes from %d on); the log now ends at %d\n", c.Records, c.Index, c.Index-1)
+	}
+	return b.String()
+}
+
+func copyFile(fsys vfs.FS, src, dst string) error {
+	f, err := fsys.OpenFile(src, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	return copyBytes(fsys, io.NewSectionReader(f, 0, size), dst)
+}
+
+// copyBytes writes r to a new file dst and fdatasyncs it.
+func copyBytes(fsys vfs.FS, r io.Reader, dst string) error {
+	f, err := fsys.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	_, err = io.Copy(io.NewOffsetWriter(f, 0), r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("journal: salvage: copy to %s: %w", dst, err)
+	}
+	return nil
+}
+
+// reseal writes the footer of a segment whose records are intact.
+func reseal(fsys vfs.FS, path string) error {
+	f, h, size, err := openSegment(fsys, path, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := segment.NewScanner(&cachedReader{r: f, size: size}, size, h)
+	var offsets []int64
+	for sc.Next() {
+		offsets = append(offsets, sc.Frame().Offset)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("journal: salvage: read %s: %w", path, err)
+	}
+	at, next := sc.Cut()
+	if next != h.FirstIndex+uint64(len(offsets)) {
+		return fmt.Errorf("journal: salvage: %s changed since it was checked", path)
+	}
+	if _, err := segment.Seal(f, h, at, offsets); err != nil {
+		return fmt.Errorf("journal: salvage: reseal %s: %w", path, err)
+	}
+	return nil
+}
+
+func truncate(fsys vfs.FS, path string, off int64) error {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	err = f.Truncate(off)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("journal: salvage: cut %s at %d: %w", path, off, err)
+	}
+	return nil
+}
