@@ -2,6 +2,7 @@ package wal_test
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"os"
 
@@ -88,4 +89,66 @@ func ExampleOpen_recovered() {
 	}
 	fmt.Println("log holds", l.LastIndex()-l.FirstIndex()+1, "records")
 	// Output: log holds 0 records
+}
+
+func ExampleLog_Checkpoint() {
+	dir, _ := os.MkdirTemp("", "journal-example-")
+	defer os.RemoveAll(dir)
+	l, err := wal.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	total := 0
+	for _, n := range []int{3, 4, 5} {
+		if _, err := l.Append([]byte{byte(n)}); err != nil {
+			log.Fatal(err)
+		}
+		total += n
+	}
+	// The state after record 3 is durable on its own: records 1-3 go.
+	err = l.Checkpoint(3, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "total=%d", total)
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	index, r, err := l.Snapshot()
+	if err != nil {
+		log.Fatal(err)
+	}
+	state, err := io.ReadAll(r) // read to the end: the checksum is checked there
+	r.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("snapshot as of %d: %s; log holds [%d, %d]\n", index, state, l.FirstIndex(), l.LastIndex())
+	// Output: snapshot as of 3: total=12; log holds [4, 3]
+}
+
+func ExampleLog_NewReader() {
+	dir, _ := os.MkdirTemp("", "journal-example-")
+	defer os.RemoveAll(dir)
+	l, err := wal.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	for _, s := range []string{"put a=1", "put b=2", "del a"} {
+		if _, err := l.Append([]byte(s)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	r := l.NewReader(2) // replay from record 2 on
+	defer r.Close()
+	for r.Next() {
+		fmt.Printf("%d: %s\n", r.Index(), r.Record())
+	}
+	if err := r.Err(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 2: put b=2
+	// 3: del a
 }
