@@ -26,24 +26,7 @@ error.`,
 		Example: `  wal info /var/lib/myapp/wal
   wal info --json /var/lib/myapp/wal | jq .records`,
 		Args: dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ex, err := examine(args[0], false)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				if err := writeJSON(w, ex.json()); err != nil {
-					return fail("%v", err)
-				}
-			} else {
-				ex.printInfo(w)
-			}
-			if ex.damaged() {
-				return damaged()
-			}
-			return nil
-		},
+		RunE: report(false, &asJSON, (*examination).printInfo),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable report")
 	return cmd

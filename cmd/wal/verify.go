@@ -27,24 +27,7 @@ Exit codes: 0 no damage, 1 damage found, 2 usage or I/O error.`,
 		Example: `  wal verify /var/lib/myapp/wal
   wal verify --json /var/lib/myapp/wal | jq .damage`,
 		Args: dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ex, err := examine(args[0], true)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				if err := writeJSON(w, ex.json()); err != nil {
-					return fail("%v", err)
-				}
-			} else {
-				ex.printVerify(w)
-			}
-			if ex.damaged() {
-				return damaged()
-			}
-			return nil
-		},
+		RunE: report(true, &asJSON, (*examination).printVerify),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable report")
 	return cmd
@@ -84,4 +67,27 @@ func (ex *examination) printVerify(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "result:    OK, every checksum verified\n")
+}
+
+// report runs the examination behind verify and info (deep: the snapshot
+// too) and prints it as text or JSON; damage makes the exit code 1.
+func report(deep bool, asJSON *bool, print func(*examination, io.Writer)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ex, err := examine(args[0], deep)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if *asJSON {
+			if err := writeJSON(w, ex.json()); err != nil {
+				return fail("%v", err)
+			}
+		} else {
+			print(ex, w)
+		}
+		if ex.damaged() {
+			return damaged()
+		}
+		return nil
+	}
 }
