@@ -324,3 +324,35 @@ func TestNothingIsWrittenAfterAFailedWrite(t *testing.T) {
 	defer l.Close()
 	checkRange(t, l, 1, 0)
 }
+
+func TestEmptyRecordsAndBatches(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []Compression{NoCompression, Zstd} {
+		l := openT(t, dir, &Options{Compression: c})
+		first, err := l.AppendBatch([][]byte{{}, nil, []byte("x"), {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := l.AppendBatch(nil)
+		if err != nil || next != first+4 {
+			t.Fatalf("empty AppendBatch = %d, %v; want %d, nil", next, err, first+4)
+		}
+		if i, err := l.Append(nil); err != nil || i != first+4 {
+			t.Fatalf("Append(nil) = %d, %v", i, err)
+		}
+		l.Close()
+		l = openT(t, dir, nil)
+		for i, want := range []string{"", "", "x", "", ""} {
+			got, err := l.Read(first + uint64(i))
+			if err != nil || string(got) != want {
+				t.Fatalf("Read(%d) = %q, %v; want %q", first+uint64(i), got, err, want)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("second Close: %v, want ErrClosed", err)
+		}
+	}
+}
