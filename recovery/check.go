@@ -116,6 +116,7 @@ type Damage struct {
 	Reason string
 }
 
+// String says where the damage is and what is wrong there.
 func (d Damage) String() string {
 	s := fmt.Sprintf("%s at offset %d", d.Path, d.Offset)
 	if d.Index != 0 {

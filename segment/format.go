@@ -73,6 +73,7 @@ const (
 	Zstd Codec = 2 // a zstd frame (github.com/klauspost/compress/zstd)
 )
 
+// String names the codec.
 func (c Codec) String() string {
 	switch c {
 	case None:
@@ -102,6 +103,7 @@ type CorruptionError struct {
 	Reason string // what check failed
 }
 
+// Error says where the damage is and what check failed.
 func (e *CorruptionError) Error() string {
 	s := fmt.Sprintf("journal: corrupt data in %s at offset %d", e.Path, e.Offset)
 	if e.Index != 0 {
