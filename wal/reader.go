@@ -13,7 +13,10 @@ import (
 // records readable when each segment is reached: at the end of the log Next
 // returns false, and calling Next again later picks up records appended
 // since. A Reader is not safe for concurrent use; several Readers may run
-// alongside appends.
+// alongside appends. Truncations are not coordinated with Readers: after a
+// TruncateFront a Reader resumes at the new FirstIndex, and a Reader running
+// while TruncateBack removes records may already have returned some of
+// them.
 type Reader struct {
 	l     *Log
 	next  uint64 // index of the next record to return
