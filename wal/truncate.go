@@ -55,8 +55,8 @@ func (l *Log) TruncateFront(index uint64) error {
 	l.mu.Lock()
 	if err != nil {
 		// The truncation is committed and the next Open removes what is
-		// left, but a failed directory sync leaves the directory's state
-		// unknown: the log stops here like after any failed sync.
+		// left, but a failed remove leaves the directory's state unknown:
+		// the log stops here like after any failed file operation.
 		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
 	}
 	return nil

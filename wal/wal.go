@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"sync"
 
@@ -402,11 +401,4 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 		return nil, fmt.Errorf("journal: read index of %s: %w", path, err)
 	}
 	return segment.ReadRecord(f, path, h, off, size, index)
-}
-
-// sealedCopy lists the sealed segments (for tools and tests).
-func (l *Log) sealedCopy() []*sealedSegment {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.sealed)
 }

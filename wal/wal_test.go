@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -355,4 +356,11 @@ func TestEmptyRecordsAndBatches(t *testing.T) {
 			t.Fatalf("second Close: %v, want ErrClosed", err)
 		}
 	}
+}
+
+// sealedCopy lists the sealed segments.
+func (l *Log) sealedCopy() []*sealedSegment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.sealed)
 }
