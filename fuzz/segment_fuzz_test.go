@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gojournal/journal/segment"
@@ -68,6 +69,7 @@ func FuzzSegmentDecode(f *testing.F) {
 type scannedFrame struct {
 	off, size int64
 	index     uint64
+	closes    bool // a TypeRecord frame: it completes its batch
 }
 
 func decodeSegment(t *testing.T, data []byte) {
@@ -84,14 +86,17 @@ func decodeSegment(t *testing.T, data []byte) {
 
 	// The footer, and the records it indexes.
 	var ft segment.Footer
-	var reason string
+	var why string
 	withinBudget(t, "ReadFooter", structureBudget(len(data)), func() {
-		ft, reason, err = segment.ReadFooter(r, size, h)
+		ft, why, err = segment.ReadFooter(r, size, h)
 	})
 	if err != nil {
 		t.Fatalf("ReadFooter: I/O error on an in-memory file: %v", err)
 	}
-	sealed := reason == ""
+	sealed := ft.Valid()
+	if sealed != (why == "") || (!sealed && ft != segment.Footer{}) {
+		t.Fatalf("ReadFooter = %+v, %q: want a valid footer and no reason, or the zero Footer and a reason", ft, why)
+	}
 	if sealed {
 		if ft.Offset < segment.DataStart || ft.Offset%segment.SectorSize != 0 ||
 			ft.Next != h.FirstIndex+uint64(ft.Count) || segment.SealedSize(ft.Offset, int(ft.Count)) != size {
@@ -107,11 +112,12 @@ func decodeSegment(t *testing.T, data []byte) {
 		for sc.Next() {
 			f := sc.Frame()
 			checkValidFrame(t, data, h, f, off, closed, next)
-			if f.Type == segment.TypeFooter {
-				t.Fatalf("Scanner returned a footer frame as a record")
+			if f.Type != segment.TypeRecord && f.Type != segment.TypeBatch {
+				t.Fatalf("Scanner returned a frame of type %d as a record", f.Type)
 			}
-			frames = append(frames, scannedFrame{f.Offset, f.Size(), f.Index})
-			off, closed = f.Offset+f.Size(), f.Type == segment.TypeRecord
+			closed = f.Type == segment.TypeRecord
+			frames = append(frames, scannedFrame{f.Offset, f.Size(), f.Index, closed})
+			off = f.Offset + f.Size()
 			next++
 		}
 	})
@@ -119,31 +125,19 @@ func decodeSegment(t *testing.T, data []byte) {
 		t.Fatalf("Scanner: I/O error on an in-memory file: %v", err)
 	}
 	stop := sc.Offset()
-	if sc.Sealed() {
-		f := sc.Frame()
-		checkValidFrame(t, data, h, f, off, closed, next)
-		if f.Type != segment.TypeFooter || stop != f.Offset+f.Size() || sc.Reason() != "" {
-			t.Fatalf("Sealed scan: last frame %+v, stop %d, reason %q", f, stop, sc.Reason())
-		}
-	} else if stop != off && !(closed && stop == segment.AlignSector(off) && zerosBetween(data, off, stop)) {
-		t.Fatalf("scan stopped at %d, but its frames end at %d", stop, off)
-	}
-	if sc.Reason() == "" && !sc.Sealed() && stop < size {
-		t.Fatalf("scan stopped at %d of %d with no reason", stop, size)
-	}
-	commitOff, commitNext := sc.Committed()
-	if commitOff < segment.DataStart || commitOff > max(off, min(stop, segment.AlignSector(off))) ||
-		commitNext < h.FirstIndex || commitNext > next {
-		t.Fatalf("Committed() = %d, %d outside the scanned frames [%d, %d) and indexes [%d, %d]",
-			commitOff, commitNext, segment.DataStart, off, h.FirstIndex, next)
-	}
-	if k := commitNext - h.FirstIndex; k < uint64(len(frames)) && commitOff != frames[k].off &&
-		(k == 0 || commitOff != frames[k-1].off+frames[k-1].size) {
-		t.Fatalf("Committed() = %d, %d is neither the end of record %d nor the start of the next", commitOff, commitNext, commitNext-1)
-	}
+	checkStop(t, data, h, sc, off, closed, next)
+	commitOff, commitNext := checkCommitted(t, data, h, sc, frames, next)
 	cutOff, cutNext := sc.Cut()
-	if cutOff%segment.SectorSize != 0 || cutOff > commitOff || cutNext > commitNext || cutNext < h.FirstIndex {
-		t.Fatalf("Cut() = %d, %d; Committed() = %d, %d", cutOff, cutNext, commitOff, commitNext)
+	if sc.Unfinished() {
+		// A torn write held more than one batch: the cut is an earlier,
+		// sector-aligned commit point.
+		if cutOff%segment.SectorSize != 0 || cutOff < segment.DataStart || cutOff > commitOff || cutNext > commitNext || cutNext < h.FirstIndex {
+			t.Fatalf("Cut() = %d, %d; Committed() = %d, %d", cutOff, cutNext, commitOff, commitNext)
+		}
+	} else if cutOff != segment.AlignSector(commitOff) || cutNext != commitNext {
+		// Whatever follows a complete batch in its sector is write
+		// padding: every record of the batch is kept.
+		t.Fatalf("Cut() = %d, %d; want the sector boundary after Committed() = %d, %d", cutOff, cutNext, commitOff, commitNext)
 	}
 
 	// Resuming mid-segment reads the same frames.
@@ -155,9 +149,9 @@ func decodeSegment(t *testing.T, data []byte) {
 				t.Fatalf("NewScannerAt(%d, %d) disagrees with the scan at frame %d", frames[k].off, frames[k].index, want.index)
 			}
 		}
-		if rs.Next() || rs.Offset() != stop || rs.Reason() != sc.Reason() || rs.Sealed() != sc.Sealed() {
-			t.Fatalf("NewScannerAt(%d, %d) stopped at %d (%q), the scan at %d (%q)",
-				frames[k].off, frames[k].index, rs.Offset(), rs.Reason(), stop, sc.Reason())
+		if rs.Next() || rs.Offset() != stop || rs.Stop() != sc.Stop() || rs.Why() != sc.Why() || rs.Sealed() != sc.Sealed() {
+			t.Fatalf("NewScannerAt(%d, %d) stopped at %d (%s), the scan at %d (%s)",
+				frames[k].off, frames[k].index, rs.Offset(), rs.Why(), stop, sc.Why())
 		}
 	}
 
@@ -169,9 +163,9 @@ func decodeSegment(t *testing.T, data []byte) {
 	// Each scanned record, by frame and by ReadRecord.
 	records := map[uint64][]byte{}
 	for _, fr := range frames {
-		f, reason, _ := segment.ParseFrame(data[fr.off:], h.Salt, fr.off)
-		if reason != "" {
-			t.Fatalf("scanned frame at %d no longer parses: %s", fr.off, reason)
+		f, fstop := segment.ParseFrame(data[fr.off:], h.Salt, fr.off)
+		if fstop != segment.StopNone {
+			t.Fatalf("scanned frame at %d no longer parses: %v", fr.off, fstop)
 		}
 		if claimsMuch(f, len(data)) {
 			if costly++; costly > costlyCalls {
@@ -245,15 +239,11 @@ func decodeSegment(t *testing.T, data []byte) {
 
 // checkValidFrame checks what Scanner.Next promises of a frame it returns:
 // it follows the previous frame, which ended at prevEnd (right after it, or
-// after zero write padding when the previous frame closed a batch), carries
-// the next index and passes ParseFrame.
+// after write padding when the previous frame closed a batch, or after sync
+// frames), carries the next index and passes ParseFrame.
 func checkValidFrame(t *testing.T, data []byte, h segment.Header, f segment.Frame, prevEnd int64, closed bool, wantIndex uint64) {
 	t.Helper()
-	// After a complete batch the next frame may start at the next sector
-	// boundary: the bytes between are write padding (zeros, or damaged
-	// padding that the valid frame after it lets the scan skip).
-	padded := segment.AlignSector(prevEnd)
-	if f.Offset != prevEnd && !(closed && f.Offset == padded) {
+	if !followsAny(syncEnds(data, h.Salt, prevEnd, closed, wantIndex), f.Offset, closed) {
 		t.Fatalf("frame at %d does not follow the previous frame, which ends at %d", f.Offset, prevEnd)
 	}
 	if f.Index != wantIndex || f.Offset%segment.FrameAlign != 0 {
@@ -265,9 +255,106 @@ func checkValidFrame(t *testing.T, data []byte, h segment.Header, f segment.Fram
 	if f.Offset+segment.FrameHeader+int64(len(f.Data)) > int64(len(data)) {
 		t.Fatalf("frame at %d: payload runs past the end of the file", f.Offset)
 	}
-	if _, reason, _ := segment.ParseFrame(data[f.Offset:], h.Salt, f.Offset); reason != "" {
-		t.Fatalf("frame at %d returned by the scan fails ParseFrame: %s", f.Offset, reason)
+	if _, stop := segment.ParseFrame(data[f.Offset:], h.Salt, f.Offset); stop != segment.StopNone {
+		t.Fatalf("frame at %d returned by the scan fails ParseFrame: %v", f.Offset, stop)
 	}
+}
+
+// checkStop checks where and why the scan stopped: its last record frame
+// ended at end (closed: it completed its batch), and next is the index
+// after it.
+func checkStop(t *testing.T, data []byte, h segment.Header, sc *segment.Scanner, end int64, closed bool, next uint64) {
+	t.Helper()
+	stop, size := sc.Offset(), int64(len(data))
+	ends := syncEnds(data, h.Salt, end, closed, next)
+	switch sc.Stop() {
+	case segment.StopNone:
+		t.Fatalf("scan ended at %d without a stop", stop)
+	case segment.StopFooter:
+		// The footer follows the last record as a record frame would.
+		isFooter := func(p int64) bool {
+			f, fstop := segment.ParseFrame(data[min(p, size):], h.Salt, p)
+			return fstop == segment.StopNone && f.Type == segment.TypeFooter && f.Index == next && p+f.Size() == stop
+		}
+		if !slices.ContainsFunc(ends, func(p int64) bool { return isFooter(p) || (closed && isFooter(segment.AlignSector(p))) }) {
+			t.Fatalf("scan sealed at %d, but no footer ending there follows the last record (end %d)", stop, end)
+		}
+	default:
+		// The scan stops where the next frame would be: after the last
+		// record or a sync frame after it, or after the write padding
+		// that follows a commit point (zeros as far as the file goes).
+		if !slices.ContainsFunc(ends, func(p int64) bool {
+			return stop == p || (closed && stop == segment.AlignSector(p) && zerosBetween(data, p, stop))
+		}) {
+			t.Fatalf("scan stopped at %d (%s), but its frames end at %d", stop, sc.Why(), end)
+		}
+	}
+	if (sc.Stop() == segment.StopEOF) != (stop >= size && !sc.Sealed()) {
+		t.Fatalf("scan stopped at %d of %d with %v", stop, size, sc.Stop())
+	}
+	if sc.Why() == "" || (sc.Stop() == segment.StopIndex && !strings.Contains(sc.Why(), "expected")) {
+		t.Fatalf("scan stopped with %v, saying %q", sc.Stop(), sc.Why())
+	}
+}
+
+// checkCommitted checks the commit point: it follows a record that
+// completed its batch (or is the start of the data), right after it, after
+// sync frames or after write padding, and Unfinished says whether records
+// were read past it.
+func checkCommitted(t *testing.T, data []byte, h segment.Header, sc *segment.Scanner, frames []scannedFrame, next uint64) (int64, uint64) {
+	t.Helper()
+	off, index := sc.Committed()
+	if off < segment.DataStart || off > sc.Offset() || index < h.FirstIndex || index > next {
+		t.Fatalf("Committed() = %d, %d outside the scan [%d, %d) and indexes [%d, %d]",
+			off, index, segment.DataStart, sc.Offset(), h.FirstIndex, next)
+	}
+	prevEnd := int64(segment.DataStart)
+	if k := index - h.FirstIndex; k > 0 {
+		prev := frames[k-1]
+		if !prev.closes {
+			t.Fatalf("Committed() = %d, %d follows a TypeBatch frame", off, index)
+		}
+		prevEnd = prev.off + prev.size
+	}
+	if !followsAny(syncEnds(data, h.Salt, prevEnd, true, index), off, true) {
+		t.Fatalf("Committed() = %d, %d does not follow record %d, which ends at %d", off, index, index-1, prevEnd)
+	}
+	if sc.Unfinished() != (index < next) {
+		t.Fatalf("Unfinished() = %v with records up to %d read and %d committed", sc.Unfinished(), next, index)
+	}
+	return off, index
+}
+
+// syncEnds returns the offsets after a frame that ended at end where the
+// frame of record index may start, or the write padding before it: end
+// itself, and, after a frame that completed its batch, the end of each sync
+// frame (of that index) that may follow, right after it or after write
+// padding. Each sync frame is a commit point of its own.
+func syncEnds(data []byte, salt uint64, end int64, closed bool, index uint64) []int64 {
+	ends := []int64{end}
+	if !closed {
+		return ends
+	}
+	seen := map[int64]bool{end: true}
+	for i := 0; i < len(ends); i++ {
+		for _, p := range []int64{ends[i], segment.AlignSector(ends[i])} {
+			if p >= int64(len(data)) {
+				continue
+			}
+			f, stop := segment.ParseFrame(data[p:], salt, p)
+			if stop == segment.StopNone && f.Type == segment.TypeSync && f.Index == index && !seen[p+f.Size()] {
+				seen[p+f.Size()] = true
+				ends = append(ends, p+f.Size())
+			}
+		}
+	}
+	return ends
+}
+
+// followsAny reports whether off is one of ends, or (after a commit point)
+// the sector boundary after one.
+func followsAny(ends []int64, off int64, closed bool) bool {
+	return slices.ContainsFunc(ends, func(p int64) bool { return off == p || (closed && off == segment.AlignSector(p)) })
 }
 
 // zerosBetween reports whether data holds only zeros in [from, to), as far
@@ -301,9 +388,9 @@ func checkTail(t *testing.T, data []byte, h segment.Header, from int64) {
 	if d.Offset <= from || d.Offset%segment.FrameAlign != 0 || d.Synced <= from || d.Synced > d.Offset {
 		t.Fatalf("ScanTail(%d): durable frame at %d synced %d does not prove anything", from, d.Offset, d.Synced)
 	}
-	f, reason, _ := segment.ParseFrame(data[d.Offset:], h.Salt, d.Offset)
-	if reason != "" || f.Index != d.Index || !bytes.Equal(f.Data, d.Data) {
-		t.Fatalf("ScanTail(%d): durable frame at %d is not valid: %s", from, d.Offset, reason)
+	f, stop := segment.ParseFrame(data[d.Offset:], h.Salt, d.Offset)
+	if stop != segment.StopNone || f.Index != d.Index || !bytes.Equal(f.Data, d.Data) {
+		t.Fatalf("ScanTail(%d): durable frame at %d is not valid: %v", from, d.Offset, stop)
 	}
 }
 
@@ -418,6 +505,14 @@ func (w *seedWriter) sync() *seedWriter {
 	return w
 }
 
+// syncMark writes the sync frame a NoSync log writes after an fdatasync:
+// at the sector boundary where the synced data ends, padded to the next.
+func (w *seedWriter) syncMark() *seedWriter {
+	w.sync()
+	w.buf = segment.AppendFrame(w.buf, w.h.Salt, segment.TypeSync, segment.None, w.next, w.synced, nil)
+	return w.endWrite()
+}
+
 func (w *seedWriter) seal() []byte {
 	w.endWrite()
 	return segment.AppendFooter(w.buf, w.h, int64(len(w.buf)), w.starts)
@@ -438,6 +533,10 @@ func seedSegments() map[string][]byte {
 		"truncated-back":  truncatedBack(),
 		"torn":            torn(),
 		"corrupt-durable": corruptBeforeDurable(),
+		"sync-frames": newSeedWriter(1).record(segment.None, "a").syncMark().record(segment.None, "b").
+			add(segment.TypeBatch, segment.None, "c1").record(segment.None, "c2").syncMark().add(segment.TypeBatch, segment.None, "d1").buf,
+		"sync-sealed":       newSeedWriter(1).record(segment.S2, text).syncMark().seal(),
+		"corrupt-then-sync": corruptBeforeSyncFrame(),
 	}
 	return seeds
 }
@@ -465,6 +564,16 @@ func corruptBeforeDurable() []byte {
 	w := newSeedWriter(1).record(segment.None, "a").sync()
 	damaged := len(w.buf) + segment.FrameHeader
 	w.record(segment.None, "b").sync().record(segment.None, "c")
+	w.buf[damaged] ^= 0x01
+	return w.buf
+}
+
+// corruptBeforeSyncFrame has a damaged record whose only proof of
+// durability is the sync frame written after it.
+func corruptBeforeSyncFrame() []byte {
+	w := newSeedWriter(1).record(segment.None, "a").sync()
+	damaged := len(w.buf) + segment.FrameHeader
+	w.record(segment.None, "b").syncMark()
 	w.buf[damaged] ^= 0x01
 	return w.buf
 }

@@ -71,11 +71,13 @@ const QuarantinePrefix = "quarantine-"
 // SalvagePlan is what salvage would do to a directory.
 type SalvagePlan struct {
 	Dir    string
-	Report *Report // what Check found
+	Report *State // what Check found
 	// Reseal lists segments whose footer is rewritten (nothing given up).
 	Reseal []string
 	// Cut is nil when nothing is cut.
 	Cut *Cut
+	// Restart, when set, moves the log's first index (missing records).
+	Restart *Restart
 	// Quarantine is the directory Apply copied files into ("" before
 	// Apply, or when nothing needed copying).
 	Quarantine string
@@ -111,6 +113,17 @@ type Cut struct {
 	Covered  uint64
 }
 
+// Restart says how salvage makes a log whose first records are missing
+// open again: the meta file's first index becomes First, and, when Fresh is
+// set, an empty segment starting there continues the log.
+type Restart struct {
+	Damage Damage
+	First  uint64
+	Fresh  bool
+	// Missing is how many records were already gone.
+	Missing uint64
+}
+
 // SalvageOptions tunes PlanSalvage.
 type SalvageOptions struct {
 	CheckOptions
@@ -120,12 +133,12 @@ type SalvageOptions struct {
 }
 
 // ErrNoSalvage is returned (wrapped) by PlanSalvage for damage salvage
-// must not cut: a newer format version, a damaged meta file, damage in
-// records already released by TruncateFront.
+// must not cut: a newer format version, a damaged meta file, a damaged
+// snapshot or one the log starts after.
 var ErrNoSalvage = errors.New("journal: salvage refused")
 
 // Empty reports whether the plan changes nothing.
-func (p *SalvagePlan) Empty() bool { return p.Cut == nil && len(p.Reseal) == 0 }
+func (p *SalvagePlan) Empty() bool { return p.Cut == nil && p.Restart == nil && len(p.Reseal) == 0 }
 
 // PlanSalvage checks dir (Check) and works out what Salvage would do. It
 // only reads.
@@ -139,25 +152,48 @@ func PlanSalvage(fsys vfs.FS, dir string, opts SalvageOptions) (*SalvagePlan, er
 
 // PlanSalvageFor works out what Salvage would do from what Check found;
 // snapshot is the index the directory's snapshot covers (0: none).
-func PlanSalvageFor(fsys vfs.FS, rep *Report, snapshot uint64) (*SalvagePlan, error) {
+func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, error) {
 	p := &SalvagePlan{Dir: rep.Dir, Report: rep}
 	segs := rep.Segments
 	at := func(path string) int {
-		return slices.IndexFunc(segs, func(s SegmentReport) bool { return s.Path == path })
+		return slices.IndexFunc(segs, func(s Segment) bool { return s.Path == path })
 	}
 	for _, d := range rep.Damage {
 		switch d.Kind {
-		case DamageMeta:
+		case KindMeta:
 			return nil, fmt.Errorf("%w: %s: the meta file holds the log's first index and pending truncations; "+
 				"salvage cannot rebuild it (restore it from a backup)", ErrNoSalvage, d)
-		case DamageVersion:
+		case KindVersion:
 			return nil, fmt.Errorf("%w: %s: written by a newer version of journal; use that version", ErrNoSalvage, d)
+		}
+	}
+	for _, d := range inLogOrder(rep) {
+		switch d.Kind {
+		case KindMissing:
+			p.Restart = planRestart(rep, d)
+			if p.Restart.Fresh {
+				return p, nil // every segment holds only released records
+			}
+			continue
+		case KindSnapshot:
+			if p.Cut != nil || d.Index == 0 || d.Index > snapshot || len(segs) == 0 {
+				return nil, fmt.Errorf("%w: %s: restore the snapshot from a backup, or have the application write a new one",
+					ErrNoSalvage, d)
+			}
+			// The log ends before the snapshot: it continues after it.
+			d.Offset = segs[len(segs)-1].End
+			c, err := planCut(fsys, rep, len(segs)-1, d, snapshot)
+			if err != nil {
+				return nil, err
+			}
+			p.Cut = c
+			return p, nil
 		}
 		i := at(d.Path)
 		if i < 0 {
 			return nil, fmt.Errorf("journal: salvage: damage in %s, which is not a live segment", d.Path)
 		}
-		if d.Kind == DamageFooter && segs[i].Intact && i+1 < len(segs) && segs[i+1].First == segs[i].Next {
+		if d.Kind == KindFooter && segs[i].Intact && i+1 < len(segs) && segs[i+1].First == segs[i].Next {
 			p.Reseal = append(p.Reseal, d.Path)
 			continue
 		}
@@ -171,12 +207,44 @@ func PlanSalvageFor(fsys vfs.FS, rep *Report, snapshot uint64) (*SalvagePlan, er
 	return p, nil
 }
 
+// inLogOrder returns the damage sorted by where it lies in the log: by
+// segment, then offset; damage outside the segments last.
+func inLogOrder(rep *State) []Damage {
+	pos := func(d Damage) int {
+		if i := slices.IndexFunc(rep.Segments, func(s Segment) bool { return s.Path == d.Path }); i >= 0 {
+			return i
+		}
+		return len(rep.Segments)
+	}
+	out := slices.Clone(rep.Damage)
+	slices.SortStableFunc(out, func(a, b Damage) int {
+		if c := pos(a) - pos(b); c != 0 {
+			return c
+		}
+		return int(a.Offset - b.Offset)
+	})
+	return out
+}
+
+// planRestart works out how a log whose first records are missing opens
+// again: it starts at its first segment, or, when even the records after
+// the meta file's first index are gone, in an empty segment there.
+func planRestart(rep *State, d Damage) *Restart {
+	want := max(rep.Meta.FirstIndex, 1)
+	first := rep.Segments[0].First
+	if first > want {
+		return &Restart{Damage: d, First: first, Missing: first - want}
+	}
+	next := rep.NextIndex()
+	return &Restart{Damage: d, First: want, Fresh: true, Missing: want - min(next, want)}
+}
+
 // planCut works out the cut for damage d in live segment i.
-func planCut(fsys vfs.FS, rep *Report, i int, d Damage, snapshot uint64) (*Cut, error) {
+func planCut(fsys vfs.FS, rep *State, i int, d Damage, snapshot uint64) (*Cut, error) {
 	s := rep.Segments[i]
 	c := &Cut{Damage: d, Path: s.Path, ClearBack: rep.Meta.BackPending}
 	switch d.Kind {
-	case DamageOrder, DamageHeader:
+	case KindOrder, KindHeader, KindForeign:
 		c.Index = s.First
 		if i > 0 {
 			c.Index = rep.Segments[i-1].Next
@@ -188,11 +256,6 @@ func planCut(fsys vfs.FS, rep *Report, i int, d Damage, snapshot uint64) (*Cut, 
 		var err error
 		if c.Offset, c.Index, err = cutPoint(fsys, s.Path, d.Offset); err != nil {
 			return nil, err
-		}
-		if c.Index < rep.FirstIndex {
-			return nil, fmt.Errorf("%w: %s: the damage lies before the first live record %d, in records TruncateFront "+
-				"already released; Open does not read them, and they go when the log is truncated past %s",
-				ErrNoSalvage, d, rep.FirstIndex, filepath.Base(s.Path))
 		}
 	}
 	if snapshot != 0 && c.Index <= snapshot {
@@ -223,52 +286,34 @@ func planCut(fsys vfs.FS, rep *Report, i int, d Damage, snapshot uint64) (*Cut, 
 	return c, nil
 }
 
-// cutPoint scans the segment at path and returns the last sector-aligned
-// commit point at or before offset damage, and the index that follows it.
+// cutPoint scans the segment at path and returns the last point at or
+// before offset damage where the log can end (Scanner.Cut), and the index
+// that follows it.
 func cutPoint(fsys vfs.FS, path string, damage int64) (int64, uint64, error) {
-	f, h, size, err := openSegment(fsys, path, os.O_RDONLY)
+	h, err := segment.OpenHandle(fsys, path)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("journal: salvage: %w", err)
 	}
-	defer f.Close()
-	sc := segment.NewScanner(&cachedReader{r: f, size: size}, size, h)
+	defer h.Close()
+	sc := h.Scan()
 	off, next := sc.Cut()
-	for sc.Next() {
-		if sc.Frame().Offset >= damage {
+	for {
+		more := sc.Next()
+		if more && sc.Frame().Offset >= damage {
 			break
 		}
-		if o, n := sc.Cut(); o <= damage {
-			off, next = o, n
+		// Only a cut whose records all end before the damage.
+		if co, _ := sc.Committed(); co <= damage {
+			off, next = sc.Cut()
+		}
+		if !more {
+			break
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, 0, fmt.Errorf("journal: read %s: %w", path, err)
 	}
-	// Cut after the last Next may have moved to a boundary at or before
-	// the damage (write padding skipped), never to a later frame's end.
-	if o, n := sc.Cut(); o <= damage && o >= off {
-		off, next = o, n
-	}
 	return off, next, nil
-}
-
-func openSegment(fsys vfs.FS, path string, flag int) (vfs.File, segment.Header, int64, error) {
-	f, err := fsys.OpenFile(path, flag, 0)
-	if err != nil {
-		return nil, segment.Header{}, 0, fmt.Errorf("journal: salvage: %w", err)
-	}
-	size, err := f.Size()
-	if err == nil {
-		head := make([]byte, segment.HeaderSize)
-		if _, err = f.ReadAt(head, 0); err == nil {
-			var h segment.Header
-			if h, err = segment.DecodeHeader(head); err == nil {
-				return f, h, size, nil
-			}
-		}
-	}
-	f.Close()
-	return nil, segment.Header{}, 0, fmt.Errorf("journal: salvage: %s: %w", path, err)
 }
 
 // Apply carries out the plan: quarantine copies first, then the reseals
@@ -283,6 +328,11 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 		copies = append(copies, c.Path)
 		copies = append(copies, c.Later...)
 	}
+	if p.Restart != nil {
+		if _, err := fsys.Stat(filepath.Join(p.Dir, MetaName)); err == nil {
+			copies = append(copies, filepath.Join(p.Dir, MetaName))
+		}
+	}
 	q, err := p.quarantine(fsys, now, copies)
 	if err != nil {
 		return err
@@ -290,6 +340,11 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 	p.Quarantine = q
 	for _, path := range p.Reseal {
 		if err := reseal(fsys, path); err != nil {
+			return err
+		}
+	}
+	if r := p.Restart; r != nil {
+		if err := p.restart(fsys, r); err != nil {
 			return err
 		}
 	}
@@ -350,6 +405,24 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 	return nil
 }
 
+// restart moves the log's first index past missing records: an empty
+// segment first (when the log continues in one), then the meta file, whose
+// rename commits the change.
+func (p *SalvagePlan) restart(fsys vfs.FS, r *Restart) error {
+	if r.Fresh {
+		if err := p.fresh(fsys, r.First); err != nil {
+			return err
+		}
+	}
+	m := p.Report.Meta
+	m.FirstIndex = r.First
+	if err := WriteMeta(fsys, p.Dir, m); err != nil {
+		return fmt.Errorf("journal: salvage: %w", err)
+	}
+	p.Report.Meta = m // a cut that follows writes the meta file from this
+	return nil
+}
+
 // fresh durably creates an empty segment starting at first.
 func (p *SalvagePlan) fresh(fsys vfs.FS, first uint64) error {
 	f, _, err := segment.Create(fsys, p.Dir, first, 0)
@@ -404,6 +477,10 @@ func (p *SalvagePlan) Describe(now time.Time) string {
 	for _, r := range p.Reseal {
 		fmt.Fprintf(&b, "%s: footer missing or damaged, records intact: resealed, nothing given up\n", filepath.Base(r))
 	}
+	if r := p.Restart; r != nil {
+		fmt.Fprintf(&b, "damage: %s\n", r.Damage)
+		fmt.Fprintf(&b, "%s were already missing; the log now starts at %d\n", plural(r.Missing, "record"), r.First)
+	}
 	if c := p.Cut; c != nil {
 		fmt.Fprintf(&b, "damage: %s\n", c.Damage)
 		if c.Offset > 0 {
@@ -457,12 +534,12 @@ func copyBytes(fsys vfs.FS, r io.Reader, dst string) error {
 
 // reseal writes the footer of a segment whose records are intact.
 func reseal(fsys vfs.FS, path string) error {
-	f, h, size, err := openSegment(fsys, path, os.O_RDWR)
+	h, err := segment.OpenHandle(fsys, path)
 	if err != nil {
-		return err
+		return fmt.Errorf("journal: salvage: %w", err)
 	}
-	defer f.Close()
-	sc := segment.NewScanner(&cachedReader{r: f, size: size}, size, h)
+	defer h.Close()
+	sc := h.Scan()
 	var offsets []int64
 	for sc.Next() {
 		offsets = append(offsets, sc.Frame().Offset)
@@ -471,10 +548,18 @@ func reseal(fsys vfs.FS, path string) error {
 		return fmt.Errorf("journal: salvage: read %s: %w", path, err)
 	}
 	at, next := sc.Cut()
-	if next != h.FirstIndex+uint64(len(offsets)) {
+	if next != h.Header().FirstIndex+uint64(len(offsets)) {
 		return fmt.Errorf("journal: salvage: %s changed since it was checked", path)
 	}
-	if _, err := segment.Seal(f, h, at, offsets); err != nil {
+	f, err := openRW(fsys, path)
+	if err != nil {
+		return err
+	}
+	_, err = segment.Seal(f, h.Header(), at, offsets)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("journal: salvage: reseal %s: %w", path, err)
 	}
 	return nil
@@ -496,4 +581,11 @@ func truncate(fsys vfs.FS, path string, off int64) error {
 		return fmt.Errorf("journal: salvage: cut %s at %d: %w", path, off, err)
 	}
 	return nil
+}
+
+func plural(n uint64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

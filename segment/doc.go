@@ -54,7 +54,8 @@
 // The fields:
 //
 //   - magic is the 8 bytes 89 4a 52 4e 4c 0d 0a 1a ("\x89JRNL\r\n\x1a").
-//   - version is 1 (Version).
+//   - version is 2 (Version). Version 2 added TypeSync frames; files of
+//     version 1 (MinVersion), which never hold one, are read as well.
 //   - flags is 0; no flag is defined yet.
 //   - first index is the index of the segment's first record; never 0.
 //     Recovery also checks that it matches the file name.
@@ -65,9 +66,10 @@
 //     through salt.
 //
 // Bytes [40, 512) are zero (or not yet allocated) and never read.
-// DecodeHeader checks, in this order: at least 40 bytes (else ErrCorrupt),
+// DecodeHeader checks, in this order: at least 40 bytes (else ErrCorrupt,
+// whatever the bytes there are: a header whose write was torn is damage),
 // the magic (else ErrFormat: not a segment), the checksum (else ErrCorrupt),
-// the version (else ErrFormat), the flags (else ErrFormat) and the first
+// the version, 1 or 2 (else ErrFormat), the flags (else ErrFormat) and the first
 // index (0 gives ErrCorrupt). Because the checksum is checked before the
 // version, a future version must keep the magic, version and checksum where
 // they are, or older readers will report its files as corrupt rather than
@@ -104,10 +106,11 @@
 //   - length n is the size of the stored payload (after compression),
 //     without the padding. 0 is allowed: an empty record.
 //   - type is 1 (TypeRecord: a record that ends its batch), 2 (TypeBatch: a
-//     record followed by more records of the same batch) or 3 (TypeFooter).
-//     0 is never a valid type, so zeroed space is never a frame.
+//     record followed by more records of the same batch), 3 (TypeFooter)
+//     or 4 (TypeSync, version 2: see "Sync frames"). 0 is never a valid
+//     type, so zeroed space is never a frame.
 //   - codec is 0 (None: the payload is the record), 1 (S2) or 2 (Zstd). A
-//     footer always has codec 0.
+//     footer and a sync frame always have codec 0.
 //   - reserved is 2 zero bytes.
 //
 // A compressed payload (codec 1 or 2) is the decoded length m, then the
@@ -131,37 +134,48 @@
 // A frame at offset off, given the bytes from off to the end of the file, is
 // valid when (ParseFrame checks 1 to 8):
 //
-//  1. at least 32 bytes remain (else "truncated frame header", incomplete);
-//  2. type is 1, 2 or 3;
-//  3. codec is 0, 1 or 2, and 0 for a footer;
-//  4. the reserved bytes are zero;
+//  1. at least 32 bytes remain (else StopShortHeader, incomplete);
+//  2. type is 1, 2, 3 or 4 (else StopType);
+//  3. codec is 0, 1 or 2, and 0 for a footer or a sync frame (else
+//     StopCodec);
+//  4. the reserved bytes are zero (else StopReserved);
 //  5. n <= MaxRecordSize + MaxRecordSize/64 + 68 (272629828): a largest
-//     record, its worst compression expansion and the length prefix;
-//  6. 40 <= synced <= off;
-//  7. at least 32+n bytes remain (else "truncated frame payload",
-//     incomplete);
-//  8. the checksum matches, computed with this segment's salt;
+//     record, its worst compression expansion and the length prefix; and
+//     n = 0 for a sync frame (else StopLength);
+//  6. 40 <= synced <= off (else StopSynced);
+//  7. at least 32+n bytes remain (else StopShortPayload, incomplete);
+//  8. the checksum matches, computed with this segment's salt (else
+//     StopChecksum);
 //
 // and, as Scanner.Next reads frames in sequence from 512 (or, with
 // NewScannerAt, from a given frame):
 //
 //  9. the frame is right after the previous one (at its offset plus
 //     FrameSize(n)); except that when the previous frame closed a batch
-//     (TypeRecord) and the bytes from its end to the next sector boundary
-//     (or to the end of the file) are all zero, those bytes are write padding
-//     and the frame is at the boundary;
-//  10. its index is the expected one: the first index for the first frame,
-//     one more after each record frame.
+//     (TypeRecord) or was a sync frame, and the bytes from its end to the
+//     next sector boundary (or to the end of the file) are all zero, those
+//     bytes are write padding and the frame is at the boundary (damaged
+//     padding is skipped too when the frame expected next is valid at the
+//     boundary);
+//  10. its index is the expected one (else StopIndex): the first index for
+//     the first frame, one more after each record frame; a sync frame or a
+//     footer carries the index of the record that would follow it;
+//  11. it is not a footer or a sync frame while a batch is unfinished
+//     (else StopType).
 //
 // The frame padding is neither checked nor required to be in the file.
-// Scanner.Next stops at the first frame that is not valid and Scanner.Reason
-// names the check that failed; it also stops at the end of the file (Reason
-// ""), and after a valid footer frame (Sealed; the trailer is not read).
+// ParseFrame checks 1 to 8 and returns the Stop naming the check that
+// failed (StopNone for a valid frame). Scanner.Next stops at the first frame
+// that is not valid and Scanner.Stop names the check that failed
+// (Scanner.Why says it in words); it also stops at the end of the file
+// (StopEOF), and after a valid footer frame (StopFooter, Sealed; the
+// trailer is not read). Next never returns a sync frame: it reads on past
+// it.
 //
 // # Zeros are the end of the log
 //
 // When the 32 bytes where the next frame would be (or all that remain, if
-// fewer) are zero, the scan stops with Reason "zeroed space": the end of the
+// fewer) are zero, the scan stops with StopZeros: the end of the
 // log, not damage. Since type 0 is invalid, no frame can be all zeros, so
 // preallocated or zero-filled space after the last write always reads as the
 // end.
@@ -172,12 +186,22 @@
 // last has type TypeBatch; the last has TypeRecord. A single record is a batch
 // of one TypeRecord frame. A batch counts only once its closing TypeRecord
 // frame is valid: Scanner.Committed returns the end of the last complete
-// batch (after the write padding that follows it, if any) and the index
-// after it; valid TypeBatch frames past that point belong to an unfinished
-// batch, which recovery drops whole. Scanner.Cut returns the last such point
-// that is a sector boundary: every complete write ends at one, so recovery
-// cuts a torn tail there, dropping a torn write whole and never touching a
-// sector that holds data it keeps.
+// batch (after the write padding that follows it, if any; a sync frame is
+// such a point too) and the index after it; valid TypeBatch frames past
+// that point belong to an unfinished batch (Scanner.Unfinished), which
+// recovery drops whole.
+//
+// Scanner.Cut returns where recovery cuts a torn tail: a sector boundary
+// and the index after the records kept. Every write ends at a sector
+// boundary, so the bytes between the end of a complete batch and the next
+// boundary are write padding whatever they hold: junk there (a torn later
+// write, damaged padding) never costs a record, and the cut is that
+// boundary, with every record of the batch kept. Only when valid frames of
+// an unfinished batch were read after the last complete batch (a torn
+// write that held more than one batch) is the cut the last commit point
+// that is itself a sector boundary, dropping the torn write whole, so that
+// no stray frame of the unfinished batch is left before the next write.
+// Either way the cut never touches a sector that holds data kept.
 //
 // # Torn tails and corruption
 //
@@ -196,6 +220,30 @@
 // When it finds none, Tail.End is where the last non-zero byte ends: the
 // extent of the torn tail. (The search stops at the first durable frame, so
 // End is then only as far as it read.)
+//
+// # Sync frames
+//
+// A log that does not sync every write (NoSync) still makes its data
+// durable when Sync or Close is called, with an fdatasync. Without more, a
+// record damaged after such a sync could not be told from a torn tail when
+// nothing was appended after it: no later frame would carry a synced offset
+// past it. So after the fdatasync the log writes a sync frame (format
+// version 2), a write of its own at a sector boundary:
+//
+//   - the frame layout above with type 4 (TypeSync), codec 0, n = 0 (no
+//     payload: the frame is 32 bytes), index = the index of the next
+//     record, synced = its own offset;
+//   - it holds no record: Scanner.Next reads past it and does not return
+//     it, and the next record frame carries the same index;
+//   - it is a commit point, like the end of a batch: write padding may
+//     follow it, and it is invalid (StopType) while a batch is
+//     unfinished;
+//   - its synced offset lies past everything written before it, so
+//     ScanTail finds it as Tail.Durable when the data it covers is
+//     damaged.
+//
+// A version 1 file never holds a sync frame; a version 1 reader rejects a
+// version 2 file (ErrFormat) rather than stopping at its first sync frame.
 //
 // # Footer and trailer
 //
@@ -221,7 +269,8 @@
 // magic, F is a multiple of 512 with 512 <= F <= size-48, the frame at F
 // passes checks 2 to 6 and has type 3, n is a multiple of 4 with the file
 // size equal to SealedSize(F, n/4), index = first index + n/4, and the
-// checksum matches. Otherwise it returns the reason, not an error. It does
+// checksum matches. Otherwise it returns the zero Footer (Footer.Valid is
+// false) and the reason, not an error. It does
 // not check the offsets themselves. Record j (0-based) spans from offset j to
 // offset j+1, the last one to F, write padding included (Footer.RecordSpan),
 // and ReadRecord checks the frame found there (checks 1 to 8, a record type
@@ -238,11 +287,11 @@
 //
 //	offset  bytes                    field
 //	     0  89 4a 52 4e 4c 0d 0a 1a  magic "\x89JRNL\r\n\x1a"
-//	     8  01 00 00 00              version 1
+//	     8  02 00 00 00              version 2
 //	    12  00 00 00 00              flags 0
 //	    16  01 00 00 00 00 00 00 00  first index 1
 //	    24  ef cd ab 89 67 45 23 01  salt = 0x0123456789abcdef
-//	    32  c3 8e 16 3c 44 41 51 b0  header checksum: xxhash64 seed 0, bytes [0, 32) = 0xb05141443c168ec3
+//	    32  dd e7 b7 46 34 d6 f6 83  header checksum: xxhash64 seed 0, bytes [0, 32) = 0x83f6d63446b7e7dd
 //	    40  00 * 472                 the rest of the header's sector
 //	   512  f0 1a 9f 47 74 a1 7c 5d  frame checksum: xxhash64 seed salt, bytes [520, 549) = 0x5d7ca174479f1af0
 //	   520  01 00 00 00 00 00 00 00  index 1

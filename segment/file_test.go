@@ -111,8 +111,8 @@ func TestCreate(t *testing.T) {
 			// A new segment scans as empty, and the first frame goes
 			// at DataStart, after the header's sector.
 			sc := NewScanner(bytes.NewReader(data), int64(len(data)), h)
-			if sc.Next() || sc.Offset() != DataStart || (sc.Reason() != "" && sc.Reason() != "zeroed space") {
-				t.Fatalf("new segment scans to %d: %q", sc.Offset(), sc.Reason())
+			if sc.Next() || sc.Offset() != DataStart || (sc.Stop() != StopEOF && sc.Stop() != StopZeros) {
+				t.Fatalf("new segment scans to %d: %s", sc.Offset(), sc.Why())
 			}
 			// The returned file is open for writing.
 			frame := AppendFrame(nil, h.Salt, TypeRecord, None, tt.first, DataStart, []byte("first"))
@@ -122,7 +122,7 @@ func TestCreate(t *testing.T) {
 			size, _ := f.Size()
 			sc = NewScanner(f, size, h)
 			if !sc.Next() || sc.Frame().Index != tt.first || string(sc.Frame().Data) != "first" {
-				t.Fatalf("record written after Create does not scan: %q", sc.Reason())
+				t.Fatalf("record written after Create does not scan: %s", sc.Why())
 			}
 		})
 	}

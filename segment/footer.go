@@ -8,11 +8,34 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Footer locates the record index of a sealed segment.
+// Footer locates the record index of a sealed segment. The zero Footer
+// stands for none.
 type Footer struct {
-	Offset int64  // where the footer frame starts (the end of the records)
+	Offset int64  // where the footer frame starts (the end of the records); 0: no footer
 	Next   uint64 // index after the segment's last record
 	Count  int64  // number of records in the segment
+}
+
+// Valid reports whether the footer was read and checked (a segment without
+// a valid footer gets the zero Footer).
+func (ft Footer) Valid() bool { return ft.Offset != 0 }
+
+// Offsets reads the offsets of the first n records from the footer's index;
+// n may be Count+1, the last "offset" then being the footer's own.
+func (ft Footer) Offsets(r io.ReaderAt, n int) ([]int64, error) {
+	count := min(int64(n), ft.Count)
+	b := make([]byte, 4*count)
+	if _, err := r.ReadAt(b, ft.Offset+FrameHeader); err != nil {
+		return nil, err
+	}
+	offs := make([]int64, 0, n)
+	for i := range count {
+		offs = append(offs, int64(binary.LittleEndian.Uint32(b[4*i:])))
+	}
+	if int64(n) > count {
+		offs = append(offs, ft.Offset)
+	}
+	return offs, nil
 }
 
 // AppendFooter appends the footer frame and trailer that seal a segment
@@ -37,9 +60,9 @@ func SealedSize(off int64, count int) int64 {
 
 // ReadFooter reads and checks the footer of a sealed segment of size bytes.
 // It reads the footer in pieces, so memory stays small however many records
-// the segment holds. ok is false, with the reason, when the file has no
-// valid footer (not sealed, or the footer is damaged); err reports I/O
-// errors only.
+// the segment holds. When the file has no valid footer (not sealed, or the
+// footer is damaged) it returns the zero Footer and says why (for
+// messages); err reports I/O errors only.
 func ReadFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
 	if size < HeaderSize+FrameHeader+TrailerSize {
 		return ft, "too short to be sealed", nil
@@ -59,10 +82,10 @@ func ReadFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, 
 	if _, err := r.ReadAt(hdr[:], off); err != nil {
 		return ft, "", err
 	}
-	f, n, reason := parseFrameHeader(hdr[:], off)
+	f, n, stop := parseFrameHeader(hdr[:], off)
 	switch {
-	case reason != "":
-		return ft, "footer: " + reason, nil
+	case stop != StopNone:
+		return ft, "footer: " + stop.String(), nil
 	case f.Type != TypeFooter:
 		return ft, "trailer does not point to a footer", nil
 	case n%4 != 0 || SealedSize(off, n/4) != size:

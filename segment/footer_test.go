@@ -40,7 +40,7 @@ func TestFooterRoundTrip(t *testing.T) {
 				t.Fatalf("sealed file is %d bytes, SealedSize says %d", size, SealedSize(b.footerAt(), len(b.starts)))
 			}
 			ft, reason, err := ReadFooter(r, size, b.h)
-			if err != nil || reason != "" {
+			if err != nil || !ft.Valid() || reason != "" {
 				t.Fatalf("ReadFooter: %q, %v", reason, err)
 			}
 			want := Footer{Offset: b.footerAt(), Next: b.next, Count: int64(len(b.starts))}
@@ -85,7 +85,7 @@ func TestReadFooterReportsDamageAsReason(t *testing.T) {
 		{"TrailerOffsetInHeaderSector", setTrailerOffset(0), "trailer points to offset 0"},
 		{"TrailerOffsetPastTheEnd", setTrailerOffset(1 << 40), "trailer points to offset"},
 		{"TrailerPointsAtARecord", setTrailerOffset(DataStart), "trailer does not point to a footer"},
-		{"FooterTypeZeroed", setFooterByte(footerAt, 28, 0), "footer: bad frame type 0"},
+		{"FooterTypeZeroed", setFooterByte(footerAt, 28, 0), "footer: bad frame type"},
 		{"FooterCompressed", setFooterByte(footerAt, 29, byte(S2)), "footer: bad codec"},
 		{"FooterSyncedPastItself", setFooterUint64(footerAt, 16, uint64(footerAt)+8), "footer: synced offset"},
 		{"FooterLengthNotAMultipleOfFour", setFooterUint32(footerAt, 24, 11), "footer length does not match the file size"},
@@ -105,8 +105,11 @@ func TestReadFooterReportsDamageAsReason(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ReadFooter error %v; damage must be a reason, not an error", err)
 			}
+			if ft.Valid() || ft != (Footer{}) {
+				t.Fatalf("ReadFooter = %+v for a damaged footer, want the zero Footer", ft)
+			}
 			if !strings.Contains(reason, tt.wantReason) || reason == "" {
-				t.Fatalf("ReadFooter reason %q (footer %+v), want %q", reason, ft, tt.wantReason)
+				t.Fatalf("ReadFooter reason %q, want %q", reason, tt.wantReason)
 			}
 		})
 	}
@@ -239,7 +242,7 @@ func TestSealOnDisk(t *testing.T) {
 		t.Fatalf("sealed file is %d bytes (%v), want %d: Seal trims the preallocated space", size, err, SealedSize(end, 3))
 	}
 	got, reason, err := ReadFooter(f, size, h)
-	if err != nil || reason != "" || got != ft {
+	if err != nil || !got.Valid() || got != ft {
 		t.Fatalf("ReadFooter = %+v, %q, %v; want %+v", got, reason, err, ft)
 	}
 	for k := range ft.Count {
@@ -258,7 +261,7 @@ func TestSealOnDisk(t *testing.T) {
 		n++
 	}
 	if n != 3 || !sc.Sealed() || sc.Err() != nil {
-		t.Fatalf("scan read %d records, sealed %v, err %v, reason %q", n, sc.Sealed(), sc.Err(), sc.Reason())
+		t.Fatalf("scan read %d records, sealed %v, err %v, stop %s", n, sc.Sealed(), sc.Err(), sc.Why())
 	}
 }
 
@@ -284,7 +287,7 @@ func TestSealAfterFewerRecordsIgnoresTheRest(t *testing.T) {
 	}
 	size, _ := f.Size()
 	got, reason, err := ReadFooter(f, size, h)
-	if err != nil || reason != "" || got != ft || ft.Next != 3 {
+	if err != nil || !got.Valid() || got != ft || ft.Next != 3 {
 		t.Fatalf("ReadFooter = %+v, %q, %v; Seal returned %+v", got, reason, err, ft)
 	}
 	for k, want := range []string{"keep 1", "keep 2"} {

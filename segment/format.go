@@ -13,7 +13,10 @@ import (
 // changes the format and needs a new Version.
 const (
 	// Version is the segment format version written by this package.
-	Version = 1
+	// Version 2 adds TypeSync frames; a version 1 file never holds one.
+	Version = 2
+	// MinVersion is the oldest version this package reads.
+	MinVersion = 1
 
 	HeaderSize  = 40 // magic 8 + version 4 + flags 4 + first index 8 + salt 8 + checksum 8
 	FrameHeader = 32 // checksum 8 + index 8 + synced 8 + length 4 + type 1 + codec 1 + reserved 2
@@ -62,6 +65,12 @@ const (
 	TypeBatch Type = 2
 	// TypeFooter is the index written when a segment is sealed.
 	TypeFooter Type = 3
+	// TypeSync (format version 2) records that the segment was durable up
+	// to the frame's own offset when it was written: a log in NoSync mode
+	// writes one after the fdatasync of Sync and Close, so that damage to
+	// data a Sync made durable is told apart from a torn tail even when
+	// nothing was appended after it. It holds no record and no payload.
+	TypeSync Type = 4
 )
 
 // Codec says how a frame's payload is compressed.
@@ -93,6 +102,11 @@ var ErrCorrupt = errors.New("journal: corrupt")
 // ErrFormat is returned when a file is not a journal segment of a version
 // this package can read (foreign file, or a newer format).
 var ErrFormat = errors.New("journal: unsupported file format")
+
+// ErrForeign is returned when a file is not a journal file at all (its
+// magic is wrong), rather than one of a newer version. It satisfies
+// errors.Is(err, ErrFormat).
+var ErrForeign = fmt.Errorf("%w: not a journal file", ErrFormat)
 
 // CorruptionError says where damage was found. It satisfies
 // errors.Is(err, ErrCorrupt).
@@ -136,16 +150,16 @@ func AppendHeader(dst []byte, h Header) []byte {
 // newer version gives ErrFormat; a damaged header gives ErrCorrupt.
 func DecodeHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("%w: segment shorter than its %d-byte header", ErrCorrupt, HeaderSize)
+		return Header{}, fmt.Errorf("%w: segment of %d bytes is shorter than its %d-byte header", ErrCorrupt, len(b), HeaderSize)
 	}
 	if string(b[:8]) != Magic {
-		return Header{}, fmt.Errorf("%w: not a journal segment (bad magic %q)", ErrFormat, b[:8])
+		return Header{}, fmt.Errorf("%w (bad magic %q)", ErrForeign, b[:8])
 	}
 	if sum := binary.LittleEndian.Uint64(b[32:]); sum != xxhash.Sum64(b[:32]) {
 		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v != Version {
-		return Header{}, fmt.Errorf("%w: segment format version %d, this build reads %d", ErrFormat, v, Version)
+	if v := binary.LittleEndian.Uint32(b[8:]); v < MinVersion || v > Version {
+		return Header{}, fmt.Errorf("%w: segment format version %d; this build reads versions %d to %d", ErrFormat, v, MinVersion, Version)
 	}
 	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
 		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", ErrFormat, flags)
@@ -208,7 +222,7 @@ func Checksum(salt uint64, b []byte) uint64 {
 
 // parseFrameHeader checks the fixed part of a frame at offset off without
 // the checksum. It returns the payload length.
-func parseFrameHeader(b []byte, off int64) (Frame, int, string) {
+func parseFrameHeader(b []byte, off int64) (Frame, int, Stop) {
 	f := Frame{
 		Offset: off,
 		Index:  binary.LittleEndian.Uint64(b[8:]),
@@ -218,38 +232,38 @@ func parseFrameHeader(b []byte, off int64) (Frame, int, string) {
 	}
 	n := binary.LittleEndian.Uint32(b[24:])
 	switch {
-	case f.Type < TypeRecord || f.Type > TypeFooter:
-		return f, 0, fmt.Sprintf("bad frame type %d", f.Type)
-	case f.Codec > Zstd || (f.Type == TypeFooter && f.Codec != None):
-		return f, 0, fmt.Sprintf("bad codec %d", f.Codec)
+	case f.Type < TypeRecord || f.Type > TypeSync:
+		return f, 0, StopType
+	case f.Codec > Zstd || (f.Type >= TypeFooter && f.Codec != None):
+		return f, 0, StopCodec
 	case b[30] != 0 || b[31] != 0:
-		return f, 0, "reserved bytes are not zero"
-	case n > maxPayload:
-		return f, 0, fmt.Sprintf("payload length %d exceeds the maximum", n)
+		return f, 0, StopReserved
+	case n > maxPayload || (f.Type == TypeSync && n != 0):
+		return f, 0, StopLength
 	case f.Synced < HeaderSize || f.Synced > off:
-		return f, 0, fmt.Sprintf("synced offset %d out of range", f.Synced)
+		return f, 0, StopSynced
 	}
-	return f, int(n), ""
+	return f, int(n), StopNone
 }
 
 // ParseFrame checks the frame at the start of b, which holds the segment's
 // bytes from offset off on (up to the end of the readable data). It returns
-// the frame, or a reason why it is not a valid frame; incomplete is true
-// when b ends before the frame does (more bytes might make it valid).
-func ParseFrame(b []byte, salt uint64, off int64) (f Frame, reason string, incomplete bool) {
+// the frame, or why it is not a valid frame (see Stop.Incomplete for when
+// more bytes might make it valid).
+func ParseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
 	if len(b) < FrameHeader {
-		return Frame{Offset: off}, "truncated frame header", true
+		return Frame{Offset: off}, StopShortHeader
 	}
-	f, n, reason := parseFrameHeader(b, off)
-	if reason != "" {
-		return f, reason, false
+	f, n, stop := parseFrameHeader(b, off)
+	if stop != StopNone {
+		return f, stop
 	}
 	if int64(len(b)) < FrameHeader+int64(n) {
-		return f, "truncated frame payload", true
+		return f, StopShortPayload
 	}
 	if Checksum(salt, b[8:FrameHeader+n]) != binary.LittleEndian.Uint64(b) {
-		return f, "checksum mismatch", false
+		return f, StopChecksum
 	}
 	f.Data = b[FrameHeader : FrameHeader+n]
-	return f, "", false
+	return f, StopNone
 }

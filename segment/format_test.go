@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -32,15 +33,18 @@ func TestHeaderRejection(t *testing.T) {
 		mutate func(b []byte) []byte
 		want   error // ErrFormat or ErrCorrupt
 	}{
+		// Fewer than 40 bytes are a header whose write was torn, whatever
+		// they hold: even junk is not called a foreign file.
 		{"ShorterThanHeaderIsCorrupt", func(b []byte) []byte { return b[:HeaderSize-1] }, ErrCorrupt},
 		{"EmptyFileIsCorrupt", func(b []byte) []byte { return nil }, ErrCorrupt},
+		{"OneByteIsCorrupt", func(b []byte) []byte { return b[:1] }, ErrCorrupt},
+		{"MagicOnlyIsCorrupt", func(b []byte) []byte { return b[:len(Magic)] }, ErrCorrupt},
+		{"NewlineOnlyIsCorrupt", func(b []byte) []byte { return []byte("\n") }, ErrCorrupt},
+		{"ShortJunkIsCorrupt", func(b []byte) []byte { return []byte("#!/bin/sh\necho hello\n") }, ErrCorrupt},
 		{"BadMagicIsFormat", func(b []byte) []byte { b[1] = 'X'; return b }, ErrFormat},
 		{"ForeignFileIsFormat", func(b []byte) []byte { return []byte(strings.Repeat("#!/bin/sh\n", 8)) }, ErrFormat},
-		{"NewerVersionIsFormat", func(b []byte) []byte {
-			binary.LittleEndian.PutUint32(b[8:], Version+1)
-			resealHeader(b)
-			return b
-		}, ErrFormat},
+		{"NewerVersionIsFormat", setVersion(Version + 1), ErrFormat},
+		{"VersionZeroIsFormat", setVersion(0), ErrFormat},
 		{"UnknownFlagsAreFormat", func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[12:], 1)
 			resealHeader(b)
@@ -73,6 +77,33 @@ func TestHeaderRejection(t *testing.T) {
 				t.Fatalf("DecodeHeader error %v is also %v", err, other)
 			}
 		})
+	}
+}
+
+func setVersion(v uint32) func([]byte) []byte {
+	return func(b []byte) []byte {
+		binary.LittleEndian.PutUint32(b[8:], v)
+		resealHeader(b)
+		return b
+	}
+}
+
+// Every version from MinVersion to Version reads; the message for another
+// names the versions this build reads.
+func TestHeaderVersions(t *testing.T) {
+	h := Header{FirstIndex: 7, Salt: testSalt}
+	for v := uint32(MinVersion); v <= Version; v++ {
+		if got, err := DecodeHeader(setVersion(v)(AppendHeader(nil, h))); err != nil || got != h {
+			t.Errorf("version %d: DecodeHeader = %+v, %v; want %+v", v, got, err, h)
+		}
+	}
+	if v := binary.LittleEndian.Uint32(AppendHeader(nil, h)[8:]); v != Version {
+		t.Errorf("AppendHeader writes version %d, want %d", v, Version)
+	}
+	_, err := DecodeHeader(setVersion(Version + 1)(AppendHeader(nil, h)))
+	want := fmt.Sprintf("segment format version %d; this build reads versions 1 to 2", Version+1)
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DecodeHeader of version %d: %v; want ErrFormat saying %q", Version+1, err, want)
 	}
 }
 
@@ -125,9 +156,9 @@ func TestFrameRoundTrip(t *testing.T) {
 					if pad := b[FrameHeader+len(stored):]; !isZero(pad) {
 						t.Fatalf("padding %x is not zero", pad)
 					}
-					f, reason, incomplete := ParseFrame(b, testSalt, off)
-					if reason != "" || incomplete {
-						t.Fatalf("ParseFrame: %q (incomplete %v)", reason, incomplete)
+					f, stop := ParseFrame(b, testSalt, off)
+					if stop != StopNone {
+						t.Fatalf("ParseFrame: %v", stop)
 					}
 					want := Frame{Offset: off, Index: index, Synced: synced, Type: typ, Codec: c}
 					if f.Offset != want.Offset || f.Index != want.Index || f.Synced != want.Synced || f.Type != want.Type || f.Codec != want.Codec {
@@ -152,27 +183,37 @@ func TestParseFrameRejects(t *testing.T) {
 		name           string
 		mutate         func(b []byte) []byte
 		salt           uint64
-		wantReason     string
+		wantStop       Stop
 		wantIncomplete bool
 	}{
-		{name: "TypeZero", mutate: setByte(28, 0), wantReason: "bad frame type 0"},
-		{name: "TypeAfterFooter", mutate: setByte(28, 4), wantReason: "bad frame type 4"},
-		{name: "UnknownCodec", mutate: setByte(29, 3), wantReason: "bad codec 3"},
-		{name: "CompressedFooter", mutate: func(b []byte) []byte { b[28], b[29] = byte(TypeFooter), byte(S2); return b }, wantReason: "bad codec 1"},
-		{name: "FirstReservedByteNonzero", mutate: setByte(30, 1), wantReason: "reserved bytes are not zero"},
-		{name: "SecondReservedByteNonzero", mutate: setByte(31, 0x80), wantReason: "reserved bytes are not zero"},
-		{name: "LengthOverMax", mutate: setUint32(24, maxPayload+1), wantReason: "exceeds the maximum"},
-		{name: "LengthAllOnes", mutate: setUint32(24, ^uint32(0)), wantReason: "exceeds the maximum"},
-		{name: "SyncedInsideHeader", mutate: setUint64(16, HeaderSize-1), wantReason: "synced offset 39 out of range"},
-		{name: "SyncedPastOwnOffset", mutate: setUint64(16, off+8), wantReason: "out of range"},
-		{name: "SyncedNegative", mutate: setUint64(16, ^uint64(0)), wantReason: "out of range"},
-		{name: "PayloadBitFlipped", mutate: flipBit(FrameHeader + 2), wantReason: "checksum mismatch"},
-		{name: "ChecksumBitFlipped", mutate: flipBit(3), wantReason: "checksum mismatch"},
-		{name: "IndexChanged", mutate: flipBit(8), wantReason: "checksum mismatch"},
-		{name: "WrongSalt", mutate: func(b []byte) []byte { return b }, salt: testSalt + 1, wantReason: "checksum mismatch"},
-		{name: "TruncatedHeader", mutate: func(b []byte) []byte { return b[:FrameHeader-1] }, wantReason: "truncated frame header", wantIncomplete: true},
-		{name: "Empty", mutate: func(b []byte) []byte { return nil }, wantReason: "truncated frame header", wantIncomplete: true},
-		{name: "TruncatedPayload", mutate: func(b []byte) []byte { return b[:FrameHeader+4] }, wantReason: "truncated frame payload", wantIncomplete: true},
+		{name: "TypeZero", mutate: setByte(28, 0), wantStop: StopType},
+		// Type 4 is TypeSync since format version 2; 5 is the first
+		// type not defined.
+		{name: "TypeAfterSync", mutate: setByte(28, 5), wantStop: StopType},
+		{name: "TypeAllOnes", mutate: setByte(28, 0xff), wantStop: StopType},
+		{name: "UnknownCodec", mutate: setByte(29, 3), wantStop: StopCodec},
+		{name: "CompressedFooter", mutate: func(b []byte) []byte { b[28], b[29] = byte(TypeFooter), byte(S2); return b }, wantStop: StopCodec},
+		{name: "FirstReservedByteNonzero", mutate: setByte(30, 1), wantStop: StopReserved},
+		{name: "SecondReservedByteNonzero", mutate: setByte(31, 0x80), wantStop: StopReserved},
+		{name: "LengthOverMax", mutate: setUint32(24, maxPayload+1), wantStop: StopLength},
+		{name: "LengthAllOnes", mutate: setUint32(24, ^uint32(0)), wantStop: StopLength},
+		{name: "SyncedInsideHeader", mutate: setUint64(16, HeaderSize-1), wantStop: StopSynced},
+		{name: "SyncedPastOwnOffset", mutate: setUint64(16, off+8), wantStop: StopSynced},
+		{name: "SyncedNegative", mutate: setUint64(16, ^uint64(0)), wantStop: StopSynced},
+		{name: "PayloadBitFlipped", mutate: flipBit(FrameHeader + 2), wantStop: StopChecksum},
+		{name: "ChecksumBitFlipped", mutate: flipBit(3), wantStop: StopChecksum},
+		{name: "IndexChanged", mutate: flipBit(8), wantStop: StopChecksum},
+		{name: "WrongSalt", mutate: func(b []byte) []byte { return b }, salt: testSalt + 1, wantStop: StopChecksum},
+		{name: "TruncatedHeader", mutate: func(b []byte) []byte { return b[:FrameHeader-1] }, wantStop: StopShortHeader, wantIncomplete: true},
+		{name: "Empty", mutate: func(b []byte) []byte { return nil }, wantStop: StopShortHeader, wantIncomplete: true},
+		{name: "TruncatedPayload", mutate: func(b []byte) []byte { return b[:FrameHeader+4] }, wantStop: StopShortPayload, wantIncomplete: true},
+		// A TypeSync frame has no payload and codec 0. The mutations
+		// turn the 8-byte record frame into one.
+		{name: "SyncWithAPayload", mutate: setByte(28, byte(TypeSync)), wantStop: StopLength},
+		{name: "SyncCompressed", mutate: func(b []byte) []byte {
+			b[28], b[29] = byte(TypeSync), byte(Zstd)
+			return setUint32(24, 0)(b)
+		}, wantStop: StopCodec},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,19 +222,53 @@ func TestParseFrameRejects(t *testing.T) {
 				salt = testSalt
 			}
 			b := tt.mutate(AppendFrame(nil, testSalt, TypeRecord, None, 9, 2048, []byte("a record")))
-			_, reason, incomplete := ParseFrame(b, salt, off)
-			if !strings.Contains(reason, tt.wantReason) || incomplete != tt.wantIncomplete {
-				t.Fatalf("ParseFrame = %q (incomplete %v), want %q (incomplete %v)", reason, incomplete, tt.wantReason, tt.wantIncomplete)
+			_, stop := ParseFrame(b, salt, off)
+			if stop != tt.wantStop || stop.Incomplete() != tt.wantIncomplete {
+				t.Fatalf("ParseFrame = %v (incomplete %v), want %v (incomplete %v)", stop, stop.Incomplete(), tt.wantStop, tt.wantIncomplete)
 			}
 		})
 	}
 	t.Run("NonzeroPaddingIsNotChecked", func(t *testing.T) {
 		b := AppendFrame(nil, testSalt, TypeRecord, None, 9, 2048, []byte("hello"))
 		b[len(b)-1] = 0xff
-		if _, reason, _ := ParseFrame(b, testSalt, off); reason != "" {
-			t.Fatalf("ParseFrame = %q, want a valid frame", reason)
+		if _, stop := ParseFrame(b, testSalt, off); stop != StopNone {
+			t.Fatalf("ParseFrame = %v, want a valid frame", stop)
 		}
 	})
+}
+
+func TestSyncFrameRoundTrip(t *testing.T) {
+	const off, index = 4096, 77
+	b := AppendFrame(nil, testSalt, TypeSync, None, index, off, nil)
+	if len(b) != FrameHeader {
+		t.Fatalf("sync frame is %d bytes, want %d", len(b), FrameHeader)
+	}
+	f, stop := ParseFrame(b, testSalt, off)
+	if stop != StopNone || f.Type != TypeSync || f.Index != index || f.Synced != off || len(f.Data) != 0 || f.Size() != FrameHeader {
+		t.Fatalf("ParseFrame = %+v, %v; want a sync frame of index %d synced at %d", f, stop, index, off)
+	}
+}
+
+// Every Stop has words of its own, so messages never confuse two of them,
+// and only a frame cut off by the end of the file is incomplete.
+func TestStopText(t *testing.T) {
+	seen := map[string]Stop{}
+	for s := StopNone; s <= StopIndex; s++ {
+		text := s.String()
+		if prev, ok := seen[text]; ok || strings.HasPrefix(text, "stop(") {
+			t.Errorf("Stop %d says %q (as does %d: %v)", s, text, prev, ok)
+		}
+		seen[text] = s
+		if want := s == StopShortHeader || s == StopShortPayload; s.Incomplete() != want {
+			t.Errorf("%v.Incomplete() = %v", s, s.Incomplete())
+		}
+		if want := s == StopEOF || s == StopZeros || s == StopFooter; s.End() != want {
+			t.Errorf("%v.End() = %v", s, s.End())
+		}
+	}
+	if got := (StopIndex + 1).String(); got != fmt.Sprintf("stop(%d)", StopIndex+1) {
+		t.Errorf("unknown Stop says %q", got)
+	}
 }
 
 // The field mutations reseal the frame, so the field check itself must

@@ -54,9 +54,10 @@ type segmentBuilder struct {
 	buf     []byte
 	next    uint64
 	synced  int64
-	starts  []int64 // start of each frame appended, in order
-	ends    []int64 // end of each frame, before any write padding
+	starts  []int64 // start of each record frame appended, in order
+	ends    []int64 // end of each record frame, before any write padding
 	records [][]byte
+	syncs   []int64 // start of each TypeSync frame appended, in order
 }
 
 func newSegmentBuilder(first, salt uint64) *segmentBuilder {
@@ -104,6 +105,21 @@ func (b *segmentBuilder) record(rec string) *segmentBuilder {
 func (b *segmentBuilder) batch(rec string) *segmentBuilder {
 	return b.add(TypeBatch, None, []byte(rec))
 }
+
+// syncFrame appends a TypeSync frame as a NoSync log does after an
+// fdatasync: it ends the write and marks it durable, then writes the frame
+// (no payload, the next record's index, synced = its own offset) as a
+// write of its own. It holds no record: frameStart and frameEnd do not
+// count it.
+func (b *segmentBuilder) syncFrame() *segmentBuilder {
+	b.markDurable()
+	b.syncs = append(b.syncs, b.end())
+	b.buf = AppendFrame(b.buf, b.h.Salt, TypeSync, None, b.next, b.end(), nil)
+	return b
+}
+
+// syncEnd is the end of the k-th TypeSync frame appended (1-based).
+func (b *segmentBuilder) syncEnd(k int) int64 { return b.syncs[k-1] + FrameHeader }
 
 // endWrite pads the current write with zeros to a sector boundary.
 func (b *segmentBuilder) endWrite() *segmentBuilder {

@@ -2,7 +2,6 @@ package segment
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,19 +44,33 @@ func (w *window) at(off, n int64) ([]byte, error) {
 	return w.buf[:min(n, int64(got))], nil
 }
 
+// ReadAt serves reads through the window's buffer; reads past its size
+// end with io.EOF, as a file of that size would.
+func (w *window) ReadAt(p []byte, off int64) (int, error) {
+	b, err := w.at(off, int64(len(p)))
+	n := copy(p, b)
+	if err == nil && n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
 // Scanner reads the frames of one segment in order, checking each: its
 // checksum, that its index is the next one, that its fields are in range.
 // It stops at the first frame that is not valid, at the end of the file, or
 // after a valid footer.
 type Scanner struct {
-	w      window
-	h      Header
-	off    int64
-	next   uint64
-	frame  Frame
-	footer bool
-	reason string
-	err    error
+	w     *window
+	h     Header
+	off   int64
+	next  uint64
+	frame Frame
+	stop  Stop
+	bad   Frame // the fields of the frame that stopped the scan, as read
+	err   error
+	// open is set while valid frames of an unfinished batch have been read
+	// after the last commit point.
+	open bool
 
 	// The last point at which every batch begun was complete, and the
 	// last such point that is sector-aligned.
@@ -74,8 +87,12 @@ func NewScanner(r io.ReaderAt, size int64, h Header) *Scanner {
 // NewScannerAt scans from the frame of record index at off, reading no
 // further than end. Readers use it to resume mid-segment.
 func NewScannerAt(r io.ReaderAt, end int64, h Header, off int64, index uint64) *Scanner {
+	return newScanner(&window{r: r, size: end}, h, off, index)
+}
+
+func newScanner(w *window, h Header, off int64, index uint64) *Scanner {
 	return &Scanner{
-		w: window{r: r, size: end}, h: h, off: off, next: index,
+		w: w, h: h, off: off, next: index,
 		commitOff: off, commitNext: index, alignedOff: off, alignedNext: index,
 	}
 }
@@ -114,12 +131,13 @@ func (s *Scanner) nextFrameAt(off int64) bool {
 	if err != nil {
 		return false
 	}
-	f, reason, _ := ParseFrame(full, s.h.Salt, off)
-	return reason == "" && f.Index == s.next
+	f, stop := ParseFrame(full, s.h.Salt, off)
+	return stop == StopNone && f.Index == s.next
 }
 
 // commit marks s.off as a point where every batch begun is complete.
 func (s *Scanner) commit() {
+	s.open = false
 	s.commitOff, s.commitNext = s.off, s.next
 	if s.off%SectorSize == 0 {
 		s.alignedOff, s.alignedNext = s.off, s.next
@@ -127,56 +145,79 @@ func (s *Scanner) commit() {
 }
 
 // Next advances to the next valid record frame. It returns false at the end
-// of the valid data: see Reason, Err and Sealed for why.
+// of the valid data: see Stop, Err and Sealed for why.
 func (s *Scanner) Next() bool {
-	if s.err != nil || s.reason != "" || s.footer {
-		return false
+	for {
+		if s.err != nil || s.stop != StopNone {
+			return false
+		}
+		// Padding first: a write whose frames are all there is complete
+		// even where the end of the file cuts its padding short.
+		if s.skipPadding() {
+			continue
+		}
+		f, ok := s.frameHere()
+		if !ok {
+			return false
+		}
+		s.off += f.Size()
+		switch f.Type {
+		case TypeFooter:
+			s.stop = StopFooter
+			return false
+		case TypeSync:
+			s.commit()
+			continue
+		}
+		s.frame = f
+		s.next++
+		if f.Type == TypeRecord {
+			s.commit()
+		} else {
+			s.open = true
+		}
+		return true
 	}
-	// Padding first: a write whose frames are all there is complete even
-	// where the end of the file cuts its padding short.
-	if s.skipPadding() {
-		return s.Next()
-	}
+}
+
+// frameHere checks the frame at s.off, setting the stop when it is not
+// the valid frame expected there.
+func (s *Scanner) frameHere() (Frame, bool) {
 	if s.off >= s.w.size {
-		return false
+		s.stop = StopEOF
+		return Frame{}, false
 	}
 	head, err := s.w.at(s.off, FrameHeader)
-	if err != nil || s.err != nil {
-		s.err = cmp.Or(s.err, err)
-		return false
+	if err != nil {
+		s.err = err
+		return Frame{}, false
 	}
 	if isZero(head) {
-		s.reason = "zeroed space"
-		return false
+		s.stop = StopZeros
+		return Frame{}, false
 	}
-	f, reason, _ := ParseFrame(head, s.h.Salt, s.off)
-	if reason == "truncated frame payload" {
+	f, stop := ParseFrame(head, s.h.Salt, s.off)
+	if stop == StopShortPayload {
 		full, err := s.w.at(s.off, FrameHeader+int64(len32(head)))
 		if err != nil {
 			s.err = err
-			return false
+			return Frame{}, false
 		}
-		f, reason, _ = ParseFrame(full, s.h.Salt, s.off)
+		f, stop = ParseFrame(full, s.h.Salt, s.off)
 	}
 	switch {
-	case reason != "":
-		s.reason = reason
-		return false
+	case stop != StopNone:
+		s.stop = stop
 	case f.Index != s.next:
-		s.reason = fmt.Sprintf("frame carries index %d, expected %d", f.Index, s.next)
-		return false
+		s.stop = StopIndex
+	case f.Type >= TypeFooter && s.open:
+		// A footer or sync frame never interrupts a batch.
+		s.stop = StopType
+	default:
+		return f, true
 	}
-	s.frame = f
-	s.off += f.Size()
-	if f.Type == TypeFooter {
-		s.footer = true
-		return false
-	}
-	s.next++
-	if f.Type == TypeRecord {
-		s.commit()
-	}
-	return true
+	s.bad = f
+	return Frame{}, false
 }
 
 // Frame is the record frame Next moved to. Its Data is valid until the next
@@ -186,28 +227,56 @@ func (s *Scanner) Frame() Frame { return s.frame }
 // Err is the I/O error that stopped the scan, if any.
 func (s *Scanner) Err() error { return s.err }
 
-// Reason says why the scan stopped before the end of the file: "" at the
-// end of the file or a footer, "zeroed space" at zeros, otherwise the check
-// that failed at Offset.
-func (s *Scanner) Reason() string { return s.reason }
+// Stop says why the scan stopped (StopNone while it has not).
+func (s *Scanner) Stop() Stop { return s.stop }
+
+// Why describes the stop in words, for messages.
+func (s *Scanner) Why() string {
+	switch s.stop {
+	case StopIndex:
+		return fmt.Sprintf("frame carries index %d, expected %d", s.bad.Index, s.next)
+	case StopType:
+		return fmt.Sprintf("%s %d", s.stop, s.bad.Type)
+	case StopCodec:
+		return fmt.Sprintf("%s %d", s.stop, s.bad.Codec)
+	case StopSynced:
+		return fmt.Sprintf("synced offset %d out of range", s.bad.Synced)
+	}
+	return s.stop.String()
+}
 
 // Offset is where the scan stopped: the first byte not part of a valid
 // frame (after a footer: the end of the footer frame).
 func (s *Scanner) Offset() int64 { return s.off }
 
 // Sealed reports whether the scan ended at a valid footer.
-func (s *Scanner) Sealed() bool { return s.footer }
+func (s *Scanner) Sealed() bool { return s.stop == StopFooter }
 
 // Committed returns the end of the last complete batch and the index that
 // follows it. A batch whose closing frame is missing ends after this point.
 func (s *Scanner) Committed() (off int64, next uint64) { return s.commitOff, s.commitNext }
 
-// Cut returns where a torn tail is cut: the last sector boundary at which
-// every batch begun was complete, and the index that follows it. Every
-// write of the log starts at a sector boundary and is padded to one, so
-// every completed write ends at such a point, and cutting there never
-// touches a sector that holds data kept.
-func (s *Scanner) Cut() (off int64, next uint64) { return s.alignedOff, s.alignedNext }
+// Unfinished reports whether valid frames of a batch whose closing frame is
+// missing were read after the last commit point.
+func (s *Scanner) Unfinished() bool { return s.open }
+
+// Cut returns where the valid data ends for writing: a sector boundary
+// after which nothing is kept, and the index that follows the records
+// kept. Every record of a complete batch is kept, and the boundary is the
+// one after it: bytes between a complete batch and that boundary are write
+// padding, whatever they hold, so junk there never costs a record. Only
+// when valid frames of an unfinished batch lie in that padding (a torn
+// write that held more than one batch) is the cut made at the last
+// sector-aligned commit point instead, dropping the torn write whole, so
+// that no stray frame of the unfinished batch can precede the next write.
+// Cutting at the returned boundary never touches a sector that holds data
+// kept.
+func (s *Scanner) Cut() (off int64, next uint64) {
+	if s.open {
+		return s.alignedOff, s.alignedNext
+	}
+	return alignSector(s.commitOff), s.commitNext
+}
 
 func len32(head []byte) uint32 {
 	return uint32(head[24]) | uint32(head[25])<<8 | uint32(head[26])<<16 | uint32(head[27])<<24
@@ -240,32 +309,53 @@ type Tail struct {
 // can tell a torn tail (junk or frames of the same unfinished write) from
 // damage followed by durable data.
 func ScanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
+	return scanTail(&window{r: r, size: size}, h, from)
+}
+
+func scanTail(w *window, h Header, from int64) (Tail, error) {
 	t := Tail{End: from}
-	w := window{r: r, size: size}
+	f, found, end, err := findFrame(w, h, from, func(f Frame) bool { return f.Synced > from })
+	t.End = max(end, from)
+	if found {
+		t.Durable = &f
+	}
+	return t, err
+}
+
+// findFrame tries every multiple of FrameAlign in [from, size) for a frame
+// of this segment that passes checks 1 to 8 and that accept takes, and
+// returns the first. end is just past the last non-zero byte seen (as far
+// as the search went).
+func findFrame(w *window, h Header, from int64, accept func(Frame) bool) (f Frame, found bool, end int64, err error) {
+	r, size := w.r, w.size
+	end = from
 	for p := from; p < size; p += readChunk {
 		chunk, err := w.at(p, readChunk)
 		if err != nil {
-			return t, err
+			return f, false, end, err
 		}
 		if bytes.Equal(chunk, zeroChunk[:len(chunk)]) {
 			continue // preallocated space: nothing to look at
 		}
-		t.End = p + int64(lastNonZero(chunk)) + 1
+		end = p + int64(lastNonZero(chunk)) + 1
+		// The chunk is copied: validFrameAt may read past it, and the
+		// window's buffer must not change under the search.
+		chunk = append([]byte(nil), chunk...)
 		for q := alignUp(p); q < p+int64(len(chunk)); q += FrameAlign {
 			if rest := chunk[q-p:]; len(rest) >= 8 && binary.LittleEndian.Uint64(rest) == 0 {
 				continue // no frame has a zero checksum
 			}
-			f, ok, err := validFrameAt(r, chunk[q-p:], size, h, q)
+			g, ok, err := validFrameAt(r, chunk[q-p:], size, h, q)
 			if err != nil {
-				return t, err
+				return f, false, end, err
 			}
-			if ok && f.Synced > from {
-				t.Durable = &f
-				return t, nil
+			if ok && accept(g) {
+				g.Data = append([]byte(nil), g.Data...)
+				return g, true, end, nil
 			}
 		}
 	}
-	return t, nil
+	return f, false, end, nil
 }
 
 func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1) }
@@ -297,7 +387,7 @@ func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Fra
 		}
 		b = head[:]
 	}
-	if _, n, reason := parseFrameHeader(b, off); reason != "" || off+FrameHeader+int64(n) > size {
+	if _, n, stop := parseFrameHeader(b, off); stop != StopNone || off+FrameHeader+int64(n) > size {
 		return Frame{}, false, nil
 	} else if len(b) < FrameHeader+n {
 		full := make([]byte, FrameHeader+n)
@@ -306,37 +396,70 @@ func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Fra
 		}
 		b = full
 	}
-	f, reason, _ := ParseFrame(b, h.Salt, off)
-	return f, reason == "", nil
+	f, stop := ParseFrame(b, h.Salt, off)
+	return f, stop == StopNone, nil
 }
 
 // ReadRecord reads and checks the record frame of the given index at off
-// (size bytes, padding included) and returns the record, decompressed. name
-// names the file in errors.
+// (size bytes, padding included) and returns the record, decompressed, in
+// a slice of its own. name names the file in errors.
 func ReadRecord(r io.ReaderAt, name string, h Header, off, size int64, index uint64) ([]byte, error) {
-	if size < FrameHeader || size > FrameSize(maxPayload)+SectorSize {
-		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
+	if err := checkSpan(name, off, size, index); err != nil {
+		return nil, err
 	}
 	buf := make([]byte, size)
-	if _, err := r.ReadAt(buf, off); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
-	} else if err != nil {
-		return nil, fmt.Errorf("journal: read record %d from %s: %w", index, name, err)
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) && err == io.EOF {
+		err = nil
 	}
-	f, reason, _ := ParseFrame(buf, h.Salt, off)
+	_, rec, err := checkRecord(buf[:n], err, name, h, off, index)
+	return rec, err
+}
+
+// readRecord is ReadRecord through a window: the record may alias the
+// window's buffer (valid until its next read).
+func readRecord(w *window, name string, h Header, off, size int64, index uint64) (Frame, []byte, error) {
+	if err := checkSpan(name, off, size, index); err != nil {
+		return Frame{Offset: off}, nil, err
+	}
+	b, err := w.at(off, size)
+	if err == nil && int64(len(b)) < size {
+		err = io.ErrUnexpectedEOF
+	}
+	return checkRecord(b, err, name, h, off, index)
+}
+
+func checkSpan(name string, off, size int64, index uint64) error {
+	if size < FrameHeader || size > FrameSize(maxPayload)+SectorSize {
+		return &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
+	}
+	return nil
+}
+
+// checkRecord checks the record frame of index read at off into b (rerr
+// is the read's error) and decompresses it.
+func checkRecord(b []byte, rerr error, name string, h Header, off int64, index uint64) (Frame, []byte, error) {
+	if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+		return Frame{Offset: off}, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
+	} else if rerr != nil {
+		return Frame{Offset: off}, nil, fmt.Errorf("journal: read record %d from %s: %w", index, name, rerr)
+	}
+	f, stop := ParseFrame(b, h.Salt, off)
+	reason := ""
 	switch {
-	case reason != "":
+	case stop != StopNone:
+		reason = stop.String()
 	case f.Type != TypeRecord && f.Type != TypeBatch:
 		reason = "not a record frame"
 	case f.Index != index:
 		reason = fmt.Sprintf("frame carries index %d", f.Index)
 	}
 	if reason != "" {
-		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
+		return f, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
 	}
 	rec, err := Decompress(f.Codec, f.Data)
 	if err != nil {
-		return nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
+		return f, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
 	}
-	return rec, nil
+	return f, rec, nil
 }

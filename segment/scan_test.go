@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -10,8 +11,9 @@ import (
 type scanResult struct {
 	indexes   []uint64
 	records   []string
-	stop      int64
-	reason    string
+	stop      int64  // the offset where the scan stopped
+	why       Stop   // why it stopped
+	message   string // Why()
 	sealed    bool
 	committed int64
 	next      uint64
@@ -34,7 +36,7 @@ func scanAll(t *testing.T, sc *Scanner) scanResult {
 	if err := sc.Err(); err != nil {
 		t.Fatalf("scan: %v", err)
 	}
-	r.stop, r.reason, r.sealed = sc.Offset(), sc.Reason(), sc.Sealed()
+	r.stop, r.why, r.message, r.sealed = sc.Offset(), sc.Stop(), sc.Why(), sc.Sealed()
 	r.committed, r.next = sc.Committed()
 	r.cut, r.cutNext = sc.Cut()
 	return r
@@ -51,14 +53,23 @@ func sectorAfter(k int) offsetIn {
 	return func(b *segmentBuilder) int64 { return AlignSector(b.frameEnd(k)) }
 }
 
+// syncEnd and sectorAfterSync locate the end of the k-th TypeSync frame
+// (1-based) and the sector boundary that ends its write.
+func syncEnd(k int) offsetIn { return func(b *segmentBuilder) int64 { return b.syncEnd(k) } }
+func sectorAfterSync(k int) offsetIn {
+	return func(b *segmentBuilder) int64 { return AlignSector(b.syncEnd(k)) }
+}
+
 func TestScanner(t *testing.T) {
 	big := string(compressible(3<<20 + 5))
 	footerEnd := func(b *segmentBuilder) int64 { return b.footerAt() + FrameSize(4*len(b.starts)) }
+	junk := bytes.Repeat([]byte{0xa5}, 100)
 	tests := []struct {
 		name        string
 		build       func(b *segmentBuilder) []byte
 		wantRecords []string
-		wantReason  string // substring; "" means exactly ""
+		wantStop    Stop
+		wantWhy     string // Why(), or its start, when it says more than wantStop.String()
 		wantSealed  bool
 		// Where the scan stops, the committed point and the cut point,
 		// with the index following each of the last two.
@@ -66,30 +77,31 @@ func TestScanner(t *testing.T) {
 		next, cutNext        uint64
 	}{
 		{
-			name:  "EmptySegmentEndsAfterTheHeaderSector",
-			build: func(b *segmentBuilder) []byte { return b.bytes() },
-			stop:  frameEnd(0), committed: frameEnd(0), cut: frameEnd(0), next: first, cutNext: first,
+			name:     "EmptySegmentEndsAfterTheHeaderSector",
+			build:    func(b *segmentBuilder) []byte { return b.bytes() },
+			wantStop: StopEOF,
+			stop:     frameEnd(0), committed: frameEnd(0), cut: frameEnd(0), next: first, cutNext: first,
 		},
 		{
-			name:       "PreallocatedSpaceIsTheEnd",
-			build:      func(b *segmentBuilder) []byte { return append(b.bytes(), make([]byte, 4096)...) },
-			wantReason: "zeroed space",
-			stop:       frameEnd(0), committed: frameEnd(0), cut: frameEnd(0), next: first, cutNext: first,
+			name:     "PreallocatedSpaceIsTheEnd",
+			build:    func(b *segmentBuilder) []byte { return append(b.bytes(), make([]byte, 4096)...) },
+			wantStop: StopZeros,
+			stop:     frameEnd(0), committed: frameEnd(0), cut: frameEnd(0), next: first, cutNext: first,
 		},
 		{
 			name:        "OneWriteOfSingleRecords",
 			build:       func(b *segmentBuilder) []byte { return b.record("a").record("bb").record("ccc").endWrite().bytes() },
 			wantRecords: []string{"a", "bb", "ccc"},
+			wantStop:    StopEOF,
 			stop:        sectorAfter(3), committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
 		},
 		{
-			// The last write is not padded (yet): the cut point stays at
-			// its start, the committed point follows its records.
 			name: "WritesArePaddedToSectorBoundaries",
 			build: func(b *segmentBuilder) []byte {
 				return b.record("a").endWrite().record("b").record("c").endWrite().record("d").bytes()
 			},
 			wantRecords: []string{"a", "b", "c", "d"},
+			wantStop:    StopEOF,
 			// The file ends where the last write's padding would start: its
 			// frames are complete, so the write counts whole.
 			stop: sectorAfter(4), committed: sectorAfter(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
@@ -101,6 +113,7 @@ func TestScanner(t *testing.T) {
 				return b.endWrite().bytes()
 			},
 			wantRecords: []string{string(compressible(5000)), string(compressible(7000)), "x"},
+			wantStop:    StopEOF,
 			stop:        sectorAfter(3), committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
 		},
 		{
@@ -109,12 +122,14 @@ func TestScanner(t *testing.T) {
 				return b.record("solo").batch("b1").batch("b2").record("b3").endWrite().bytes()
 			},
 			wantRecords: []string{"solo", "b1", "b2", "b3"},
+			wantStop:    StopEOF,
 			stop:        sectorAfter(4), committed: sectorAfter(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
 		},
 		{
 			name:        "UnfinishedBatchIsReadButNotCommitted",
 			build:       func(b *segmentBuilder) []byte { return b.record("solo").endWrite().batch("b1").batch("b2").bytes() },
 			wantRecords: []string{"solo", "b1", "b2"},
+			wantStop:    StopEOF,
 			stop:        frameEnd(3), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
 		},
 		{
@@ -127,8 +142,22 @@ func TestScanner(t *testing.T) {
 				return append(b.record("solo").batch("b1").endWrite().bytes(), make([]byte, 4096)...)
 			},
 			wantRecords: []string{"solo", "b1"},
-			wantReason:  "zeroed space",
+			wantStop:    StopZeros,
 			stop:        frameEnd(2), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+		},
+		{
+			// Valid frames of an unfinished batch follow a complete batch
+			// in the same sector: the write that held both was torn, and
+			// the cut is at the last sector-aligned commit point (the start
+			// of that write), so no stray TypeBatch frame is left before
+			// the next write.
+			name: "UnfinishedBatchAfterACompleteBatchInTheSameSector",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("a").endWrite().record("solo").batch("c1").batch("c2").bytes(), junk...)
+			},
+			wantRecords: []string{"a", "solo", "c1", "c2"},
+			wantStop:    StopType,
+			stop:        frameEnd(4), committed: frameEnd(2), cut: frameStart(2), next: first + 2, cutNext: first + 1,
 		},
 		{
 			name: "ZerosAfterTheLastWriteAreTheEnd",
@@ -136,7 +165,7 @@ func TestScanner(t *testing.T) {
 				return append(b.record("a").record("b").endWrite().bytes(), make([]byte, 4096)...)
 			},
 			wantRecords: []string{"a", "b"},
-			wantReason:  "zeroed space",
+			wantStop:    StopZeros,
 			stop:        sectorAfter(2), committed: sectorAfter(2), cut: sectorAfter(2), next: first + 2, cutNext: first + 2,
 		},
 		{
@@ -146,25 +175,42 @@ func TestScanner(t *testing.T) {
 				return file[:b.frameEnd(1)+8]
 			},
 			wantRecords: []string{"a"},
+			wantStop:    StopEOF,
 			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
 		},
 		{
 			name: "JunkAfterAWriteStopsTheScan",
 			build: func(b *segmentBuilder) []byte {
-				return append(b.record("a").endWrite().bytes(), bytes.Repeat([]byte{0xa5}, 100)...)
+				return append(b.record("a").endWrite().bytes(), junk...)
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "bad frame type",
+			wantStop:    StopType,
 			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
 		},
 		{
+			// The junk lies in the write padding of a complete batch
+			// (here, a batch of one). Cut used to fall back to the last
+			// sector-aligned commit point (512), dropping record "a";
+			// now the padding is write padding whatever it holds, so the
+			// record is kept and the cut is the sector boundary after it.
 			name: "JunkRightAfterARecordStopsTheScan",
 			build: func(b *segmentBuilder) []byte {
-				return append(b.record("a").bytes(), bytes.Repeat([]byte{0xa5}, 100)...)
+				return append(b.record("a").bytes(), junk...)
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "bad frame type",
-			stop:        frameEnd(1), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+			wantStop:    StopType,
+			stop:        frameEnd(1), committed: frameEnd(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			// The same with a batch of several records after an earlier
+			// write: every record of the complete batch is kept.
+			name: "JunkInTheWritePaddingAfterACompleteBatchKeepsTheBatch",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("a").endWrite().batch("b1").batch("b2").record("b3").bytes(), junk...)
+			},
+			wantRecords: []string{"a", "b1", "b2", "b3"},
+			wantStop:    StopType,
+			stop:        frameEnd(4), committed: frameEnd(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
 		},
 		{
 			// Padding must be all zeros to be skipped; then the zeros
@@ -176,9 +222,15 @@ func TestScanner(t *testing.T) {
 				return file
 			},
 			wantRecords: []string{"a", "b"},
+			wantStop:    StopEOF,
 			stop:        sectorAfter(2), committed: sectorAfter(2), cut: sectorAfter(2), next: first + 2, cutNext: first + 2,
 		},
 		{
+			// The damaged byte is not skipped as padding (no record
+			// follows it), so the scan stops at the zeros right after
+			// the record. The cut used to be the last aligned commit
+			// point (512), dropping "a"; the damaged byte lies in the
+			// write padding of a complete batch, so "a" is now kept.
 			name: "DamagedWritePaddingAtTheEndIsNotPadding",
 			build: func(b *segmentBuilder) []byte {
 				file := append(b.record("a").endWrite().bytes(), make([]byte, 1024)...)
@@ -186,8 +238,8 @@ func TestScanner(t *testing.T) {
 				return file
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "zeroed space",
-			stop:        frameEnd(1), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+			wantStop:    StopZeros,
+			stop:        frameEnd(1), committed: frameEnd(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
 		},
 		{
 			name: "TruncatedLastFrameStopsTheScan",
@@ -196,7 +248,7 @@ func TestScanner(t *testing.T) {
 				return file[:len(file)-12]
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "truncated frame payload",
+			wantStop:    StopShortPayload,
 			stop:        frameStart(2), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
 		},
 		{
@@ -206,7 +258,7 @@ func TestScanner(t *testing.T) {
 				return file[:b.frameStart(2)+20]
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "truncated frame header",
+			wantStop:    StopShortHeader,
 			stop:        frameStart(2), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
 		},
 		{
@@ -217,10 +269,14 @@ func TestScanner(t *testing.T) {
 				return file
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "checksum mismatch",
+			wantStop:    StopChecksum,
 			stop:        frameStart(2), committed: frameStart(2), cut: frameStart(2), next: first + 1, cutNext: first + 1,
 		},
 		{
+			// The frame with the wrong index lies in the write padding
+			// of a complete batch: the cut used to be 512, dropping "a";
+			// under the padding rule "a" is kept and the cut is the
+			// sector boundary after it.
 			name: "FrameWithSkippedIndexStopsTheScan",
 			build: func(b *segmentBuilder) []byte {
 				b.record("a")
@@ -228,8 +284,9 @@ func TestScanner(t *testing.T) {
 				return b.record("c").bytes()
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "frame carries index 102, expected 101",
-			stop:        frameEnd(1), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+			wantStop:    StopIndex,
+			wantWhy:     "frame carries index 102, expected 101",
+			stop:        frameEnd(1), committed: frameEnd(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
 		},
 		{
 			name: "FrameFromAnotherSegmentStopsTheScan",
@@ -238,7 +295,7 @@ func TestScanner(t *testing.T) {
 				return AppendFrame(file, testSalt+1, TypeRecord, None, first+1, DataStart, []byte("b"))
 			},
 			wantRecords: []string{"a"},
-			wantReason:  "checksum mismatch",
+			wantStop:    StopChecksum,
 			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
 		},
 		{
@@ -247,21 +304,86 @@ func TestScanner(t *testing.T) {
 				return b.record("a").endWrite().record(big).record("c").endWrite().record(big).endWrite().bytes()
 			},
 			wantRecords: []string{"a", big, "c", big},
+			wantStop:    StopEOF,
 			stop:        sectorAfter(4), committed: sectorAfter(4), cut: sectorAfter(4), next: first + 4, cutNext: first + 4,
 		},
 		{
 			name:        "FooterSealsTheScan",
 			build:       func(b *segmentBuilder) []byte { return b.record("a").endWrite().batch("b1").record("b2").sealed() },
 			wantRecords: []string{"a", "b1", "b2"},
+			wantStop:    StopFooter,
 			wantSealed:  true,
 			stop:        footerEnd, committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
+		},
+		{
+			// TypeSync frames hold no record: the scan reads through
+			// them, and the records after them (right after the frame or
+			// after write padding) continue the index sequence.
+			name: "RecordsContinueAfterSyncFrames",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").syncFrame().record("b").syncFrame().endWrite().record("c").endWrite().bytes()
+			},
+			wantRecords: []string{"a", "b", "c"},
+			wantStop:    StopEOF,
+			stop:        sectorAfter(3), committed: sectorAfter(3), cut: sectorAfter(3), next: first + 3, cutNext: first + 3,
+		},
+		{
+			// A TypeSync frame is a commit point: junk after it is the
+			// write padding of the sync frame's write, and the cut is the
+			// sector boundary after the sync frame.
+			name: "SyncFrameIsACommitPoint",
+			build: func(b *segmentBuilder) []byte {
+				return append(b.record("a").syncFrame().bytes(), junk...)
+			},
+			wantRecords: []string{"a"},
+			wantStop:    StopType,
+			stop:        syncEnd(1), committed: syncEnd(1), cut: sectorAfterSync(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			// Write padding after a sync frame is skipped like padding
+			// after a complete batch; the file may end inside it.
+			name:        "SyncFrameAtTheEndOfTheFile",
+			build:       func(b *segmentBuilder) []byte { return b.record("a").syncFrame().bytes() },
+			wantRecords: []string{"a"},
+			wantStop:    StopEOF,
+			stop:        sectorAfterSync(1), committed: sectorAfterSync(1), cut: sectorAfterSync(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name: "SyncFrameInsideABatchStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").batch("b1").bytes()
+				return AppendFrame(file, testSalt, TypeSync, None, first+2, DataStart, nil)
+			},
+			wantRecords: []string{"a", "b1"},
+			wantStop:    StopType,
+			stop:        frameEnd(2), committed: frameEnd(1), cut: frameEnd(0), next: first + 1, cutNext: first,
+		},
+		{
+			name: "SyncFrameWithTheWrongIndexStopsTheScan",
+			build: func(b *segmentBuilder) []byte {
+				file := b.record("a").markDurable().bytes()
+				return AppendFrame(file, testSalt, TypeSync, None, first, int64(len(file)), nil)
+			},
+			wantRecords: []string{"a"},
+			wantStop:    StopIndex,
+			wantWhy:     "frame carries index 100, expected 101",
+			stop:        sectorAfter(1), committed: sectorAfter(1), cut: sectorAfter(1), next: first + 1, cutNext: first + 1,
+		},
+		{
+			name:        "SyncFrameBeforeTheFooter",
+			build:       func(b *segmentBuilder) []byte { return b.record("a").syncFrame().sealed() },
+			wantRecords: []string{"a"},
+			wantStop:    StopFooter,
+			wantSealed:  true,
+			stop:        footerEnd, committed: sectorAfterSync(1), cut: sectorAfterSync(1), next: first + 1, cutNext: first + 1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newSegmentBuilder(first, testSalt)
 			file := tt.build(b)
-			got := scanAll(t, NewScanner(bytes.NewReader(file), int64(len(file)), b.h))
+			sc := NewScanner(bytes.NewReader(file), int64(len(file)), b.h)
+			got := scanAll(t, sc)
 			if !slices.Equal(got.records, tt.wantRecords) {
 				t.Errorf("records = %.40q, want %.40q", got.records, tt.wantRecords)
 			}
@@ -270,8 +392,9 @@ func TestScanner(t *testing.T) {
 					t.Errorf("record %d has index %d, want %d", i, idx, first+uint64(i))
 				}
 			}
-			if (tt.wantReason == "" && got.reason != "") || !strings.Contains(got.reason, tt.wantReason) {
-				t.Errorf("Reason = %q, want %q", got.reason, tt.wantReason)
+			wantWhy := cmp.Or(tt.wantWhy, tt.wantStop.String())
+			if got.why != tt.wantStop || !strings.HasPrefix(got.message, wantWhy) {
+				t.Errorf("Stop = %v, Why = %q; want %v, %q", got.why, got.message, tt.wantStop, wantWhy)
 			}
 			if want := tt.stop(b); got.stop != want || got.sealed != tt.wantSealed {
 				t.Errorf("stopped at %d (sealed %v), want %d (sealed %v)", got.stop, got.sealed, want, tt.wantSealed)
@@ -281,6 +404,11 @@ func TestScanner(t *testing.T) {
 			}
 			if want := tt.cut(b); got.cut != want || got.cutNext != tt.cutNext || got.cut%SectorSize != 0 {
 				t.Errorf("Cut = %d, %d; want %d, %d", got.cut, got.cutNext, want, tt.cutNext)
+			}
+			// Unfinished: records of a batch were read past the last
+			// commit point.
+			if unfinished := got.next != first+uint64(len(got.records)); sc.Unfinished() != unfinished {
+				t.Errorf("Unfinished = %v, want %v", sc.Unfinished(), unfinished)
 			}
 		})
 	}
@@ -294,22 +422,22 @@ func TestNewScannerAtResumesMidSegment(t *testing.T) {
 		from          int // frame to resume at (1-based)
 		end           int64
 		wantRecords   []string
-		wantReason    string
+		wantStop      Stop
 		wantCommitted int64
 	}{
-		{"FromTheSecondWrite", 2, int64(len(file)), []string{"b1", "b2", "c1"}, "zeroed space", b.frameEnd(3)},
-		{"FromTheMiddleOfAWrite", 3, int64(len(file)), []string{"b2", "c1"}, "zeroed space", b.frameEnd(3)},
-		{"FromTheLastFrame", 4, int64(len(file)), []string{"c1"}, "zeroed space", b.frameStart(4)},
-		{"StopsAtEnd", 2, b.frameStart(4), []string{"b1", "b2"}, "", AlignSector(b.frameEnd(3))},
-		{"EndInsideAFrame", 2, b.frameStart(4) + 20, []string{"b1", "b2"}, "truncated frame header", b.frameEnd(3)},
+		{"FromTheSecondWrite", 2, int64(len(file)), []string{"b1", "b2", "c1"}, StopZeros, b.frameEnd(3)},
+		{"FromTheMiddleOfAWrite", 3, int64(len(file)), []string{"b2", "c1"}, StopZeros, b.frameEnd(3)},
+		{"FromTheLastFrame", 4, int64(len(file)), []string{"c1"}, StopZeros, b.frameStart(4)},
+		{"StopsAtEnd", 2, b.frameStart(4), []string{"b1", "b2"}, StopEOF, AlignSector(b.frameEnd(3))},
+		{"EndInsideAFrame", 2, b.frameStart(4) + 20, []string{"b1", "b2"}, StopShortHeader, b.frameEnd(3)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := NewScannerAt(bytes.NewReader(file), tt.end, b.h, b.frameStart(tt.from), first+uint64(tt.from-1))
 			got := scanAll(t, sc)
-			if !slices.Equal(got.records, tt.wantRecords) || got.reason != tt.wantReason || got.committed != tt.wantCommitted {
-				t.Fatalf("read %q, reason %q, committed %d; want %q, %q, %d",
-					got.records, got.reason, got.committed, tt.wantRecords, tt.wantReason, tt.wantCommitted)
+			if !slices.Equal(got.records, tt.wantRecords) || got.why != tt.wantStop || got.committed != tt.wantCommitted {
+				t.Fatalf("read %q, stop %v, committed %d; want %q, %v, %d",
+					got.records, got.why, got.committed, tt.wantRecords, tt.wantStop, tt.wantCommitted)
 			}
 		})
 	}
@@ -327,6 +455,7 @@ func TestScanTail(t *testing.T) {
 		wantStop    offsetIn
 		wantEnd     func(b *segmentBuilder, file []byte) int64 // when no durable frame is found
 		wantDurable uint64                                     // index of the proving frame; 0: none
+		durableAt   offsetIn                                   // where it is, when not a record frame
 	}{
 		{
 			name:     "NothingAfterTheRecords",
@@ -422,6 +551,31 @@ func TestScanTail(t *testing.T) {
 			wantStop:    frameStart(2),
 			wantDurable: first + 2,
 		},
+		{
+			// The reason TypeSync frames exist: a NoSync log that syncs
+			// and then appends nothing more still leaves a frame whose
+			// synced offset lies past the damage.
+			name: "SyncFrameAfterTheDamageProvesCorruption",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").markDurable().record("b").syncFrame().bytes()
+			},
+			damage:      2,
+			wantStop:    frameStart(2),
+			wantDurable: first + 2,
+			durableAt:   func(b *segmentBuilder) int64 { return b.syncs[0] },
+		},
+		{
+			// Records written after a sync frame carry the sync frame's
+			// offset as their synced offset: damage to them is a torn
+			// tail unless a later sync proves otherwise.
+			name: "TornRecordsAfterASyncFrameAreATornTail",
+			build: func(b *segmentBuilder) []byte {
+				return b.record("a").syncFrame().record("b").record("c").bytes()
+			},
+			damage:   2,
+			wantStop: frameStart(2),
+			wantEnd:  endOfNonZero,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,11 +589,15 @@ func TestScanTail(t *testing.T) {
 			}
 			stop := sc.Offset()
 			if want := tt.wantStop(b); stop != want {
-				t.Fatalf("scan stopped at %d (%s), want %d", stop, sc.Reason(), want)
+				t.Fatalf("scan stopped at %d (%s), want %d", stop, sc.Why(), want)
 			}
 			tail, err := ScanTail(bytes.NewReader(file), int64(len(file)), b.h, stop)
 			if err != nil {
 				t.Fatal(err)
+			}
+			durableAt := func(d *Frame) int64 { return b.frameStart(int(d.Index-first) + 1) }
+			if tt.durableAt != nil {
+				durableAt = func(*Frame) int64 { return tt.durableAt(b) }
 			}
 			switch d := tail.Durable; {
 			case tt.wantDurable == 0 && d != nil:
@@ -450,7 +608,7 @@ func TestScanTail(t *testing.T) {
 				}
 			case d == nil:
 				t.Errorf("Tail.Durable = none, want frame %d", tt.wantDurable)
-			case d.Index != tt.wantDurable || d.Synced <= stop || d.Offset != b.frameStart(int(d.Index-first)+1):
+			case d.Index != tt.wantDurable || d.Synced <= stop || d.Offset != durableAt(d):
 				t.Errorf("Tail.Durable = frame %d at %d (synced %d), want frame %d synced past %d",
 					d.Index, d.Offset, d.Synced, tt.wantDurable, stop)
 			}

@@ -225,7 +225,11 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 	l.stats.Bytes += uint64(n)
 	l.noteAppended(n)
 	l.last = last
+	// The frames just written prove the file durable as far as their
+	// synced fields say (syncedMark).
+	a.proven = a.synced
 	if synced {
+		a.proven = end - int64(n)
 		l.stats.Syncs++
 		a.synced = end
 	}
@@ -282,5 +286,5 @@ func (l *Log) create(first uint64) (*activeSegment, error) {
 		return nil, err
 	}
 	return &activeSegment{path: segmentPath(l.dir, first), h: h, f: f,
-		tail: segment.DataStart, synced: segment.DataStart}, nil
+		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart}, nil
 }

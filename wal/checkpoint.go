@@ -142,24 +142,6 @@ func (l *Log) CheckpointErr() error {
 	return l.ckpt.err
 }
 
-// checkSnapshot verifies at Open that the log continues the snapshot: no
-// record may be missing between the two.
-func (l *Log) checkSnapshot() error {
-	h, err := checkpoint.ReadHeader(l.fs, l.dir)
-	if errors.Is(err, checkpoint.ErrNoSnapshot) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if h.Index+1 < l.first || h.Index > l.last {
-		return fmt.Errorf("%w: snapshot covers records up to %d but the log holds [%d, %d]: records are missing between them",
-			ErrCorrupt, h.Index, l.first, l.last)
-	}
-	l.snapshot = h.Index
-	return nil
-}
-
 // startCheckpointer starts background checkpoints if they are configured.
 func (l *Log) startCheckpointer() {
 	o := l.opts.Checkpoint

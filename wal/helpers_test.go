@@ -91,6 +91,11 @@ func (f *fixture) openErr() error {
 
 // build opens the log, appends one group per argument (a single size is an
 // Append, several are one AppendBatch) and closes it.
+//
+// It leaves the directory as a crash right after the last append would:
+// the sync frame that Close writes (proof that the last write was durable)
+// is zeroed again, so damage to the last write reads as a torn tail, as
+// it may after a crash.
 func (f *fixture) build(groups ...[]int) {
 	f.t.Helper()
 	l := f.open()
@@ -98,6 +103,33 @@ func (f *fixture) build(groups ...[]int) {
 		f.appendGroup(l, g...)
 	}
 	f.close(l)
+	f.unclose()
+}
+
+// unclose zeroes the sync frames after the last record of the newest
+// segment, which only Close writes there.
+func (f *fixture) unclose() {
+	f.t.Helper()
+	path := f.newest()
+	b := readFile(f.t, path)
+	frames, footer := walk(f.t, b)
+	if footer >= 0 {
+		return // sealed: no sync frame follows its records
+	}
+	from := int64(segment.DataStart)
+	if n := len(frames); n > 0 {
+		from = frames[n-1].next
+	}
+	changed := false
+	for off := from; off+segment.FrameHeader <= int64(len(b)); off += segment.FrameAlign {
+		if b[off+28] == byte(segment.TypeSync) && binary.LittleEndian.Uint64(b[off:]) != 0 {
+			clear(b[off : off+segment.FrameHeader])
+			changed = true
+		}
+	}
+	if changed {
+		writeFile(f.t, path, b)
+	}
 }
 
 // appendGroup appends records of the given sizes: one Append for one size,
@@ -208,7 +240,7 @@ type span struct {
 }
 
 // walk lists the record frames of a segment's bytes, reading only the
-// layout (length and type). It needs to know no more of where frames start
+// layout (length and type), stepping over sync frames. It needs to know no more of where frames start
 // than that they are 8-aligned after the header and that a frame never
 // starts with 8 zero bytes (its checksum): zeros between frames (padding
 // to a sector, say) are skipped. It stops at a footer or the end, and
@@ -226,6 +258,10 @@ func walk(t *testing.T, b []byte) (frames []span, footer int64) {
 		n := int64(binary.LittleEndian.Uint32(b[off+24:]))
 		if typ == byte(segment.TypeFooter) {
 			return frames, off
+		}
+		if typ == byte(segment.TypeSync) { // a sync frame (Close leaves one): no record
+			off += segment.FrameHeader
+			continue
 		}
 		if typ != byte(segment.TypeRecord) && typ != byte(segment.TypeBatch) {
 			t.Fatalf("walk: no frame at offset %d", off)

@@ -49,7 +49,7 @@ func (r *Reader) Next() bool {
 			if err := r.sc.Err(); err != nil {
 				r.err = err
 			} else {
-				r.err = &segment.CorruptionError{Path: r.path, Offset: r.sc.Offset(), Index: r.next, Reason: r.sc.Reason()}
+				r.err = &segment.CorruptionError{Path: r.path, Offset: r.sc.Offset(), Index: r.next, Reason: r.sc.Why()}
 			}
 			return false
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gojournal/journal/recovery"
@@ -310,6 +311,7 @@ func buildSealed(t *testing.T) *fixture {
 		f.appendGroup(l, 200+(97*i)%700)
 	}
 	f.close(l)
+	f.unclose()
 	return f
 }
 
@@ -537,11 +539,6 @@ func TestRecoveryForeignFiles(t *testing.T) {
 			writeFile(t, p, garbage(4096))
 			return p
 		}},
-		{"ShortGarbageSegmentFileIsFormatError", func(t *testing.T, f *fixture) string {
-			p := filepath.Join(f.dir, segment.Name(1))
-			writeFile(t, p, []byte("not a journal\n"))
-			return p
-		}},
 		{"GarbageSegmentAfterTheLogIsFormatError", func(t *testing.T, f *fixture) string {
 			f.build(singles(10, 20, 30)...)
 			p := filepath.Join(f.dir, segment.Name(4))
@@ -551,13 +548,13 @@ func TestRecoveryForeignFiles(t *testing.T) {
 		{"FutureVersionIsFormatError", func(t *testing.T, f *fixture) string {
 			f.build(singles(10, 20, 30)...)
 			p := f.newest()
-			rewriteHeader(t, p, func(h []byte) { binary.LittleEndian.PutUint32(h[8:], 2) })
+			rewriteHeader(t, p, func(h []byte) { binary.LittleEndian.PutUint32(h[8:], segment.Version+1) })
 			return p
 		}},
 		{"FutureVersionOfSealedSegmentIsFormatError", func(t *testing.T, f *fixture) string {
 			f.build(singles(slices.Repeat([]int{5000}, 30)...)...)
 			p := f.segments()[0]
-			rewriteHeader(t, p, func(h []byte) { binary.LittleEndian.PutUint32(h[8:], 2) })
+			rewriteHeader(t, p, func(h []byte) { binary.LittleEndian.PutUint32(h[8:], segment.Version+1) })
 			return p
 		}},
 		{"UnknownHeaderFlagIsFormatError", func(t *testing.T, f *fixture) string {
@@ -573,6 +570,23 @@ func TestRecoveryForeignFiles(t *testing.T) {
 			p := tc.prepare(t, f)
 			before := snapshot(t, f.dir)
 			wantNamed(t, f.openErr(), ErrFormat, p)
+			sameSnapshot(t, f.dir, before)
+		})
+	}
+
+	// A segment file too short to hold a header is a damaged segment,
+	// whatever it holds, as the format says: ErrCorrupt naming the file.
+	for _, short := range []string{"", "x", "\n", "not a journal\n", segment.Magic, string(garbage(24))} {
+		t.Run(fmt.Sprintf("ShortSegmentFileIsCorrupt/%d", len(short)), func(t *testing.T) {
+			f := newFixture(t, MinSegmentSize)
+			p := filepath.Join(f.dir, segment.Name(1))
+			writeFile(t, p, []byte(short))
+			before := snapshot(t, f.dir)
+			err := f.openErr()
+			wantNamed(t, err, ErrCorrupt, p)
+			if !strings.Contains(err.Error(), "shorter than its 40-byte header") {
+				t.Errorf("error %q does not say the header is short", err)
+			}
 			sameSnapshot(t, f.dir, before)
 		})
 	}

@@ -1,10 +1,8 @@
 package wal
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -204,9 +202,9 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 		if f, err = l.fs.OpenFile(s.path, os.O_RDWR, 0); err != nil {
 			return nil, fmt.Errorf("journal: open %s: %w", s.path, err)
 		}
-		if offsets, err = readOffsets(s, f, n+1); err != nil {
+		if offsets, err = s.footer.Offsets(f, n+1); err != nil {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("journal: read index of %s: %w", s.path, err)
 		}
 		if s.f != nil {
 			s.f.Close()
@@ -218,22 +216,4 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 		return nil, fmt.Errorf("journal: seal %s before %d: %w", s.path, index, err)
 	}
 	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f}, nil
-}
-
-// readOffsets reads the offsets of the first n records of a sealed segment
-// from its footer (n may be one past its last record: the footer's offset).
-func readOffsets(s *sealedSegment, f io.ReaderAt, n int) ([]int64, error) {
-	count := min(int64(n), s.footer.Count)
-	b := make([]byte, 4*count)
-	if _, err := f.ReadAt(b, s.footer.Offset+segment.FrameHeader); err != nil {
-		return nil, fmt.Errorf("journal: read index of %s: %w", s.path, err)
-	}
-	offs := make([]int64, 0, n)
-	for i := range count {
-		offs = append(offs, int64(binary.LittleEndian.Uint32(b[4*i:])))
-	}
-	if int64(n) > count {
-		offs = append(offs, s.footer.Offset)
-	}
-	return offs, nil
 }

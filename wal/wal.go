@@ -101,6 +101,9 @@ type activeSegment struct {
 	offsets []int64 // frame offset of each assigned record, pending ones included
 	tail    int64   // where the pending buffer will be written
 	synced  int64   // the file is durable up to here
+	// proven is how far the frames on disk prove the file durable (their
+	// synced fields); tail when nothing written since is unproven.
+	proven int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -138,11 +141,6 @@ func Open(dir string, opts *Options) (*Log, error) {
 		l.lock.Close()
 		return nil, err
 	}
-	if err := l.checkSnapshot(); err != nil {
-		l.closeFiles()
-		l.lock.Close()
-		return nil, err
-	}
 	l.startCheckpointer()
 	return l, nil
 }
@@ -162,10 +160,11 @@ func (l *Log) makeDir() error {
 }
 
 func (l *Log) recover() error {
-	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Deep: l.opts.Verify})
+	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify})
 	if err != nil {
 		return err
 	}
+	l.snapshot = st.Snapshot
 	if !st.Clean() {
 		l.found = Recovery{Torn: st.Torn, Removed: append(append([]string(nil), st.Obsolete...), st.Temps...)}
 		if t := st.Torn; t != nil {
@@ -205,7 +204,14 @@ func (l *Log) resume(s recovery.Segment) error {
 		f.Close()
 		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End}
+	// What recovery kept may never have been synced (a NoSync log, or a
+	// complete batch of a torn write): the frames written next claim it
+	// durable, so it must be before they are written.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
+	}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End}
 	return nil
 }
 
@@ -259,7 +265,9 @@ func (l *Log) fail(err error) error {
 }
 
 // Close flushes what is pending, syncs, and closes the log, releasing the
-// directory lock. Later calls return ErrClosed.
+// directory lock. Later calls return ErrClosed. It leaves the proof that
+// every record is durable on disk (a sync frame after the last write), so
+// that recovery tells damage to any of them from a torn tail.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -274,8 +282,8 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	err := l.quiesce()
-	if err == nil && l.opts.NoSync {
-		err = l.syncActive()
+	if err == nil {
+		err = l.syncActive(true)
 	}
 	l.closed = true
 	l.cond.Broadcast()
@@ -332,18 +340,40 @@ func (l *Log) Sync() error {
 	if !l.opts.NoSync {
 		return nil
 	}
-	return l.syncActive()
+	return l.syncActive(false)
 }
 
-// syncActive fdatasyncs the active segment. Called with mu held and the log
-// idle (flushes cannot run: the caller holds mu throughout).
-func (l *Log) syncActive() error {
+// syncActive fdatasyncs the active segment and leaves the proof of it: a
+// sync frame after the data, so that recovery can tell damage to data this
+// sync made durable from a torn tail even when nothing is appended after
+// it (appended frames carry the proof too). The frame is written only
+// after the fdatasync, so it never claims more than was durable. Closing
+// syncs the frame too; otherwise the next sync does, and until then a
+// power loss may take the proof (never a record). Called with mu held and
+// the log idle (flushes cannot run: the caller holds mu throughout).
+func (l *Log) syncActive(closing bool) error {
 	a := l.active
-	if a.synced == a.tail {
+	if a.synced < a.tail {
+		if err := a.f.Sync(); err != nil {
+			return l.fail(fmt.Errorf("journal: fdatasync %s: %w", a.path, err))
+		}
+		a.synced = a.tail
+	}
+	if a.proven == a.tail || a.tail == segment.DataStart {
+		return nil
+	}
+	mark := segment.AppendFrame(l.spare[:0], a.h.Salt, segment.TypeSync, segment.None, l.next, a.tail, nil)
+	mark = append(mark, zeros[:segment.SectorSize-len(mark)]...)
+	if _, err := a.f.WriteAt(mark, a.tail); err != nil {
+		return l.fail(fmt.Errorf("journal: write %s at %d: %w", a.path, a.tail, err))
+	}
+	a.tail += int64(len(mark))
+	a.proven = a.tail
+	if !closing {
 		return nil
 	}
 	if err := a.f.Sync(); err != nil {
-		return l.fail(err)
+		return l.fail(fmt.Errorf("journal: fdatasync %s: %w", a.path, err))
 	}
 	a.synced = a.tail
 	return nil

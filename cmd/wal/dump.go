@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"unicode"
 	"unicode/utf8"
 
@@ -96,115 +94,58 @@ func (d *dumper) damage(path string, off int64, index uint64, reason string) err
 }
 
 func (d *dumper) run() error {
-	ls, err := recovery.List(vfs.Default, d.dir)
-	if err != nil {
+	st, err := recovery.Scan(vfs.Default, d.dir, recovery.Options{})
+	var first *recovery.Damage
+	if st != nil && st.Damaged() {
+		first = &st.Damage[0]
+	} else if err != nil {
 		return fail("%v", err)
 	}
-	if ls.MetaErr != nil {
-		return d.damage(filepath.Join(d.dir, recovery.MetaName), 0, 0, ls.MetaErr.Error())
-	}
-	d.from = max(d.from, ls.Meta.FirstIndex)
-	for i, path := range ls.Live {
-		var limit uint64 = math.MaxUint64
-		if i == len(ls.Live)-1 && ls.Meta.BackPending {
-			limit = ls.Meta.Back
+	d.from = max(d.from, st.FirstIndex)
+	for _, seg := range st.Segments {
+		end := seg.Next // records before end are the log's
+		if first != nil && first.Path == seg.Path && first.Index != 0 {
+			end = first.Index
 		}
-		more, err := d.segment(path, i == len(ls.Live)-1, min(limit, d.to))
+		if first != nil && first.Path == seg.Path && first.Index == 0 {
+			break
+		}
+		more, err := d.segment(seg, min(end, d.to+min(1, math.MaxUint64-d.to)))
 		if err != nil || !more {
 			return err
 		}
 	}
+	if first != nil {
+		return d.damage(first.Path, first.Offset, first.Index, first.Reason)
+	}
 	return nil
 }
 
-// segment prints the records of one segment up to index last; more is
-// false once last is passed.
-func (d *dumper) segment(path string, newest bool, last uint64) (more bool, err error) {
-	f, err := vfs.Default.OpenFile(path, os.O_RDONLY, 0)
+// segment prints the records of one segment before index end; more is
+// false once --to is passed.
+func (d *dumper) segment(seg recovery.Segment, end uint64) (more bool, err error) {
+	h, err := segment.OpenHandle(vfs.Default, seg.Path)
 	if err != nil {
 		return false, fail("%v", err)
 	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return false, fail("%v", err)
-	}
-	head := make([]byte, segment.HeaderSize)
-	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
-		return false, fail("read %s: %v", path, err)
-	}
-	h, err := segment.DecodeHeader(head)
-	if err != nil {
-		return false, d.damage(path, 0, 0, err.Error())
-	}
-	ft, reason, err := segment.ReadFooter(f, size, h)
-	if err != nil {
-		return false, fail("read %s: %v", path, err)
-	}
-	if reason == "" {
-		return d.sealed(f, path, h, ft, last)
-	}
-	if !newest {
-		return false, d.damage(path, 0, 0, "segment is not sealed but later segments exist (footer "+reason+")")
-	}
-	return d.frames(f, path, size, h, last)
-}
-
-func (d *dumper) sealed(f vfs.File, path string, h segment.Header, ft segment.Footer, last uint64) (bool, error) {
-	for i := max(d.from, h.FirstIndex); i < ft.Next; i++ {
-		if i > last {
-			return false, nil
+	defer h.Close()
+	if seg.Sealed {
+		for i := max(d.from, seg.First); i < end; i++ {
+			f, rec, err := h.Record(seg.Footer, int64(i-seg.First))
+			var ce *segment.CorruptionError
+			if errors.As(err, &ce) {
+				return false, d.damage(seg.Path, ce.Offset, i, ce.Reason)
+			} else if err != nil {
+				return false, fail("%v", err)
+			}
+			d.print(i, f.Codec, rec)
 		}
-		off, size, err := ft.RecordSpan(f, int64(i-h.FirstIndex))
-		if err != nil {
-			return false, fail("read %s: %v", path, err)
-		}
-		rec, err := segment.ReadRecord(f, path, h, off, size, i)
-		var ce *segment.CorruptionError
-		if errors.As(err, &ce) {
-			return false, d.damage(path, ce.Offset, i, ce.Reason)
-		} else if err != nil {
-			return false, fail("%v", err)
-		}
-		var codec [1]byte
-		f.ReadAt(codec[:], off+29)
-		d.print(i, segment.Codec(codec[0]), rec)
+		return end <= d.to && end == seg.Next, nil
 	}
-	return true, nil
-}
-
-// frames prints the records of the newest segment that Open keeps: those
-// before its cut point, not a torn tail.
-func (d *dumper) frames(f vfs.File, path string, size int64, h segment.Header, last uint64) (bool, error) {
-	sc := segment.NewScanner(f, size, h)
-	expect := h.FirstIndex
-	for sc.Next() {
-		expect = sc.Frame().Index + 1
-	}
-	if err := sc.Err(); err != nil {
-		return false, fail("read %s: %v", path, err)
-	}
-	_, keep := sc.Cut()
-	if tail, err := segment.ScanTail(f, size, h, sc.Offset()); err != nil {
-		return false, fail("read %s: %v", path, err)
-	} else if t := tail.Durable; t != nil && keep <= last {
-		stop, reason := sc.Offset(), cmpOr(sc.Reason(), "end of file")
-		if err := d.framesUpTo(f, path, size, h, min(last, keep-1)); err != nil {
-			return false, err
-		}
-		return false, d.damage(path, stop, expect, fmt.Sprintf("%s, yet data made durable later follows (record %d at offset %d)", reason, t.Index, t.Offset))
-	}
-	if keep == h.FirstIndex {
-		return true, nil
-	}
-	return keep-1 < last, d.framesUpTo(f, path, size, h, min(last, keep-1))
-}
-
-func (d *dumper) framesUpTo(f vfs.File, path string, size int64, h segment.Header, last uint64) error {
-	sc := segment.NewScanner(f, size, h)
+	sc := h.Scan()
 	for sc.Next() {
 		fr := sc.Frame()
-		if fr.Index > last {
+		if fr.Index >= end {
 			break
 		}
 		if fr.Index < d.from {
@@ -212,14 +153,14 @@ func (d *dumper) framesUpTo(f vfs.File, path string, size int64, h segment.Heade
 		}
 		rec, err := segment.Decompress(fr.Codec, fr.Data)
 		if err != nil {
-			return d.damage(path, fr.Offset, fr.Index, err.Error())
+			return false, d.damage(seg.Path, fr.Offset, fr.Index, err.Error())
 		}
 		d.print(fr.Index, fr.Codec, rec)
 	}
 	if err := sc.Err(); err != nil {
-		return fail("read %s: %v", path, err)
+		return false, fail("read %s: %v", seg.Path, err)
 	}
-	return nil
+	return end <= d.to && end == seg.Next, nil
 }
 
 func (d *dumper) print(index uint64, codec segment.Codec, rec []byte) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -10,113 +9,73 @@ import (
 
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
-	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
 
 // examination is what verify and info learn about a directory, reading
-// only: every segment (recovery.Check) and the snapshot.
+// only: the one walk of recovery.Check, the snapshot included.
 type examination struct {
-	dir  string
-	now  time.Time
-	rep  *recovery.Report
-	snap *checkpoint.Header // nil when there is none or it is unreadable
-	// snapDamage lists damage of the snapshot, or between it and the log.
-	snapDamage   []recovery.Damage
-	snapVerified bool
-	plan         *recovery.SalvagePlan // what salvage would do, when there is log damage
-	planErr      error
+	dir     string
+	now     time.Time
+	rep     *recovery.State
+	plan    *recovery.SalvagePlan // what salvage would do, when there is damage
+	planErr error
 }
 
-// Kind of Damage this command adds to the log's own kinds.
-const damageSnapshot = "snapshot"
-
-// examine reads dir. verifySnapshot reads the snapshot's contents too
-// (checkpoint.Verify), not only its header and trailer.
-func examine(dir string, verifySnapshot bool) (*examination, error) {
+// examine reads dir.
+func examine(dir string) (*examination, error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
 	fsys := vfs.Default
-	ls, err := recovery.List(fsys, dir)
+	live, err := recovery.Live(fsys, dir)
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	add, done := progress(dirSize(ls.Live), "reading segments")
+	add, done := progress(dirSize(live), "reading segments")
 	rep, err := recovery.Check(fsys, dir, recovery.CheckOptions{Progress: add})
 	done()
 	if err != nil {
 		return nil, fail("%v (check that the directory and its files are readable)", err)
 	}
 	ex := &examination{dir: dir, now: time.Now(), rep: rep}
-	if err := ex.snapshot(fsys, verifySnapshot); err != nil {
-		return nil, err
-	}
-	if len(rep.Damage) > 0 {
+	if rep.Damaged() {
 		var snap uint64
-		if ex.snap != nil && len(ex.snapDamage) == 0 {
-			snap = ex.snap.Index
+		if !ex.snapDamaged() {
+			snap = rep.Snapshot
 		}
 		ex.plan, ex.planErr = recovery.PlanSalvageFor(fsys, rep, snap)
 	}
 	return ex, nil
 }
 
-// snapshot examines the snapshot and checks that the log continues it.
-func (ex *examination) snapshot(fsys vfs.FS, verify bool) error {
-	read := checkpoint.ReadHeader
-	if verify {
-		read = checkpoint.Verify
-	}
-	h, err := read(fsys, ex.dir)
-	path := filepath.Join(ex.dir, checkpoint.FileName)
-	switch {
-	case errors.Is(err, checkpoint.ErrNoSnapshot):
-		return nil
-	case errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrFormat):
-		d := recovery.Damage{Kind: damageSnapshot, Path: path, Reason: err.Error()}
-		var ce *segment.CorruptionError
-		if errors.As(err, &ce) {
-			d.Offset, d.Reason = ce.Offset, ce.Reason
-		}
-		ex.snapDamage = append(ex.snapDamage, d)
-		if h.Index != 0 {
-			ex.snap = &h
-		}
-		return nil
-	case err != nil:
-		return fail("%v", err)
-	}
-	ex.snap, ex.snapVerified = &h, verify
-	if len(ex.rep.Damage) == 0 {
-		if why := snapshotMismatch(h.Index, ex.rep.FirstIndex, ex.rep.NextIndex); why != "" {
-			ex.snapDamage = append(ex.snapDamage, recovery.Damage{Kind: damageSnapshot, Path: path, Reason: why})
+// snapDamage lists the damage of the snapshot, or between it and the log.
+func (ex *examination) snapDamage() []recovery.Damage {
+	var out []recovery.Damage
+	for _, d := range ex.rep.Damage {
+		if d.Kind == recovery.KindSnapshot {
+			out = append(out, d)
 		}
 	}
-	return nil
+	return out
 }
 
-// snapshotMismatch says why a log [first, next) does not continue a
-// snapshot covering records up to index, as Open checks; "" if it does.
-func snapshotMismatch(index, first, next uint64) string {
-	switch {
-	case first > index+1:
-		return fmt.Sprintf("the snapshot covers the log up to index %d, but the log starts at %d: records %d to %d are missing; Open refuses this",
-			index, first, index+1, first-1)
-	case next <= index:
-		return fmt.Sprintf("the snapshot covers the log up to index %d, but the log ends at %d: Open refuses this", index, next-1)
+func (ex *examination) snapDamaged() bool { return len(ex.snapDamage()) > 0 }
+
+// logDamage lists the damage of the log itself.
+func (ex *examination) logDamage() []recovery.Damage {
+	var out []recovery.Damage
+	for _, d := range ex.rep.Damage {
+		if d.Kind != recovery.KindSnapshot {
+			out = append(out, d)
+		}
 	}
-	return ""
+	return out
 }
 
-func (ex *examination) damaged() bool { return len(ex.rep.Damage)+len(ex.snapDamage) > 0 }
+func (ex *examination) damaged() bool { return ex.rep.Damaged() }
 
-func (ex *examination) lastIndex() uint64 {
-	if ex.rep.NextIndex == 0 {
-		return 0
-	}
-	return ex.rep.NextIndex - 1
-}
+func (ex *examination) lastIndex() uint64 { return ex.rep.NextIndex() - 1 }
 
 // JSON shapes shared by verify, info and recover.
 
@@ -186,6 +145,7 @@ type jsonReport struct {
 	Segments   []jsonSegment  `json:"segments"`
 	Torn       *jsonTorn      `json:"torn"`
 	Damage     []jsonDamage   `json:"damage"`
+	Released   []jsonDamage   `json:"released_damage,omitempty"`
 	Snapshot   *jsonSnapshot  `json:"snapshot"`
 	Temps      []string       `json:"temporary_files"`
 	Obsolete   []string       `json:"obsolete_segments"`
@@ -207,13 +167,13 @@ func (ex *examination) status() string {
 func (ex *examination) json() *jsonReport {
 	r := ex.rep
 	j := &jsonReport{
-		Dir: ex.dir, Status: ex.status(), FirstIndex: r.FirstIndex, LastIndex: ex.lastIndex(), Records: r.Records(),
+		Dir: ex.dir, Status: ex.status(), FirstIndex: max(r.FirstIndex, 1), LastIndex: ex.lastIndex(), Records: r.Records(),
 		Segments: []jsonSegment{}, Damage: []jsonDamage{},
 		Temps: ex.rels(r.Temps), Obsolete: ex.rels(r.Obsolete), Other: nonNil(r.Other),
 	}
 	for _, s := range r.Segments {
 		j.Segments = append(j.Segments, jsonSegment{File: rel(ex.dir, s.Path), First: s.First, Last: max(s.Next, 1) - 1,
-			Records: s.Records, Size: s.Size, Sealed: s.Sealed, Stored: s.Stored, Decoded: s.Decoded})
+			Records: int64(s.Records()), Size: s.Size, Sealed: s.Sealed, Stored: s.Stored, Decoded: s.Decoded})
 		j.Bytes += s.Size
 		j.Stored += s.Stored
 		j.Decoded += s.Decoded
@@ -221,12 +181,15 @@ func (ex *examination) json() *jsonReport {
 	if t := r.Torn; t != nil {
 		j.Torn = &jsonTorn{File: rel(ex.dir, t.Path), Offset: t.Offset, Bytes: t.Bytes, Records: t.Records, Reason: t.Reason}
 	}
-	for _, d := range append(append([]recovery.Damage(nil), r.Damage...), ex.snapDamage...) {
+	for _, d := range r.Damage {
 		j.Damage = append(j.Damage, ex.jsonDamage(d))
 	}
-	if s := ex.snap; s != nil {
+	for _, d := range r.Released {
+		j.Released = append(j.Released, ex.jsonDamage(d))
+	}
+	if s := r.SnapshotFile; s != nil {
 		j.Snapshot = &jsonSnapshot{Index: s.Index, Size: s.Size, StoredSize: s.StoredSize, Compressed: s.Compressed,
-			ModTime: s.ModTime, AgeSeconds: ex.now.Sub(s.ModTime).Seconds(), Verified: ex.snapVerified}
+			ModTime: s.ModTime, AgeSeconds: ex.now.Sub(s.ModTime).Seconds(), Verified: !ex.snapDamaged()}
 	}
 	if ex.plan != nil || ex.planErr != nil {
 		j.Salvage = salvageJSON(ex.dir, ex.plan, ex.planErr)
@@ -235,7 +198,7 @@ func (ex *examination) json() *jsonReport {
 }
 
 func (ex *examination) jsonDamage(d recovery.Damage) jsonDamage {
-	return jsonDamage{Kind: d.Kind, File: rel(ex.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason}
+	return jsonDamage{Kind: d.Kind.String(), File: rel(ex.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason}
 }
 
 func salvageJSON(dir string, p *recovery.SalvagePlan, err error) *jsonSalvage {
@@ -327,7 +290,7 @@ func cmpOr(s, def string) string {
 
 // printDamage lists all damage and says what to do next.
 func (ex *examination) printDamage(w io.Writer) {
-	all := append(append([]recovery.Damage(nil), ex.rep.Damage...), ex.snapDamage...)
+	all := ex.rep.Damage
 	if len(all) == 0 {
 		return
 	}
@@ -335,8 +298,8 @@ func (ex *examination) printDamage(w io.Writer) {
 	for _, d := range all {
 		fmt.Fprintf(w, "  %s: %s\n", d.Kind, describeDamage(ex.dir, d))
 	}
-	if len(ex.rep.Damage) > 0 {
-		first := ex.rep.Damage[0]
+	if logDamage := ex.logDamage(); len(logDamage) > 0 {
+		first := logDamage[0]
 		fmt.Fprintf(w, "what now:  %s is damaged at offset %d", rel(ex.dir, first.Path), first.Offset)
 		if first.Index != 0 {
 			fmt.Fprintf(w, " (record %d)", first.Index)
@@ -367,7 +330,7 @@ func (ex *examination) printDamage(w io.Writer) {
 			fmt.Fprintf(w, "           Its records are intact: `wal recover --salvage %s` rewrites the footer, giving up nothing.\n", ex.dir)
 		}
 	}
-	if len(ex.snapDamage) > 0 {
+	if ex.snapDamaged() {
 		fmt.Fprintf(w, "           The snapshot is damaged or does not meet the log: restore it from a backup, or have the\n")
 		fmt.Fprintf(w, "           application write a new one; the log's records are not affected by this.\n")
 	}

@@ -26,7 +26,7 @@ error.`,
 		Example: `  wal info /var/lib/myapp/wal
   wal info --json /var/lib/myapp/wal | jq .records`,
 		Args: dirArg,
-		RunE: report(false, &asJSON, (*examination).printInfo),
+		RunE: report(&asJSON, (*examination).printInfo),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable report")
 	return cmd
@@ -51,26 +51,26 @@ func (ex *examination) printInfo(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(w, "segments:  %d, %s on disk\n", len(r.Segments), bytesIEC(j.Bytes))
 	if r.Records() == 0 {
-		fmt.Fprintf(w, "records:   none (next index %d)\n", max(r.NextIndex, r.FirstIndex))
+		fmt.Fprintf(w, "records:   none (next index %d)\n", r.NextIndex())
 	} else {
-		fmt.Fprintf(w, "records:   %d, indexes %d to %d\n", r.Records(), r.FirstIndex, ex.lastIndex())
+		fmt.Fprintf(w, "records:   %d, indexes %d to %d\n", r.Records(), max(r.FirstIndex, 1), ex.lastIndex())
 	}
 	ratio := 1.0
 	if j.Stored > 0 {
 		ratio = float64(j.Decoded) / float64(j.Stored)
 	}
 	fmt.Fprintf(w, "payload:   %d bytes decoded, %d stored (compression ratio %.2f)\n", j.Decoded, j.Stored, ratio)
-	if s := ex.snap; s != nil {
+	if s := r.SnapshotFile; s != nil {
 		kind := "uncompressed"
 		if s.Compressed {
 			kind = fmt.Sprintf("zstd, %s decoded", bytesIEC(s.Size))
 		}
 		fmt.Fprintf(w, "snapshot:  index %d, %s (%s), written %s ago\n", s.Index, bytesIEC(s.FileSize), kind, age(ex.now, s.ModTime))
-	} else if len(ex.snapDamage) == 0 {
+	} else if !ex.snapDamaged() {
 		fmt.Fprintf(w, "snapshot:  none\n")
 	}
 	ex.printTail(w)
-	if n := len(r.Damage) + len(ex.snapDamage); n > 0 {
+	if n := len(r.Damage); n > 0 {
 		fmt.Fprintf(w, "damage:    %s: run `wal verify %s` for the list and what to do\n", plural(int64(n), "place"), ex.dir)
 	} else {
 		fmt.Fprintf(w, "damage:    none\n")

@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
-	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 )
@@ -111,17 +109,16 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 
 	var plan *recovery.SalvagePlan
 	if o.salvage {
-		ls, err := recovery.List(fsys, o.dir)
+		live, err := recovery.Live(fsys, o.dir)
 		if err != nil {
 			return fail("%v", err)
 		}
-		add, done := progress(dirSize(ls.Live), "checking segments")
-		opts := recovery.SalvageOptions{CheckOptions: recovery.CheckOptions{Progress: add}}
-		if h, err := checkpoint.ReadHeader(fsys, o.dir); err == nil {
-			opts.Snapshot = h.Index
-		}
-		plan, err = recovery.PlanSalvage(fsys, o.dir, opts)
+		add, done := progress(dirSize(live), "checking segments")
+		st, err := recovery.Check(fsys, o.dir, recovery.CheckOptions{Progress: add})
 		done()
+		if err == nil {
+			plan, err = recovery.PlanSalvageFor(fsys, st, st.Snapshot)
+		}
 		if errors.Is(err, recovery.ErrNoSalvage) {
 			r.Status = "damaged"
 			r.Salvage = salvageJSON(o.dir, nil, err)
@@ -153,19 +150,11 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 	}
 
 	st, err := recovery.Scan(fsys, o.dir, recovery.Options{})
-	if errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrFormat) {
+	if st != nil && st.Damaged() {
 		r.Status = "damaged"
-		d := recovery.Damage{Reason: err.Error()}
-		var ce *segment.CorruptionError
-		if errors.As(err, &ce) {
-			d = recovery.Damage{Kind: recovery.DamageRecord, Path: ce.Path, Offset: ce.Offset, Index: ce.Index, Reason: ce.Reason}
-		}
-		r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind, File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
-		if d.Path != "" {
-			r.say("damage:     %s", describeDamage(o.dir, d))
-		} else {
-			r.say("damage:     %v", err)
-		}
+		d := st.Damage[0]
+		r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind.String(), File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
+		r.say("damage:     %s", describeDamage(o.dir, d))
 		r.say("what now:   Open refuses this log, and recover changed nothing. `wal verify %s` lists all the damage;", o.dir)
 		r.say("            `wal recover --salvage --dry-run %s` shows what salvage would cut and give up,", o.dir)
 		r.say("            `wal recover --salvage %s` cuts it, keeping the cut bytes in %s.", o.dir,
@@ -203,7 +192,7 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 			return fail("repair stopped: %v; run `wal recover %s` again once the cause is fixed", err, o.dir)
 		}
 	}
-	r.First, r.Last = st.FirstIndex, st.NextIndex()-1
+	r.First, r.Last = max(st.FirstIndex, 1), st.NextIndex()-1
 	code := exitOK
 	if plan != nil && plan.Cut != nil {
 		r.GivenUp = plan.Cut.Records
@@ -216,15 +205,6 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 	} else {
 		r.Status = "repaired"
 	}
-	if h, err := checkpoint.ReadHeader(fsys, o.dir); err == nil && !o.dryRun {
-		if why := snapshotMismatch(h.Index, st.FirstIndex, st.NextIndex()); why != "" {
-			r.Status, code = "damaged", exitDamage
-			r.Damage = append(r.Damage, jsonDamage{Kind: damageSnapshot, File: checkpoint.FileName, Reason: why})
-			r.say("damage:     %s", why)
-			r.say("            restore the snapshot (or the missing segments) from a backup")
-			return r.finish(w, o, code)
-		}
-	}
 	if !o.dryRun {
 		// Prove it: the log must now pass the full check.
 		rep, err := recovery.Check(fsys, o.dir, recovery.CheckOptions{})
@@ -234,7 +214,7 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 		if len(rep.Damage) > 0 {
 			r.Status, code = "damaged", exitDamage
 			for _, d := range rep.Damage {
-				r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind, File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
+				r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind.String(), File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
 			}
 			r.say("damage:     the log opens, but %s inside it are damaged (%s);",
 				plural(int64(len(rep.Damage)), "place"), describeDamage(o.dir, rep.Damage[0]))
@@ -257,6 +237,14 @@ func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(stri
 	}
 	for _, s := range p.Reseal {
 		r.say("salvage:    %s: footer missing or damaged, every record intact: %s, nothing given up", rel(r.Dir, s), would("resealed", "would be resealed"))
+	}
+	if rs := p.Restart; rs != nil {
+		r.say("damage:     %s", describeDamage(r.Dir, rs.Damage))
+		what := fmt.Sprintf("the log %s at %d", would("now starts", "would start"), rs.First)
+		if rs.Fresh {
+			what += fmt.Sprintf(", in an empty segment (%s)", would("created", "to be created"))
+		}
+		r.say("salvage:    %s; %s already missing", what, plural(int64(rs.Missing), "record"))
 	}
 	c := p.Cut
 	if c == nil {

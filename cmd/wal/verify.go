@@ -27,7 +27,7 @@ Exit codes: 0 no damage, 1 damage found, 2 usage or I/O error.`,
 		Example: `  wal verify /var/lib/myapp/wal
   wal verify --json /var/lib/myapp/wal | jq .damage`,
 		Args: dirArg,
-		RunE: report(true, &asJSON, (*examination).printVerify),
+		RunE: report(&asJSON, (*examination).printVerify),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable report")
 	return cmd
@@ -46,16 +46,16 @@ func (ex *examination) printVerify(w io.Writer) {
 	}
 	fmt.Fprintf(w, "segments:  %d (%d sealed), %s\n", len(r.Segments), sealed, bytesIEC(size))
 	if r.Records() == 0 {
-		fmt.Fprintf(w, "records:   none (next index %d)\n", max(r.NextIndex, r.FirstIndex))
+		fmt.Fprintf(w, "records:   none (next index %d)\n", r.NextIndex())
 	} else {
-		fmt.Fprintf(w, "records:   %d to %d (%d)\n", r.FirstIndex, ex.lastIndex(), r.Records())
+		fmt.Fprintf(w, "records:   %d to %d (%d)\n", max(r.FirstIndex, 1), ex.lastIndex(), r.Records())
 	}
-	switch s := ex.snap; {
-	case s == nil && len(ex.snapDamage) == 0:
+	switch s := r.SnapshotFile; {
+	case s == nil && !ex.snapDamaged():
 		fmt.Fprintf(w, "snapshot:  none\n")
 	case s == nil:
 		fmt.Fprintf(w, "snapshot:  unreadable\n")
-	case ex.snapVerified:
+	case !ex.snapDamaged():
 		fmt.Fprintf(w, "snapshot:  index %d, %s, contents verified\n", s.Index, bytesIEC(s.FileSize))
 	default:
 		fmt.Fprintf(w, "snapshot:  index %d, %s\n", s.Index, bytesIEC(s.FileSize))
@@ -69,11 +69,11 @@ func (ex *examination) printVerify(w io.Writer) {
 	fmt.Fprintf(w, "result:    OK, every checksum verified\n")
 }
 
-// report runs the examination behind verify and info (deep: the snapshot
-// too) and prints it as text or JSON; damage makes the exit code 1.
-func report(deep bool, asJSON *bool, print func(*examination, io.Writer)) func(*cobra.Command, []string) error {
+// report runs the examination behind verify and info and prints it as
+// text or JSON; damage makes the exit code 1.
+func report(asJSON *bool, print func(*examination, io.Writer)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		ex, err := examine(args[0], deep)
+		ex, err := examine(args[0])
 		if err != nil {
 			return err
 		}

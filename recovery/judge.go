@@ -1,0 +1,268 @@
+package recovery
+
+import (
+	"fmt"
+
+	"github.com/gojournal/journal/segment"
+)
+
+// judge decides what one segment holds: the per-segment half of the walk,
+// the one place that tells a torn tail from damage.
+type judge struct {
+	w      *walker
+	h      *segment.Handle
+	seg    *Segment
+	newest bool
+	first  uint64 // the log's first live index: damage below it is released
+	limit  uint64 // the last record a committed TruncateBack keeps (0: none)
+	// found gathers the damage of one pass over the frames; confirmed
+	// holds the stops found damaged again on fresh reads.
+	found     []Damage
+	confirmed map[int64]bool
+	settled   bool
+}
+
+// maxRechecks bounds how often a scan that found damage followed by
+// durable data is repeated on fresh reads before the damage is believed.
+const maxRechecks = 16
+
+func (j *judge) run() error {
+	ft, why, err := j.h.Footer()
+	if err != nil {
+		return err
+	}
+	seg := j.seg
+	if ft.Valid() {
+		seg.Sealed, seg.Footer, seg.Next, seg.Intact = true, ft, ft.Next, true
+	}
+	switch {
+	case j.limit != 0 && !(seg.Sealed && seg.Next == j.limit+1):
+		return j.prepareSeal()
+	case seg.Sealed && j.w.deep:
+		return j.records()
+	case seg.Sealed:
+		return nil
+	}
+	// Without a footer the frames are read one by one. A scan that finds
+	// damage followed by durable data is repeated on fresh reads: in a
+	// log another process is appending to, a write in flight looks like
+	// that until it lands, and only a stop that stays put is damage.
+	j.confirmed = map[int64]bool{}
+	for range maxRechecks {
+		again, err := j.frames(why)
+		if err != nil || !again {
+			return err
+		}
+		if err := j.h.Refresh(); err != nil {
+			return err
+		}
+		seg.Size = j.h.Size()
+	}
+	j.settled = true // a log changing this fast is judged as it is now
+	_, err = j.frames(why)
+	return err
+}
+
+// records reads every live record a valid footer indexes (a deep walk).
+func (j *judge) records() error {
+	seg, h := j.seg, j.h
+	for k := range seg.Footer.Count {
+		i := seg.First + uint64(k)
+		if i < j.first {
+			continue // released: never read again
+		}
+		f, rec, err := h.Record(seg.Footer, k)
+		if d, ok := damageOf(KindRecord, seg.Path, err); ok {
+			seg.Intact = false
+			j.w.damage(d)
+			if j.w.stop() {
+				return nil
+			}
+			continue
+		} else if err != nil {
+			return err
+		}
+		seg.Stored += int64(len(f.Data))
+		seg.Decoded += int64(len(rec))
+	}
+	return nil
+}
+
+// frames walks a segment without a valid footer frame by frame (steps 4
+// and 5). It returns again, having judged nothing, when it met damage
+// followed by durable data at a stop not yet confirmed: the caller reads
+// afresh and calls again.
+func (j *judge) frames(footerWhy string) (again bool, err error) {
+	seg, h := j.seg, j.h
+	seg.Offsets, seg.Intact, seg.Stored, seg.Decoded, j.found = seg.Offsets[:0], true, 0, 0, nil
+	defer func() {
+		if !again {
+			j.w.st.Damage = append(j.w.st.Damage, j.found...)
+		}
+	}()
+	off, next := int64(segment.DataStart), seg.Header.FirstIndex
+	for {
+		sc := h.ScanFrom(off, next)
+		for sc.Next() {
+			j.record(sc.Frame())
+			if j.stopping() {
+				return false, nil
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return false, fmt.Errorf("journal: read %s: %w", seg.Path, err)
+		}
+		stop, expect := sc.Offset(), seg.Header.FirstIndex+uint64(len(seg.Offsets))
+		// Damage in records already released costs nothing: the walk
+		// goes on at the first frame after it that it still needs,
+		// durable proof or not.
+		if resume, ok, err := j.released(stop, expect); err != nil {
+			return false, err
+		} else if ok {
+			j.w.st.Released = append(j.w.st.Released, Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect,
+				Reason: sc.Why() + ", in records already released"})
+			off, next = resume.Offset, resume.Index
+			continue
+		}
+		tail, err := h.Tail(stop)
+		if err != nil {
+			return false, err
+		}
+		d := tail.Durable
+		if d == nil {
+			j.end(sc, tail, footerWhy)
+			return false, nil
+		}
+		if j.newest && !j.settled && !j.confirmed[stop] {
+			j.confirmed[stop] = true
+			return true, nil
+		}
+		dmg := Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect, Reason: fmt.Sprintf(
+			"%s, yet a frame written after this point was durable follows (index %d at offset %d)", sc.Why(), d.Index, d.Offset)}
+		seg.Intact = false
+		j.found = append(j.found, dmg)
+		if j.stopping() {
+			return false, nil
+		}
+		// Report all: go on from the durable frame; the records between
+		// are lost to the damage.
+		off, next = d.Offset, d.Index
+		for uint64(len(seg.Offsets)) < d.Index-min(d.Index, seg.Header.FirstIndex) {
+			seg.Offsets = append(seg.Offsets, stop)
+		}
+	}
+}
+
+// stopping reports whether a quick walk ends with the damage found.
+func (j *judge) stopping() bool { return j.w.stopEarly && (len(j.found) > 0 || j.w.st.Damaged()) }
+
+// record takes one valid record frame of the scan; a deep walk decompresses
+// it.
+func (j *judge) record(f segment.Frame) {
+	seg := j.seg
+	for uint64(len(seg.Offsets)) < f.Index-seg.Header.FirstIndex {
+		seg.Offsets = append(seg.Offsets, f.Offset) // stepped over: released, or damaged
+	}
+	seg.Offsets = append(seg.Offsets, f.Offset)
+	if !j.w.deep || f.Index < j.first {
+		return
+	}
+	rec, err := segment.Decompress(f.Codec, f.Data)
+	if err != nil {
+		seg.Intact = false
+		j.found = append(j.found, Damage{Kind: KindRecord, Path: seg.Path, Offset: f.Offset, Index: f.Index, Reason: err.Error()})
+		return
+	}
+	seg.Stored += int64(len(f.Data))
+	seg.Decoded += int64(len(rec))
+}
+
+// released looks, after damage at stop where record expect was due, for
+// the frame the walk can go on from when the damage lies in records
+// already released: a valid record frame after stop whose index lies past
+// expect and at or before the first live record.
+func (j *judge) released(stop int64, expect uint64) (segment.Frame, bool, error) {
+	if expect >= j.first {
+		return segment.Frame{}, false, nil
+	}
+	return j.h.Find(stop, func(f segment.Frame) bool {
+		return (f.Type == segment.TypeRecord || f.Type == segment.TypeBatch) && f.Index > expect && f.Index <= j.first
+	})
+}
+
+// end classifies the end of the valid data when nothing durable follows:
+// in the newest segment a torn tail (cut) or a clean end; in any other a
+// missing footer, which is damage because sealed segments are synced
+// before the next one exists.
+func (j *judge) end(sc *segment.Scanner, tail segment.Tail, footerWhy string) {
+	seg := j.seg
+	cutOff, cutNext := sc.Cut()
+	read := seg.Header.FirstIndex + uint64(len(seg.Offsets)) // after the last valid frame
+	if !j.newest {
+		seg.Next = read
+		why := "footer " + footerWhy
+		if sc.Sealed() {
+			why = "footer trailer damaged"
+		}
+		if cutNext != read {
+			why += "; the last batch is incomplete"
+			seg.Intact = false
+		}
+		if !sc.Stop().End() {
+			why += "; the records end with: " + sc.Why()
+		}
+		j.found = append(j.found, Damage{Kind: KindFooter, Path: seg.Path, Offset: sc.Offset(), Index: read,
+			Reason: "segment is not sealed but later segments exist (" + why + ")"})
+		return
+	}
+	seg.End, seg.Next = cutOff, cutNext
+	seg.Offsets = seg.Offsets[:cutNext-seg.Header.FirstIndex]
+	dropped := int(read - cutNext)
+	if end := min(tail.End, seg.Size); end > cutOff || dropped > 0 {
+		t := &Torn{Path: seg.Path, Offset: cutOff, Bytes: max(end-cutOff, 0), Records: dropped, Reason: sc.Why()}
+		if sc.Sealed() {
+			t.Reason = "footer trailer damaged"
+		}
+		j.w.st.Torn = t
+	}
+}
+
+// prepareSeal finds the records a committed TruncateBack keeps in the
+// segment that holds its last record, for Repair to seal the segment after
+// them.
+func (j *judge) prepareSeal() error {
+	seg, back := j.seg, j.limit
+	keep := int(back + 1 - seg.First)
+	if seg.Sealed {
+		if seg.Next <= back {
+			j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Index: back,
+				Reason: "a committed TruncateBack keeps records this segment does not hold"})
+			return nil
+		}
+		offs, err := j.h.Offsets(seg.Footer, keep+1)
+		if err != nil {
+			return err
+		}
+		seg.Offsets = offs
+	} else {
+		sc := j.h.Scan()
+		for len(seg.Offsets) <= keep && sc.Next() {
+			seg.Offsets = append(seg.Offsets, sc.Frame().Offset)
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("journal: read %s: %w", seg.Path, err)
+		}
+		if len(seg.Offsets) < keep {
+			j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: sc.Offset(), Index: seg.First + uint64(len(seg.Offsets)),
+				Reason: "records a committed TruncateBack keeps are damaged: " + sc.Why()})
+			return nil
+		}
+		if len(seg.Offsets) == keep {
+			seg.Offsets = append(seg.Offsets, sc.Offset())
+		}
+	}
+	seg.SealAt = segment.AlignSector(seg.Offsets[keep])
+	seg.Offsets = seg.Offsets[:keep]
+	seg.Sealed, seg.Next, seg.Intact = false, back+1, true
+	return nil
+}

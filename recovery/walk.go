@@ -1,0 +1,316 @@
+package recovery
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+)
+
+// This file holds the one walk behind every judgement of a log directory:
+// Open (Scan, which stops at the first damage), `wal verify` and `wal info`
+// (Check, which reports all of it), `wal recover` and salvage. The two
+// modes differ only in whether the walk goes on after damage.
+
+// SnapshotInfo describes the snapshot file.
+type SnapshotInfo = checkpoint.Header
+
+// Options tunes Scan.
+type Options struct {
+	// Verify reads every record of every live segment (decompressing
+	// it) and the snapshot's contents, not only what Open needs: footers
+	// of sealed segments, the newest segment's frames and the snapshot's
+	// header.
+	Verify bool
+}
+
+// CheckOptions tunes Check.
+type CheckOptions struct {
+	// Progress, when set, is called with the number of bytes of segment
+	// files examined since the last call.
+	Progress func(n int64)
+}
+
+// Scan examines dir without changing anything, as Open does, and stops at
+// the first damage: damage in data the log holds as durable gives an
+// error satisfying errors.Is(err, segment.ErrCorrupt), a *CorruptionError
+// naming the file and offset; a file of an unknown format gives
+// segment.ErrFormat. The State is returned with the error too, holding
+// what was walked before the damage.
+func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
+	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true}
+	st, err := w.walk(dir)
+	if err == nil && st.Damaged() {
+		err = st.Damage[0].Err()
+	}
+	return st, err
+}
+
+// Check examines every live segment of dir to the last byte: headers,
+// footers, every record's frame checksum, index and compressed payload,
+// and the snapshot's contents. Unlike Scan it does not stop at the first
+// damage: after damaged bytes it resumes at the next frame that proves to
+// have been durable, so State.Damage lists every damaged place; its first
+// entry is what Scan (and Open with Options.Verify) stops at. Check only
+// reads, takes no lock and works on a log another process is appending
+// to. An error is an I/O error; damage goes into the State.
+func Check(fsys vfs.FS, dir string, opts CheckOptions) (*State, error) {
+	w := &walker{fs: fsys, deep: true, progress: opts.Progress}
+	return w.walk(dir)
+}
+
+type walker struct {
+	fs        vfs.FS
+	deep      bool // read every record and the snapshot's contents
+	stopEarly bool // stop at the first damage
+	progress  func(int64)
+	st        *State
+}
+
+// stop reports whether the walk ends here.
+func (w *walker) stop() bool { return w.stopEarly && w.st.Damaged() }
+
+func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
+
+func (w *walker) walk(dir string) (*State, error) {
+	w.st = &State{Dir: dir}
+	live, err := w.list(dir)
+	if err != nil || w.stop() {
+		return w.st, err
+	}
+	if err := w.formats(live); err != nil || w.stop() {
+		return w.st, err
+	}
+	var prev *Segment
+	for i, path := range live {
+		seg, err := w.segment(path, i == len(live)-1, prev)
+		if err != nil {
+			return w.st, err
+		}
+		w.st.Segments = append(w.st.Segments, seg)
+		prev = &w.st.Segments[len(w.st.Segments)-1]
+		if w.stop() {
+			return w.st, nil
+		}
+		if w.progress != nil {
+			w.progress(seg.Size)
+		}
+	}
+	w.bounds()
+	if w.stop() {
+		return w.st, nil
+	}
+	return w.st, w.snapshot()
+}
+
+// list reads dir's names and its meta file and sorts the segments into
+// live and obsolete (steps 1, 2 and 6 of the procedure) without opening a
+// segment.
+func (w *walker) list(dir string) ([]string, error) {
+	st := w.st
+	names, err := w.fs.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: list %s: %w", dir, err)
+	}
+	st.Meta, err = ReadMeta(w.fs, dir)
+	if d, ok := damageOf(KindMeta, filepath.Join(dir, MetaName), err); ok {
+		w.damage(d)
+	} else if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, name := range names {
+		switch _, seg := segment.ParseName(name); {
+		case strings.HasPrefix(name, vfs.TempPrefix):
+			st.Temps = append(st.Temps, filepath.Join(dir, name))
+		case seg:
+			paths = append(paths, filepath.Join(dir, name))
+		case name != MetaName:
+			st.Other = append(st.Other, name)
+		}
+	}
+	if m := st.Meta; m.BackPending {
+		// A committed TruncateBack: segments starting after the kept
+		// records are obsolete.
+		keep := 0
+		for i, p := range paths {
+			if firstOf(p) <= m.Back {
+				keep = i + 1
+			}
+		}
+		st.Obsolete = append(st.Obsolete, paths[keep:]...)
+		paths = paths[:keep]
+	}
+	// Segments wholly before the first live index, unread: the next one
+	// starts at or before it. A crash while TruncateFront removed them
+	// may have left any subset.
+	keep := 0
+	for i, p := range paths {
+		if firstOf(p) <= st.Meta.FirstIndex {
+			keep = i
+		}
+	}
+	st.Obsolete = append(st.Obsolete, paths[:keep]...)
+	return paths[keep:], nil
+}
+
+func firstOf(path string) uint64 {
+	first, _ := segment.ParseName(filepath.Base(path))
+	return first
+}
+
+// formats reads every live segment's header before any is judged, so a
+// foreign file or one of a newer version is reported as such, first,
+// rather than as damage to the segments around it.
+func (w *walker) formats(paths []string) error {
+	for _, path := range paths {
+		h, err := segment.OpenHandle(w.fs, path)
+		if err == nil {
+			h.Close()
+			continue
+		}
+		d, judged := damageOf(KindHeader, path, err)
+		if !judged {
+			return err
+		}
+		if d.Kind.unreadable() {
+			w.damage(d)
+			if w.stop() {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// segment judges one live segment; prev is the segment before it (nil for
+// the first).
+func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, error) {
+	seg := Segment{Path: path, First: firstOf(path)}
+	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
+		w.damage(Damage{Kind: KindOrder, Path: path, Index: prev.Next, Reason: fmt.Sprintf(
+			"segment starts at index %d, but %s ends before %d: segments missing or overlapping",
+			seg.First, filepath.Base(prev.Path), prev.Next)})
+		if w.stop() {
+			return seg, nil
+		}
+	}
+	h, err := segment.OpenHandle(w.fs, path)
+	if err != nil {
+		d, judged := damageOf(KindHeader, path, err)
+		if !judged {
+			return seg, err
+		}
+		if fi, err := w.fs.Stat(path); err == nil {
+			seg.Size = fi.Size()
+		}
+		if !d.Kind.unreadable() { // those were reported first, by formats
+			w.damage(d)
+		}
+		return seg, nil
+	}
+	defer h.Close()
+	seg.Header, seg.Size = h.Header(), h.Size()
+	if seg.Header.FirstIndex != seg.First {
+		w.damage(Damage{Kind: KindHeader, Path: path, Index: seg.First,
+			Reason: fmt.Sprintf("header names first index %d", seg.Header.FirstIndex)})
+		if w.stop() {
+			return seg, nil
+		}
+	}
+	j := &judge{w: w, h: h, seg: &seg, newest: newest, first: max(w.st.Meta.FirstIndex, 1)}
+	if newest && w.st.Meta.BackPending {
+		j.limit = w.st.Meta.Back
+	}
+	return seg, j.run()
+}
+
+// bounds checks the log's ends against the meta file and releases
+// segments wholly before the first live index (step 6).
+func (w *walker) bounds() {
+	st := w.st
+	want := max(st.Meta.FirstIndex, 1)
+	st.FirstIndex = want
+	if len(st.Segments) == 0 || st.Damaged() {
+		return // where damaged segments end is not known
+	}
+	first := st.Segments[0]
+	if first.First > want && first.Next != 0 {
+		w.damage(Damage{Kind: KindMissing, Path: first.Path, Index: want, Reason: fmt.Sprintf(
+			"the log starts at %d but its first segment at %d: records %d to %d are missing (a segment file was removed)",
+			want, first.First, want, first.First-1)})
+		return
+	}
+	if next := st.NextIndex(); want > next {
+		w.damage(Damage{Kind: KindMissing, Path: filepath.Join(st.Dir, MetaName), Index: next, Reason: fmt.Sprintf(
+			"first index %d lies past the end of the log (next index %d): records %d to %d are missing",
+			want, next, next, want-1)})
+		return
+	}
+	for len(st.Segments) > 1 && st.Segments[0].Next != 0 && st.Segments[0].Next <= st.FirstIndex {
+		st.Obsolete = append(st.Obsolete, st.Segments[0].Path)
+		st.Segments = st.Segments[1:]
+	}
+}
+
+// snapshot reads the snapshot (its contents too in a deep walk) and checks
+// that the log continues it: no record may be missing between the two.
+func (w *walker) snapshot() error {
+	st := w.st
+	read := checkpoint.ReadHeader
+	if w.deep {
+		read = checkpoint.Verify
+	}
+	h, err := read(w.fs, st.Dir)
+	path := filepath.Join(st.Dir, checkpoint.FileName)
+	if errors.Is(err, checkpoint.ErrNoSnapshot) {
+		return nil
+	}
+	if d, ok := damageOf(KindSnapshot, path, err); ok {
+		if h.Index != 0 {
+			st.SnapshotFile = &h // its header is readable
+		}
+		w.damage(d)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st.Snapshot, st.SnapshotFile = h.Index, &h
+	if len(st.Damage) > 0 {
+		return nil // the log's own ends are not known
+	}
+	first, next := st.FirstIndex, st.NextIndex()
+	switch {
+	case first > h.Index+1:
+		w.damage(Damage{Kind: KindSnapshot, Path: path, Index: h.Index + 1, Reason: fmt.Sprintf(
+			"the snapshot covers the log up to index %d, but the log starts at %d: records %d to %d are missing between them",
+			h.Index, first, h.Index+1, first-1)})
+	case next <= h.Index:
+		w.damage(Damage{Kind: KindSnapshot, Path: path, Index: next, Reason: fmt.Sprintf(
+			"the snapshot covers the log up to index %d, but the log ends at %d: records are missing between them",
+			h.Index, next-1)})
+	}
+	return nil
+}
+
+// openRW opens a file for Repair and salvage.
+func openRW(fsys vfs.FS, path string) (vfs.File, error) {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal: recovery: %w", err)
+	}
+	return f, nil
+}
+
+// Live lists the live segment files of dir, in log order, by their names
+// and the meta file alone (step 2), without opening a segment.
+func Live(fsys vfs.FS, dir string) ([]string, error) {
+	w := &walker{fs: fsys, st: &State{Dir: dir}}
+	return w.list(dir)
+}
