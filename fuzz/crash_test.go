@@ -82,6 +82,11 @@ var workloads = []workload{
 			d.Checkpoint(26) && // everything
 			appendAll(d, 2, 10)
 	}},
+	{"NoSync killed, then synced appends", wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}, func(d *crashtest.Driver) {
+		_ = appendAll(d, 5, 700) &&
+			d.Kill(small) && // what the dead process wrote is only in the page cache
+			appendAll(d, 3, 700)
+	}},
 	{"NoSync with Sync", wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}, func(d *crashtest.Driver) {
 		for range 6 {
 			if !appendAll(d, 5, 3000) || !d.Sync() {
@@ -145,11 +150,16 @@ func enumerate(t testing.TB, w workload, rng *rand.Rand, fig *figures, modes []c
 			w.run(d)
 			d.Close()
 		}
+		closed := !fsys.Crashed() // the workload ran to its end and closed the log
 		fig.crashPoints.Add(1)
 		for i, mode := range modes {
 			st := fsys.Crash(mode, rng)
 			deep := i < 2 // recovery crashes on SyncedOnly and one random state
-			if err := checkState(st, d.Model(), w.opts, rng, fig, deep); err != nil {
+			err := checkState(st, d.Model(), w.opts, rng, fig, deep)
+			if err == nil && closed {
+				err = flipLastRecord(st, d.Model(), w.opts, fig)
+			}
+			if err != nil {
 				fig.violations.Add(1)
 				t.Errorf("%s: crash after op %d, %v state: %v", w.name, k, mode, err)
 				if fig.violations.Load() > 20 {
@@ -275,6 +285,61 @@ func crashDuringRecovery(st *crashfs.FS, want crashtest.Log, opts wal.Options, f
 			return fmt.Errorf("recovery crashed after op %d gave [%d, %d], want [%d, %d]", k, got.First, got.Last, want.First, want.Last)
 		}
 	}
+}
+
+// flipLastRecord flips a bit in the last record of a log that was closed
+// cleanly: Close leaves the proof that it was durable, so recovery must
+// report the damage, never cut the record as a torn tail.
+func flipLastRecord(st *crashfs.FS, m *crashtest.Model, opts wal.Options, fig *figures) error {
+	st = st.Crash(crashfs.SyncedOnly, nil) // a copy to damage
+	names, err := st.ReadDir(crashtest.Dir)
+	if err != nil {
+		return err
+	}
+	var newest string
+	for _, n := range names {
+		if _, ok := segment.ParseName(n); ok {
+			newest = path.Join(crashtest.Dir, n)
+		}
+	}
+	if newest == "" {
+		return nil
+	}
+	h, err := segment.OpenHandle(st, newest)
+	if err != nil {
+		return err
+	}
+	sc := h.Scan()
+	last := int64(-1)
+	for sc.Next() {
+		last = sc.Frame().Offset
+	}
+	h.Close()
+	if last < 0 {
+		return nil // no record in the newest segment
+	}
+	f, err := st.OpenFile(newest, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	b := []byte{0}
+	f.ReadAt(b, last+8) // the index, which the checksum covers
+	b[0] ^= 0x40
+	f.WriteAt(b, last+8)
+	f.Sync()
+	f.Close()
+	fig.flips.Add(1)
+	_, got, err := crashtest.Recover(st, opts, false)
+	if errors.Is(err, wal.ErrCorrupt) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("I4: bit flip in the last record of a closed log (%s at %d): %w", newest, last, err)
+	}
+	if err := m.Check(got); err != nil {
+		return fmt.Errorf("I4: bit flip in the last record of a closed log (%s at %d) went unreported: %w", newest, last, err)
+	}
+	return nil
 }
 
 // flipInSealed flips one bit in a sealed segment (all of it durable): the

@@ -136,7 +136,7 @@ func diskFull(w workload, rule errorfs.Rule) error {
 	d, ok := crashtest.NewDriver(efs, w.opts)
 	if ok {
 		w.run(d)
-		if l := d.Log(); efs.Injected() > 0 {
+		if l := d.Log(); l != nil && efs.Injected() > 0 {
 			if _, err := l.Append([]byte("no space")); !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, wal.ErrFailed) {
 				return fmt.Errorf("Append on a full disk: %v", err)
 			}

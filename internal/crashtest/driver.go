@@ -21,6 +21,7 @@ const Dir = "/log"
 // returns false without running.
 type Driver struct {
 	Opts   wal.Options
+	fs     vfs.FS
 	mu     sync.Mutex
 	m      *Model
 	log    *wal.Log
@@ -50,7 +51,7 @@ var Quiet = slog.New(slog.DiscardHandler)
 // ok is false if Open failed (a crash during Open).
 func NewDriver(fsys vfs.FS, opts wal.Options) (d *Driver, ok bool) {
 	opts.FS, opts.Logger = wrap(fsys), Quiet
-	d = &Driver{Opts: opts, m: NewModel()}
+	d = &Driver{Opts: opts, m: NewModel(), fs: fsys}
 	l, err := wal.Open(Dir, &d.Opts)
 	if err != nil {
 		d.failed.Store(true)
@@ -166,6 +167,43 @@ func (d *Driver) Checkpoint(index uint64) bool {
 		d.m.AbortCheckpoint()
 	}
 	return d.stop(err)
+}
+
+// Kill kills the process holding the log (the file system must be a
+// *crashfs.FS: written data stays, durable or not, and the lock goes) and
+// opens the log again with opts, as a restarted process would. Open makes
+// what it recovers durable before anything new claims it, so every record
+// it holds is then durable.
+func (d *Driver) Kill(opts wal.Options) bool {
+	if d.failed.Load() {
+		return false
+	}
+	kill(d.fs)
+	opts.FS, opts.Logger = wrap(d.fs), Quiet
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, err := wal.Open(Dir, &opts)
+	d.log = l // nil when Open failed: the dead process's log is gone either way
+	if err == nil {
+		d.Opts = opts
+		d.m.Synced()
+	}
+	return d.stop(err)
+}
+
+// kill kills the process of fsys, the crashfs.FS under any wrappers.
+func kill(fsys vfs.FS) {
+	for {
+		switch f := fsys.(type) {
+		case interface{ Kill() }:
+			f.Kill()
+			return
+		case interface{ Unwrap() vfs.FS }:
+			fsys = f.Unwrap()
+		default:
+			panic(fmt.Sprintf("crashtest: Kill needs a crashfs.FS, not %T", fsys))
+		}
+	}
 }
 
 // Resume lets calls run again after a failure that left the log usable.

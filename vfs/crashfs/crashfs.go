@@ -527,6 +527,16 @@ func (fsys *FS) Lock(name string) (io.Closer, error) {
 	return &lock{fs: fsys, key: p, name: name}, nil
 }
 
+// Kill simulates the death of the process using the file system (SIGKILL),
+// not a power loss: every lock is released, and everything written stays
+// as it is, durable or not, as in the page cache of a kernel that goes on
+// running. Files the dead process had open must not be used again.
+func (fsys *FS) Kill() {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	clear(fsys.locks)
+}
+
 type lock struct {
 	fs       *FS
 	key      string

@@ -152,6 +152,9 @@ func Wrap(fsys vfs.FS, rules ...Rule) *FS {
 	return f
 }
 
+// Unwrap returns the file system that f wraps.
+func (f *FS) Unwrap() vfs.FS { return f.fs }
+
 // Add adds rules. Each counts its N from now. It panics if a rule's Op is
 // not a valid kind.
 func (f *FS) Add(rules ...Rule) {
