@@ -60,6 +60,8 @@ const (
 	OpStat                      // FS.Stat
 	OpSyncDir                   // FS.SyncDir
 	OpLock                      // FS.Lock
+	OpChmod                     // File.Chmod
+	OpWriteback                 // File.StartWriteback
 	numOps
 )
 
@@ -80,6 +82,8 @@ var opNames = [numOps]string{
 	OpStat:        "stat",
 	OpSyncDir:     "syncdir",
 	OpLock:        "lock",
+	OpChmod:       "chmod",
+	OpWriteback:   "writeback",
 }
 
 // String returns the kind's name, such as "sync".
@@ -343,6 +347,22 @@ func (e *errFile) Preallocate(size int64) error {
 		return err
 	}
 	return e.file.Preallocate(size)
+}
+
+func (e *errFile) Chmod(mode fs.FileMode) error {
+	if err := e.f.check(OpChmod, e.file.Name()); err != nil {
+		return err
+	}
+	return e.file.Chmod(mode)
+}
+
+// StartWriteback is only a hint on a real disk, but a failure of it is
+// still an error its caller must handle, so rules can fail it too.
+func (e *errFile) StartWriteback(off, n int64) error {
+	if err := e.f.check(OpWriteback, e.file.Name()); err != nil {
+		return err
+	}
+	return e.file.StartWriteback(off, n)
 }
 
 func (e *errFile) Size() (int64, error) {
