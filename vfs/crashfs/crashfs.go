@@ -1,6 +1,12 @@
 // Package crashfs is an in-memory vfs.FS that simulates power loss, for
 // tests that check journal's durability protocol without pulling a cord.
 //
+// It is public so that an application built on journal can be crash-tested
+// the same way: pass an FS from New as wal.Options.FS, run the application,
+// take the state a power loss would leave with Crash (at any moment, or at
+// each crash point in turn with SetCrashAfter), reopen the log on it and
+// check what survived. The examples show both.
+//
 // It owns the model of what is durable. Every file is an inode holding its
 // current contents and its durable contents; every directory holds its
 // current entries (name -> inode) and its durable entries. The two only meet
