@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -18,10 +17,6 @@ import (
 
 // FileName is the name of the snapshot file inside a log directory.
 const FileName = "snapshot"
-
-// tempPrefix starts the names of the temporary files Write leaves behind
-// when it is interrupted (see vfs.WriteFile for how they are named).
-const tempPrefix = vfs.TempPrefix + FileName + "-"
 
 // ErrNoSnapshot is returned by Load, ReadHeader and Verify when the
 // directory holds no snapshot.
@@ -75,12 +70,14 @@ type WriteOptions struct {
 // nil the previous snapshot, if any, is the valid one, and only then may the
 // caller delete the log records the new snapshot makes obsolete. If write
 // returns an error, Write returns it (wrapped) and removes the temporary
-// file. A crash may leave one behind, which RemoveTemps deletes.
+// file. A crash may leave one behind (its name starts with vfs.TempPrefix),
+// which the log's recovery removes with its own leftovers when it next opens
+// dir (wal.Open, wal recover).
 //
 // A new snapshot file gets mode 0644 (less the umask); a replaced one keeps
 // the previous file's permission bits, so an operator's chmod sticks.
 // Writes to one directory must not run concurrently with each other or with
-// RemoveTemps; the log's directory lock serialises them.
+// recovery; the log's directory lock serialises them.
 func Write(fsys vfs.FS, dir string, index uint64, opts WriteOptions, write func(w io.Writer) error) error {
 	if index == 0 {
 		return errors.New("checkpoint: write snapshot: index 0 (log indexes start at 1)")
@@ -225,35 +222,6 @@ func Verify(fsys vfs.FS, dir string) (Header, error) {
 			return r.h, err
 		}
 	}
-}
-
-// RemoveTemps deletes the temporary files an interrupted Write left in dir
-// and syncs the directory if there were any. The log calls it when it opens
-// dir, under its lock; it must not run concurrently with Write. The
-// snapshot itself is never touched: until a Write's rename, the previous
-// snapshot is the valid one.
-func RemoveTemps(fsys vfs.FS, dir string) error {
-	names, err := fsys.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("checkpoint: remove temporary files: %w", err)
-	}
-	removed := false
-	for _, name := range names {
-		if !strings.HasPrefix(name, tempPrefix) {
-			continue
-		}
-		if err := fsys.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("checkpoint: remove temporary files: %w", err)
-		}
-		removed = true
-	}
-	if !removed {
-		return nil
-	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return fmt.Errorf("checkpoint: remove temporary files: %w", err)
-	}
-	return nil
 }
 
 // reader streams a snapshot's contents, checking them at the end.

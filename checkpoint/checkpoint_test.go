@@ -378,42 +378,6 @@ func TestPreviousValidUntilRename(t *testing.T) {
 	}
 }
 
-func TestRemoveTemps(t *testing.T) {
-	dir := t.TempDir()
-	mustWrite(t, dir, 4, false, []byte("kept"))
-	// What a crash mid-checkpoint leaves, next to files that are not ours.
-	files := map[string]bool{ // name: removed
-		vfs.TempPrefix + checkpoint.FileName + "-3k2j1h": true,
-		vfs.TempPrefix + checkpoint.FileName + "-0":      true,
-		vfs.TempPrefix + "00000000000000000001.wal":      false, // a segment's: recovery's business
-		vfs.TempPrefix + checkpoint.FileName + "s-1":     false, // another file's
-		"notes.txt": false,
-	}
-	for name := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := checkpoint.RemoveTemps(vfs.Default, dir); err != nil {
-		t.Fatal(err)
-	}
-	for name, removed := range files {
-		_, err := os.Stat(filepath.Join(dir, name))
-		if gone := errors.Is(err, fs.ErrNotExist); gone != removed {
-			t.Errorf("%s: removed = %v, want %v", name, gone, removed)
-		}
-	}
-	if index, got := load(t, dir); index != 4 || string(got) != "kept" {
-		t.Errorf("snapshot after RemoveTemps: %d %q", index, got)
-	}
-	if err := checkpoint.RemoveTemps(vfs.Default, dir); err != nil {
-		t.Errorf("RemoveTemps with nothing to remove: %v", err)
-	}
-	if err := checkpoint.RemoveTemps(vfs.Default, filepath.Join(dir, "missing")); err == nil {
-		t.Error("RemoveTemps on a missing directory succeeded")
-	}
-}
-
 func TestReaderContract(t *testing.T) {
 	dir := t.TempDir()
 	mustWrite(t, dir, 9, true, []byte("abc"))

@@ -84,6 +84,7 @@
 // vfs.TempPrefix + "snapshot-" + a random suffix), fdatasync, rename,
 // directory fsync. The rename is the commit point: before it the previous
 // snapshot is in force, after it the new one. A crash before it leaves a
-// temporary file, which RemoveTemps deletes when the log next opens the
-// directory.
+// temporary file. Its name starts with vfs.TempPrefix like every leftover
+// the log writes, so the log's recovery removes it, with the others, when it
+// next opens the directory (wal.Open, wal recover).
 package checkpoint

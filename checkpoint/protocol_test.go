@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,25 +132,4 @@ func TestWriteProtocol(t *testing.T) {
 			t.Fatalf("Write error = %v, want the injected failure", err)
 		}
 	})
-}
-
-// TestRemoveTempsSyncsDirectory: removals are made durable, and only when
-// there were any.
-func TestRemoveTempsSyncsDirectory(t *testing.T) {
-	dir := t.TempDir()
-	rfs := &recFS{FS: vfs.Default, dir: dir}
-	if err := checkpoint.RemoveTemps(rfs, dir); err != nil || len(rfs.ops) != 0 {
-		t.Fatalf("RemoveTemps on a clean directory: %v, operations %q", err, rfs.ops)
-	}
-	f, err := rfs.FS.OpenFile(filepath.Join(dir, vfs.TempPrefix+checkpoint.FileName+"-x"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := checkpoint.RemoveTemps(rfs, dir); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(rfs.ops, ", "); got != "syncdir ." {
-		t.Errorf("operations %q, want a directory sync", got)
-	}
 }

@@ -65,13 +65,10 @@ func WriteFile(fsys FS, path string, perm fs.FileMode, write func(w io.Writer) e
 		}
 	}()
 	if existing {
-		// OpenFile applied the umask to perm. The FS interface has no
-		// Chmod, so use the file's own when it has one (os.File does);
-		// a file system without one has no umask to undo.
-		if c, ok := f.(interface{ Chmod(fs.FileMode) error }); ok {
-			if err := c.Chmod(perm); err != nil {
-				return err
-			}
+		// OpenFile applied the umask to perm; the replacement must keep
+		// the old file's bits, so set them explicitly.
+		if err := f.Chmod(perm); err != nil {
+			return err
 		}
 	}
 	if err := fill(f, write); err != nil {
@@ -104,12 +101,6 @@ func fill(f File, write func(w io.Writer) error) error {
 	return f.Sync()
 }
 
-// writeback is implemented by files that can start writing their dirty
-// pages to disk without waiting (sync_file_range on Linux).
-type writeback interface {
-	StartWriteback(off, n int64) error
-}
-
 // trickleEvery is how much a long write accumulates before its pages are
 // sent to disk.
 const trickleEvery = 8 << 20
@@ -126,8 +117,8 @@ type trickle struct {
 func (t *trickle) Write(p []byte) (int, error) {
 	n, err := t.f.WriteAt(p, t.off)
 	t.off += int64(n)
-	if wb, ok := t.f.(writeback); ok && err == nil && t.off-t.flushed >= trickleEvery {
-		err = wb.StartWriteback(t.flushed, t.off-t.flushed)
+	if err == nil && t.off-t.flushed >= trickleEvery {
+		err = t.f.StartWriteback(t.flushed, t.off-t.flushed)
 		t.flushed = t.off
 	}
 	return n, err

@@ -16,7 +16,10 @@ var Default FS = osFS{}
 
 type osFS struct{}
 
+// osFile is an *os.File, whose Chmod is the fchmod File.Chmod promises.
 type osFile struct{ *os.File }
+
+var _ File = osFile{}
 
 func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	f, err := os.OpenFile(name, flag, perm)
@@ -118,7 +121,8 @@ func (f osFile) Size() (int64, error) {
 func (f osFile) Name() string { return f.File.Name() }
 
 // StartWriteback starts writing the dirty pages of [off, off+n) to disk
-// without waiting for them (it makes nothing durable).
+// without waiting for them (it makes nothing durable). Where
+// sync_file_range is missing or refuses the file, it does nothing.
 func (f osFile) StartWriteback(off, n int64) error {
 	err := unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {

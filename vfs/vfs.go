@@ -7,7 +7,20 @@
 //
 // The seam is deliberately small: only what a write-ahead log needs, with
 // durability made explicit (File.Sync is fdatasync, FS.SyncDir makes creates,
-// renames and removes in a directory durable).
+// renames and removes in a directory durable). Behaviours only some file
+// systems have (File.Chmod, File.StartWriteback) are methods every File has
+// and may implement as a no-op, so the code under test never takes a
+// different path from the code in production.
+//
+// The package owns the FS and File interfaces, the OS implementation
+// (Default), the lock that keeps one Log per directory (FS.Lock), and the
+// one way journal replaces a whole file: WriteFile, whose temporary files
+// start with TempPrefix so that recovery can recognise and remove them.
+//
+// The two test file systems beside it are public, so an application built
+// on journal can be crash-tested the same way journal is: vfs/crashfs
+// models what a power loss keeps, vfs/errorfs injects I/O errors. Pass
+// either as wal.Options.FS.
 package vfs
 
 import (
@@ -39,6 +52,24 @@ type File interface {
 	Size() (int64, error)
 	// Name is the path the file was opened with.
 	Name() string
+
+	// The methods below are optional behaviours: every File has them, so
+	// code never type-asserts for them and a test FS runs the same path as
+	// the OS, but a file system without the behaviour implements them as a
+	// no-op that returns nil.
+
+	// Chmod sets the file's permission bits (fchmod), for example to undo
+	// the umask that OpenFile applied. Sync (fdatasync) need not make the
+	// change durable; a directory sync commits it on file systems that
+	// journal metadata in order (ext4, XFS). A file system without
+	// permission bits may do nothing.
+	Chmod(mode fs.FileMode) error
+	// StartWriteback starts writing the bytes [off, off+n) to stable
+	// storage without waiting for them (sync_file_range), so a long write
+	// reaches the disk as it goes rather than in one burst at Sync. It is
+	// only a hint: it makes nothing durable (only Sync does), and it may do
+	// nothing.
+	StartWriteback(off, n int64) error
 }
 
 // FS is a file system. Paths use the host's separator.

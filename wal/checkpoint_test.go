@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/crashfs"
 )
 
 func stateOf(index uint64) string { return fmt.Sprintf("state as of %d\n", index) }
@@ -188,4 +192,67 @@ func TestTruncationsKeepTheLogContinuingTheSnapshot(t *testing.T) {
 	l = openT(t, dir, nil)
 	defer l.Close()
 	checkRange(t, l, 5, 4)
+}
+
+// TestOpenRemovesCheckpointLeftovers: a power loss in the middle of a
+// checkpoint leaves its temporary snapshot file. Open removes it with the
+// log's other leftovers and reports it, and the previous snapshot stays in
+// force with every record after it.
+func TestOpenRemovesCheckpointLeftovers(t *testing.T) {
+	mem := crashfs.New()
+	o := &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: mem}
+	l := openT(t, "db", o)
+	appendN(t, l, 100)
+	if err := l.Checkpoint(50, writeState(50)); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 20)
+	var temp string
+	err := l.Checkpoint(110, func(w io.Writer) error {
+		if _, err := io.WriteString(w, "half of the state as of 110"); err != nil {
+			return err
+		}
+		// The temporary file's entry becomes durable, as when the log
+		// syncs the directory for a new segment during a long
+		// checkpoint; then the power goes.
+		names, err := mem.ReadDir("db")
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if strings.HasPrefix(name, vfs.TempPrefix+checkpoint.FileName+"-") {
+				temp = filepath.Join("db", name)
+			}
+		}
+		if err := mem.SyncDir("db"); err != nil {
+			return err
+		}
+		mem.SetCrashAfter(mem.Ops())
+		return nil
+	})
+	if !errors.Is(err, crashfs.ErrCrashed) {
+		t.Fatalf("Checkpoint across the power loss: %v, want ErrCrashed", err)
+	}
+	if temp == "" {
+		t.Fatal("the checkpoint wrote no temporary file")
+	}
+	l.Close()
+
+	after := mem.Crash(crashfs.SyncedOnly, nil)
+	if _, err := after.Stat(temp); err != nil {
+		t.Fatalf("the power loss left no temporary file: %v", err)
+	}
+	o.FS = after
+	l = openT(t, "db", o)
+	defer l.Close()
+	if removed := l.Recovered().Removed; !slices.Contains(removed, temp) {
+		t.Errorf("Recovered().Removed = %q, want it to list %s", removed, temp)
+	}
+	if _, err := after.Stat(temp); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after Open, %s: %v; want it removed", temp, err)
+	}
+	if index, state := readSnapshot(t, l); index != 50 || state != stateOf(50) {
+		t.Errorf("snapshot %d %q, want the one as of 50", index, state)
+	}
+	checkRange(t, l, 51, 120)
 }

@@ -711,6 +711,7 @@ func TestCrashAfter(t *testing.T) {
 		"Sync":        f.Sync,
 		"Truncate":    func() error { return f.Truncate(0) },
 		"Preallocate": func() error { return f.Preallocate(4096) },
+		"Chmod":       func() error { return f.Chmod(0o600) },
 		"SyncDir":     func() error { return fsys.SyncDir("db") },
 		"Rename":      func() error { return fsys.Rename("db/a", "db/b") },
 		"Remove":      func() error { return fsys.Remove("db/a") },
@@ -845,6 +846,7 @@ func TestOpsCounting(t *testing.T) {
 	}{
 		{"ReadAt", func() error { _, err := f.ReadAt(make([]byte, 2), 0); return err }, 0},
 		{"Size", func() error { _, err := f.Size(); return err }, 0},
+		{"StartWriteback", func() error { return f.StartWriteback(0, 5) }, 0},
 		{"Stat", func() error { _, err := fsys.Stat("db/a"); return err }, 0},
 		{"ReadDir", func() error { _, err := fsys.ReadDir("db"); return err }, 0},
 		{"OpenReadOnly", func() error {
@@ -872,6 +874,7 @@ func TestOpsCounting(t *testing.T) {
 		{"Sync", f.Sync, 1},
 		{"Truncate", func() error { return f.Truncate(5) }, 1},
 		{"PreallocateNoGrowth", func() error { return f.Preallocate(1) }, 1},
+		{"Chmod", func() error { return f.Chmod(0o644) }, 1},
 		{"SyncDir", func() error { return fsys.SyncDir("db") }, 1},
 		{"MkdirAllExisting", func() error { return fsys.MkdirAll("db", 0o755) }, 1},
 		{"Rename", func() error { return fsys.Rename("db/a", "db/b") }, 1},

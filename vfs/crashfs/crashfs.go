@@ -1,6 +1,12 @@
 // Package crashfs is an in-memory vfs.FS that simulates power loss, for
 // tests that check journal's durability protocol without pulling a cord.
 //
+// It is public so that an application built on journal can be crash-tested
+// the same way: pass an FS from New as wal.Options.FS, run the application,
+// take the state a power loss would leave with Crash (at any moment, or at
+// each crash point in turn with SetCrashAfter), reopen the log on it and
+// check what survived. The examples show both.
+//
 // It owns the model of what is durable. Every file is an inode holding its
 // current contents and its durable contents; every directory holds its
 // current entries (name -> inode) and its durable entries. The two only meet
@@ -11,8 +17,16 @@
 //   - FS.SyncDir makes the directory's current entries durable: the files
 //     and subdirectories created, renamed into, renamed out of or removed
 //     from it. It does nothing for the data of the files it names.
-//   - Everything else (WriteAt, Truncate, Preallocate, OpenFile with O_CREATE
-//     or O_TRUNC, Rename, Remove, MkdirAll) changes only current state.
+//   - Everything else (WriteAt, Truncate, Preallocate, Chmod, OpenFile with
+//     O_CREATE or O_TRUNC, Rename, Remove, MkdirAll) changes only current
+//     state. File.StartWriteback changes nothing: it is a hint to a real
+//     disk and makes nothing durable.
+//
+// A file's permission bits are metadata, which fdatasync need not persist:
+// a File.Chmod becomes durable with the next SyncDir of a directory that
+// names the file, as on file systems that journal metadata in order (ext4,
+// XFS), and with nothing else. There is no umask unless SetUmask sets one,
+// so OpenFile and MkdirAll create with perm as given.
 //
 // Directories are modelled like files: MkdirAll adds each directory it
 // creates to its parent's current entries, so the new directory (with
@@ -40,9 +54,11 @@
 //     directories is a change in each. Each file keeps each 512-byte sector
 //     changed since its last Sync with probability 1/2, independently; a
 //     sector not kept holds its durable bytes, or zeros where it lies beyond
-//     the durable size. See below for the size.
+//     the durable size. See below for the size. A mode changed since it
+//     was last durable is kept with probability 1/2.
 //   - Garbled: like RandomSectors, but each changed sector is kept, lost or
-//     filled with random bytes, with probability 1/3 each.
+//     filled with random bytes, with probability 1/3 each (a changed mode is
+//     kept or lost, never garbled).
 //
 // A sector is "changed" when a WriteAt covered any of its bytes or the file
 // size moved across any of its bytes (Truncate, Preallocate, a WriteAt past
@@ -63,14 +79,14 @@
 // # Crash points
 //
 // Every call that could change state is a mutating operation: File.WriteAt,
-// File.Sync, File.Truncate, File.Preallocate, FS.SyncDir, FS.Rename,
+// File.Sync, File.Truncate, File.Preallocate, File.Chmod, FS.SyncDir, FS.Rename,
 // FS.Remove, FS.MkdirAll, FS.Lock, and FS.OpenFile with O_CREATE, or with
 // O_TRUNC on a writable file. Ops counts them, whether they succeed or
 // fail. SetCrashAfter(k) makes the k-th the last one that runs: every
 // mutating operation after it fails with an error satisfying
 // errors.Is(err, ErrCrashed) and changes nothing, so the state stays as the
 // crash found it and Crash works from there. Reads, Stat, ReadDir, Size,
-// and Close keep working on that state.
+// StartWriteback and Close keep working on that state.
 //
 // # Paths
 //
@@ -153,6 +169,7 @@ type FS struct {
 	crashAfter int // -1: no crash point
 	crashed    bool
 	locks      map[string]bool // cleaned paths of held locks
+	umask      fs.FileMode
 }
 
 var _ vfs.FS = (*FS)(nil)
@@ -166,9 +183,10 @@ func New() *FS {
 
 // node is an inode: a regular file or a directory.
 type node struct {
-	ino  uint64
-	perm fs.FileMode
-	dir  *dirState // non-nil for a directory
+	ino         uint64
+	perm        fs.FileMode // current permission bits
+	durablePerm fs.FileMode // the bits a crash keeps for sure
+	dir         *dirState   // non-nil for a directory
 
 	// For a regular file. Invariant: every sector in which data and
 	// durable differ (reading bytes past either's end as zeros), or which
@@ -216,10 +234,30 @@ func (fsys *FS) newIno() uint64 {
 }
 
 func (fsys *FS) newDir(perm fs.FileMode) *node {
-	return &node{ino: fsys.newIno(), perm: perm & fs.ModePerm, dir: &dirState{
+	n := fsys.newNode(perm)
+	n.dir = &dirState{
 		cur:     make(map[string]*node),
 		durable: make(map[string]*node),
-	}}
+	}
+	return n
+}
+
+// newNode makes an inode with perm less the umask, durable from the start:
+// whether it survives at all is up to the directory that names it.
+func (fsys *FS) newNode(perm fs.FileMode) *node {
+	perm &^= fsys.umask
+	perm &= fs.ModePerm
+	return &node{ino: fsys.newIno(), perm: perm, durablePerm: perm}
+}
+
+// SetUmask sets the bits that OpenFile and MkdirAll clear from the
+// permissions of what they create, as the process umask does on the OS. It
+// is 0 in a new FS. A test sets it to check that code which means to keep
+// a file's mode does not lose bits to the umask.
+func (fsys *FS) SetUmask(mask fs.FileMode) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	fsys.umask = mask & fs.ModePerm
 }
 
 // SetCrashAfter sets the crash point: the k-th mutating operation (counted
@@ -311,7 +349,7 @@ func (fsys *FS) parent(p string) (*dirState, string, error) {
 }
 
 // OpenFile opens or creates a file, like os.OpenFile. O_CREATE, O_EXCL and
-// O_TRUNC behave as in os; perm, as given (there is no umask), is the mode
+// O_TRUNC behave as in os; perm less the umask (see SetUmask) is the mode
 // of a file it creates. Directories cannot be opened.
 func (fsys *FS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
 	fsys.mu.Lock()
@@ -341,7 +379,7 @@ func (fsys *FS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, err
 	case !exists && flag&os.O_CREATE == 0:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.ENOENT}
 	case !exists:
-		n = &node{ino: fsys.newIno(), perm: perm & fs.ModePerm}
+		n = fsys.newNode(perm)
 		d.apply(dirEdit{base, n})
 	case trunc:
 		n.setSize(0)
@@ -487,8 +525,8 @@ func (fsys *FS) Stat(name string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// SyncDir makes dir's current entries durable. It does not make the data
-// of the files they name durable.
+// SyncDir makes dir's current entries durable, and the permission bits of
+// the files they name. It does not make the data of those files durable.
 func (fsys *FS) SyncDir(dir string) error {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
@@ -504,6 +542,9 @@ func (fsys *FS) SyncDir(dir string) error {
 	}
 	n.dir.durable = maps.Clone(n.dir.cur)
 	n.dir.pending = nil
+	for _, child := range n.dir.cur {
+		child.durablePerm = child.perm
+	}
 	return nil
 }
 
@@ -703,6 +744,35 @@ func (f *file) Preallocate(size int64) error {
 	return nil
 }
 
+// Chmod sets the file's permission bits, as Stat then reports them. The
+// change becomes durable with a SyncDir of a directory naming the file
+// (see the package documentation), not with Sync. Chmod is a mutating
+// operation.
+func (f *file) Chmod(mode fs.FileMode) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.fs.begin("chmod", f.name); err != nil {
+		return err
+	}
+	if f.closed {
+		return &fs.PathError{Op: "chmod", Path: f.name, Err: fs.ErrClosed}
+	}
+	f.n.perm = mode & fs.ModePerm
+	return nil
+}
+
+// StartWriteback does nothing but check the handle: what a real disk may
+// write early is still not durable until Sync, so in the crash model it
+// changes nothing, and it is not a mutating operation.
+func (f *file) StartWriteback(off, n int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return &fs.PathError{Op: "writeback", Path: f.name, Err: fs.ErrClosed}
+	}
+	return nil
+}
+
 func (f *file) Size() (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
@@ -777,7 +847,7 @@ func (b bitset) each(fn func(s int64)) {
 // documentation for mode, drawing from rng (math/rand/v2). The FS it is
 // called on is not changed and keeps working. rng may be nil for
 // SyncedOnly; the random modes need it and panic without it. The new FS has
-// no crash point, no locks and an Ops count of zero.
+// no crash point, no locks and an Ops count of zero; it keeps the umask.
 func (fsys *FS) Crash(mode CrashMode, rng *rand.Rand) *FS {
 	switch mode {
 	case SyncedOnly:
@@ -796,6 +866,7 @@ func (fsys *FS) Crash(mode CrashMode, rng *rand.Rand) *FS {
 		nextIno:    fsys.nextIno,
 		crashAfter: -1,
 		locks:      make(map[string]bool),
+		umask:      fsys.umask,
 	}
 }
 
@@ -813,7 +884,8 @@ func (c *crasher) dir(n *node) *node {
 			applyOp(entries, op)
 		}
 	}
-	out := &node{ino: n.ino, perm: n.perm, dir: &dirState{
+	perm := c.perm(n)
+	out := &node{ino: n.ino, perm: perm, durablePerm: perm, dir: &dirState{
 		cur:     make(map[string]*node, len(entries)),
 		durable: make(map[string]*node, len(entries)),
 	}}
@@ -881,9 +953,20 @@ func (c *crasher) file(n *node) *node {
 		size = csize
 	}
 	buf = buf[:size]
-	out := &node{ino: n.ino, perm: n.perm, data: buf, durable: bytes.Clone(buf)}
+	perm := c.perm(n)
+	out := &node{ino: n.ino, perm: perm, durablePerm: perm, data: buf, durable: bytes.Clone(buf)}
 	c.files[n] = out
 	return out
+}
+
+// perm picks the permission bits n has after the crash. The rng is drawn
+// from only for a mode changed since it was last durable, so workloads that
+// never call Chmod replay the same crashes as before Chmod existed.
+func (c *crasher) perm(n *node) fs.FileMode {
+	if n.perm == n.durablePerm || c.mode == SyncedOnly || c.rng.IntN(2) == 0 {
+		return n.durablePerm
+	}
+	return n.perm
 }
 
 func fillRandom(rng *rand.Rand, b []byte) {

@@ -86,6 +86,8 @@ func TestFileErrors(t *testing.T) {
 		{"WriteClosed", -1, func(f vfs.File) error { _, err := f.WriteAt([]byte("x"), 0); return err }, fs.ErrClosed},
 		{"SyncClosed", -1, func(f vfs.File) error { return f.Sync() }, fs.ErrClosed},
 		{"SizeClosed", -1, func(f vfs.File) error { _, err := f.Size(); return err }, fs.ErrClosed},
+		{"ChmodClosed", -1, func(f vfs.File) error { return f.Chmod(0o600) }, fs.ErrClosed},
+		{"WritebackClosed", -1, func(f vfs.File) error { return f.StartWriteback(0, 5) }, fs.ErrClosed},
 		{"CloseClosed", -1, func(f vfs.File) error { return f.Close() }, fs.ErrClosed},
 	}
 	for _, tt := range tests {

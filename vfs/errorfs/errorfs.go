@@ -1,6 +1,8 @@
 // Package errorfs wraps a vfs.FS to inject errors, for tests of how
 // journal handles failing I/O: a failed fsync, a full disk, a rename that
-// does not happen.
+// does not happen. An application built on journal can use it the same way,
+// passing a wrapped FS as wal.Options.FS to see how it copes when the log's
+// I/O fails.
 //
 // It owns the counting of calls and the rules that fail them. Every call
 // through the wrapper, to the FS or to a File it opened, is of one Op kind
@@ -11,10 +13,12 @@
 // 2, ... of that.
 //
 // A failed call is not passed on: the wrapped FS never sees it, so nothing
-// is written, synced, created, renamed or removed (Close is the exception:
-// the file is closed and the error returned anyway, as close(2) does). What
-// a failed fsync may have persisted is crashfs's business; stack an FS from
-// Wrap over a crashfs.FS to test both.
+// is written, synced, created, renamed, removed or chmodded (Close is the
+// exception: the file is closed and the error returned anyway, as close(2)
+// does). The optional File methods (Chmod, StartWriteback) are counted and
+// failed like the others, since their callers must handle an error even
+// where the OS makes them no-ops. What a failed fsync may have persisted is
+// crashfs's business; stack an FS from Wrap over a crashfs.FS to test both.
 //
 // The injected error is an *Error. It satisfies errors.Is(err, ErrInjected)
 // and errors.Is with the rule's Err, syscall.EIO by default; a Rule with
@@ -60,6 +64,8 @@ const (
 	OpStat                      // FS.Stat
 	OpSyncDir                   // FS.SyncDir
 	OpLock                      // FS.Lock
+	OpChmod                     // File.Chmod
+	OpWriteback                 // File.StartWriteback
 	numOps
 )
 
@@ -80,6 +86,8 @@ var opNames = [numOps]string{
 	OpStat:        "stat",
 	OpSyncDir:     "syncdir",
 	OpLock:        "lock",
+	OpChmod:       "chmod",
+	OpWriteback:   "writeback",
 }
 
 // String returns the kind's name, such as "sync".
@@ -346,6 +354,22 @@ func (e *errFile) Preallocate(size int64) error {
 		return err
 	}
 	return e.file.Preallocate(size)
+}
+
+func (e *errFile) Chmod(mode fs.FileMode) error {
+	if err := e.f.check(OpChmod, e.file.Name()); err != nil {
+		return err
+	}
+	return e.file.Chmod(mode)
+}
+
+// StartWriteback is only a hint on a real disk, but a failure of it is
+// still an error its caller must handle, so rules can fail it too.
+func (e *errFile) StartWriteback(off, n int64) error {
+	if err := e.f.check(OpWriteback, e.file.Name()); err != nil {
+		return err
+	}
+	return e.file.StartWriteback(off, n)
 }
 
 func (e *errFile) Size() (int64, error) {

@@ -160,6 +160,17 @@ func TestEachKind(t *testing.T) {
 				}
 			}},
 		{OpSize, func(_ *FS, f vfs.File) error { _, err := f.Size(); return err }, nil},
+		{OpChmod, func(_ *FS, f vfs.File) error { return f.Chmod(0o600) },
+			func(t *testing.T, mem *crashfs.FS, _ vfs.File) {
+				fi, err := mem.Stat("db/a")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode().Perm(); got != 0o644 {
+					t.Errorf("failed chmod changed the mode to %#o", got)
+				}
+			}},
+		{OpWriteback, func(_ *FS, f vfs.File) error { return f.StartWriteback(0, 5) }, nil},
 		{OpClose, func(_ *FS, f vfs.File) error { return f.Close() },
 			func(t *testing.T, _ *crashfs.FS, f vfs.File) {
 				if _, err := f.ReadAt(make([]byte, 1), 0); !errors.Is(err, fs.ErrClosed) {
