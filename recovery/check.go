@@ -353,7 +353,18 @@ func (c *checker) frames(r *cachedReader, sr *SegmentReport, h segment.Header, n
 		var pend tally // records after the last sector-aligned commit point
 		cut, _ := sc.Cut()
 		expect, beyond := next, false
+		// A record counts once a cut point follows it. Next moves the cut
+		// point (past the write padding) before it reads the frame it
+		// returns, so a move seen after Next covers the records before
+		// that frame; the move seen after the loop, the rest.
+		settle := func() {
+			if co, _ := sc.Cut(); co != cut {
+				cut = co
+				pend.addTo(sr)
+			}
+		}
 		for sc.Next() {
+			settle()
 			fr := sc.Frame()
 			if limit != 0 && fr.Index > limit {
 				beyond = true
@@ -370,14 +381,11 @@ func (c *checker) frames(r *cachedReader, sr *SegmentReport, h segment.Header, n
 				pend.decoded += int64(len(rec))
 			}
 			c.advance(fr.Offset + fr.Size())
-			if co, _ := sc.Cut(); co != cut {
-				cut = co
-				pend.addTo(sr)
-			}
 		}
 		if err := sc.Err(); err != nil {
 			return fmt.Errorf("journal: read %s: %w", sr.Path, err)
 		}
+		settle()
 		if limit != 0 {
 			// A committed TruncateBack ends the log at limit: what
 			// follows is dropped, not examined.
