@@ -144,8 +144,8 @@ func DecodeHeader(b []byte) (Header, error) {
 	if sum := binary.LittleEndian.Uint64(b[32:]); sum != xxhash.Sum64(b[:32]) {
 		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v != Version {
-		return Header{}, fmt.Errorf("%w: segment format version %d, this build reads %d", ErrFormat, v, Version)
+	if err := CheckVersion("segment", binary.LittleEndian.Uint32(b[8:]), readVersions); err != nil {
+		return Header{}, err
 	}
 	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
 		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", ErrFormat, flags)
