@@ -142,15 +142,12 @@ func (l *Log) CheckpointErr() error {
 	return l.ckpt.err
 }
 
-// checkSnapshot verifies at Open that the log continues the snapshot: no
-// record may be missing between the two.
-func (l *Log) checkSnapshot() error {
-	h, err := checkpoint.ReadHeader(l.fs, l.dir)
-	if errors.Is(err, checkpoint.ErrNoSnapshot) {
+// checkSnapshot verifies at Open that the log continues the snapshot whose
+// header Open read (h.Index is 0 when there is none): no record may be
+// missing between the two.
+func (l *Log) checkSnapshot(h checkpoint.Header) error {
+	if h.Index == 0 {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	if h.Index+1 < l.first || h.Index > l.last {
 		return fmt.Errorf("%w: snapshot covers records up to %d but the log holds [%d, %d]: records are missing between them",

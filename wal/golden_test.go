@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -345,7 +347,7 @@ func writeTornTail(t *testing.T, dir string) goldenExpect {
 	return goldenExpect{
 		Description: fmt.Sprintf("records 1-2, then a torn write: the first 2 of the %d sectors of record 3's write; the rest of the preallocated segment zero",
 			segment.AlignSector(nonZeroEnd(write, 0))/segment.SectorSize),
-		FirstIndex:  1, LastIndex: 2,
+		FirstIndex: 1, LastIndex: 2,
 		Torn: &goldenTorn{Segment: filepath.Base(path), Offset: end, Bytes: nonZeroEnd(torn, 0)},
 	}
 }
@@ -563,5 +565,54 @@ func TestGoldenCasesAreListed(t *testing.T) {
 	slices.Sort(names)
 	if got := listDir(t, goldenRoot); !slices.Equal(got, names) {
 		t.Fatalf("%s holds %v, goldenCases lists %v", goldenRoot, got, names)
+	}
+}
+
+// TestGoldenFutureVersionsAreFormatErrors gives one file of a golden log a
+// version this build does not read, with its checksums valid as a later
+// writer would leave them: Open refuses with ErrFormat naming the version
+// found and the one read, and changes nothing.
+func TestGoldenFutureVersionsAreFormatErrors(t *testing.T) {
+	tests := []struct {
+		kind, dir, file string
+		setVersion      func(b []byte) // writes version 7 and fixes the checksums
+	}{
+		{"segment", "sealed-and-active", segment.Name(1), func(b []byte) {
+			binary.LittleEndian.PutUint32(b[8:], 7)
+			binary.LittleEndian.PutUint64(b[32:], xxhash.Sum64(b[:32]))
+		}},
+		{"meta file", "truncate-front", recovery.MetaName, func(b []byte) {
+			binary.LittleEndian.PutUint32(b[8:], 7)
+			binary.LittleEndian.PutUint64(b[32:], xxhash.Sum64(b[:32]))
+		}},
+		{"snapshot", "snapshot-zstd", checkpoint.FileName, func(b []byte) {
+			binary.LittleEndian.PutUint32(b[8:], 7)
+			trl := b[len(b)-checkpoint.TrailerSize:]
+			d := xxhash.New()
+			d.Write(b[:checkpoint.HeaderSize])
+			d.Write(trl[:24])
+			binary.LittleEndian.PutUint64(trl[24:], d.Sum64())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, filepath.Join(goldenRoot, tt.dir), dir)
+			path := filepath.Join(dir, tt.file)
+			b := readFile(t, path)
+			tt.setVersion(b)
+			writeFile(t, path, b)
+			before := snapshot(t, dir)
+			l, err := Open(dir, &Options{Logger: quiet})
+			if err == nil {
+				l.Close()
+				t.Fatalf("Open succeeded")
+			}
+			want := tt.kind + " format version 7; this build reads version 1"
+			if !errors.Is(err, ErrFormat) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tt.file) {
+				t.Fatalf("Open error %q: want ErrFormat naming %s and saying %q", err, tt.file, want)
+			}
+			sameSnapshot(t, dir, before)
+		})
 	}
 }

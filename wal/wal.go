@@ -11,6 +11,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -133,12 +135,20 @@ func Open(dir string, opts *Options) (*Log, error) {
 	if l.lock, err = l.fs.Lock(filepath.Join(dir, LockName)); err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
+	// The snapshot's header is read before recovery changes any file, so
+	// that one this build cannot read (a newer format, or damaged) stops
+	// Open with the directory as it was.
+	snap, err := checkpoint.ReadHeader(l.fs, l.dir)
+	if err != nil && !errors.Is(err, checkpoint.ErrNoSnapshot) {
+		l.lock.Close()
+		return nil, err
+	}
 	if err := l.recover(); err != nil {
 		l.closeFiles()
 		l.lock.Close()
 		return nil, err
 	}
-	if err := l.checkSnapshot(); err != nil {
+	if err := l.checkSnapshot(snap); err != nil {
 		l.closeFiles()
 		l.lock.Close()
 		return nil, err
