@@ -36,6 +36,9 @@ const (
 	zstdWindow = 4 << 20
 )
 
+// versions are the snapshot format versions this build reads.
+var versions = []uint32{Version}
+
 // Magic opens every snapshot file; EndMagic closes every complete one.
 const (
 	Magic    = "\x89JSNP\r\n\x1a"
@@ -97,8 +100,8 @@ func decode(path string, hdr, trl []byte, fileSize int64) (Header, uint64, error
 		return Header{}, 0, fmt.Errorf("checkpoint: %s: %w: not a snapshot (bad magic %q)", path, segment.ErrFormat, hdr[:n])
 	}
 	if len(hdr) >= 12 {
-		if v := binary.LittleEndian.Uint32(hdr[8:]); v != Version {
-			return Header{}, 0, fmt.Errorf("checkpoint: %s: %w: snapshot format version %d, this build reads %d", path, segment.ErrFormat, v, Version)
+		if err := segment.CheckVersion("snapshot", binary.LittleEndian.Uint32(hdr[8:]), versions); err != nil {
+			return Header{}, 0, fmt.Errorf("checkpoint: %s: %w", path, err)
 		}
 	}
 	if fileSize < HeaderSize+TrailerSize || len(hdr) < HeaderSize || trl == nil {
@@ -116,7 +119,7 @@ func decode(path string, hdr, trl []byte, fileSize int64) (Header, uint64, error
 		return Header{}, 0, fmt.Errorf("checkpoint: %s: %w: unknown snapshot flags %#x", path, segment.ErrFormat, flags)
 	}
 	h := Header{
-		Version:    Version,
+		Version:    binary.LittleEndian.Uint32(hdr[8:]),
 		Index:      binary.LittleEndian.Uint64(hdr[16:]),
 		Compressed: flags&flagZstd != 0,
 		StoredSize: int64(binary.LittleEndian.Uint64(trl[0:])),

@@ -55,7 +55,7 @@
 //
 //   - magic is the 8 bytes 89 4a 52 4e 4c 0d 0a 1a ("\x89JRNL\r\n\x1a").
 //   - version is 2 (Version). Version 2 added TypeSync frames; files of
-//     version 1 (MinVersion), which never hold one, are read as well.
+//     version 1, which never hold one, are read as well.
 //   - flags is 0; no flag is defined yet.
 //   - first index is the index of the segment's first record; never 0.
 //     Recovery also checks that it matches the file name.

@@ -15,8 +15,6 @@ const (
 	// Version is the segment format version written by this package.
 	// Version 2 adds TypeSync frames; a version 1 file never holds one.
 	Version = 2
-	// MinVersion is the oldest version this package reads.
-	MinVersion = 1
 
 	HeaderSize  = 40 // magic 8 + version 4 + flags 4 + first index 8 + salt 8 + checksum 8
 	FrameHeader = 32 // checksum 8 + index 8 + synced 8 + length 4 + type 1 + codec 1 + reserved 2
@@ -158,8 +156,8 @@ func DecodeHeader(b []byte) (Header, error) {
 	if sum := binary.LittleEndian.Uint64(b[32:]); sum != xxhash.Sum64(b[:32]) {
 		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v < MinVersion || v > Version {
-		return Header{}, fmt.Errorf("%w: segment format version %d; this build reads versions %d to %d", ErrFormat, v, MinVersion, Version)
+	if err := CheckVersion("segment", binary.LittleEndian.Uint32(b[8:]), readVersions); err != nil {
+		return Header{}, err
 	}
 	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
 		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", ErrFormat, flags)

@@ -88,11 +88,11 @@ func setVersion(v uint32) func([]byte) []byte {
 	}
 }
 
-// Every version from MinVersion to Version reads; the message for another
+// Every version from 1 to Version reads; the message for another
 // names the versions this build reads.
 func TestHeaderVersions(t *testing.T) {
 	h := Header{FirstIndex: 7, Salt: testSalt}
-	for v := uint32(MinVersion); v <= Version; v++ {
+	for v := uint32(1); v <= Version; v++ {
 		if got, err := DecodeHeader(setVersion(v)(AppendHeader(nil, h))); err != nil || got != h {
 			t.Errorf("version %d: DecodeHeader = %+v, %v; want %+v", v, got, err, h)
 		}
@@ -101,7 +101,7 @@ func TestHeaderVersions(t *testing.T) {
 		t.Errorf("AppendHeader writes version %d, want %d", v, Version)
 	}
 	_, err := DecodeHeader(setVersion(Version + 1)(AppendHeader(nil, h)))
-	want := fmt.Sprintf("segment format version %d; this build reads versions 1 to 2", Version+1)
+	want := fmt.Sprintf("segment format version %d; this build reads versions 1 and 2", Version+1)
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), want) {
 		t.Errorf("DecodeHeader of version %d: %v; want ErrFormat saying %q", Version+1, err, want)
 	}

@@ -136,6 +136,9 @@ func Open(dir string, opts *Options) (*Log, error) {
 	if l.lock, err = l.fs.Lock(filepath.Join(dir, LockName)); err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
+	// recovery.Scan judges the whole directory, the snapshot included,
+	// before anything is changed: a file this build cannot read (a newer
+	// format, or damaged) stops Open with the directory as it was.
 	if err := l.recover(); err != nil {
 		l.closeFiles()
 		l.lock.Close()

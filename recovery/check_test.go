@@ -1,0 +1,108 @@
+package recovery_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/wal"
+)
+
+// TestCheckCountsBatches checks that Check counts the records of batches as
+// Scan (and so Open) does: a log whose last write was a completed
+// AppendBatch has no torn tail, and a torn batch's intact frames are the
+// torn tail's records, not the segment's. Check once reported the last two
+// records of a completed batch as an unfinished one.
+func TestCheckCountsBatches(t *testing.T) {
+	big := func(i byte) []byte { return bytes.Repeat([]byte{'a' + i}, 700) } // a batch of them spans sectors
+	for _, tc := range []struct {
+		name string
+		// cut, when set, cuts the file after the frame of that record
+		// (1-based among the segment's frames), as a torn write would.
+		cut         int
+		wantRecords int64
+		wantTorn    int // records of the unfinished batch; -1: no torn tail
+	}{
+		{name: "CompletedBatchLast", wantRecords: 7, wantTorn: -1},
+		{name: "TornBatchLast", cut: 6, wantRecords: 4, wantTorn: 2},
+		{name: "TornAfterFirstFrameOfBatch", cut: 5, wantRecords: 4, wantTorn: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := wal.Open(dir, options(vfs.Default))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Append(big(1)); err != nil {
+				t.Fatal(err)
+			}
+			for _, batch := range [][][]byte{{big(2), big(3), big(4)}, {big(5), big(6), big(7)}} {
+				if _, err := l.AppendBatch(batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, segment.Name(1))
+			if tc.cut != 0 {
+				cutAfterFrame(t, path, tc.cut)
+			}
+			st, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := int64(rep.Segments[0].Records()); got != tc.wantRecords || rep.NextIndex() != st.NextIndex() || st.NextIndex() != uint64(tc.wantRecords)+1 {
+				t.Errorf("Check counts %d records, next %d; Scan next %d; want %d records", got, rep.NextIndex(), st.NextIndex(), tc.wantRecords)
+			}
+			for _, torn := range []*recovery.Torn{st.Torn, rep.Torn} {
+				switch {
+				case tc.wantTorn < 0 && torn != nil:
+					t.Errorf("torn tail %+v, want none", *torn)
+				case tc.wantTorn >= 0 && (torn == nil || torn.Records != tc.wantTorn):
+					t.Errorf("torn tail %+v, want one with %d records", torn, tc.wantTorn)
+				}
+			}
+		})
+	}
+}
+
+// cutAfterFrame truncates the segment at path right after its k-th frame.
+func cutAfterFrame(t *testing.T, path string, k int) {
+	t.Helper()
+	f, err := vfs.Default.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, segment.HeaderSize)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		t.Fatal(err)
+	}
+	h, err := segment.DecodeHeader(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := segment.NewScanner(f, size, h)
+	for range k {
+		if !sc.Next() {
+			t.Fatalf("fewer than %d frames: %s", k, sc.Why())
+		}
+	}
+	fr := sc.Frame()
+	f.Close()
+	if err := os.Truncate(path, fr.Offset+fr.Size()); err != nil {
+		t.Fatal(err)
+	}
+}
