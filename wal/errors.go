@@ -32,6 +32,15 @@ var (
 	ErrTooLarge = errors.New("journal: record too large")
 	// ErrInvalidOptions is returned by Open for options out of range.
 	ErrInvalidOptions = errors.New("journal: invalid options")
+	// ErrCompacted is returned by Reader.Next when records the Reader has
+	// yet to return were released from the front of the log
+	// (TruncateFront, Checkpoint) before it reached them, and for a Reader
+	// created below FirstIndex. The message names the records lost.
+	ErrCompacted = errors.New("journal: records were released before the reader reached them")
+	// ErrTruncated is returned by Reader.Next when TruncateBack dropped
+	// the last record the Reader returned: what the Reader returned is no
+	// longer the log's history from that index on.
+	ErrTruncated = errors.New("journal: records the reader returned were dropped by TruncateBack")
 	// ErrFailed is returned by every write after a write, fdatasync or
 	// file operation failed: the state on disk is unknown, so the log
 	// refuses to go on (an fsync that failed once must not be retried as
