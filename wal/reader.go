@@ -27,9 +27,9 @@ import (
 //     Reader created below FirstIndex. Load the snapshot and start a new
 //     Reader after it.
 //   - TruncateBack dropped the current record (the last one Next
-//     returned): ErrTruncated, even if the index was filled again since.
-//     What the Reader returned from that index on is no longer the log's
-//     history; undo it and start a new Reader.
+//     returned), and perhaps some before it: ErrTruncated, naming the
+//     current record, even if its index was filled again since. Roll back
+//     to a record still in the log and start a new Reader after it.
 //   - TruncateBack dropped only records the Reader had yet to return: no
 //     error. It returns the records kept, then those appended afterwards.
 //
