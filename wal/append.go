@@ -21,30 +21,24 @@ func (l *Log) Append(data []byte) (uint64, error) {
 	if len(data) > MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(data), MaxRecordSize)
 	}
-	buf := l.compress(data)
-	stored := data
-	if buf != nil {
-		stored = *buf
-	}
-	codec := l.storedCodec(buf)
+	s := l.store(data)
 	l.mu.Lock()
-	index, err := l.enqueue(segment.FrameSize(len(stored)), func(a *activeSegment, synced int64) {
-		l.addFrame(a, segment.TypeRecord, codec, synced, stored)
+	index, err := l.enqueue(segment.FrameSize(len(s.data)), func(a *activeSegment, synced int64) {
+		l.addFrame(a, segment.TypeRecord, s.codec, synced, s.data)
 	})
 	if err == nil {
 		err = l.waitDurable(index)
 	}
 	l.mu.Unlock()
-	if buf != nil {
-		scratch.Put(buf)
-	}
+	s.release()
 	return index, err
 }
 
 // AppendBatch appends records atomically: after a crash either all of them
 // are in the log or none is. It returns the index of the first once all are
-// durable. An empty batch appends nothing and returns the index the next
-// record will get.
+// durable. Each record is compressed on its own, as by Append. An empty
+// batch appends nothing and returns the index the next record will get. A
+// batch whose frames, uncompressed, exceed MaxBatchSize gets ErrTooLarge.
 func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	var size int64
 	for _, r := range records {
@@ -56,6 +50,19 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	if size > MaxBatchSize {
 		return 0, fmt.Errorf("%w: batch of %d bytes, the maximum is %d", ErrTooLarge, size, MaxBatchSize)
 	}
+	// Compressed outside the lock, like Append; stored records are never
+	// larger than the originals, so the bound above still holds.
+	batch := make([]stored, len(records))
+	size = 0
+	for i, r := range records {
+		batch[i] = l.store(r)
+		size += segment.FrameSize(len(batch[i].data))
+	}
+	defer func() {
+		for _, s := range batch {
+			s.release()
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(records) == 0 {
@@ -66,18 +73,42 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 		// enqueue may have waited (and released mu): the first index is
 		// known only now.
 		first = l.next
-		for i, r := range records {
+		for i, s := range batch {
 			typ := segment.TypeBatch
-			if i == len(records)-1 {
+			if i == len(batch)-1 {
 				typ = segment.TypeRecord
 			}
-			l.addFrame(a, typ, segment.None, synced, r)
+			l.addFrame(a, typ, s.codec, synced, s.data)
 		}
 	})
 	if err == nil {
 		err = l.waitDurable(last)
 	}
 	return first, err
+}
+
+// stored is a record as it goes to disk: compressed into a pooled buffer
+// when compression is on and helps, otherwise the caller's bytes.
+type stored struct {
+	data  []byte
+	codec segment.Codec
+	buf   *[]byte // returned to scratch by release
+}
+
+// store prepares a record for its frame.
+func (l *Log) store(data []byte) stored {
+	buf := l.compress(data)
+	if buf == nil {
+		return stored{data: data, codec: segment.None}
+	}
+	return stored{data: *buf, codec: l.codec, buf: buf}
+}
+
+// release returns the compression buffer once the frame is encoded.
+func (s stored) release() {
+	if s.buf != nil {
+		scratch.Put(s.buf)
+	}
 }
 
 // compress returns the record compressed into a pooled buffer, or nil when
@@ -93,13 +124,6 @@ func (l *Log) compress(data []byte) *[]byte {
 		return nil
 	}
 	return buf
-}
-
-func (l *Log) storedCodec(buf *[]byte) segment.Codec {
-	if buf == nil {
-		return segment.None
-	}
-	return l.codec
 }
 
 // addFrame encodes one record into the pending buffer. Called with mu held.

@@ -211,3 +211,38 @@ func BenchmarkAppendDuringCheckpoint(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReader measures replay: a Reader over records of 128 bytes,
+// written in batches of 100 (so frames are adjacent, as under load).
+func BenchmarkReader(b *testing.B) {
+	l, err := Open(b.TempDir(), &Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	batch := make([][]byte, 100)
+	for i := range batch {
+		batch[i] = make([]byte, 128)
+	}
+	for range 1000 {
+		if _, err := l.AppendBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(128)
+	b.ResetTimer()
+	var r *Reader
+	for i := range b.N {
+		if i%100000 == 0 {
+			if r != nil {
+				r.Close()
+			}
+			r = l.NewReader(1)
+		}
+		if !r.Next() {
+			b.Fatalf("Next: %v", r.Err())
+		}
+	}
+	b.StopTimer()
+	r.Close()
+}

@@ -17,7 +17,10 @@ var ErrNoSnapshot = checkpoint.ErrNoSnapshot
 // CheckpointOptions configures checkpoints (Options.Checkpoint). With State
 // set, the log checkpoints in the background: after EveryBytes bytes have
 // been appended since the last checkpoint, or EveryInterval has passed,
-// whichever comes first.
+// whichever comes first. State needs at least one of the two triggers, and
+// each trigger (and OnError) needs State: Open refuses the others with
+// ErrInvalidOptions. Compress and MaxRate apply to explicit Checkpoint
+// calls too.
 type CheckpointOptions struct {
 	// Compress stores snapshots zstd-compressed.
 	Compress bool
@@ -27,10 +30,11 @@ type CheckpointOptions struct {
 	// bound.
 	MaxRate int64
 	// EveryBytes and EveryInterval trigger background checkpoints; zero
-	// disables that trigger.
+	// disables that trigger, a negative value is refused.
 	EveryBytes    int64
 	EveryInterval time.Duration
-	// State captures the state to checkpoint: it returns the index of the
+	// State captures the state to checkpoint in the background (explicit
+	// Checkpoint calls are given theirs): it returns the index of the
 	// last record the state includes and a function that streams it. It
 	// runs on the checkpoint goroutine while appends go on, so it must take
 	// a consistent view (a copy, a copy-on-write tree, a read transaction);

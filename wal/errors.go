@@ -8,7 +8,12 @@ import (
 )
 
 var (
-	// ErrClosed is returned by every method called after Close.
+	// ErrClosed is returned, once Close has been called, by the methods
+	// that read or change the log: Append, AppendBatch, Read, Sync,
+	// TruncateFront, TruncateBack, Checkpoint, Snapshot, Reader.Next and a
+	// second Close. FirstIndex, LastIndex, Stats, Recovered, Dir and
+	// CheckpointErr have no error to return: they keep reporting the log
+	// as Close left it.
 	ErrClosed = errors.New("journal: log is closed")
 	// ErrLocked is returned by Open when another Log, in this process or
 	// another, has the directory open.
@@ -32,6 +37,15 @@ var (
 	ErrTooLarge = errors.New("journal: record too large")
 	// ErrInvalidOptions is returned by Open for options out of range.
 	ErrInvalidOptions = errors.New("journal: invalid options")
+	// ErrCompacted is returned by Reader.Next when records the Reader has
+	// yet to return were released from the front of the log
+	// (TruncateFront, Checkpoint) before it reached them, and for a Reader
+	// created below FirstIndex. The message names the records lost.
+	ErrCompacted = errors.New("journal: records were released before the reader reached them")
+	// ErrTruncated is returned by Reader.Next when TruncateBack dropped
+	// the last record the Reader returned: what the Reader returned is no
+	// longer the log's history from that index on.
+	ErrTruncated = errors.New("journal: records the reader returned were dropped by TruncateBack")
 	// ErrFailed is returned by every write after a write, fdatasync or
 	// file operation failed: the state on disk is unknown, so the log
 	// refuses to go on (an fsync that failed once must not be retried as

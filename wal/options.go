@@ -39,11 +39,12 @@ const (
 )
 
 // Options configures a Log. The zero value (or a nil *Options) gives the
-// defaults.
+// defaults. Open refuses, with ErrInvalidOptions naming the field, values
+// out of range and settings that would be ignored.
 type Options struct {
 	// SegmentSize is the size at which a segment is sealed and the next one
-	// started: from MinSegmentSize to MaxSegmentSize, default 64 MiB.
-	// Segments are preallocated to this size.
+	// started: a multiple of 512 from MinSegmentSize to MaxSegmentSize,
+	// default 64 MiB. Segments are preallocated to this size.
 	SegmentSize int64
 	// NoSync skips the fdatasync after each group of appends: Append
 	// returns once the record is written to the OS, and only Sync (or
@@ -78,8 +79,17 @@ func (o *Options) withDefaults() (Options, error) {
 	if r.SegmentSize < MinSegmentSize || r.SegmentSize > MaxSegmentSize {
 		return r, fmt.Errorf("%w: SegmentSize %d not in [%d, %d]", ErrInvalidOptions, r.SegmentSize, MinSegmentSize, MaxSegmentSize)
 	}
+	// Each write is padded to a sector boundary: with a multiple of the
+	// sector size, a write that fits stays inside the preallocated file
+	// even padded, so its fdatasync never has a size change to flush.
+	if r.SegmentSize%segment.SectorSize != 0 {
+		return r, fmt.Errorf("%w: SegmentSize %d is not a multiple of %d", ErrInvalidOptions, r.SegmentSize, segment.SectorSize)
+	}
 	if r.Compression > Zstd {
 		return r, fmt.Errorf("%w: unknown Compression %d", ErrInvalidOptions, r.Compression)
+	}
+	if err := r.Checkpoint.check(); err != nil {
+		return r, err
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
@@ -88,4 +98,26 @@ func (o *Options) withDefaults() (Options, error) {
 		r.FS = vfs.Default
 	}
 	return r, nil
+}
+
+// check refuses checkpoint options that would be ignored: the triggers,
+// State and OnError only serve background checkpoints, which need all of
+// State and a trigger (an explicit Checkpoint call is given its state).
+func (c *CheckpointOptions) check() error {
+	switch {
+	case c.EveryBytes < 0:
+		return fmt.Errorf("%w: Checkpoint.EveryBytes %d is negative", ErrInvalidOptions, c.EveryBytes)
+	case c.EveryInterval < 0:
+		return fmt.Errorf("%w: Checkpoint.EveryInterval %v is negative", ErrInvalidOptions, c.EveryInterval)
+	}
+	trigger := c.EveryBytes > 0 || c.EveryInterval > 0
+	switch {
+	case trigger && c.State == nil:
+		return fmt.Errorf("%w: Checkpoint.EveryBytes or EveryInterval set without Checkpoint.State", ErrInvalidOptions)
+	case !trigger && c.State != nil:
+		return fmt.Errorf("%w: Checkpoint.State set without Checkpoint.EveryBytes or EveryInterval: it would never be called", ErrInvalidOptions)
+	case c.OnError != nil && c.State == nil:
+		return fmt.Errorf("%w: Checkpoint.OnError set without background checkpoints (Checkpoint.State): it would never be called", ErrInvalidOptions)
+	}
+	return nil
 }

@@ -11,8 +11,10 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -148,18 +150,45 @@ func Open(dir string, opts *Options) (*Log, error) {
 	return l, nil
 }
 
-// makeDir creates the log directory durably.
+// makeDir creates the log directory durably. A directory is an entry of
+// its parent, durable only once the parent is synced, so for every level
+// of the path it creates the parent is synced, from the top down: a power
+// loss after the first acknowledged append must not take the directory,
+// or any level above it, away. Levels that already existed are not
+// synced (Open may lack the permission to open them).
 func (l *Log) makeDir() error {
-	if _, err := l.fs.Stat(l.dir); err == nil {
-		return nil
+	missing, err := l.missingLevels()
+	if err != nil || len(missing) == 0 {
+		return err
 	}
 	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
 		return fmt.Errorf("journal: create %s: %w", l.dir, err)
 	}
-	if err := l.fs.SyncDir(filepath.Dir(filepath.Clean(l.dir))); err != nil {
-		return fmt.Errorf("journal: create %s: %w", l.dir, err)
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := l.fs.SyncDir(filepath.Dir(missing[i])); err != nil {
+			return fmt.Errorf("journal: create %s: %w", missing[i], err)
+		}
 	}
 	return nil
+}
+
+// missingLevels lists the levels of the log's path that do not exist, the
+// deepest first.
+func (l *Log) missingLevels() ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(l.dir); ; d = filepath.Dir(d) {
+		_, err := l.fs.Stat(d)
+		if err == nil {
+			return missing, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("journal: create %s: %w", l.dir, err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			return missing, nil
+		}
+	}
 }
 
 func (l *Log) recover() error {
