@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
 )
 
@@ -77,7 +78,7 @@ func decodeSegment(t *testing.T, data []byte) {
 	r := bytes.NewReader(data)
 	h, err := segment.DecodeHeader(data)
 	if err != nil {
-		if !errors.Is(err, segment.ErrFormat) && !errors.Is(err, segment.ErrCorrupt) {
+		if !errors.Is(err, errs.ErrFormat) && !errors.Is(err, errs.ErrCorrupt) {
 			t.Fatalf("DecodeHeader: undocumented error %v", err)
 		}
 		return
@@ -177,7 +178,7 @@ func decodeSegment(t *testing.T, data []byte) {
 		withinBudget(t, "Decompress", decompressBudget+structureBudget(len(data)), func() {
 			rec, decErr = segment.Decompress(f.Codec, f.Data)
 		})
-		if decErr != nil && !errors.Is(decErr, segment.ErrCorrupt) {
+		if decErr != nil && !errors.Is(decErr, errs.ErrCorrupt) {
 			t.Fatalf("Decompress: undocumented error %v", decErr)
 		}
 		if len(rec) > segment.MaxRecordSize {
@@ -403,8 +404,8 @@ func claimsMuch(f segment.Frame, size int) bool {
 }
 
 func isCorruptionAt(err error, off int64, index uint64) bool {
-	var ce *segment.CorruptionError
-	return errors.As(err, &ce) && errors.Is(err, segment.ErrCorrupt) && ce.Offset == off && ce.Index == index
+	var ce *errs.CorruptionError
+	return errors.As(err, &ce) && errors.Is(err, errs.ErrCorrupt) && ce.Offset == off && ce.Index == index
 }
 
 var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // Footer locates the record index of a sealed segment. The zero Footer
@@ -136,7 +137,7 @@ func (ft Footer) RecordSpan(r io.ReaderAt, k int64) (off, size int64, err error)
 	// The footer was checked when the segment was opened; its entries are
 	// checked again here because the file may have been damaged since.
 	if off < DataStart || off%FrameAlign != 0 || end > ft.Offset || end-off < FrameHeader {
-		return 0, 0, fmt.Errorf("%w: footer entry for record %d says [%d, %d)", ErrCorrupt, k, off, end)
+		return 0, 0, fmt.Errorf("%w: footer entry for record %d says [%d, %d)", errs.ErrCorrupt, k, off, end)
 	}
 	return off, end - off, nil
 }

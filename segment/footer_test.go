@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -188,12 +189,12 @@ func TestReadRecordRejects(t *testing.T) {
 				size = tt.size
 			}
 			rec, err := ReadRecord(bytes.NewReader(file), "seg.wal", b.h, off, size, tt.index)
-			var ce *CorruptionError
-			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("ReadRecord = %.40q, %v; want a *CorruptionError", rec, err)
+			var ce *errs.CorruptionError
+			if !errors.As(err, &ce) || !errors.Is(err, errs.ErrCorrupt) {
+				t.Fatalf("ReadRecord = %.40q, %v; want a *errs.CorruptionError", rec, err)
 			}
 			if ce.Path != "seg.wal" || ce.Offset != off || ce.Index != tt.index || !strings.Contains(ce.Reason, tt.wantReason) {
-				t.Fatalf("CorruptionError %+v, want seg.wal at %d, index %d, reason %q", ce, off, tt.index, tt.wantReason)
+				t.Fatalf("errs.CorruptionError %+v, want seg.wal at %d, index %d, reason %q", ce, off, tt.index, tt.wantReason)
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/gojournal/journal/internal/errs"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -31,36 +33,36 @@ func TestHeaderRejection(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(b []byte) []byte
-		want   error // ErrFormat or ErrCorrupt
+		want   error // errs.ErrFormat or errs.ErrCorrupt
 	}{
 		// Fewer than 40 bytes are a header whose write was torn, whatever
 		// they hold: even junk is not called a foreign file.
-		{"ShorterThanHeaderIsCorrupt", func(b []byte) []byte { return b[:HeaderSize-1] }, ErrCorrupt},
-		{"EmptyFileIsCorrupt", func(b []byte) []byte { return nil }, ErrCorrupt},
-		{"OneByteIsCorrupt", func(b []byte) []byte { return b[:1] }, ErrCorrupt},
-		{"MagicOnlyIsCorrupt", func(b []byte) []byte { return b[:len(Magic)] }, ErrCorrupt},
-		{"NewlineOnlyIsCorrupt", func(b []byte) []byte { return []byte("\n") }, ErrCorrupt},
-		{"ShortJunkIsCorrupt", func(b []byte) []byte { return []byte("#!/bin/sh\necho hello\n") }, ErrCorrupt},
-		{"BadMagicIsFormat", func(b []byte) []byte { b[1] = 'X'; return b }, ErrFormat},
-		{"ForeignFileIsFormat", func(b []byte) []byte { return []byte(strings.Repeat("#!/bin/sh\n", 8)) }, ErrFormat},
-		{"NewerVersionIsFormat", setVersion(Version + 1), ErrFormat},
-		{"VersionZeroIsFormat", setVersion(0), ErrFormat},
+		{"ShorterThanHeaderIsCorrupt", func(b []byte) []byte { return b[:HeaderSize-1] }, errs.ErrCorrupt},
+		{"EmptyFileIsCorrupt", func(b []byte) []byte { return nil }, errs.ErrCorrupt},
+		{"OneByteIsCorrupt", func(b []byte) []byte { return b[:1] }, errs.ErrCorrupt},
+		{"MagicOnlyIsCorrupt", func(b []byte) []byte { return b[:len(Magic)] }, errs.ErrCorrupt},
+		{"NewlineOnlyIsCorrupt", func(b []byte) []byte { return []byte("\n") }, errs.ErrCorrupt},
+		{"ShortJunkIsCorrupt", func(b []byte) []byte { return []byte("#!/bin/sh\necho hello\n") }, errs.ErrCorrupt},
+		{"BadMagicIsFormat", func(b []byte) []byte { b[1] = 'X'; return b }, errs.ErrFormat},
+		{"ForeignFileIsFormat", func(b []byte) []byte { return []byte(strings.Repeat("#!/bin/sh\n", 8)) }, errs.ErrFormat},
+		{"NewerVersionIsFormat", setVersion(Version + 1), errs.ErrFormat},
+		{"VersionZeroIsFormat", setVersion(0), errs.ErrFormat},
 		{"UnknownFlagsAreFormat", func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[12:], 1)
 			resealHeader(b)
 			return b
-		}, ErrFormat},
+		}, errs.ErrFormat},
 		{"FirstIndexZeroIsCorrupt", func(b []byte) []byte {
 			binary.LittleEndian.PutUint64(b[16:], 0)
 			resealHeader(b)
 			return b
-		}, ErrCorrupt},
+		}, errs.ErrCorrupt},
 		// The checksum is checked before the version: a damaged version
 		// field is damage, not a newer format.
-		{"VersionChangedWithoutChecksumIsCorrupt", func(b []byte) []byte { b[8]++; return b }, ErrCorrupt},
-		{"FlippedBitInFirstIndexIsCorrupt", func(b []byte) []byte { b[16] ^= 0x10; return b }, ErrCorrupt},
-		{"FlippedBitInSaltIsCorrupt", func(b []byte) []byte { b[27] ^= 0x01; return b }, ErrCorrupt},
-		{"FlippedBitInChecksumIsCorrupt", func(b []byte) []byte { b[39] ^= 0x80; return b }, ErrCorrupt},
+		{"VersionChangedWithoutChecksumIsCorrupt", func(b []byte) []byte { b[8]++; return b }, errs.ErrCorrupt},
+		{"FlippedBitInFirstIndexIsCorrupt", func(b []byte) []byte { b[16] ^= 0x10; return b }, errs.ErrCorrupt},
+		{"FlippedBitInSaltIsCorrupt", func(b []byte) []byte { b[27] ^= 0x01; return b }, errs.ErrCorrupt},
+		{"FlippedBitInChecksumIsCorrupt", func(b []byte) []byte { b[39] ^= 0x80; return b }, errs.ErrCorrupt},
 	}
 	h := Header{FirstIndex: 7, Salt: testSalt}
 	for _, tt := range tests {
@@ -69,9 +71,9 @@ func TestHeaderRejection(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("DecodeHeader error = %v, want %v", err, tt.want)
 			}
-			other := ErrFormat
-			if tt.want == ErrFormat {
-				other = ErrCorrupt
+			other := errs.ErrFormat
+			if tt.want == errs.ErrFormat {
+				other = errs.ErrCorrupt
 			}
 			if errors.Is(err, other) {
 				t.Fatalf("DecodeHeader error %v is also %v", err, other)
@@ -102,8 +104,8 @@ func TestHeaderVersions(t *testing.T) {
 	}
 	_, err := DecodeHeader(setVersion(Version + 1)(AppendHeader(nil, h)))
 	want := fmt.Sprintf("segment format version %d; this build reads versions 1 and 2", Version+1)
-	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), want) {
-		t.Errorf("DecodeHeader of version %d: %v; want ErrFormat saying %q", Version+1, err, want)
+	if !errors.Is(err, errs.ErrFormat) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DecodeHeader of version %d: %v; want errs.ErrFormat saying %q", Version+1, err, want)
 	}
 }
 
@@ -112,9 +114,9 @@ func TestHeaderEveryFlippedBitIsDetected(t *testing.T) {
 	for bit := range HeaderSize * 8 {
 		b := bytes.Clone(good)
 		b[bit/8] ^= 1 << (bit % 8)
-		want := ErrCorrupt
+		want := errs.ErrCorrupt
 		if bit < 8*len(Magic) {
-			want = ErrFormat
+			want = errs.ErrFormat
 		}
 		if _, err := DecodeHeader(b); !errors.Is(err, want) {
 			t.Errorf("bit %d flipped: error %v, want %v", bit, err, want)

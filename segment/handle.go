@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -56,10 +57,10 @@ func headerError(path string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrFormat):
+	case errors.Is(err, errs.ErrFormat):
 		return fmt.Errorf("%s: %w", path, err)
-	case errors.Is(err, ErrCorrupt):
-		return &CorruptionError{Path: path, Reason: err.Error()[len(ErrCorrupt.Error())+2:]}
+	case errors.Is(err, errs.ErrCorrupt):
+		return &errs.CorruptionError{Path: path, Reason: err.Error()[len(errs.ErrCorrupt.Error())+2:]}
 	}
 	return fmt.Errorf("journal: read %s: %w", path, err)
 }
@@ -138,8 +139,8 @@ func (s *Handle) Find(from int64, accept func(Frame) bool) (Frame, bool, error) 
 func (s *Handle) Record(ft Footer, k int64) (Frame, []byte, error) {
 	off, size, err := ft.RecordSpan(&s.w, k)
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Frame{Offset: ft.Offset}, nil, &CorruptionError{Path: s.path, Offset: ft.Offset,
+		if errors.Is(err, errs.ErrCorrupt) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{Offset: ft.Offset}, nil, &errs.CorruptionError{Path: s.path, Offset: ft.Offset,
 				Index: s.h.FirstIndex + uint64(k), Reason: fmt.Sprintf("footer entry for record %d is damaged", s.h.FirstIndex+uint64(k))}
 		}
 		return Frame{}, nil, fmt.Errorf("journal: read %s: %w", s.path, err)

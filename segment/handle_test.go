@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -55,9 +56,9 @@ func TestOpenHandleShortFileIsCorrupt(t *testing.T) {
 				s.Close()
 				t.Fatal("OpenHandle succeeded")
 			}
-			var ce *CorruptionError
-			if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormat) || !errors.As(err, &ce) || ce.Path != path {
-				t.Fatalf("OpenHandle: %v; want a *CorruptionError naming %s", err, path)
+			var ce *errs.CorruptionError
+			if !errors.Is(err, errs.ErrCorrupt) || errors.Is(err, errs.ErrFormat) || !errors.As(err, &ce) || ce.Path != path {
+				t.Fatalf("OpenHandle: %v; want a *errs.CorruptionError naming %s", err, path)
 			}
 		})
 	}
@@ -70,8 +71,8 @@ func TestOpenHandleRejects(t *testing.T) {
 		data[2] = 'X'
 		path := writeSegment(t, data)
 		_, err := OpenHandle(vfs.Default, path)
-		if !errors.Is(err, ErrFormat) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
-			t.Fatalf("OpenHandle: %v; want ErrFormat naming %s", err, path)
+		if !errors.Is(err, errs.ErrFormat) || errors.Is(err, errs.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("OpenHandle: %v; want errs.ErrFormat naming %s", err, path)
 		}
 	})
 	t.Run("DamagedHeaderIsCorrupt", func(t *testing.T) {
@@ -79,14 +80,14 @@ func TestOpenHandleRejects(t *testing.T) {
 		data[20] ^= 1
 		path := writeSegment(t, data)
 		_, err := OpenHandle(vfs.Default, path)
-		var ce *CorruptionError
+		var ce *errs.CorruptionError
 		if !errors.As(err, &ce) || ce.Path != path || !strings.Contains(ce.Reason, "checksum") {
-			t.Fatalf("OpenHandle: %v; want a *CorruptionError naming %s", err, path)
+			t.Fatalf("OpenHandle: %v; want a *errs.CorruptionError naming %s", err, path)
 		}
 	})
 	t.Run("MissingFileIsAnIOError", func(t *testing.T) {
 		_, err := OpenHandle(vfs.Default, filepath.Join(t.TempDir(), Name(first)))
-		if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormat) {
+		if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, errs.ErrCorrupt) || errors.Is(err, errs.ErrFormat) {
 			t.Fatalf("OpenHandle of a missing file: %v", err)
 		}
 	})
@@ -143,9 +144,9 @@ func TestHandleRecordWithDamagedFooterEntry(t *testing.T) {
 	path := writeSegment(t, file)
 	s := openHandle(t, path)
 	_, _, err = s.Record(ft, 1)
-	var ce *CorruptionError
+	var ce *errs.CorruptionError
 	if !errors.As(err, &ce) || ce.Path != path || ce.Index != first+1 {
-		t.Fatalf("Record(1) = %v; want a *CorruptionError in %s for record %d", err, path, first+1)
+		t.Fatalf("Record(1) = %v; want a *errs.CorruptionError in %s for record %d", err, path, first+1)
 	}
 }
 

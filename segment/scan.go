@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // readChunk is how much a Scanner reads at a time.
@@ -431,7 +433,7 @@ func readRecord(w *window, name string, h Header, off, size int64, index uint64)
 
 func checkSpan(name string, off, size int64, index uint64) error {
 	if size < FrameHeader || size > FrameSize(maxPayload)+SectorSize {
-		return &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
+		return &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
 	}
 	return nil
 }
@@ -440,7 +442,7 @@ func checkSpan(name string, off, size int64, index uint64) error {
 // is the read's error) and decompresses it.
 func checkRecord(b []byte, rerr error, name string, h Header, off int64, index uint64) (Frame, []byte, error) {
 	if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-		return Frame{Offset: off}, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
+		return Frame{Offset: off}, nil, &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
 	} else if rerr != nil {
 		return Frame{Offset: off}, nil, fmt.Errorf("journal: read record %d from %s: %w", index, name, rerr)
 	}
@@ -455,11 +457,11 @@ func checkRecord(b []byte, rerr error, name string, h Header, off int64, index u
 		reason = fmt.Sprintf("frame carries index %d", f.Index)
 	}
 	if reason != "" {
-		return f, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
+		return f, nil, &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
 	}
 	rec, err := Decompress(f.Codec, f.Data)
 	if err != nil {
-		return f, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
+		return f, nil, &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
 	}
 	return f, rec, nil
 }

@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
@@ -21,10 +22,10 @@ var (
 	// ErrCorrupt is returned (wrapped, usually in a *CorruptionError) when
 	// stored bytes fail their checksum or damage is found inside data the log
 	// had made durable.
-	ErrCorrupt = segment.ErrCorrupt
+	ErrCorrupt = errs.ErrCorrupt
 	// ErrFormat is returned by Open when a file in the directory is not a
 	// journal file of a format version this build reads.
-	ErrFormat = segment.ErrFormat
+	ErrFormat = errs.ErrFormat
 	// ErrNotFound is returned by Read for an index outside
 	// [FirstIndex, LastIndex].
 	ErrNotFound = errors.New("journal: record not found")
@@ -54,7 +55,7 @@ var (
 )
 
 // CorruptionError says where damage was found: file, offset, index.
-type CorruptionError = segment.CorruptionError
+type CorruptionError = errs.CorruptionError
 
 // Limits on what one call may append.
 const (
