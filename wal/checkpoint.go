@@ -82,7 +82,9 @@ type checkpointer struct {
 // temporary file, fdatasync'd, renamed over the snapshot file, directory
 // synced) before any record is released, so after a crash the directory
 // holds either the old snapshot and the longer log, or the new snapshot and
-// the shorter one. index must lie in [FirstIndex-1, LastIndex].
+// the shorter one. index must lie in [FirstIndex-1, LastIndex] and be at
+// least 1 (a snapshot covers at least one record); otherwise Checkpoint
+// returns ErrOutOfRange.
 func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	l.ckpt.mu.Lock()
 	defer l.ckpt.mu.Unlock()
@@ -92,7 +94,7 @@ func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	if index+1 < first || index > last {
+	if index == 0 || index+1 < first || index > last {
 		return fmt.Errorf("%w: Checkpoint(%d), log holds [%d, %d]", ErrOutOfRange, index, first, last)
 	}
 	// The snapshot must never cover records a crash could still take.
