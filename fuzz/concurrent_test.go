@@ -85,6 +85,17 @@ func newHistory(t testing.TB, seed uint64) crashtest.Concurrent {
 	return c
 }
 
+// linEnv is the settings that shape a history, as a shell prefix.
+func linEnv() string {
+	var s string
+	for _, k := range []string{"JOURNAL_LINCHECK_EXCLUDE", "JOURNAL_LINCHECK_NOSYNC"} {
+		if v := os.Getenv(k); v != "" {
+			s += k + "=" + v + " "
+		}
+	}
+	return s
+}
+
 func excluded(t testing.TB) []crashtest.OpKind {
 	var ks []crashtest.OpKind
 	for name := range strings.SplitSeq(os.Getenv("JOURNAL_LINCHECK_EXCLUDE"), ",") {
@@ -128,7 +139,7 @@ func checkHistory(t testing.TB, c crashtest.Concurrent, hs uint64, fig *linFigur
 	err := linCheck(t, c, fig)
 	if err != nil {
 		fig.violations.Add(1)
-		t.Errorf("history %d (%v): %v\nreplay: JOURNAL_LINCHECK_HISTORY=%d go test ./fuzz -run TestConcurrentModel", hs, c, err, hs)
+		t.Errorf("history %d (%v): %v\nreplay: %sJOURNAL_LINCHECK_HISTORY=%d go test ./fuzz -run TestConcurrentModel", hs, c, err, linEnv(), hs)
 	}
 }
 

@@ -122,6 +122,10 @@ type linState struct {
 	// failed is set once a call failed with the crash: the log is failed
 	// (wal.ErrFailed), and reads may fail too (never return wrong data).
 	failed bool
+	// gone holds the payload ids (8 bytes each) of appends that returned an
+	// error: whether or not they took effect, their records must not
+	// survive.
+	gone string
 	// readers[c] is the next index client c's Reader returns; 0: none.
 	readers [MaxClients]uint64
 }
@@ -198,6 +202,13 @@ func LinModel(noSync bool) porcupine.Model {
 				}
 				return next
 			}
+			if refused(s, in, out) {
+				// It may have appended, and a TruncateBack dropped the
+				// records before it returned; or it appended nothing.
+				s = s.forget(in.IDs)
+				t, _ := appendStep(s, in, LinOutput{Index: s.last() + 1}, noSync)
+				return []any{s, t}
+			}
 			if t, ok := step(s, in, out, noSync); ok {
 				return []any{t}
 			}
@@ -207,6 +218,35 @@ func LinModel(noSync bool) porcupine.Model {
 		DescribeState:     func(state any) string { return describeState(state.(linState)) },
 	}
 	return nm.ToModel()
+}
+
+// refused reports whether out is an append's error that a TruncateBack
+// racing it explains: any error but ErrClosed, or ErrClosed from a log not
+// closed yet (the append waited, its records were dropped, then Close came).
+func refused(s linState, in LinInput, out LinOutput) bool {
+	if in.Kind != OpAppend && in.Kind != OpBatch {
+		return false
+	}
+	return out.Err == ErrKindOther || out.Err == ErrKindClosed && !s.closed
+}
+
+// forget notes that ids must not survive.
+func (s linState) forget(ids []uint64) linState {
+	b := []byte(s.gone)
+	for _, id := range ids {
+		b = binary.LittleEndian.AppendUint64(b, id)
+	}
+	s.gone = string(b)
+	return s
+}
+
+func (s linState) isGone(id uint64) bool {
+	for k := 0; k < len(s.gone); k += 8 {
+		if binary.LittleEndian.Uint64([]byte(s.gone[k:k+8])) == id {
+			return true
+		}
+	}
+	return false
 }
 
 // effect is the state after call in succeeded, whatever it returned.
@@ -229,6 +269,10 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 		return s, recovered(s, out.Log)
 	}
 	if s.closed {
+		if in.Kind == OpNext && out.Err != ErrKindClosed {
+			// A Reader may go on returning what the log held at Close.
+			return nextStep(s, in, out)
+		}
 		return s, out.Err == ErrKindClosed && !out.More
 	}
 	if s.failed && out.Err != ErrNone && (in.Kind == OpRead || in.Kind == OpNext) {
@@ -273,19 +317,9 @@ func okOrOutOfRange(s linState, ok bool, out LinOutput, apply func() linState) (
 	return apply(), out.Err == ErrNone
 }
 
-// appendStep: the records go at LastIndex+1. An Append that returned an
-// error (not ErrClosed) linearizes as a call that appended nothing: it is
-// allowed when a concurrent TruncateBack dropped its records, and the model
-// then checks that they are nowhere in the log.
+// appendStep: the records go at LastIndex+1.
 func appendStep(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) {
-	switch out.Err {
-	case ErrKindOther:
-		return s, true
-	case ErrNone:
-	default:
-		return s, false
-	}
-	if out.Index != s.last()+1 {
+	if out.Err != ErrNone || out.Index != s.last()+1 {
 		return s, false
 	}
 	s = s.appendIDs(in.IDs)
@@ -323,7 +357,7 @@ func recovered(s linState, log LinLog) bool {
 		return false
 	}
 	for k, id := range log.IDs {
-		if id != s.id(s.first+uint64(k)) {
+		if id != s.id(s.first+uint64(k)) || s.isGone(id) {
 			return false
 		}
 	}
