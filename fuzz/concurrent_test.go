@@ -161,7 +161,7 @@ func linCheck(t testing.TB, c crashtest.Concurrent, fig *linFigures) error {
 	case porcupine.Unknown:
 		fig.timeouts.Add(1)
 	case porcupine.Illegal:
-		return fmt.Errorf("not linearizable%s; history:\n%s", visualize(t, c, info), run.Describe())
+		return fmt.Errorf("not linearizable%s: %s; history:\n%s", visualize(t, c, info), run.Explain(c.NoSync, info), run.Describe())
 	}
 	if err := idempotent(run.State, run.Recovered, c.Options()); err != nil {
 		return fmt.Errorf("I3: %w", err)

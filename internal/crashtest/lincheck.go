@@ -383,3 +383,35 @@ func (c *client) closeReader() {
 		c.r = nil
 	}
 }
+
+// Explain says where the check got stuck: the longest sequence of calls the
+// model could explain, the state it left, and the earliest call left over
+// (usually the one that misbehaved, or the one its result contradicts).
+func (r *Run) Explain(noSync bool, info porcupine.LinearizationInfo) string {
+	var best []porcupine.Operation
+	for _, part := range info.PartialLinearizationsOperations() {
+		for _, seq := range part {
+			if len(seq) > len(best) {
+				best = seq
+			}
+		}
+	}
+	m := LinModel(noSync)
+	state := m.Init()
+	for _, op := range best {
+		_, state = m.Step(state, op.Input, op.Output)
+	}
+	var next *porcupine.Operation
+	for i := range r.History {
+		op := &r.History[i]
+		if !slices.ContainsFunc(best, func(o porcupine.Operation) bool { return o.Call == op.Call }) &&
+			(next == nil || op.Call < next.Call) {
+			next = op
+		}
+	}
+	s := fmt.Sprintf("the model explains %d of %d calls, leaving %s", len(best), len(r.History), m.DescribeState(state))
+	if next != nil {
+		s += fmt.Sprintf("; the earliest call left over: [%d, %d] %s", next.Call, next.Return, DescribeCall(next.Input.(LinInput), next.Output.(LinOutput)))
+	}
+	return s
+}

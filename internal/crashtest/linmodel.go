@@ -199,6 +199,11 @@ func LinModel(noSync bool) porcupine.Model {
 				next := []any{s}
 				if t, ok := effect(s, in, noSync); ok {
 					next = append(next, t)
+					if in.Kind == OpCheckpoint {
+						// The snapshot committed, the release did not.
+						s.snap = in.Index
+						next = append(next, s)
+					}
 				}
 				return next
 			}
