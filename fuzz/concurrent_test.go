@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -41,6 +42,7 @@ import (
 // linFigures counts what the concurrent model check did.
 type linFigures struct {
 	histories, calls, crashStates, crashedMid, dropped, timeouts, violations atomic.Int64
+	hung                                                                     atomic.Bool // calls still running: stop
 }
 
 func (f *linFigures) String() string {
@@ -120,12 +122,14 @@ func TestConcurrentModel(t *testing.T) {
 			t.Fatalf("JOURNAL_LINCHECK_HISTORY: %v", err)
 		}
 		for range 20 {
-			checkHistory(t, newHistory(t, hs), hs, &fig)
+			if checkHistory(t, newHistory(t, hs), hs, &fig); fig.hung.Load() {
+				break
+			}
 		}
 	} else {
 		base, budget := seed(t), linBudget(t)
 		t.Logf("seed %d (set JOURNAL_SEED to repeat, JOURNAL_LINCHECK_TIME to run longer)", base)
-		for i := 0; time.Since(start) < budget && fig.violations.Load() < 5; i++ {
+		for i := 0; time.Since(start) < budget && fig.violations.Load() < 5 && !fig.hung.Load(); i++ {
 			hs := historySeed(base, i)
 			checkHistory(t, newHistory(t, hs), hs, &fig)
 		}
@@ -139,6 +143,7 @@ func checkHistory(t testing.TB, c crashtest.Concurrent, hs uint64, fig *linFigur
 	err := linCheck(t, c, fig)
 	if err != nil {
 		fig.violations.Add(1)
+		fig.hung.Store(errors.Is(err, crashtest.ErrHang))
 		t.Errorf("history %d (%v): %v\nreplay: %sJOURNAL_LINCHECK_HISTORY=%d go test ./fuzz -run TestConcurrentModel", hs, c, err, linEnv(), hs)
 	}
 }

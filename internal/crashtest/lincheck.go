@@ -7,6 +7,7 @@ package crashtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -83,9 +84,13 @@ type Run struct {
 	Dropped []string
 }
 
-// Hang is how long one call may take before the history is reported as
-// stuck (a call that never returns is a violation too).
+// Hang is how long the calls of a history may take before it is reported
+// as stuck (a call that never returns is a violation too).
 var Hang = 20 * time.Second
+
+// ErrHang is the violation of a history whose calls did not return. They
+// still run: the caller should stop.
+var ErrHang = errors.New("crashtest: calls did not return")
 
 // Execute runs c, cuts the power and recovers. An error is a violation found
 // before the linearizability check: a call that hung, or a crash state that
@@ -190,7 +195,7 @@ func (h *recorder) run(l *wal.Log, c Concurrent) error {
 			stuck = append(stuck, DescribeCall(*in, LinOutput{ErrMsg: "(no response)", Err: ErrKindOther}))
 		}
 	}
-	return fmt.Errorf("calls did not return within %v (spinning or deadlocked): %s", Hang, strings.Join(stuck, "; "))
+	return fmt.Errorf("%w within %v (spinning or deadlocked): %s", ErrHang, Hang, strings.Join(stuck, "; "))
 }
 
 // decode maps a record to the payload id it is exactly, or Garbage.

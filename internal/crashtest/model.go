@@ -2,6 +2,14 @@
 // file system, records what was acknowledged, and checks a recovered log
 // against it: the invariants of journal's crash-safety battery.
 //
+// Model is the one checker of acknowledged records: the crash battery
+// (fuzz/), the SIGKILL test (wal_test.go) and the power-cut test (powercut/)
+// all check their recovered logs with it, so they cannot disagree about
+// what an acknowledged record is owed. Workloads in other processes draw
+// their calls from Streams, which the checker replays (Writers). LinModel
+// and Concurrent are the concurrent model check: histories of racing calls,
+// a power cut, and a linearizability check with porcupine.
+//
 //   - I1 every record whose Append/AppendBatch returned nil (or that a
 //     successful Sync covered) is present, byte for byte;
 //   - I2 the log is a prefix of what was appended: no holes, duplicates,
