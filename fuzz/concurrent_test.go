@@ -38,6 +38,7 @@ import (
 //	JOURNAL_LINCHECK_EXCLUDE=a,b    make no calls of these kinds (e.g. Reader.Next,Checkpoint),
 //	                                to look past a known bug
 //	JOURNAL_LINCHECK_NOSYNC=0|1     only sync (0) or only NoSync (1) histories
+//	JOURNAL_LINCHECK_MAXFAIL=n      stop after n violations (default 5)
 
 // linFigures counts what the concurrent model check did.
 type linFigures struct {
@@ -127,9 +128,16 @@ func TestConcurrentModel(t *testing.T) {
 			}
 		}
 	} else {
-		base, budget := seed(t), linBudget(t)
+		base, budget, maxFail := seed(t), linBudget(t), int64(5)
+		if s := os.Getenv("JOURNAL_LINCHECK_MAXFAIL"); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("JOURNAL_LINCHECK_MAXFAIL: %v", err)
+			}
+			maxFail = n
+		}
 		t.Logf("seed %d (set JOURNAL_SEED to repeat, JOURNAL_LINCHECK_TIME to run longer)", base)
-		for i := 0; time.Since(start) < budget && fig.violations.Load() < 5 && !fig.hung.Load(); i++ {
+		for i := 0; time.Since(start) < budget && fig.violations.Load() < maxFail && !fig.hung.Load(); i++ {
 			hs := historySeed(base, i)
 			checkHistory(t, newHistory(t, hs), hs, &fig)
 		}
@@ -150,13 +158,16 @@ func checkHistory(t testing.TB, c crashtest.Concurrent, hs uint64, fig *linFigur
 
 func linCheck(t testing.TB, c crashtest.Concurrent, fig *linFigures) error {
 	run, err := c.Execute()
-	if run != nil {
+	if run != nil && run.State != nil {
 		fig.calls.Add(int64(run.Calls))
 		fig.crashStates.Add(1)
 		fig.dropped.Add(int64(len(run.Dropped)))
 		if run.Crashed {
 			fig.crashedMid.Add(1)
 		}
+	}
+	if errors.Is(err, crashtest.ErrHang) {
+		return fmt.Errorf("%w; the calls that returned:\n%s", err, run.Describe())
 	}
 	if err != nil {
 		return err

@@ -111,7 +111,9 @@ func (c Concurrent) Execute() (*Run, error) {
 	h := &recorder{payloads: map[uint64][]byte{}}
 	if l != nil {
 		if err := h.run(l, c); err != nil {
-			return nil, err
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return &Run{History: slices.Clone(h.ops), Calls: len(h.ops)}, err
 		}
 	}
 	st := fsys.Crash(c.Mode, rand.New(rand.NewPCG(c.Seed, 0x637273)))
