@@ -32,7 +32,7 @@ import (
 // then be idempotent.
 //
 //	JOURNAL_SEED=n                  the seed of every history's choices
-//	JOURNAL_LINCHECK_TIME=2m        run histories for that long (default 12s, -short 3s)
+//	JOURNAL_LINCHECK_TIME=2m        run histories for that long (default 10s, -short 3s)
 //	JOURNAL_LINCHECK_HISTORY=n      run the history with seed n (20 times: timing varies)
 //	JOURNAL_LINCHECK_VIZ=dir        write a porcupine visualization of each violation there
 //	JOURNAL_LINCHECK_EXCLUDE=a,b    make no calls of these kinds (e.g. Reader.Next,Checkpoint),
@@ -65,7 +65,7 @@ func linBudget(t *testing.T) time.Duration {
 	if testing.Short() {
 		return 3 * time.Second
 	}
-	return 12 * time.Second
+	return 10 * time.Second
 }
 
 // historySeed is the seed of history i of a run with seed base.
