@@ -36,9 +36,12 @@ func (l *Log) Append(data []byte) (uint64, error) {
 
 // AppendBatch appends records atomically: after a crash either all of them
 // are in the log or none is. It returns the index of the first once all are
-// durable. Each record is compressed on its own, as by Append. An empty
-// batch appends nothing and returns the index the next record will get. A
-// batch whose frames, uncompressed, exceed MaxBatchSize gets ErrTooLarge.
+// durable. Each record is compressed on its own, as by Append. A batch
+// whose frames, uncompressed, exceed MaxBatchSize gets ErrTooLarge. An
+// empty batch appends nothing and returns LastIndex()+1: the index the next
+// record gets unless appends in flight take it first. (It does not count
+// those appends: one may yet fail, and the index returned would then lie
+// past the end of the log.)
 func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	var size int64
 	for _, r := range records {
@@ -66,7 +69,7 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(records) == 0 {
-		return l.next, l.usable()
+		return l.last + 1, l.usable()
 	}
 	var first uint64
 	last, err := l.enqueue(size, func(a *activeSegment, synced int64) {

@@ -85,8 +85,13 @@ type checkpointer struct {
 // TruncateFront(index+1) does. The snapshot is durable (written to a
 // temporary file, fdatasync'd, renamed over the snapshot file, directory
 // synced) before any record is released, so after a crash the directory
-// holds either the old snapshot and the longer log, or the new snapshot and
-// the shorter one. index must lie in [FirstIndex-1, LastIndex].
+// holds the old snapshot and the longer log, the new snapshot and the
+// shorter log, or (a crash between the two steps) the new snapshot and the
+// longer log: the records up to index are then still there as well as in
+// the snapshot, and a restart that loads the snapshot and replays from
+// index+1 sees the same state. index must lie in [FirstIndex-1, LastIndex] and be at
+// least 1 (a snapshot covers at least one record); otherwise Checkpoint
+// returns ErrOutOfRange.
 func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	l.ckpt.mu.Lock()
 	defer l.ckpt.mu.Unlock()
@@ -96,7 +101,7 @@ func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	if index+1 < first || index > last {
+	if index == 0 || index+1 < first || index > last {
 		return fmt.Errorf("%w: Checkpoint(%d), log holds [%d, %d]", ErrOutOfRange, index, first, last)
 	}
 	// The snapshot must never cover records a crash could still take.

@@ -247,12 +247,26 @@ func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
 	if err != nil {
 		return nil, Log{}, err
 	}
+	got, err := ReadLog(l)
+	if err != nil || !keep {
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
+		return nil, got, err
+	}
+	return l, got, nil
+}
+
+// ReadLog reads an open log whole with a Reader, compares a few records
+// with what Read returns, and loads the snapshot (whose state must be
+// SnapshotState of its index).
+func ReadLog(l *wal.Log) (Log, error) {
 	got := Log{First: l.FirstIndex(), Last: l.LastIndex(), Records: map[uint64][]byte{}}
 	r := l.NewReader(got.First)
 	for r.Next() {
 		got.Records[r.Index()] = append([]byte(nil), r.Record()...)
 	}
-	err = r.Err()
+	err := r.Err()
 	r.Close()
 	if err == nil {
 		got.Snapshot, err = readSnapshot(l)
@@ -263,13 +277,7 @@ func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
 			err = fmt.Errorf("Read(%d) and the Reader disagree", i)
 		}
 	}
-	if err != nil || !keep {
-		if cerr := l.Close(); err == nil {
-			err = cerr
-		}
-		return nil, got, err
-	}
-	return l, got, nil
+	return got, err
 }
 
 // readSnapshot loads the log's snapshot, checking its contents.
