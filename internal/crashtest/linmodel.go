@@ -54,6 +54,8 @@ const (
 	ErrKindClosed         // wal.ErrClosed
 	ErrKindNotFound
 	ErrKindOutOfRange
+	ErrKindCompacted // wal.ErrCompacted
+	ErrKindTruncated // wal.ErrTruncated
 	// ErrKindUnknown is a call that failed because the file system crashed
 	// under it (crashfs.ErrCrashed, or wal.ErrFailed after that): it may or
 	// may not have taken effect.
@@ -77,6 +79,10 @@ func Classify(err error) ErrKind {
 		return ErrKindNotFound
 	case errors.Is(err, wal.ErrOutOfRange):
 		return ErrKindOutOfRange
+	case errors.Is(err, wal.ErrCompacted):
+		return ErrKindCompacted
+	case errors.Is(err, wal.ErrTruncated):
+		return ErrKindTruncated
 	}
 	return ErrKindOther
 }
@@ -127,7 +133,11 @@ type linState struct {
 	// survive.
 	gone string
 	// readers[c] is the next index client c's Reader returns; 0: none.
-	readers [MaxClients]uint64
+	// returned[c] is the payload id of the record it returned last (0:
+	// none), and stopped[c] the error that stopped it (sticky).
+	readers  [MaxClients]uint64
+	returned [MaxClients]uint64
+	stopped  [MaxClients]ErrKind
 }
 
 const recWidth = 9
@@ -274,10 +284,6 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 		return s, recovered(s, out.Log)
 	}
 	if s.closed {
-		if in.Kind == OpNext && out.Err != ErrKindClosed {
-			// A Reader may go on returning what the log held at Close.
-			return nextStep(s, in, out)
-		}
 		return s, out.Err == ErrKindClosed && !out.More
 	}
 	if s.failed && out.Err != ErrNone && (in.Kind == OpRead || in.Kind == OpNext) {
@@ -334,19 +340,31 @@ func appendStep(s linState, in LinInput, out LinOutput, noSync bool) (linState, 
 	return s, true
 }
 
-// nextStep: a Reader returns the records in order from where it stands (or
-// from FirstIndex, after a TruncateFront passed it), and false at the end.
+// nextStep: a Reader returns the records in order from where it stands,
+// false at the end, ErrCompacted once records it has yet to return were
+// released, ErrTruncated once the record it returned last was dropped by
+// TruncateBack (replaced, or past the end); both are sticky.
 func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
-	pos := s.readers[in.Client]
-	if in.Index != 0 {
-		pos = in.Index
+	c := in.Client
+	if in.Index != 0 { // NewReader(in.Index)
+		s.readers[c], s.returned[c], s.stopped[c] = in.Index, 0, ErrNone
 	}
-	pos = max(pos, s.first)
-	if pos > s.last() {
-		s.readers[in.Client] = pos
+	stop := func(e ErrKind) (linState, bool) {
+		s.stopped[c] = e
+		return s, !out.More && out.Err == e
+	}
+	pos, last := s.readers[c], s.returned[c]
+	switch {
+	case s.stopped[c] != ErrNone:
+		return stop(s.stopped[c])
+	case pos < s.first:
+		return stop(ErrKindCompacted)
+	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
+		return stop(ErrKindTruncated)
+	case pos > s.last():
 		return s, !out.More && out.Err == ErrNone
 	}
-	s.readers[in.Client] = pos + 1
+	s.readers[c], s.returned[c] = pos+1, s.id(pos)
 	return s, out.More && out.Err == ErrNone && out.Index == pos && out.ID == s.id(pos)
 }
 

@@ -76,11 +76,35 @@ func TestLinModel(t *testing.T) {
 			call(0, 0, 1, LinInput{Kind: OpCheckpoint, Index: 0}, LinOutput{Err: ErrKindOutOfRange}),
 			recoverCall(20, 1),
 		}, true},
-		{"ReaderResumesAtFirstIndex", false, []porcupine.Operation{
+		{"ReaderBelowFirstIndexGetsErrCompacted", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateFront, Index: 2}, LinOutput{}),
+			call(1, 6, 7, LinInput{Kind: OpNext, Index: 1}, LinOutput{Err: ErrKindCompacted}),
+			call(1, 8, 9, LinInput{Kind: OpNext}, LinOutput{Err: ErrKindCompacted}), // sticky
+			recoverCall(20, 2, 2),
+		}, true},
+		{"ReaderSkippingReleasedRecordsSilently", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
 			call(0, 4, 5, LinInput{Kind: OpTruncateFront, Index: 2}, LinOutput{}),
 			call(1, 6, 7, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 2, ID: 2}),
 			recoverCall(20, 2, 2),
+		}, false},
+		{"ReaderWhoseRecordTruncateBackDroppedGetsErrTruncated", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(1, 4, 5, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 1, ID: 1}),
+			call(1, 6, 7, LinInput{Kind: OpNext}, LinOutput{More: true, Index: 2, ID: 2}),
+			call(0, 8, 9, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			appendCall(0, 10, 11, 3, 2),
+			call(1, 12, 13, LinInput{Kind: OpNext}, LinOutput{Err: ErrKindTruncated}),
+			recoverCall(20, 1, 1, 3),
+		}, true},
+		{"ReaderGoesOnWhenTruncateBackDropsOnlyWhatItHadNotReached", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(1, 4, 5, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 1, ID: 1}),
+			call(0, 6, 7, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			appendCall(0, 8, 9, 3, 2),
+			call(1, 10, 11, LinInput{Kind: OpNext}, LinOutput{More: true, Index: 2, ID: 3}),
+			recoverCall(20, 1, 1, 3),
 		}, true},
 		{"ReaderReturnsAReleasedRecord", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
