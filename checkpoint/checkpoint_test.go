@@ -196,8 +196,8 @@ func TestDamage(t *testing.T) {
 		{name: "ForeignText", mutate: func([]byte) []byte { return []byte("state: {\"k\": 1}\n") }, want: errs.ErrFormat},
 		{name: "ForeignOneByte", mutate: func([]byte) []byte { return []byte("x") }, want: errs.ErrFormat},
 		{name: "ForeignSegment", mutate: func([]byte) []byte {
-			seg := segment.AppendHeader(nil, segment.Header{FirstIndex: 1, Salt: 1})
-			return append(seg, make([]byte, 4096)...) // preallocated, empty
+			seg := []byte(segment.Magic) // a segment's header starts so
+			return append(seg, make([]byte, 4096)...)
 		}, want: errs.ErrFormat},
 		{name: "SplicedFromTwoSnapshots", mutate: func(b []byte) []byte {
 			// The header of a snapshot of another index on this body and

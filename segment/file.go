@@ -53,7 +53,7 @@ func Create(fsys vfs.FS, dir string, first uint64, prealloc int64) (vfs.File, He
 }
 
 func writeNew(fsys vfs.FS, f vfs.File, h Header, prealloc int64, tmp, final string) error {
-	if _, err := f.WriteAt(AppendHeader(nil, h), 0); err != nil {
+	if _, err := f.WriteAt(appendHeader(nil, h), 0); err != nil {
 		return err
 	}
 	if err := f.Preallocate(prealloc); err != nil {
@@ -79,7 +79,7 @@ func Seal(f vfs.File, h Header, at int64, offsets []int64) (Footer, error) {
 	for i, o := range offsets {
 		offs[i] = uint32(o)
 	}
-	if _, err := f.WriteAt(AppendFooter(nil, h, at, offs), at); err != nil {
+	if _, err := f.WriteAt(appendFooter(nil, h, at, offs), at); err != nil {
 		return Footer{}, err
 	}
 	if err := f.Truncate(SealedSize(at, len(offs))); err != nil {

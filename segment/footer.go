@@ -39,10 +39,10 @@ func (ft Footer) Offsets(r io.ReaderAt, n int) ([]int64, error) {
 	return offs, nil
 }
 
-// AppendFooter appends the footer frame and trailer that seal a segment
+// appendFooter appends the footer frame and trailer that seal a segment
 // whose records (first index h.FirstIndex) start at offsets. off is where
 // the footer goes: the end of the last record frame.
-func AppendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
+func appendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
 	payload := make([]byte, 0, 4*len(offsets))
 	for _, o := range offsets {
 		payload = binary.LittleEndian.AppendUint32(payload, o)
@@ -59,12 +59,12 @@ func SealedSize(off int64, count int) int64 {
 	return off + FrameSize(4*count) + TrailerSize
 }
 
-// ReadFooter reads and checks the footer of a sealed segment of size bytes.
+// readFooter reads and checks the footer of a sealed segment of size bytes.
 // It reads the footer in pieces, so memory stays small however many records
 // the segment holds. When the file has no valid footer (not sealed, or the
 // footer is damaged) it returns the zero Footer and says why (for
 // messages); err reports I/O errors only.
-func ReadFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
+func readFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
 	if size < HeaderSize+FrameHeader+TrailerSize {
 		return ft, "too short to be sealed", nil
 	}

@@ -106,8 +106,8 @@ type Header struct {
 	Salt       uint64 // random per file; seeds every frame checksum
 }
 
-// AppendHeader appends the encoded header to dst.
-func AppendHeader(dst []byte, h Header) []byte {
+// appendHeader appends the encoded header to dst.
+func appendHeader(dst []byte, h Header) []byte {
 	start := len(dst)
 	dst = append(dst, Magic...)
 	dst = binary.LittleEndian.AppendUint32(dst, Version)
@@ -117,9 +117,9 @@ func AppendHeader(dst []byte, h Header) []byte {
 	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
 }
 
-// DecodeHeader parses and checks a segment header. A foreign file or a
+// decodeHeader parses and checks a segment header. A foreign file or a
 // newer version gives ErrFormat; a damaged header gives ErrCorrupt.
-func DecodeHeader(b []byte) (Header, error) {
+func decodeHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, fmt.Errorf("%w: segment of %d bytes is shorter than its %d-byte header", errs.ErrCorrupt, len(b), HeaderSize)
 	}
@@ -171,7 +171,7 @@ func AppendFrame(dst []byte, salt uint64, t Type, c Codec, index uint64, synced 
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(data)))
 	dst = append(dst, byte(t), byte(c), 0, 0)
 	dst = append(dst, data...)
-	binary.LittleEndian.PutUint64(dst[start:], Checksum(salt, dst[start+8:]))
+	binary.LittleEndian.PutUint64(dst[start:], checksum(salt, dst[start+8:]))
 	pad := int(FrameSize(len(data))) - (len(dst) - start)
 	for range pad {
 		dst = append(dst, 0)
@@ -181,8 +181,8 @@ func AppendFrame(dst []byte, salt uint64, t Type, c Codec, index uint64, synced 
 
 var digests = sync.Pool{New: func() any { return xxhash.NewWithSeed(0) }}
 
-// Checksum is the frame checksum: xxhash64 seeded with the segment's salt.
-func Checksum(salt uint64, b []byte) uint64 {
+// checksum is the frame checksum: xxhash64 seeded with the segment's salt.
+func checksum(salt uint64, b []byte) uint64 {
 	d := digests.Get().(*xxhash.Digest)
 	d.ResetWithSeed(salt)
 	d.Write(b)
@@ -217,11 +217,11 @@ func parseFrameHeader(b []byte, off int64) (Frame, int, Stop) {
 	return f, int(n), StopNone
 }
 
-// ParseFrame checks the frame at the start of b, which holds the segment's
+// parseFrame checks the frame at the start of b, which holds the segment's
 // bytes from offset off on (up to the end of the readable data). It returns
 // the frame, or why it is not a valid frame (see Stop.Incomplete for when
 // more bytes might make it valid).
-func ParseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
+func parseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
 	if len(b) < FrameHeader {
 		return Frame{Offset: off}, StopShortHeader
 	}
@@ -232,7 +232,7 @@ func ParseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
 	if int64(len(b)) < FrameHeader+int64(n) {
 		return f, StopShortPayload
 	}
-	if Checksum(salt, b[8:FrameHeader+n]) != binary.LittleEndian.Uint64(b) {
+	if checksum(salt, b[8:FrameHeader+n]) != binary.LittleEndian.Uint64(b) {
 		return f, StopChecksum
 	}
 	f.Data = b[FrameHeader : FrameHeader+n]

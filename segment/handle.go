@@ -42,7 +42,7 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 	s := &Handle{f: f, path: path, w: window{r: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}}
 	head, err := s.w.at(0, HeaderSize)
 	if err == nil {
-		s.h, err = DecodeHeader(head)
+		s.h, err = decodeHeader(head)
 		err = headerError(path, err)
 	}
 	if err != nil {
@@ -98,9 +98,9 @@ func (s *Handle) Refresh() error {
 	return nil
 }
 
-// Footer reads and checks the footer (see ReadFooter).
+// Footer reads and checks the footer (see readFooter).
 func (s *Handle) Footer() (Footer, string, error) {
-	ft, why, err := ReadFooter(&s.w, s.w.size, s.h)
+	ft, why, err := readFooter(&s.w, s.w.size, s.h)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -112,12 +112,12 @@ func (s *Handle) Scan() *Scanner { return s.ScanFrom(DataStart, s.h.FirstIndex) 
 
 // ScanFrom scans from the frame of record index at off.
 func (s *Handle) ScanFrom(off int64, index uint64) *Scanner {
-	return newScanner(&s.w, s.h, off, index)
+	return scannerAt(&s.w, s.h, off, index)
 }
 
-// Tail examines the bytes after a scan stopped at from (see ScanTail).
+// Tail examines the bytes after a scan stopped at from (see scanTail).
 func (s *Handle) Tail(from int64) (Tail, error) {
-	t, err := scanTail(&s.w, s.h, from)
+	t, err := tailIn(&s.w, s.h, from)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}

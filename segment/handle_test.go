@@ -39,7 +39,7 @@ func openHandle(t *testing.T, path string) *Handle {
 // or whose header was lost: damage, whatever its few bytes hold, reported
 // with the file's path.
 func TestOpenHandleShortFileIsCorrupt(t *testing.T) {
-	header := AppendHeader(nil, Header{FirstIndex: first, Salt: testSalt})
+	header := appendHeader(nil, Header{FirstIndex: first, Salt: testSalt})
 	for name, data := range map[string][]byte{
 		"Empty":          nil,
 		"OneByte":        {0x89},
@@ -65,7 +65,7 @@ func TestOpenHandleShortFileIsCorrupt(t *testing.T) {
 }
 
 func TestOpenHandleRejects(t *testing.T) {
-	good := append(AppendHeader(nil, Header{FirstIndex: first, Salt: testSalt}), make([]byte, DataStart-HeaderSize)...)
+	good := append(appendHeader(nil, Header{FirstIndex: first, Salt: testSalt}), make([]byte, DataStart-HeaderSize)...)
 	t.Run("BadMagicIsFormat", func(t *testing.T) {
 		data := bytes.Clone(good)
 		data[2] = 'X'
@@ -136,9 +136,9 @@ func TestHandleSealedSegment(t *testing.T) {
 func TestHandleRecordWithDamagedFooterEntry(t *testing.T) {
 	b := newSegmentBuilder(first, testSalt).record("a").record("b")
 	file := b.sealed()
-	ft, _, err := ReadFooter(bytes.NewReader(file), int64(len(file)), b.h)
+	ft, _, err := readFooter(bytes.NewReader(file), int64(len(file)), b.h)
 	if err != nil || !ft.Valid() {
-		t.Fatalf("ReadFooter: %+v, %v", ft, err)
+		t.Fatalf("readFooter: %+v, %v", ft, err)
 	}
 	file[ft.Offset+FrameHeader+4] = 3 // record 2 "starts" at offset 3
 	path := writeSegment(t, file)

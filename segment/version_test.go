@@ -13,14 +13,14 @@ import (
 // does not read gets ErrFormat with a message naming the version found and
 // the ones read.
 func TestFutureVersionIsNamed(t *testing.T) {
-	b := AppendHeader(nil, Header{FirstIndex: 7, Salt: testSalt})
+	b := appendHeader(nil, Header{FirstIndex: 7, Salt: testSalt})
 	binary.LittleEndian.PutUint32(b[8:], 7)
 	resealHeader(b)
-	_, err := DecodeHeader(b)
+	_, err := decodeHeader(b)
 	if !errors.Is(err, errs.ErrFormat) || errors.Is(err, errs.ErrCorrupt) {
-		t.Fatalf("DecodeHeader error = %v, want errs.ErrFormat", err)
+		t.Fatalf("decodeHeader error = %v, want errs.ErrFormat", err)
 	}
 	if want := "segment format version 7; this build reads versions 1 and 2"; !strings.Contains(err.Error(), want) {
-		t.Fatalf("DecodeHeader error %q does not say %q", err, want)
+		t.Fatalf("decodeHeader error %q does not say %q", err, want)
 	}
 }
