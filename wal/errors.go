@@ -30,6 +30,12 @@ var (
 	// than MaxRecordSize or a batch larger than MaxBatchSize; nothing is
 	// written.
 	ErrTooLarge = errors.New("journal: record too large")
+	// ErrTruncated is returned by Append and AppendBatch when a
+	// TruncateBack that ran before the call returned dropped the records
+	// it appended: they were written (and may have been durable) but are
+	// no longer in the log, and their indexes may already hold other
+	// records.
+	ErrTruncated = errors.New("journal: appended records were dropped by a concurrent TruncateBack")
 	// ErrInvalidOptions is returned by Open for options out of range.
 	ErrInvalidOptions = errors.New("journal: invalid options")
 	// ErrFailed is returned by every write after a write, fdatasync or

@@ -22,9 +22,18 @@ import (
 // log is either as before or as after it. Segments holding only dropped
 // records are deleted.
 func (l *Log) TruncateFront(index uint64) error {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.quiesce(); err != nil {
+	return l.truncateFront(index)
+}
+
+// truncateFront is TruncateFront. It does not stop appends: the meta file
+// it commits says nothing about the end of the log. Called with opMu and mu
+// held.
+func (l *Log) truncateFront(index uint64) error {
+	if err := l.usable(); err != nil {
 		return err
 	}
 	if index < l.first || index > l.last+1 {
@@ -37,11 +46,22 @@ func (l *Log) TruncateFront(index uint64) error {
 	if index == l.first {
 		return nil
 	}
+	// The records kept (up to index-1 at least) must be durable before
+	// the meta file says the log starts at index, or a power loss could
+	// leave a log that ends before it begins.
+	if l.opts.NoSync {
+		if err := l.syncAll(); err != nil {
+			return err
+		}
+	}
 	m := l.meta
 	m.FirstIndex = index
+	l.mu.Unlock()
 	// The meta file's rename is the commit point.
-	if err := l.whileBusy(func() error { return recovery.WriteMeta(l.fs, l.dir, m) }); err != nil {
-		return err
+	err := l.writeMeta(m)
+	l.mu.Lock()
+	if err != nil {
+		return l.fail(err)
 	}
 	l.meta, l.first = m, index
 	k := 0
@@ -51,7 +71,7 @@ func (l *Log) TruncateFront(index uint64) error {
 	drop := append([]*sealedSegment(nil), l.sealed[:k]...)
 	l.sealed = l.sealed[k:]
 	l.mu.Unlock()
-	err := l.removeSealed(drop)
+	err = l.removeSealed(drop)
 	l.mu.Lock()
 	if err != nil {
 		// The truncation is committed and the next Open removes what is
@@ -62,19 +82,9 @@ func (l *Log) TruncateFront(index uint64) error {
 	return nil
 }
 
-// whileBusy runs op with appends held off and mu released; a failed op fails
-// the log. Called with mu held and the log idle.
-func (l *Log) whileBusy(op func() error) error {
-	l.busy = true
-	l.mu.Unlock()
-	err := op()
-	l.mu.Lock()
-	l.busy = false
-	l.cond.Broadcast()
-	if err != nil {
-		return l.fail(err)
-	}
-	return nil
+// writeMeta durably replaces the meta file with m.
+func (l *Log) writeMeta(m recovery.Meta) error {
+	return recovery.WriteMeta(l.fs, l.dir, m)
 }
 
 // removeSealed closes and deletes segments no longer part of the log.
@@ -112,11 +122,13 @@ func (l *Log) removeSealed(segs []*sealedSegment) error {
 // fresh sector, so the records kept are never rewritten), later segments
 // are deleted, and appends continue in a new segment.
 func (l *Log) TruncateBack(index uint64) error {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	l.filesMu.Lock()
 	defer l.filesMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.quiesce(); err != nil {
+	if err := l.usable(); err != nil {
 		return err
 	}
 	if index+1 < l.first || index > l.last {
@@ -125,37 +137,54 @@ func (l *Log) TruncateBack(index uint64) error {
 	if index < l.snapshot {
 		return fmt.Errorf("%w: TruncateBack(%d) would drop records the snapshot (as of %d) covers", ErrOutOfRange, index, l.snapshot)
 	}
+	// Everything written so far is made durable first, NoSync or not:
+	// once the meta file below commits, recovery seals the segment after
+	// the records kept, and they must be there to seal.
+	if err := l.exclusive(true); err != nil {
+		return err
+	}
+	defer l.endExclusive()
 	if index == l.last {
 		return nil
 	}
 	m := l.meta
 	m.Back, m.BackPending = index, true
-	var kept []*sealedSegment
-	var next *activeSegment
-	err := l.whileBusy(func() error {
-		// The meta file's rename is the commit point; recovery finishes
-		// the work if we crash before the second meta write.
-		err := recovery.WriteMeta(l.fs, l.dir, m)
-		if err == nil {
-			kept, err = l.sealBefore(index + 1)
-		}
-		if err == nil {
-			// Create syncs the directory, which makes sealBefore's
-			// removals durable too.
-			next, err = l.create(index + 1)
-		}
-		if err == nil {
-			m.BackPending = false
-			err = recovery.WriteMeta(l.fs, l.dir, m)
-		}
-		return err
-	})
+	l.mu.Unlock()
+	kept, next, err := l.cutBack(m)
+	l.mu.Lock()
 	if err != nil {
+		err = l.fail(err)
+		l.cutWaiters(index, err)
 		return err
 	}
+	l.cutWaiters(index, ErrTruncated)
+	m.BackPending = false
 	l.meta, l.last, l.next = m, index, index+1
 	l.sealed, l.active = kept, next
 	return nil
+}
+
+// cutBack commits and applies a TruncateBack to m.Back: the meta file's
+// rename is the commit point; recovery finishes the work if we crash
+// before the second meta write. Called with the log busy and filesMu held.
+func (l *Log) cutBack(m recovery.Meta) (kept []*sealedSegment, next *activeSegment, err error) {
+	if err := l.writeMeta(m); err != nil {
+		return nil, nil, err
+	}
+	if kept, err = l.sealBefore(m.Back + 1); err != nil {
+		return nil, nil, err
+	}
+	// Create syncs the directory, which makes sealBefore's removals
+	// durable too.
+	if next, err = l.create(m.Back + 1); err != nil {
+		return nil, nil, err
+	}
+	m.BackPending = false
+	if err := l.writeMeta(m); err != nil {
+		next.f.Close()
+		return nil, nil, err
+	}
+	return kept, next, nil
 }
 
 // sealBefore ends the log before index: the segment holding index-1 is

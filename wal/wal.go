@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -39,6 +40,15 @@ type Log struct {
 	codec segment.Codec
 	found Recovery
 
+	// opMu serialises the operations that change the log's range or
+	// snapshot: TruncateFront, TruncateBack, Checkpoint and Close. Each
+	// checks the snapshot rule against the snapshot and range that exist
+	// when it commits. Take it before filesMu and mu.
+	opMu sync.Mutex
+	// closing is set when Close begins: new calls get ErrClosed and a
+	// checkpoint writing its snapshot is cancelled.
+	closing atomic.Bool
+
 	// filesMu is held shared while a read locates and uses a segment file,
 	// and exclusively while files are cut, closed or removed. Take it
 	// before mu, never while holding mu.
@@ -56,12 +66,17 @@ type Log struct {
 	pend              []byte // frames gathering for the next write
 	spare             []byte
 	flushing          bool  // a write (and fdatasync) is in flight
-	busy              bool  // rotation or truncation: no appends may enqueue
+	busy              bool  // rotation, truncation or Close: no appends may enqueue
 	err               error // sticky failure, wraps ErrFailed
 	closed            bool
 	stats             Stats
-	sinceCheckpoint   int64  // bytes appended since the last checkpoint
-	snapshot          uint64 // index the snapshot covers, 0 if none
+	sinceCheckpoint   int64   // bytes appended since the last checkpoint
+	snapshot          uint64  // index the snapshot covers, 0 if none
+	waiting, idle     *waiter // appends waiting for their records; recycled waiters
+	// syncWanted counts NoSync Syncs waiting for a group commit that
+	// fdatasyncs; syncsBegun and syncsDone count those commits.
+	syncWanted            int
+	syncsBegun, syncsDone uint64
 
 	ckpt checkpointer
 }
@@ -239,10 +254,10 @@ func (l *Log) LastIndex() uint64 {
 	return l.last
 }
 
-// usable returns the error every write gets in the log's current state.
-// Called with mu held.
+// usable returns the error every new write gets in the log's current
+// state. Called with mu held.
 func (l *Log) usable() error {
-	if l.closed {
+	if l.closed || l.closing.Load() {
 		return ErrClosed
 	}
 	return l.err
@@ -259,24 +274,23 @@ func (l *Log) fail(err error) error {
 }
 
 // Close flushes what is pending, syncs, and closes the log, releasing the
-// directory lock. Later calls return ErrClosed.
+// directory lock. It waits for a truncation in flight and cancels a
+// checkpoint in flight (which then returns ErrClosed and leaves the
+// previous snapshot in place): nothing is written in the directory once
+// Close has returned. Close may be called from CheckpointOptions.OnError.
+// Appends and truncations called once Close has begun, and later calls,
+// return ErrClosed.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	if !l.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	l.mu.Unlock()
 	l.stopCheckpointer()
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return ErrClosed
-	}
-	err := l.quiesce()
-	if err == nil && l.opts.NoSync {
-		err = l.syncActive()
-	}
+	// Frames gathered behind a failed write claim it was made durable:
+	// exclusive writes nothing after a failure.
+	err := l.exclusive(true)
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
@@ -301,52 +315,21 @@ func (l *Log) closeFiles() {
 	}
 }
 
-// quiesce waits until nothing is in flight and flushes what is pending.
-// Called with mu held; returns with mu held and the log idle.
-func (l *Log) quiesce() error {
-	for {
-		switch {
-		case l.busy || l.flushing:
-			l.cond.Wait()
-		case l.err != nil || l.closed:
-			// Nothing is written after a failure: frames gathered behind a
-			// failed write claim it was made durable.
-			return l.usable()
-		case len(l.pend) > 0:
-			l.flush()
-		default:
-			return nil
-		}
-	}
-}
-
-// Sync makes every record appended so far durable. With Options.NoSync it
-// issues an fdatasync; otherwise appends are durable when they return and
-// Sync only reports whether the log has failed.
+// Sync makes every record whose Append has returned durable. With
+// Options.NoSync it waits for a group commit that fdatasyncs (at most the
+// one in flight and the next, however many appends keep arriving);
+// otherwise appends are durable when they return and Sync only reports
+// whether the log has failed.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.quiesce(); err != nil {
+	if err := l.usable(); err != nil {
 		return err
 	}
 	if !l.opts.NoSync {
 		return nil
 	}
-	return l.syncActive()
-}
-
-// syncActive fdatasyncs the active segment. Called with mu held and the log
-// idle (flushes cannot run: the caller holds mu throughout).
-func (l *Log) syncActive() error {
-	a := l.active
-	if a.synced == a.tail {
-		return nil
-	}
-	if err := a.f.Sync(); err != nil {
-		return l.fail(err)
-	}
-	a.synced = a.tail
-	return nil
+	return l.syncAll()
 }
 
 // segmentFor locates the file and frame of a readable record. Called with
