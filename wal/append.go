@@ -380,7 +380,7 @@ func (l *Log) rotate() {
 		sealed, err = seal(a)
 	}
 	if err == nil {
-		next, err = l.create(last + 1)
+		next, err = l.create(last+1, l.opts.SegmentSize)
 	}
 	l.mu.Lock()
 	l.flushing, l.busy = false, false
@@ -407,9 +407,10 @@ func seal(a *activeSegment) (*sealedSegment, error) {
 	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f}, nil
 }
 
-// create makes a new active segment for records from first on.
-func (l *Log) create(first uint64) (*activeSegment, error) {
-	f, h, err := segment.Create(l.fs, l.dir, first, l.opts.SegmentSize)
+// create makes a new active segment for records from first on,
+// preallocated to prealloc bytes.
+func (l *Log) create(first uint64, prealloc int64) (*activeSegment, error) {
+	f, h, err := segment.Create(l.fs, l.dir, first, prealloc)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"syscall"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -56,12 +57,8 @@ func (l *Log) truncateFront(index uint64) error {
 	}
 	m := l.meta
 	m.FirstIndex = index
-	l.mu.Unlock()
-	// The meta file's rename is the commit point.
-	err := l.writeMeta(m)
-	l.mu.Lock()
-	if err != nil {
-		return l.fail(err)
+	if err := l.commitFront(m); err != nil {
+		return err
 	}
 	l.meta, l.first = m, index
 	k := 0
@@ -71,13 +68,62 @@ func (l *Log) truncateFront(index uint64) error {
 	drop := append([]*sealedSegment(nil), l.sealed[:k]...)
 	l.sealed = l.sealed[k:]
 	l.mu.Unlock()
-	err = l.removeSealed(drop)
+	err := l.removeSealed(drop)
 	l.mu.Lock()
 	if err != nil {
 		// The truncation is committed and the next Open removes what is
 		// left, but a failed remove leaves the directory's state unknown:
 		// the log stops here like after any failed file operation.
 		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
+	}
+	return nil
+}
+
+// commitFront writes the meta file that commits a TruncateFront; its
+// rename is the commit point. On a full disk (ENOSPC) it gives back the
+// active segment's preallocated space and tries once more, so that an
+// application can release records to free space. A failure before the
+// rename leaves the log as it was, and usable; from the rename on, the
+// meta file's state is unknown and the log fails. Called with mu held.
+func (l *Log) commitFront(m recovery.Meta) error {
+	watch := &commitWatch{FS: l.fs}
+	l.mu.Unlock()
+	err := recovery.WriteMeta(watch, l.dir, m)
+	l.mu.Lock()
+	if errors.Is(err, syscall.ENOSPC) && !watch.renamed {
+		if err = l.releasePrealloc(); err == nil {
+			l.mu.Unlock()
+			err = recovery.WriteMeta(watch, l.dir, m)
+			l.mu.Lock()
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case watch.renamed:
+		return l.fail(err)
+	}
+	return fmt.Errorf("journal: TruncateFront(%d): %w", m.FirstIndex, err)
+}
+
+// releasePrealloc trims the active segment's preallocated space after its
+// data. Appends are held off meanwhile and everything written is synced
+// first, so no write lands past the cut and nothing unsynced is cut; after
+// a crash the file is either as long as before (zeros past the data) or
+// as short as after, and recovery reads both alike. Appends then grow the
+// file until the next segment, which is preallocated again. Called with
+// mu held.
+func (l *Log) releasePrealloc() error {
+	if err := l.exclusive(true); err != nil {
+		return err
+	}
+	defer l.endExclusive()
+	a := l.active
+	l.mu.Unlock()
+	err := a.f.Truncate(a.tail)
+	l.mu.Lock()
+	if err != nil {
+		return l.fail(fmt.Errorf("journal: release preallocated space of %s: %w", a.path, err))
 	}
 	return nil
 }
@@ -176,7 +222,7 @@ func (l *Log) cutBack(m recovery.Meta) (kept []*sealedSegment, next *activeSegme
 	}
 	// Create syncs the directory, which makes sealBefore's removals
 	// durable too.
-	if next, err = l.create(m.Back + 1); err != nil {
+	if next, err = l.create(m.Back+1, l.opts.SegmentSize); err != nil {
 		return nil, nil, err
 	}
 	m.BackPending = false

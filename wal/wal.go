@@ -11,6 +11,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -210,23 +212,33 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// resume makes the newest, unsealed segment the active one.
+// resume makes the newest, unsealed segment the active one. Its
+// preallocation is restored if the disk has room: on a full disk the log
+// opens anyway (appends then grow the file, each fdatasync persisting the
+// size), so that the application can release records to free space.
 func (l *Log) resume(s recovery.Segment) error {
 	f, err := l.fs.OpenFile(s.Path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("journal: open %s: %w", s.Path, err)
 	}
-	if err := f.Preallocate(l.opts.SegmentSize); err != nil {
+	if err := f.Preallocate(l.opts.SegmentSize); err != nil && !errors.Is(err, syscall.ENOSPC) {
 		f.Close()
 		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
+	} else if err != nil {
+		l.opts.Logger.Warn("journal: disk full; the active segment is not preallocated", "file", s.Path)
 	}
 	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End}
 	return nil
 }
 
-// startSegment creates a new active segment starting at l.next.
+// startSegment creates a new active segment starting at l.next, at Open.
+// On a full disk it is created without preallocation, as resume does.
 func (l *Log) startSegment() (err error) {
-	l.active, err = l.create(l.next)
+	l.active, err = l.create(l.next, l.opts.SegmentSize)
+	if errors.Is(err, syscall.ENOSPC) {
+		l.opts.Logger.Warn("journal: disk full; the new segment is not preallocated", "first", l.next)
+		l.active, err = l.create(l.next, 0)
+	}
 	return err
 }
 
