@@ -17,7 +17,10 @@ var scratch = sync.Pool{New: func() any { return new([]byte) }}
 // Append appends one record and returns its index once the record is
 // durable: written and fdatasync'd (with Options.NoSync: written). An empty
 // record is valid. Concurrent calls are group-committed. A record larger
-// than MaxRecordSize gets ErrTooLarge and nothing is written.
+// than MaxRecordSize gets ErrTooLarge and nothing is written. If a
+// TruncateBack running concurrently drops the record before Append
+// returns, Append returns ErrTruncated, never an index that may by then
+// hold another record.
 func (l *Log) Append(data []byte) (uint64, error) {
 	if len(data) > MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(data), MaxRecordSize)
@@ -45,7 +48,9 @@ func (l *Log) Append(data []byte) (uint64, error) {
 // AppendBatch appends records atomically: after a crash either all of them
 // are in the log or none is. It returns the index of the first once all are
 // durable. An empty batch appends nothing and returns the index the next
-// record will get.
+// record will get. If a concurrent TruncateBack drops any of the records
+// before AppendBatch returns, it returns ErrTruncated (the records it kept,
+// if any, stay in the log).
 func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	var size int64
 	for _, r := range records {

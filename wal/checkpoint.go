@@ -39,7 +39,8 @@ type CheckpointOptions struct {
 	// write may run after State returns.
 	State func() (index uint64, write func(w io.Writer) error, err error)
 	// OnError, if set, is called with every background checkpoint error
-	// (they are also logged and kept for CheckpointErr).
+	// (they are also logged and kept for CheckpointErr). It runs on the
+	// checkpoint goroutine and may call Close.
 	OnError func(error)
 }
 
@@ -96,7 +97,8 @@ type checkpointer struct {
 // sync that commits the snapshot fails, which snapshot is durable is
 // unknown and the log fails (ErrFailed) until reopened; an error before
 // that (from write, or writing the temporary file) leaves the previous
-// snapshot and the log usable.
+// snapshot and the log usable. write must not call Checkpoint, a
+// truncation or Close on the same Log: they wait for it.
 func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
 )
 
@@ -18,8 +19,10 @@ import (
 
 // fullDisk returns an errorfs over the OS that refuses to preallocate and,
 // while full() holds, to create the meta file's replacement.
-func fullDisk(full func() bool) *errorfs.FS {
-	return errorfs.Wrap(vfs.Default,
+func fullDisk(full func() bool) *errorfs.FS { return fullDiskOver(vfs.Default, full) }
+
+func fullDiskOver(fsys vfs.FS, full func() bool) *errorfs.FS {
+	return errorfs.Wrap(fsys,
 		errorfs.Rule{Op: errorfs.OpPreallocate, Sticky: true, Err: syscall.ENOSPC},
 		errorfs.Rule{Op: errorfs.OpCreate, Sticky: true, Err: syscall.ENOSPC, Match: func(p string) bool {
 			return strings.Contains(filepath.Base(p), ".tmp-journal.meta") && full()
@@ -128,5 +131,55 @@ func TestOpenOnAFullDisk(t *testing.T) {
 			defer l.Close()
 			checkRange(t, l, 1, last+3)
 		})
+	}
+}
+
+// TestTruncateFrontOnAFullDiskCrash crashes a TruncateFront that frees the
+// active segment's preallocation after each of its file operations in
+// turn: every crash state must open, as before or after the truncation,
+// with every record kept.
+func TestTruncateFrontOnAFullDiskCrash(t *testing.T) {
+	rng := newRand(t)
+	build := func() (*crashfs.FS, string) {
+		fsys := crashfs.New()
+		l := openT(t, "/log", &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: fsys})
+		appendN(t, l, 3000)
+		active := l.active.path
+		l.Close()
+		return fsys, active
+	}
+	for k := 1; ; k++ {
+		fsys, active := build()
+		efs := fullDiskOver(fsys, func() bool {
+			fi, err := fsys.Stat(active)
+			return err == nil && fi.Size() >= MinSegmentSize
+		})
+		l := openT(t, "/log", &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: efs})
+		fsys.SetCrashAfter(fsys.Ops() + k)
+		err := l.TruncateFront(2500)
+		l.Close()
+		for _, mode := range []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors, crashfs.Garbled} {
+			st := fsys.Crash(mode, rng)
+			l, oerr := Open("/log", &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: st})
+			if oerr != nil {
+				t.Fatalf("crash after op %d of TruncateFront (%v), %v state: Open: %v", k, err, mode, oerr)
+			}
+			first := l.FirstIndex()
+			if (first != 1 && first != 2500) || (err == nil && first != 2500) {
+				t.Fatalf("crash after op %d (TruncateFront: %v), %v state: FirstIndex %d, want 1 or 2500", k, err, mode, first)
+			}
+			checkRange(t, l, first, 3000)
+			l.Close()
+		}
+		if !fsys.Crashed() {
+			if err != nil {
+				t.Fatalf("TruncateFront without a crash: %v", err)
+			}
+			if efs.Injected() < 2 { // the preallocation at Open, the meta file
+				t.Fatalf("%d calls failed: the disk was never full", efs.Injected())
+			}
+			t.Logf("crash points: %d", k)
+			return
+		}
 	}
 }

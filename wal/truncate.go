@@ -20,8 +20,14 @@ import (
 // Once a checkpoint exists, the log must continue it: index may not exceed
 // the snapshot's index plus one (ErrOutOfRange).
 // The truncation is durable when TruncateFront returns; after a crash the
-// log is either as before or as after it. Segments holding only dropped
-// records are deleted.
+// log is either as before or as after it, NoSync or not (with NoSync the
+// records kept are synced first). Segments holding only dropped records
+// are deleted.
+//
+// Appends go on while it runs; it waits for a Checkpoint or TruncateBack
+// in flight. On a full disk it gives back the active segment's
+// preallocated space to write its meta file; if that fails before the
+// commit the error (ENOSPC) leaves the log as it was, and usable.
 func (l *Log) TruncateFront(index uint64) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
@@ -160,9 +166,15 @@ func (l *Log) removeSealed(segs []*sealedSegment) error {
 
 // TruncateBack drops the records after index: afterwards LastIndex() is
 // index and the next Append gets index+1. Any index in [FirstIndex-1,
-// LastIndex] is allowed, but not below the snapshot's index. The truncation is durable when TruncateBack
-// returns; after a crash the log is either as before or as after it. Reads
-// wait while it runs.
+// LastIndex] is allowed, but not below the snapshot's index. The
+// truncation is durable when TruncateBack returns; after a crash the log is
+// either as before or as after it, NoSync or not (everything written is
+// synced before the commit). Reads wait while it runs.
+//
+// New appends wait while it runs. Appends already given their indexes are
+// written first; those whose records it then drops return ErrTruncated
+// (an Append that returned its index before the truncation committed saw
+// its record dropped afterwards, like any record TruncateBack drops).
 //
 // The segment holding index is sealed right after it (its footer goes to a
 // fresh sector, so the records kept are never rewritten), later segments
