@@ -77,10 +77,12 @@ func TestTruncateFrontFreesSpaceOnAFullDisk(t *testing.T) {
 // usable: nothing was committed.
 func TestTruncateFrontOnAFullDiskFailsCleanly(t *testing.T) {
 	dir := t.TempDir()
-	efs := fullDisk(func() bool { return true })
-	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: efs})
-	defer l.Close()
+	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
 	appendN(t, l, 100)
+	l.Close()
+	efs := fullDisk(func() bool { return true })
+	l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: efs})
+	defer l.Close()
 	if err := l.TruncateFront(50); !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrFailed) {
 		t.Fatalf("TruncateFront with no space at all: %v, want ENOSPC and a usable log", err)
 	}
@@ -88,7 +90,8 @@ func TestTruncateFrontOnAFullDiskFailsCleanly(t *testing.T) {
 	checkRange(t, l, 1, 101)
 }
 
-// TestOpenOnAFullDisk: Open of an existing log must not need new space:
+// TestOpenOnAFullDisk: Open of an existing log must not need new space
+// (a new log on a full disk still fails to open: it has nothing to free):
 // neither to restore the preallocation of an active segment that recovery
 // cut, nor to preallocate the segment it starts after a sealed one.
 func TestOpenOnAFullDisk(t *testing.T) {

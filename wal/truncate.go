@@ -88,25 +88,31 @@ func (l *Log) truncateFront(index uint64) error {
 // commitFront writes the meta file that commits a TruncateFront; its
 // rename is the commit point. On a full disk (ENOSPC) it gives back the
 // active segment's preallocated space and tries once more, so that an
-// application can release records to free space. A failure before the
-// rename leaves the log as it was, and usable; from the rename on, the
-// meta file's state is unknown and the log fails. Called with mu held.
+// application can release records to free space; if there is still no
+// room, the log is left as it was, and usable (nothing was committed, and
+// the temporary file is gone). Any other failure fails the log, as every
+// failed file operation does. Called with mu held.
 func (l *Log) commitFront(m recovery.Meta) error {
 	watch := &commitWatch{FS: l.fs}
 	l.mu.Unlock()
 	err := recovery.WriteMeta(watch, l.dir, m)
 	l.mu.Lock()
-	if errors.Is(err, syscall.ENOSPC) && !watch.renamed {
-		if err = l.releasePrealloc(); err == nil {
-			l.mu.Unlock()
-			err = recovery.WriteMeta(watch, l.dir, m)
-			l.mu.Lock()
+	if !errors.Is(err, syscall.ENOSPC) || watch.renamed {
+		if err != nil {
+			return l.fail(err)
 		}
+		return nil
 	}
+	if err := l.releasePrealloc(); err != nil {
+		return err
+	}
+	l.mu.Unlock()
+	err = recovery.WriteMeta(watch, l.dir, m)
+	l.mu.Lock()
 	switch {
 	case err == nil:
 		return nil
-	case watch.renamed:
+	case !errors.Is(err, syscall.ENOSPC) || watch.renamed:
 		return l.fail(err)
 	}
 	return fmt.Errorf("journal: TruncateFront(%d): %w", m.FirstIndex, err)

@@ -207,7 +207,7 @@ func (l *Log) recover() error {
 		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer})
 	}
 	if l.active == nil {
-		return l.startSegment()
+		return l.startSegment(len(st.Segments) > 0)
 	}
 	return nil
 }
@@ -232,10 +232,13 @@ func (l *Log) resume(s recovery.Segment) error {
 }
 
 // startSegment creates a new active segment starting at l.next, at Open.
-// On a full disk it is created without preallocation, as resume does.
-func (l *Log) startSegment() (err error) {
+// When the log existed (its newest segment is sealed) and the disk is
+// full, the segment is created without preallocation, as resume does, so
+// that the application can open the log and release records. A new log
+// on a full disk fails to open: it has nothing to release.
+func (l *Log) startSegment(existing bool) (err error) {
 	l.active, err = l.create(l.next, l.opts.SegmentSize)
-	if errors.Is(err, syscall.ENOSPC) {
+	if existing && errors.Is(err, syscall.ENOSPC) {
 		l.opts.Logger.Warn("journal: disk full; the new segment is not preallocated", "first", l.next)
 		l.active, err = l.create(l.next, 0)
 	}
