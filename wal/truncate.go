@@ -93,29 +93,23 @@ func (l *Log) truncateFront(index uint64) error {
 // the temporary file is gone). Any other failure fails the log, as every
 // failed file operation does. Called with mu held.
 func (l *Log) commitFront(m recovery.Meta) error {
-	watch := &commitWatch{FS: l.fs}
-	l.mu.Unlock()
-	err := recovery.WriteMeta(watch, l.dir, m)
-	l.mu.Lock()
-	if !errors.Is(err, syscall.ENOSPC) || watch.renamed {
-		if err != nil {
+	for retried := false; ; retried = true {
+		watch := &commitWatch{FS: l.fs}
+		l.mu.Unlock()
+		err := recovery.WriteMeta(watch, l.dir, m)
+		l.mu.Lock()
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.ENOSPC) || watch.renamed:
 			return l.fail(err)
+		case retried:
+			return fmt.Errorf("journal: TruncateFront(%d): %w", m.FirstIndex, err)
 		}
-		return nil
+		if err := l.releasePrealloc(); err != nil {
+			return err
+		}
 	}
-	if err := l.releasePrealloc(); err != nil {
-		return err
-	}
-	l.mu.Unlock()
-	err = recovery.WriteMeta(watch, l.dir, m)
-	l.mu.Lock()
-	switch {
-	case err == nil:
-		return nil
-	case !errors.Is(err, syscall.ENOSPC) || watch.renamed:
-		return l.fail(err)
-	}
-	return fmt.Errorf("journal: TruncateFront(%d): %w", m.FirstIndex, err)
 }
 
 // releasePrealloc trims the active segment's preallocated space after its
