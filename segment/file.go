@@ -27,7 +27,7 @@ func ParseName(name string) (first uint64, ok bool) {
 
 // Create makes a new, empty segment durably and returns it open for writing.
 // The header is written to a temporary file, preallocated to prealloc
-// bytes, synced, renamed into place and the directory synced, so a segment
+// bytes (not at all when prealloc is 0: a log opening on a full disk), synced, renamed into place and the directory synced, so a segment
 // file under its final name always has a durable header.
 func Create(fsys vfs.FS, dir string, first uint64, prealloc int64) (vfs.File, Header, error) {
 	h := Header{FirstIndex: first, Salt: rand.Uint64()}
@@ -56,8 +56,10 @@ func writeNew(fsys vfs.FS, f vfs.File, h Header, prealloc int64, tmp, final stri
 	if _, err := f.WriteAt(appendHeader(nil, h), 0); err != nil {
 		return err
 	}
-	if err := f.Preallocate(prealloc); err != nil {
-		return err
+	if prealloc > 0 {
+		if err := f.Preallocate(prealloc); err != nil {
+			return err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return err

@@ -95,7 +95,7 @@ func (r *Reader) check() (*readSpan, bool, error) {
 	l := r.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.isClosed() {
 		return nil, false, ErrClosed
 	}
 	if r.next == 0 {

@@ -83,6 +83,15 @@ func (d *Driver) Batch(sizes ...int) bool {
 	if d.failed.Load() {
 		return false
 	}
+	return d.stop(d.batch(sizes))
+}
+
+// AppendNow appends one record with n bytes of filler, even after a call
+// failed, and returns the log's error: for tests of what a failed log
+// does. The model learns of it like of any append.
+func (d *Driver) AppendNow(n int) error { return d.batch([]int{n}) }
+
+func (d *Driver) batch(sizes []int) error {
 	ids := make([]uint64, len(sizes))
 	recs := make([][]byte, len(sizes))
 	for i, n := range sizes {
@@ -104,7 +113,7 @@ func (d *Driver) Batch(sizes ...int) bool {
 		d.m.Ack(ids, first, d.Opts.NoSync)
 		d.mu.Unlock()
 	}
-	return d.stop(err)
+	return err
 }
 
 // Sync calls Sync.

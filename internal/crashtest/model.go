@@ -180,18 +180,44 @@ func (m *Model) EndTruncate() {
 }
 
 func (m *Model) apply(t truncation) {
+	dropped := func(i uint64) bool { return (t.front && i < t.index) || (!t.front && i > t.index) }
 	for i := range m.Acked {
-		if (t.front && i < t.index) || (!t.front && i > t.index) {
+		if dropped(i) {
 			delete(m.Acked, i)
 		}
 	}
-	for i := range m.written {
-		if !t.front && i > t.index {
+	cut := map[*group]bool{}
+	for i, rec := range m.written {
+		if dropped(i) {
+			// A record a truncation dropped must never come back, not
+			// even as an unacknowledged one.
 			delete(m.written, i)
+			id, _ := PayloadID(rec)
+			cut[m.pending[id]] = true
+			delete(m.pending, id)
 		}
+	}
+	for g := range cut {
+		m.shrink(g)
 	}
 	if t.front {
 		m.First = t.index
+	}
+}
+
+// shrink replaces group g, some of whose records a truncation dropped, by
+// the group of those it kept: a batch cut short by TruncateBack is whole
+// without its dropped records. g itself is left alone, as a clone of the
+// model may share it.
+func (m *Model) shrink(g *group) {
+	kept := &group{data: g.data}
+	for _, id := range g.ids {
+		if m.pending[id] == g {
+			kept.ids = append(kept.ids, id)
+		}
+	}
+	for _, id := range kept.ids {
+		m.pending[id] = kept
 	}
 }
 
@@ -268,6 +294,7 @@ func (m *Model) clone() *Model {
 	c := *m
 	c.Acked = maps.Clone(m.Acked)
 	c.written = maps.Clone(m.written)
+	c.pending = maps.Clone(m.pending)
 	return &c
 }
 
