@@ -15,8 +15,8 @@ type judge struct {
 	newest bool
 	first  uint64 // the log's first live index: damage below it is released
 	limit  uint64 // the last record a committed TruncateBack keeps (0: none)
-	// found gathers the damage of one pass over the frames; confirmed
-	// holds the stops found damaged again on fresh reads.
+	// found gathers the damage the frames show; confirmed holds the
+	// stops already read afresh (see frames).
 	found     []Damage
 	confirmed map[int64]bool
 	rechecks  int
