@@ -199,7 +199,8 @@ func (j *judge) end(sc *segment.Scanner, tail segment.Tail, footerWhy string) {
 	cutOff, cutNext := sc.Cut()
 	read := seg.Header.FirstIndex + uint64(len(seg.Offsets)) // after the last valid frame
 	if !j.newest {
-		seg.Next = read
+		// Where salvage would reseal it, when its records are intact.
+		seg.Next, seg.End = read, cutOff
 		why := "footer " + footerWhy
 		if sc.Sealed() {
 			why = "footer trailer damaged"

@@ -134,7 +134,8 @@ type SalvageOptions struct {
 
 // ErrNoSalvage is returned (wrapped) by PlanSalvage for damage salvage
 // must not cut: a newer format version, a damaged meta file, a damaged
-// snapshot or one the log starts after.
+// snapshot or one the log starts after (also when it would start after it
+// once salvage moved its first index past missing records).
 var ErrNoSalvage = errors.New("journal: salvage refused")
 
 // Empty reports whether the plan changes nothing.
@@ -158,23 +159,36 @@ func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, err
 	at := func(path string) int {
 		return slices.IndexFunc(segs, func(s Segment) bool { return s.Path == path })
 	}
+	// Damage salvage refuses, wherever it lies: a cut at earlier damage
+	// would leave it, and the log unopenable. Missing records at the start
+	// are planned here too, for the same reason: the first segment's
+	// damage may come first in log order and end the search for a cut.
 	for _, d := range rep.Damage {
-		switch d.Kind {
-		case KindMeta:
+		switch {
+		case d.Kind == KindMeta:
 			return nil, fmt.Errorf("%w: %s: the meta file holds the log's first index and pending truncations; "+
 				"salvage cannot rebuild it (restore it from a backup)", ErrNoSalvage, d)
-		case KindVersion:
+		case d.Kind == KindVersion:
 			return nil, fmt.Errorf("%w: %s: written by a newer version of journal; use that version", ErrNoSalvage, d)
+		case d.Kind == KindSnapshot && d.Index == 0: // the snapshot file itself, not where the log meets it
+			return nil, fmt.Errorf("%w: %s: restore the snapshot from a backup, or have the application write a new one",
+				ErrNoSalvage, d)
+		case d.Kind == KindMissing && p.Restart == nil:
+			p.Restart = planRestart(rep, d)
+			if snapshot != 0 && p.Restart.First > snapshot+1 {
+				return nil, fmt.Errorf("%w: %s: the log would start at %d, after the snapshot (as of %d): "+
+					"restore the missing segments from a backup, or have the application write a new snapshot",
+					ErrNoSalvage, d, p.Restart.First, snapshot)
+			}
+			if p.Restart.Fresh {
+				return p, nil // every segment holds only released records
+			}
 		}
 	}
 	for _, d := range inLogOrder(rep) {
 		switch d.Kind {
 		case KindMissing:
-			p.Restart = planRestart(rep, d)
-			if p.Restart.Fresh {
-				return p, nil // every segment holds only released records
-			}
-			continue
+			continue // planned above
 		case KindSnapshot:
 			if p.Cut != nil || d.Index == 0 || d.Index > snapshot || len(segs) == 0 {
 				return nil, fmt.Errorf("%w: %s: restore the snapshot from a backup, or have the application write a new one",
@@ -258,6 +272,9 @@ func planCut(fsys vfs.FS, rep *State, i int, d Damage, snapshot uint64) (*Cut, e
 			return nil, err
 		}
 	}
+	// Records below the log's first live index were released, not given
+	// up: a cut among them leaves an empty log that starts there.
+	c.Index = max(c.Index, rep.FirstIndex)
 	if snapshot != 0 && c.Index <= snapshot {
 		// The log would end before the snapshot: continue after it.
 		c.Covered = snapshot + 1 - c.Index
@@ -339,7 +356,7 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 	}
 	p.Quarantine = q
 	for _, path := range p.Reseal {
-		if err := reseal(fsys, path); err != nil {
+		if err := p.reseal(fsys, path); err != nil {
 			return err
 		}
 	}
@@ -532,30 +549,26 @@ func copyBytes(fsys vfs.FS, r io.Reader, dst string) error {
 	return nil
 }
 
-// reseal writes the footer of a segment whose records are intact.
-func reseal(fsys vfs.FS, path string) error {
-	h, err := segment.OpenHandle(fsys, path)
-	if err != nil {
-		return fmt.Errorf("journal: salvage: %w", err)
+// reseal writes the footer of a segment whose records are intact, after
+// the records the walk found: a scan of its own would stop at damage in
+// records already released, which the walk stepped over.
+func (p *SalvagePlan) reseal(fsys vfs.FS, path string) error {
+	i := slices.IndexFunc(p.Report.Segments, func(s Segment) bool { return s.Path == path })
+	if i < 0 {
+		return fmt.Errorf("journal: salvage: %s is not a live segment", path)
 	}
-	defer h.Close()
-	sc := h.Scan()
-	var offsets []int64
-	for sc.Next() {
-		offsets = append(offsets, sc.Frame().Offset)
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("journal: salvage: read %s: %w", path, err)
-	}
-	at, next := sc.Cut()
-	if next != h.Header().FirstIndex+uint64(len(offsets)) {
-		return fmt.Errorf("journal: salvage: %s changed since it was checked", path)
-	}
+	seg := p.Report.Segments[i]
 	f, err := openRW(fsys, path)
 	if err != nil {
 		return err
 	}
-	_, err = segment.Seal(f, h.Header(), at, offsets)
+	size, err := f.Size()
+	if err == nil && size != seg.Size {
+		err = fmt.Errorf("it changed since it was checked (%d bytes, then %d)", size, seg.Size)
+	}
+	if err == nil {
+		_, err = segment.Seal(f, seg.Header, seg.End, seg.Offsets)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

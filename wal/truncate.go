@@ -35,6 +35,9 @@ func (l *Log) TruncateFront(index uint64) error {
 	if index == l.first {
 		return nil
 	}
+	if err := l.syncKept(); err != nil {
+		return err
+	}
 	m := l.meta
 	m.FirstIndex = index
 	// The meta file's rename is the commit point.
@@ -57,6 +60,23 @@ func (l *Log) TruncateFront(index uint64) error {
 		// the log stops here like after any failed file operation.
 		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
 	}
+	return nil
+}
+
+// syncKept makes the active segment durable before a truncation commits.
+// With NoSync its records may not be yet, and a meta file that names
+// records a crash then takes away (a first index past the end of the log,
+// records a TruncateBack keeps) leaves a log that Open refuses. Called
+// with mu held and the log idle.
+func (l *Log) syncKept() error {
+	a := l.active
+	if a.synced >= a.tail {
+		return nil
+	}
+	if err := a.f.Sync(); err != nil {
+		return l.fail(fmt.Errorf("journal: fdatasync %s: %w", a.path, err))
+	}
+	a.synced = a.tail
 	return nil
 }
 
@@ -125,6 +145,9 @@ func (l *Log) TruncateBack(index uint64) error {
 	}
 	if index == l.last {
 		return nil
+	}
+	if err := l.syncKept(); err != nil {
+		return err
 	}
 	m := l.meta
 	m.Back, m.BackPending = index, true
