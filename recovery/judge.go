@@ -63,29 +63,75 @@ func (j *judge) run() error {
 	return err
 }
 
-// records reads every live record a valid footer indexes (a deep walk).
+// records reads every live record of a sealed segment (a deep walk) the
+// way a Reader does: frame by frame, from the first live record (which the
+// footer locates) to the last. Damage between records, in a sync frame
+// or in padding, stops a Reader as surely as damage in a record. After
+// damage the walk goes on at the next record the footer locates.
 func (j *judge) records() error {
 	seg, h := j.seg, j.h
-	for k := range seg.Footer.Count {
-		i := seg.First + uint64(k)
-		if i < j.first {
-			continue // released: never read again
+	k := int64(max(j.first, seg.First) - seg.First)
+	for k < int64(seg.Footer.Count) {
+		f, _, err := h.Record(seg.Footer, k)
+		if err == nil {
+			var resume uint64
+			if resume, err = j.scanSealed(f.Offset, seg.First+uint64(k)); err != nil || resume == 0 {
+				return err
+			}
+			k = int64(resume - seg.First)
+			continue
 		}
-		f, rec, err := h.Record(seg.Footer, k)
-		if d, ok := damageOf(KindRecord, seg.Path, err); ok {
+		d, ok := damageOf(KindRecord, seg.Path, err)
+		if !ok {
+			return err
+		}
+		seg.Intact = false
+		j.w.damage(d)
+		if j.w.stop() {
+			return nil
+		}
+		k++
+	}
+	return nil
+}
+
+// scanSealed reads a sealed segment's frames from record index at off to
+// its last record. It returns 0 when it got there, or, after damage it
+// reported, the record to go on from.
+func (j *judge) scanSealed(off int64, index uint64) (uint64, error) {
+	seg := j.seg
+	sc := j.h.ScanFrom(off, index)
+	expect := index
+	// Up to the last record, not to the footer: a TruncateBack seals
+	// after the records it keeps, and the dropped records' frames may lie
+	// between them and the footer; a Reader stops at the last record too.
+	for expect < seg.Next && sc.Next() {
+		f := sc.Frame()
+		expect = f.Index + 1
+		rec, err := segment.Decompress(f.Codec, f.Data)
+		if err != nil {
 			seg.Intact = false
-			j.w.damage(d)
+			j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: f.Offset, Index: f.Index, Reason: err.Error()})
 			if j.w.stop() {
-				return nil
+				return 0, nil
 			}
 			continue
-		} else if err != nil {
-			return err
 		}
 		seg.Stored += int64(len(f.Data))
 		seg.Decoded += int64(len(rec))
 	}
-	return nil
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("journal: read %s: %w", seg.Path, err)
+	}
+	if expect == seg.Next {
+		return 0, nil
+	}
+	seg.Intact = false
+	j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: sc.Offset(), Index: expect, Reason: sc.Why()})
+	if j.w.stop() || expect+1 >= seg.Next {
+		return 0, nil
+	}
+	return expect + 1, nil
 }
 
 // frames walks a segment without a valid footer frame by frame (steps 4
