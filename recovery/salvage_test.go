@@ -150,6 +150,66 @@ var scenarios = []scenario{
 		name: "DamageAfterTheSnapshot", snap: 100, damage: flipRecord(128, 150),
 		cutFile: 128, cutOffset: 512 * 23, givenUp: 151, first: 1, last: 149,
 	},
+	{
+		// Check used to skip the missing start once it had found other
+		// damage, and salvage cut at the damage only: the log still did
+		// not open.
+		name: "FirstSegmentRemovedAndLaterDamage",
+		damage: func(t *testing.T, fsys vfs.FS) {
+			remove(t, fsys, path(1))
+			flipRecord(128, 150)(t, fsys)
+		},
+		cutFile: 128, cutOffset: 512 * 23, givenUp: 151, first: 128, last: 149,
+	},
+	{
+		// The header damage comes first in log order: the restart must
+		// be planned all the same.
+		name: "FirstSegmentRemovedAndNextHeaderDamaged",
+		damage: func(t *testing.T, fsys vfs.FS) {
+			remove(t, fsys, path(1))
+			mutate(t, fsys, path(128), func(f vfs.File) error {
+				_, err := f.WriteAt([]byte{0xff}, 17)
+				return err
+			})
+		},
+		cutFile: 128, cutOffset: 0, givenUp: 173, first: 128, last: 127,
+	},
+	{
+		// The footer's segment holds damage in records TruncateFront
+		// released, which the walk steps over: reseal used to scan on its
+		// own, stop there and seal too few records.
+		name: "ResealStepsOverDamageInReleasedRecords", reseal: 1,
+		damage: func(t *testing.T, fsys vfs.FS) {
+			truncateFront(t, fsys, 50)
+			flipRecord(1, 10)(t, fsys)
+			mutate(t, fsys, path(1), func(f vfs.File) error { return f.Truncate(512 * 128) })
+		},
+		first: 50, last: 300,
+	},
+}
+
+func remove(t *testing.T, fsys vfs.FS, name string) {
+	t.Helper()
+	if err := fsys.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func truncateFront(t *testing.T, fsys vfs.FS, i uint64) {
+	t.Helper()
+	l, err := wal.Open(dir, options(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateFront(i); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // salvage plans and applies a salvage of fsys's log.
@@ -328,6 +388,30 @@ func TestSalvageRefuses(t *testing.T) {
 			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (newer version)", err)
 		}
 	})
+	t.Run("DamagedSnapshotBehindSegmentDamage", func(t *testing.T) {
+		// Salvage used to cut at the segment damage and leave the
+		// damaged snapshot, and with it a log Open refuses.
+		fsys := build(t, 100)
+		flipRecord(128, 150)(t, fsys)
+		mutate(t, fsys, filepath.Join(dir, checkpoint.FileName), func(f vfs.File) error {
+			_, err := f.WriteAt([]byte{0xff}, 30) // in the contents
+			return err
+		})
+		_, err := recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{Snapshot: 100})
+		if !errors.Is(err, recovery.ErrNoSalvage) || !strings.Contains(err.Error(), "snapshot") {
+			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (snapshot)", err)
+		}
+	})
+	t.Run("MissingStartAfterTheSnapshot", func(t *testing.T) {
+		// Starting the log at its first segment (128) would leave records
+		// 101-127 missing between it and the snapshot.
+		fsys := build(t, 100)
+		remove(t, fsys, path(1))
+		_, err := recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{Snapshot: 100})
+		if !errors.Is(err, recovery.ErrNoSalvage) || !strings.Contains(err.Error(), "after the snapshot") {
+			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (after the snapshot)", err)
+		}
+	})
 	t.Run("NothingToDo", func(t *testing.T) {
 		fsys := build(t, 0)
 		p, err := recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{})
@@ -388,4 +472,51 @@ func readAll(t *testing.T, fsys vfs.FS, d string) map[string]string {
 		}
 	}
 	return m
+}
+
+// TestSalvageCutAmongReleasedRecords damages a batch that TruncateFront
+// released in part: the cut falls before the batch, among released
+// records, and salvage used to report them as given up and the log as
+// ending at 1. The records given up start at the first live one.
+func TestSalvageCutAmongReleasedRecords(t *testing.T) {
+	fsys := crashfs.New()
+	l, err := wal.Open(dir, options(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(_ uint64, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Append(record(1)))
+	must(l.AppendBatch([][]byte{record(2), record(3), record(4), record(5)}))
+	must(0, l.TruncateFront(4))
+	must(l.Append(record(6))) // proves the batch durable
+	must(0, l.Close())
+	h, err := segment.OpenHandle(fsys, path(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := h.Scan()
+	var at int64
+	for sc.Next() {
+		if sc.Frame().Index == 5 {
+			at = sc.Frame().Offset
+		}
+	}
+	h.Close()
+	mutate(t, fsys, path(1), func(f vfs.File) error {
+		_, err := f.WriteAt([]byte{0xff}, at+40) // record 5's payload
+		return err
+	})
+	p, err := salvage(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Cut; c == nil || c.Index != 4 || c.Records != 3 {
+		t.Fatalf("cut %+v, want one giving up records 4 to 6", c)
+	}
+	scenario{first: 4, last: 3}.check(t, fsys)
 }

@@ -35,9 +35,6 @@ func (l *Log) TruncateFront(index uint64) error {
 	if index == l.first {
 		return nil
 	}
-	if err := l.syncKept(); err != nil {
-		return err
-	}
 	m := l.meta
 	m.FirstIndex = index
 	// The meta file's rename is the commit point.
@@ -63,11 +60,12 @@ func (l *Log) TruncateFront(index uint64) error {
 	return nil
 }
 
-// syncKept makes the active segment durable before a truncation commits.
-// With NoSync its records may not be yet, and a meta file that names
-// records a crash then takes away (a first index past the end of the log,
-// records a TruncateBack keeps) leaves a log that Open refuses. Called
-// with mu held and the log idle.
+// syncKept makes the active segment durable before a TruncateBack
+// commits. With NoSync its records may not be yet, and a meta file whose
+// pending TruncateBack keeps records a crash then took away is a log Open
+// refuses. (TruncateFront needs no such sync: a log whose first index lies
+// past its last record opens empty, from that index.) Called with mu held
+// and the log idle.
 func (l *Log) syncKept() error {
 	a := l.active
 	if a.synced >= a.tail {
