@@ -59,7 +59,7 @@ func (f *agreeFigures) String() string {
 // agreeBudget is how many cases the default run checks, or for how long:
 // JOURNAL_AGREE_CASES=N or JOURNAL_AGREE_TIME=3m run more.
 func agreeBudget(t testing.TB) (cases int, until time.Time) {
-	cases = 400
+	cases = 2000
 	if testing.Short() {
 		cases = 60
 	}
