@@ -95,7 +95,7 @@ func (j *judge) records() error {
 	return nil
 }
 
-// scanSealed reads a sealed segment's frames from record index at off to
+// scanSealed reads a segment's frames from record index at off to
 // its last record. It returns 0 when it got there, or, after damage it
 // reported, the record to go on from.
 func (j *judge) scanSealed(off int64, index uint64) (uint64, error) {
@@ -311,5 +311,24 @@ func (j *judge) prepareSeal() error {
 	seg.SealAt = segment.AlignSector(seg.Offsets[keep])
 	seg.Offsets = seg.Offsets[:keep]
 	seg.Sealed, seg.Next, seg.Intact = false, back+1, true
+	if !j.w.deep {
+		return nil
+	}
+	return j.keptRecords()
+}
+
+// keptRecords reads the live records a committed TruncateBack keeps (a
+// deep walk), frame by frame as a Reader will once Repair has sealed the
+// segment after them.
+func (j *judge) keptRecords() error {
+	seg := j.seg
+	k := int64(max(j.first, seg.First) - seg.First)
+	for k < int64(len(seg.Offsets)) {
+		resume, err := j.scanSealed(seg.Offsets[k], seg.First+uint64(k))
+		if err != nil || resume == 0 {
+			return err
+		}
+		k = int64(resume - seg.First)
+	}
 	return nil
 }

@@ -27,15 +27,18 @@ import (
 //     log order.
 //  2. A segment whose records are all intact and that continues into the
 //     next segment, but whose footer is missing or damaged, is resealed:
-//     its footer is written again, nothing is given up. Go on with the
-//     next damage.
+//     its footer is written again, after the records the walk found,
+//     nothing is given up. Go on with the next damage.
 //  3. At the first other damage the log is cut: it will end at the last
 //     sector-aligned commit point before the damage (Scanner.Cut), in the
 //     damaged segment, which becomes the newest. A segment whose header is
 //     unreadable, or that does not continue the previous one, is dropped
 //     whole (if it was the first, an empty segment replaces it so that
-//     indexes go on where they were). Every record indexed at or after the
-//     cut is given up.
+//     indexes go on where they were). Every live record indexed at or
+//     after the cut is given up (records already released are not counted).
+//     Records missing before the first segment (a removed segment file)
+//     are planned first, wherever that damage falls in log order: the log
+//     restarts at its first segment (Restart).
 //  4. Before anything changes, every file that will change or go is copied,
 //     whole, into a new quarantine directory beside the segments
 //     (QuarantinePrefix + UTC time), with a README saying what was cut
@@ -217,6 +220,18 @@ func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, err
 		}
 		p.Cut = c
 		break
+	}
+	if n := len(segs); p.Cut == nil && n > 0 && snapshot != 0 && rep.NextIndex() <= snapshot {
+		// Check does not judge where the log meets the snapshot once it
+		// has found other damage: the log left by reseals alone must
+		// still reach the snapshot, or it continues after it.
+		d := endsBeforeSnapshot(rep.Dir, snapshot, rep.NextIndex())
+		d.Offset = segs[n-1].End
+		c, err := planCut(fsys, rep, n-1, d, snapshot)
+		if err != nil {
+			return nil, err
+		}
+		p.Cut = c
 	}
 	return p, nil
 }

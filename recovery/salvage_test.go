@@ -186,6 +186,16 @@ var scenarios = []scenario{
 		},
 		first: 50, last: 300,
 	},
+	{
+		// The log ends before the snapshot, and a footer is missing too:
+		// Check leaves the snapshot unjudged after damage, and salvage
+		// used to reseal only, leaving a log that ends before it.
+		name: "ResealAndLogEndsBeforeTheSnapshot", snap: 310, reseal: 1,
+		damage: func(t *testing.T, fsys vfs.FS) {
+			mutate(t, fsys, path(1), func(f vfs.File) error { return f.Truncate(512 * 128) })
+		},
+		cutFile: 255, cutOffset: 0, givenUp: 0, first: 311, last: 310,
+	},
 }
 
 func remove(t *testing.T, fsys vfs.FS, name string) {
@@ -519,4 +529,29 @@ func TestSalvageCutAmongReleasedRecords(t *testing.T) {
 		t.Fatalf("cut %+v, want one giving up records 4 to 6", c)
 	}
 	scenario{first: 4, last: 3}.check(t, fsys)
+}
+
+// TestCheckReadsRecordsAPendingTruncateBackKeeps damages a record that a
+// committed but unfinished TruncateBack keeps, in a sealed segment: Check
+// and Open with Verify must report it (Repair would seal the segment after
+// it, and Readers stop there). They used to take the kept records' offsets
+// from the footer unread.
+func TestCheckReadsRecordsAPendingTruncateBackKeeps(t *testing.T) {
+	fsys := build(t, 0)
+	if err := recovery.WriteMeta(fsys, dir, recovery.Meta{BackPending: true, Back: 200}); err != nil {
+		t.Fatal(err)
+	}
+	flipRecord(128, 150)(t, fsys)
+	rep, err := recovery.Check(fsys, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 1 || rep.Damage[0].Index != 150 || rep.Damage[0].Path != path(128) {
+		t.Fatalf("Check: damage %v, want record 150 in %s", rep.Damage, path(128))
+	}
+	_, err = recovery.Scan(fsys, dir, recovery.Options{Verify: true})
+	var ce *segment.CorruptionError
+	if !errors.As(err, &ce) || ce.Path != rep.Damage[0].Path || ce.Offset != rep.Damage[0].Offset {
+		t.Fatalf("Scan with Verify: %v, want the damage Check found (%s)", err, rep.Damage[0])
+	}
 }

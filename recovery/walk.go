@@ -300,11 +300,17 @@ func (w *walker) snapshot() error {
 			"the snapshot covers the log up to index %d, but the log starts at %d: records %d to %d are missing between them",
 			h.Index, first, h.Index+1, first-1)})
 	case next <= h.Index:
-		w.damage(Damage{Kind: KindSnapshot, Path: path, Index: next, Reason: fmt.Sprintf(
-			"the snapshot covers the log up to index %d, but the log ends at %d: records are missing between them",
-			h.Index, next-1)})
+		w.damage(endsBeforeSnapshot(st.Dir, h.Index, next))
 	}
 	return nil
+}
+
+// endsBeforeSnapshot is the damage of a log whose next index is next, which
+// ends before the snapshot (as of snap) it must continue.
+func endsBeforeSnapshot(dir string, snap, next uint64) Damage {
+	return Damage{Kind: KindSnapshot, Path: filepath.Join(dir, checkpoint.FileName), Index: next, Reason: fmt.Sprintf(
+		"the snapshot covers the log up to index %d, but the log ends at %d: records are missing between them",
+		snap, next-1)}
 }
 
 // openRW opens a file for Repair and salvage.
