@@ -130,6 +130,15 @@ func (h history) has(i uint64, rec []byte) bool {
 	return slices.ContainsFunc(h[i], func(b []byte) bool { return bytes.Equal(b, rec) })
 }
 
+// next is the index after the highest ever appended.
+func (h history) next() uint64 {
+	n := uint64(1)
+	for i := range h {
+		n = max(n, i+1)
+	}
+	return n
+}
+
 // agreeCase builds, damages and judges one state. Its error describes the
 // disagreement and how the state was made.
 func agreeCase(rng *rand.Rand, fig *agreeFigures) error {
@@ -494,6 +503,10 @@ func agreeSalvage(b *built, fig *agreeFigures) error {
 		return fmt.Errorf("Check found damage (%s), but salvage plans nothing", rep.Damage[0])
 	}
 	wantFirst, wantNext := predict(plan, rep)
+	if c := plan.Cut; c != nil && c.Records > 0 && c.Index+c.Records > b.hist.next() {
+		return fmt.Errorf("salvage (%s) would give up %d records from %d, but only indexes below %d were ever appended",
+			describePlan(plan), c.Records, c.Index, b.hist.next())
+	}
 	if err := plan.Apply(fsys, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)); err != nil {
 		return fmt.Errorf("salvage Apply: %w", err)
 	}

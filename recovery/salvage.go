@@ -96,7 +96,9 @@ type Cut struct {
 	// next append gets Index.
 	Index uint64
 	// Records is how many records had been indexed at or after Index
-	// (readable or not): what the log gives up.
+	// (readable or not) in segments whose header is readable: what the
+	// log gives up. Records in a segment whose header is unreadable are
+	// not counted: nothing says how many it held.
 	Records uint64
 	// Bytes is how many bytes leave the log: the segment's bytes after
 	// Offset and every later segment.
@@ -296,9 +298,12 @@ func planCut(fsys vfs.FS, rep *State, i int, d Damage, snapshot uint64) (*Cut, e
 		c.Offset, c.Index, c.Snapshot, c.Fresh = 0, snapshot+1, snapshot, snapshot+1
 	}
 	c.Bytes = s.Size - c.Offset
+	// Only segments whose header is readable say what they held: the
+	// name of one that is not (a foreign or truncated file) proves no
+	// record exists, and counting up to it gave up records never written.
 	known := c.Index
 	for _, t := range rep.Segments[i:] {
-		known = max(known, t.Next, t.First)
+		known = max(known, t.Next)
 	}
 	for _, t := range rep.Segments[i+1:] {
 		c.Later = append(c.Later, t.Path)

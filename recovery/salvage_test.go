@@ -196,6 +196,25 @@ var scenarios = []scenario{
 		},
 		cutFile: 255, cutOffset: 0, givenUp: 0, first: 311, last: 310,
 	},
+	{
+		// A foreign file under a later segment's name: its name proves
+		// no record, and salvage used to count records 301 to 999 as
+		// given up.
+		name: "ForeignFileUnderALaterSegmentName",
+		damage: func(t *testing.T, fsys vfs.FS) {
+			f, err := fsys.OpenFile(path(1000), os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte("not a journal segment\n"), 0)
+			f.Sync()
+			f.Close()
+			if err := fsys.SyncDir(dir); err != nil {
+				t.Fatal(err)
+			}
+		},
+		cutFile: 255, cutOffset: 512 * 48, givenUp: 0, first: 1, last: 300, // after the sync frame Close wrote
+	},
 }
 
 func remove(t *testing.T, fsys vfs.FS, name string) {
