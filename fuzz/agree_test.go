@@ -48,6 +48,9 @@ type agreeFigures struct {
 	clean, torn, damaged                           int
 	salvaged, refused                              int
 	disagreements                                  int
+	// refusedFor counts salvage refusals by the kind of the damage that
+	// made salvage refuse.
+	refusedFor map[recovery.Kind]int
 }
 
 func (f *agreeFigures) String() string {
@@ -106,6 +109,7 @@ func TestAgreement(t *testing.T) {
 		}
 	}
 	t.Log(fig.String())
+	t.Logf("salvage refused for: %v", fig.refusedFor)
 }
 
 // FuzzAgreement runs one case per input: the seed and case number of
@@ -491,9 +495,14 @@ func agreeSalvage(b *built, fig *agreeFigures) error {
 	plan, err := recovery.PlanSalvageFor(fsys, rep, rep.Snapshot)
 	if errors.Is(err, recovery.ErrNoSalvage) {
 		fig.refused++
-		if !slices.ContainsFunc(rep.Damage, func(d recovery.Damage) bool { return refusable(d, rep.Snapshot) }) {
+		i := slices.IndexFunc(rep.Damage, func(d recovery.Damage) bool { return refusable(d, rep.Snapshot) })
+		if i < 0 {
 			return fmt.Errorf("salvage refused damage it does not document refusing (%s): %v", rep.Damage[0], err)
 		}
+		if fig.refusedFor == nil {
+			fig.refusedFor = map[recovery.Kind]int{}
+		}
+		fig.refusedFor[rep.Damage[i].Kind]++
 		return nil
 	}
 	if err != nil {
