@@ -291,22 +291,8 @@ func (j *judge) prepareSeal() error {
 			return err
 		}
 		seg.Offsets = offs
-	} else {
-		sc := j.h.Scan()
-		for len(seg.Offsets) <= keep && sc.Next() {
-			seg.Offsets = append(seg.Offsets, sc.Frame().Offset)
-		}
-		if err := sc.Err(); err != nil {
-			return fmt.Errorf("journal: read %s: %w", seg.Path, err)
-		}
-		if len(seg.Offsets) < keep {
-			j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: sc.Offset(), Index: seg.First + uint64(len(seg.Offsets)),
-				Reason: "records a committed TruncateBack keeps are damaged: " + sc.Why()})
-			return nil
-		}
-		if len(seg.Offsets) == keep {
-			seg.Offsets = append(seg.Offsets, sc.Offset())
-		}
+	} else if done, err := j.keptOffsets(keep); err != nil || !done {
+		return err
 	}
 	seg.SealAt = segment.AlignSector(seg.Offsets[keep])
 	seg.Offsets = seg.Offsets[:keep]
@@ -315,6 +301,49 @@ func (j *judge) prepareSeal() error {
 		return nil
 	}
 	return j.keptRecords()
+}
+
+// keptOffsets scans an unsealed segment for the offsets of its first keep
+// records and of the frame after them (or the end of the valid data),
+// stepping over damage in records already released as the ordinary walk
+// does. It reports false when it reported the kept records damaged.
+func (j *judge) keptOffsets(keep int) (bool, error) {
+	seg := j.seg
+	off, next := int64(segment.DataStart), seg.First
+	for {
+		sc := j.h.ScanFrom(off, next)
+		for len(seg.Offsets) <= keep && sc.Next() {
+			f := sc.Frame()
+			for uint64(len(seg.Offsets)) < f.Index-seg.First {
+				seg.Offsets = append(seg.Offsets, f.Offset) // stepped over: released
+			}
+			seg.Offsets = append(seg.Offsets, f.Offset)
+		}
+		if err := sc.Err(); err != nil {
+			return false, fmt.Errorf("journal: read %s: %w", seg.Path, err)
+		}
+		if len(seg.Offsets) > keep {
+			return true, nil
+		}
+		stop, expect := sc.Offset(), seg.First+uint64(len(seg.Offsets))
+		resume, ok, err := j.released(stop, expect)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			j.w.st.Released = append(j.w.st.Released, Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect,
+				Reason: sc.Why() + ", in records already released"})
+			off, next = resume.Offset, resume.Index
+			continue
+		}
+		if len(seg.Offsets) == keep {
+			seg.Offsets = append(seg.Offsets, stop)
+			return true, nil
+		}
+		j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect,
+			Reason: "records a committed TruncateBack keeps are damaged: " + sc.Why()})
+		return false, nil
+	}
 }
 
 // keptRecords reads the live records a committed TruncateBack keeps (a

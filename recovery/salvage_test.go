@@ -574,3 +574,39 @@ func TestCheckReadsRecordsAPendingTruncateBackKeeps(t *testing.T) {
 		t.Fatalf("Scan with Verify: %v, want the damage Check found (%s)", err, rep.Damage[0])
 	}
 }
+
+// TestPendingTruncateBackStepsOverReleasedDamage damages a record that
+// TruncateFront released, in the newest segment, while a committed
+// TruncateBack is pending there: the walk that finds the records the
+// TruncateBack keeps must step over it as the ordinary walk does, not
+// refuse the log. It used to report the kept records damaged.
+func TestPendingTruncateBackStepsOverReleasedDamage(t *testing.T) {
+	fsys := build(t, 0)
+	truncateFront(t, fsys, 270)
+	if err := recovery.WriteMeta(fsys, dir, recovery.Meta{FirstIndex: 270, BackPending: true, Back: 290}); err != nil {
+		t.Fatal(err)
+	}
+	flipRecord(255, 260)(t, fsys)
+	rep, err := recovery.Check(fsys, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 0 || len(rep.Released) != 1 || rep.Released[0].Index != 260 {
+		t.Fatalf("Check: damage %v, released %v; want record 260 released, no damage", rep.Damage, rep.Released)
+	}
+	opts := options(fsys)
+	opts.Verify = true
+	l, err := wal.Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer l.Close()
+	if l.FirstIndex() != 270 || l.LastIndex() != 290 {
+		t.Fatalf("log holds [%d, %d], want [270, 290]", l.FirstIndex(), l.LastIndex())
+	}
+	for i := uint64(270); i <= 290; i++ {
+		if rec, err := l.Read(i); err != nil || !bytes.Equal(rec, record(i)) {
+			t.Fatalf("Read(%d) = %q, %v", i, rec, err)
+		}
+	}
+}
