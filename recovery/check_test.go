@@ -2,6 +2,7 @@ package recovery_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,5 +93,54 @@ func cutAfterFrame(t *testing.T, path string, k int) {
 	h.Close()
 	if err := os.Truncate(path, fr.Offset+fr.Size()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCheckReadsSealedSegmentsFrameByFrame zeroes the sync frame between
+// two records of a sealed segment (a NoSync log's Sync wrote it; a
+// TruncateBack sealed the segment). Every Reader stops there, so Check and
+// Open with Verify must report it; they used to read each record through
+// the footer and pass the segment.
+func TestCheckReadsSealedSegmentsFrameByFrame(t *testing.T) {
+	dir := t.TempDir()
+	opts := options(vfs.Default)
+	opts.NoSync = true
+	l, err := wal.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []func() error{
+		func() error { _, err := l.Append([]byte("one")); return err },
+		l.Sync, // a sync frame at 1024, after record 1 at 512
+		func() error { _, err := l.Append([]byte("two")); return err },
+		func() error { _, err := l.Append([]byte("three")); return err },
+		func() error { return l.TruncateBack(2) }, // seals the segment after record 2
+		l.Close,
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	path := filepath.Join(dir, segment.Name(1))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, segment.SectorSize), 1024); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rep, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 1 || rep.Damage[0].Path != path || rep.Damage[0].Offset != 1024 || rep.Damage[0].Index != 2 {
+		t.Fatalf("Check: damage %v, want one at offset 1024 (record 2)", rep.Damage)
+	}
+	opts.Verify = true
+	_, err = wal.Open(dir, opts)
+	var ce *wal.CorruptionError
+	if !errors.As(err, &ce) || ce.Path != path || ce.Offset != 1024 {
+		t.Fatalf("Open with Verify: %v, want a CorruptionError at offset 1024", err)
 	}
 }

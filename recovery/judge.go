@@ -46,29 +46,75 @@ func (j *judge) run() error {
 	return j.frames(why)
 }
 
-// records reads every live record a valid footer indexes (a deep walk).
+// records reads every live record of a sealed segment (a deep walk) the
+// way a Reader does: frame by frame, from the first live record (which the
+// footer locates) to the last. Damage between records, in a sync frame
+// or in padding, stops a Reader as surely as damage in a record. After
+// damage the walk goes on at the next record the footer locates.
 func (j *judge) records() error {
 	seg, h := j.seg, j.h
-	for k := range seg.Footer.Count {
-		i := seg.First + uint64(k)
-		if i < j.first {
-			continue // released: never read again
+	k := int64(max(j.first, seg.First) - seg.First)
+	for k < int64(seg.Footer.Count) {
+		f, _, err := h.Record(seg.Footer, k)
+		if err == nil {
+			var resume uint64
+			if resume, err = j.scanSealed(f.Offset, seg.First+uint64(k)); err != nil || resume == 0 {
+				return err
+			}
+			k = int64(resume - seg.First)
+			continue
 		}
-		f, rec, err := h.Record(seg.Footer, k)
-		if d, ok := damageOf(KindRecord, seg.Path, err); ok {
+		d, ok := damageOf(KindRecord, seg.Path, err)
+		if !ok {
+			return err
+		}
+		seg.Intact = false
+		j.w.damage(d)
+		if j.w.stop() {
+			return nil
+		}
+		k++
+	}
+	return nil
+}
+
+// scanSealed reads a segment's frames from record index at off to
+// its last record. It returns 0 when it got there, or, after damage it
+// reported, the record to go on from.
+func (j *judge) scanSealed(off int64, index uint64) (uint64, error) {
+	seg := j.seg
+	sc := j.h.ScanFrom(off, index)
+	expect := index
+	// Up to the last record, not to the footer: a TruncateBack seals
+	// after the records it keeps, and the dropped records' frames may lie
+	// between them and the footer; a Reader stops at the last record too.
+	for expect < seg.Next && sc.Next() {
+		f := sc.Frame()
+		expect = f.Index + 1
+		rec, err := segment.Decompress(f.Codec, f.Data)
+		if err != nil {
 			seg.Intact = false
-			j.w.damage(d)
+			j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: f.Offset, Index: f.Index, Reason: err.Error()})
 			if j.w.stop() {
-				return nil
+				return 0, nil
 			}
 			continue
-		} else if err != nil {
-			return err
 		}
 		seg.Stored += int64(len(f.Data))
 		seg.Decoded += int64(len(rec))
 	}
-	return nil
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("journal: read %s: %w", seg.Path, err)
+	}
+	if expect == seg.Next {
+		return 0, nil
+	}
+	seg.Intact = false
+	j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: sc.Offset(), Index: expect, Reason: sc.Why()})
+	if j.w.stop() || expect+1 >= seg.Next {
+		return 0, nil
+	}
+	return expect + 1, nil
 }
 
 // frames walks a segment without a valid footer frame by frame (steps 4
@@ -191,7 +237,8 @@ func (j *judge) end(sc *segment.Scanner, tail segment.Tail, footerWhy string) {
 	cutOff, cutNext := sc.Cut()
 	read := seg.Header.FirstIndex + uint64(len(seg.Offsets)) // after the last valid frame
 	if !j.newest {
-		seg.Next = read
+		// Where salvage would reseal it, when its records are intact.
+		seg.Next, seg.End = read, cutOff
 		why := "footer " + footerWhy
 		if sc.Sealed() {
 			why = "footer trailer damaged"
@@ -236,25 +283,73 @@ func (j *judge) prepareSeal() error {
 			return err
 		}
 		seg.Offsets = offs
-	} else {
-		sc := j.h.Scan()
-		for len(seg.Offsets) <= keep && sc.Next() {
-			seg.Offsets = append(seg.Offsets, sc.Frame().Offset)
-		}
-		if err := sc.Err(); err != nil {
-			return fmt.Errorf("journal: read %s: %w", seg.Path, err)
-		}
-		if len(seg.Offsets) < keep {
-			j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: sc.Offset(), Index: seg.First + uint64(len(seg.Offsets)),
-				Reason: "records a committed TruncateBack keeps are damaged: " + sc.Why()})
-			return nil
-		}
-		if len(seg.Offsets) == keep {
-			seg.Offsets = append(seg.Offsets, sc.Offset())
-		}
+	} else if done, err := j.keptOffsets(keep); err != nil || !done {
+		return err
 	}
 	seg.SealAt = segment.AlignSector(seg.Offsets[keep])
 	seg.Offsets = seg.Offsets[:keep]
 	seg.Sealed, seg.Next, seg.Intact = false, back+1, true
+	if !j.w.deep {
+		return nil
+	}
+	return j.keptRecords()
+}
+
+// keptOffsets scans an unsealed segment for the offsets of its first keep
+// records and of the frame after them (or the end of the valid data),
+// stepping over damage in records already released as the ordinary walk
+// does. It reports false when it reported the kept records damaged.
+func (j *judge) keptOffsets(keep int) (bool, error) {
+	seg := j.seg
+	off, next := int64(segment.DataStart), seg.First
+	for {
+		sc := j.h.ScanFrom(off, next)
+		for len(seg.Offsets) <= keep && sc.Next() {
+			f := sc.Frame()
+			for uint64(len(seg.Offsets)) < f.Index-seg.First {
+				seg.Offsets = append(seg.Offsets, f.Offset) // stepped over: released
+			}
+			seg.Offsets = append(seg.Offsets, f.Offset)
+		}
+		if err := sc.Err(); err != nil {
+			return false, fmt.Errorf("journal: read %s: %w", seg.Path, err)
+		}
+		if len(seg.Offsets) > keep {
+			return true, nil
+		}
+		stop, expect := sc.Offset(), seg.First+uint64(len(seg.Offsets))
+		resume, ok, err := j.released(stop, expect)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			j.w.st.Released = append(j.w.st.Released, Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect,
+				Reason: sc.Why() + ", in records already released"})
+			off, next = resume.Offset, resume.Index
+			continue
+		}
+		if len(seg.Offsets) == keep {
+			seg.Offsets = append(seg.Offsets, stop)
+			return true, nil
+		}
+		j.w.damage(Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect,
+			Reason: "records a committed TruncateBack keeps are damaged: " + sc.Why()})
+		return false, nil
+	}
+}
+
+// keptRecords reads the live records a committed TruncateBack keeps (a
+// deep walk), frame by frame as a Reader will once Repair has sealed the
+// segment after them.
+func (j *judge) keptRecords() error {
+	seg := j.seg
+	k := int64(max(j.first, seg.First) - seg.First)
+	for k < int64(len(seg.Offsets)) {
+		resume, err := j.scanSealed(seg.Offsets[k], seg.First+uint64(k))
+		if err != nil || resume == 0 {
+			return err
+		}
+		k = int64(resume - seg.First)
+	}
 	return nil
 }

@@ -16,8 +16,10 @@
 //  3. Read every live segment's header: a file of an unknown format or a
 //     newer version is reported first (ErrFormat).
 //  4. Every segment but the newest must be sealed: its header and footer
-//     must be valid (with Options.Verify, and always in Check, every record
-//     is read and decompressed too). Any damage there is corruption.
+//     must be valid (with Options.Verify, and always in Check, every live
+//     record is read and decompressed too, frame by frame from the first
+//     as a Reader reads them, so damage between records counts). Any
+//     damage there is corruption.
 //  5. The newest segment is scanned frame by frame from its header. The scan
 //     stops at the first frame that is not valid. The valid data ends at the
 //     last complete batch before that point (segment.Scanner.Cut).
@@ -32,8 +34,9 @@
 //     the scan is repeated on fresh reads: in a log another process is
 //     appending to, a write in flight looks like damage until it lands.
 //  7. Segments must continue each other without gap or overlap, the first
-//     must hold the meta file's first index, and that index must not lie
-//     past the end of the log.
+//     must hold the meta file's first index (Check reports this one even
+//     after other damage: it needs only the file names), and that index
+//     must not lie past the end of the log.
 //  8. The log must continue the snapshot (if there is one): no record may
 //     be missing between the two.
 //

@@ -27,15 +27,18 @@ import (
 //     log order.
 //  2. A segment whose records are all intact and that continues into the
 //     next segment, but whose footer is missing or damaged, is resealed:
-//     its footer is written again, nothing is given up. Go on with the
-//     next damage.
+//     its footer is written again, after the records the walk found,
+//     nothing is given up. Go on with the next damage.
 //  3. At the first other damage the log is cut: it will end at the last
 //     sector-aligned commit point before the damage (Scanner.Cut), in the
 //     damaged segment, which becomes the newest. A segment whose header is
 //     unreadable, or that does not continue the previous one, is dropped
 //     whole (if it was the first, an empty segment replaces it so that
-//     indexes go on where they were). Every record indexed at or after the
-//     cut is given up.
+//     indexes go on where they were). Every live record indexed at or
+//     after the cut is given up (records already released are not counted).
+//     Records missing before the first segment (a removed segment file)
+//     are planned first, wherever that damage falls in log order: the log
+//     restarts at its first segment (Restart).
 //  4. Before anything changes, every file that will change or go is copied,
 //     whole, into a new quarantine directory beside the segments
 //     (QuarantinePrefix + UTC time), with a README saying what was cut
@@ -93,7 +96,9 @@ type Cut struct {
 	// next append gets Index.
 	Index uint64
 	// Records is how many records had been indexed at or after Index
-	// (readable or not): what the log gives up.
+	// (readable or not) in segments whose header is readable: what the
+	// log gives up. Records in a segment whose header is unreadable are
+	// not counted: nothing says how many it held.
 	Records uint64
 	// Bytes is how many bytes leave the log: the segment's bytes after
 	// Offset and every later segment.
@@ -134,7 +139,8 @@ type SalvageOptions struct {
 
 // ErrNoSalvage is returned (wrapped) by PlanSalvage for damage salvage
 // must not cut: a newer format version, a damaged meta file, a damaged
-// snapshot or one the log starts after.
+// snapshot or one the log starts after (also when it would start after it
+// once salvage moved its first index past missing records).
 var ErrNoSalvage = errors.New("journal: salvage refused")
 
 // Empty reports whether the plan changes nothing.
@@ -158,23 +164,36 @@ func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, err
 	at := func(path string) int {
 		return slices.IndexFunc(segs, func(s Segment) bool { return s.Path == path })
 	}
+	// Damage salvage refuses, wherever it lies: a cut at earlier damage
+	// would leave it, and the log unopenable. Missing records at the start
+	// are planned here too, for the same reason: the first segment's
+	// damage may come first in log order and end the search for a cut.
 	for _, d := range rep.Damage {
-		switch d.Kind {
-		case KindMeta:
+		switch {
+		case d.Kind == KindMeta:
 			return nil, fmt.Errorf("%w: %s: the meta file holds the log's first index and pending truncations; "+
 				"salvage cannot rebuild it (restore it from a backup)", ErrNoSalvage, d)
-		case KindVersion:
+		case d.Kind == KindVersion:
 			return nil, fmt.Errorf("%w: %s: written by a newer version of journal; use that version", ErrNoSalvage, d)
+		case d.Kind == KindSnapshot && d.Index == 0: // the snapshot file itself, not where the log meets it
+			return nil, fmt.Errorf("%w: %s: restore the snapshot from a backup, or have the application write a new one",
+				ErrNoSalvage, d)
+		case d.Kind == KindMissing && p.Restart == nil:
+			p.Restart = planRestart(rep, d)
+			if snapshot != 0 && p.Restart.First > snapshot+1 {
+				return nil, fmt.Errorf("%w: %s: the log would start at %d, after the snapshot (as of %d): "+
+					"restore the missing segments from a backup, or have the application write a new snapshot",
+					ErrNoSalvage, d, p.Restart.First, snapshot)
+			}
+			if p.Restart.Fresh {
+				return p, nil // every segment holds only released records
+			}
 		}
 	}
 	for _, d := range inLogOrder(rep) {
 		switch d.Kind {
 		case KindMissing:
-			p.Restart = planRestart(rep, d)
-			if p.Restart.Fresh {
-				return p, nil // every segment holds only released records
-			}
-			continue
+			continue // planned above
 		case KindSnapshot:
 			if p.Cut != nil || d.Index == 0 || d.Index > snapshot || len(segs) == 0 {
 				return nil, fmt.Errorf("%w: %s: restore the snapshot from a backup, or have the application write a new one",
@@ -203,6 +222,18 @@ func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, err
 		}
 		p.Cut = c
 		break
+	}
+	if n := len(segs); p.Cut == nil && n > 0 && snapshot != 0 && rep.NextIndex() <= snapshot {
+		// Check does not judge where the log meets the snapshot once it
+		// has found other damage: the log left by reseals alone must
+		// still reach the snapshot, or it continues after it.
+		d := endsBeforeSnapshot(rep.Dir, snapshot, rep.NextIndex())
+		d.Offset = segs[n-1].End
+		c, err := planCut(fsys, rep, n-1, d, snapshot)
+		if err != nil {
+			return nil, err
+		}
+		p.Cut = c
 	}
 	return p, nil
 }
@@ -258,15 +289,21 @@ func planCut(fsys vfs.FS, rep *State, i int, d Damage, snapshot uint64) (*Cut, e
 			return nil, err
 		}
 	}
+	// Records below the log's first live index were released, not given
+	// up: a cut among them leaves an empty log that starts there.
+	c.Index = max(c.Index, rep.FirstIndex)
 	if snapshot != 0 && c.Index <= snapshot {
 		// The log would end before the snapshot: continue after it.
 		c.Covered = snapshot + 1 - c.Index
 		c.Offset, c.Index, c.Snapshot, c.Fresh = 0, snapshot+1, snapshot, snapshot+1
 	}
 	c.Bytes = s.Size - c.Offset
+	// Only segments whose header is readable say what they held: the
+	// name of one that is not (a foreign or truncated file) proves no
+	// record exists, and counting up to it gave up records never written.
 	known := c.Index
 	for _, t := range rep.Segments[i:] {
-		known = max(known, t.Next, t.First)
+		known = max(known, t.Next)
 	}
 	for _, t := range rep.Segments[i+1:] {
 		c.Later = append(c.Later, t.Path)
@@ -339,7 +376,7 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 	}
 	p.Quarantine = q
 	for _, path := range p.Reseal {
-		if err := reseal(fsys, path); err != nil {
+		if err := p.reseal(fsys, path); err != nil {
 			return err
 		}
 	}
@@ -532,30 +569,26 @@ func copyBytes(fsys vfs.FS, r io.Reader, dst string) error {
 	return nil
 }
 
-// reseal writes the footer of a segment whose records are intact.
-func reseal(fsys vfs.FS, path string) error {
-	h, err := segment.OpenHandle(fsys, path)
-	if err != nil {
-		return fmt.Errorf("journal: salvage: %w", err)
+// reseal writes the footer of a segment whose records are intact, after
+// the records the walk found: a scan of its own would stop at damage in
+// records already released, which the walk stepped over.
+func (p *SalvagePlan) reseal(fsys vfs.FS, path string) error {
+	i := slices.IndexFunc(p.Report.Segments, func(s Segment) bool { return s.Path == path })
+	if i < 0 {
+		return fmt.Errorf("journal: salvage: %s is not a live segment", path)
 	}
-	defer h.Close()
-	sc := h.Scan()
-	var offsets []int64
-	for sc.Next() {
-		offsets = append(offsets, sc.Frame().Offset)
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("journal: salvage: read %s: %w", path, err)
-	}
-	at, next := sc.Cut()
-	if next != h.Header().FirstIndex+uint64(len(offsets)) {
-		return fmt.Errorf("journal: salvage: %s changed since it was checked", path)
-	}
+	seg := p.Report.Segments[i]
 	f, err := openRW(fsys, path)
 	if err != nil {
 		return err
 	}
-	_, err = segment.Seal(f, h.Header(), at, offsets)
+	size, err := f.Size()
+	if err == nil && size != seg.Size {
+		err = fmt.Errorf("it changed since it was checked (%d bytes, then %d)", size, seg.Size)
+	}
+	if err == nil {
+		_, err = segment.Seal(f, seg.Header, seg.End, seg.Offsets)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

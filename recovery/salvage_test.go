@@ -151,6 +151,95 @@ var scenarios = []scenario{
 		name: "DamageAfterTheSnapshot", snap: 100, damage: flipRecord(128, 150),
 		cutFile: 128, cutOffset: 512 * 23, givenUp: 151, first: 1, last: 149,
 	},
+	{
+		// Check used to skip the missing start once it had found other
+		// damage, and salvage cut at the damage only: the log still did
+		// not open.
+		name: "FirstSegmentRemovedAndLaterDamage",
+		damage: func(t *testing.T, fsys vfs.FS) {
+			remove(t, fsys, path(1))
+			flipRecord(128, 150)(t, fsys)
+		},
+		cutFile: 128, cutOffset: 512 * 23, givenUp: 151, first: 128, last: 149,
+	},
+	{
+		// The header damage comes first in log order: the restart must
+		// be planned all the same.
+		name: "FirstSegmentRemovedAndNextHeaderDamaged",
+		damage: func(t *testing.T, fsys vfs.FS) {
+			remove(t, fsys, path(1))
+			mutate(t, fsys, path(128), func(f vfs.File) error {
+				_, err := f.WriteAt([]byte{0xff}, 17)
+				return err
+			})
+		},
+		cutFile: 128, cutOffset: 0, givenUp: 173, first: 128, last: 127,
+	},
+	{
+		// The footer's segment holds damage in records TruncateFront
+		// released, which the walk steps over: reseal used to scan on its
+		// own, stop there and seal too few records.
+		name: "ResealStepsOverDamageInReleasedRecords", reseal: 1,
+		damage: func(t *testing.T, fsys vfs.FS) {
+			truncateFront(t, fsys, 50)
+			flipRecord(1, 10)(t, fsys)
+			mutate(t, fsys, path(1), func(f vfs.File) error { return f.Truncate(512 * 128) })
+		},
+		first: 50, last: 300,
+	},
+	{
+		// The log ends before the snapshot, and a footer is missing too:
+		// Check leaves the snapshot unjudged after damage, and salvage
+		// used to reseal only, leaving a log that ends before it.
+		name: "ResealAndLogEndsBeforeTheSnapshot", snap: 310, reseal: 1,
+		damage: func(t *testing.T, fsys vfs.FS) {
+			mutate(t, fsys, path(1), func(f vfs.File) error { return f.Truncate(512 * 128) })
+		},
+		cutFile: 255, cutOffset: 0, givenUp: 0, first: 311, last: 310,
+	},
+	{
+		// A foreign file under a later segment's name: its name proves
+		// no record, and salvage used to count records 301 to 999 as
+		// given up.
+		name: "ForeignFileUnderALaterSegmentName",
+		damage: func(t *testing.T, fsys vfs.FS) {
+			f, err := fsys.OpenFile(path(1000), os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte("not a journal segment\n"), 0)
+			f.Sync()
+			f.Close()
+			if err := fsys.SyncDir(dir); err != nil {
+				t.Fatal(err)
+			}
+		},
+		cutFile: 255, cutOffset: 512 * 48, givenUp: 0, first: 1, last: 300, // after the sync frame Close wrote
+	},
+}
+
+func remove(t *testing.T, fsys vfs.FS, name string) {
+	t.Helper()
+	if err := fsys.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func truncateFront(t *testing.T, fsys vfs.FS, i uint64) {
+	t.Helper()
+	l, err := wal.Open(dir, options(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateFront(i); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // salvage plans and applies a salvage of fsys's log.
@@ -329,6 +418,30 @@ func TestSalvageRefuses(t *testing.T) {
 			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (newer version)", err)
 		}
 	})
+	t.Run("DamagedSnapshotBehindSegmentDamage", func(t *testing.T) {
+		// Salvage used to cut at the segment damage and leave the
+		// damaged snapshot, and with it a log Open refuses.
+		fsys := build(t, 100)
+		flipRecord(128, 150)(t, fsys)
+		mutate(t, fsys, filepath.Join(dir, checkpoint.FileName), func(f vfs.File) error {
+			_, err := f.WriteAt([]byte{0xff}, 30) // in the contents
+			return err
+		})
+		_, err := recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{Snapshot: 100})
+		if !errors.Is(err, recovery.ErrNoSalvage) || !strings.Contains(err.Error(), "snapshot") {
+			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (snapshot)", err)
+		}
+	})
+	t.Run("MissingStartAfterTheSnapshot", func(t *testing.T) {
+		// Starting the log at its first segment (128) would leave records
+		// 101-127 missing between it and the snapshot.
+		fsys := build(t, 100)
+		remove(t, fsys, path(1))
+		_, err := recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{Snapshot: 100})
+		if !errors.Is(err, recovery.ErrNoSalvage) || !strings.Contains(err.Error(), "after the snapshot") {
+			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (after the snapshot)", err)
+		}
+	})
 	t.Run("NothingToDo", func(t *testing.T) {
 		fsys := build(t, 0)
 		p, err := recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{})
@@ -389,4 +502,112 @@ func readAll(t *testing.T, fsys vfs.FS, d string) map[string]string {
 		}
 	}
 	return m
+}
+
+// TestSalvageCutAmongReleasedRecords damages a batch that TruncateFront
+// released in part: the cut falls before the batch, among released
+// records, and salvage used to report them as given up and the log as
+// ending at 1. The records given up start at the first live one.
+func TestSalvageCutAmongReleasedRecords(t *testing.T) {
+	fsys := crashfs.New()
+	l, err := wal.Open(dir, options(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(_ uint64, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Append(record(1)))
+	must(l.AppendBatch([][]byte{record(2), record(3), record(4), record(5)}))
+	must(0, l.TruncateFront(4))
+	must(l.Append(record(6))) // proves the batch durable
+	must(0, l.Close())
+	h, err := segment.OpenHandle(fsys, path(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := h.Scan()
+	var at int64
+	for sc.Next() {
+		if sc.Frame().Index == 5 {
+			at = sc.Frame().Offset
+		}
+	}
+	h.Close()
+	mutate(t, fsys, path(1), func(f vfs.File) error {
+		_, err := f.WriteAt([]byte{0xff}, at+40) // record 5's payload
+		return err
+	})
+	p, err := salvage(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Cut; c == nil || c.Index != 4 || c.Records != 3 {
+		t.Fatalf("cut %+v, want one giving up records 4 to 6", c)
+	}
+	scenario{first: 4, last: 3}.check(t, fsys)
+}
+
+// TestCheckReadsRecordsAPendingTruncateBackKeeps damages a record that a
+// committed but unfinished TruncateBack keeps, in a sealed segment: Check
+// and Open with Verify must report it (Repair would seal the segment after
+// it, and Readers stop there). They used to take the kept records' offsets
+// from the footer unread.
+func TestCheckReadsRecordsAPendingTruncateBackKeeps(t *testing.T) {
+	fsys := build(t, 0)
+	if err := recovery.WriteMeta(fsys, dir, recovery.Meta{BackPending: true, Back: 200}); err != nil {
+		t.Fatal(err)
+	}
+	flipRecord(128, 150)(t, fsys)
+	rep, err := recovery.Check(fsys, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 1 || rep.Damage[0].Index != 150 || rep.Damage[0].Path != path(128) {
+		t.Fatalf("Check: damage %v, want record 150 in %s", rep.Damage, path(128))
+	}
+	_, err = recovery.Scan(fsys, dir, recovery.Options{Verify: true})
+	var ce *errs.CorruptionError
+	if !errors.As(err, &ce) || ce.Path != rep.Damage[0].Path || ce.Offset != rep.Damage[0].Offset {
+		t.Fatalf("Scan with Verify: %v, want the damage Check found (%s)", err, rep.Damage[0])
+	}
+}
+
+// TestPendingTruncateBackStepsOverReleasedDamage damages a record that
+// TruncateFront released, in the newest segment, while a committed
+// TruncateBack is pending there: the walk that finds the records the
+// TruncateBack keeps must step over it as the ordinary walk does, not
+// refuse the log. It used to report the kept records damaged.
+func TestPendingTruncateBackStepsOverReleasedDamage(t *testing.T) {
+	fsys := build(t, 0)
+	truncateFront(t, fsys, 270)
+	if err := recovery.WriteMeta(fsys, dir, recovery.Meta{FirstIndex: 270, BackPending: true, Back: 290}); err != nil {
+		t.Fatal(err)
+	}
+	flipRecord(255, 260)(t, fsys)
+	rep, err := recovery.Check(fsys, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damage) != 0 || len(rep.Released) != 1 || rep.Released[0].Index != 260 {
+		t.Fatalf("Check: damage %v, released %v; want record 260 released, no damage", rep.Damage, rep.Released)
+	}
+	opts := options(fsys)
+	opts.Verify = true
+	l, err := wal.Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer l.Close()
+	if l.FirstIndex() != 270 || l.LastIndex() != 290 {
+		t.Fatalf("log holds [%d, %d], want [270, 290]", l.FirstIndex(), l.LastIndex())
+	}
+	for i := uint64(270); i <= 290; i++ {
+		if rec, err := l.Read(i); err != nil || !bytes.Equal(rec, record(i)) {
+			t.Fatalf("Read(%d) = %q, %v", i, rec, err)
+		}
+	}
 }

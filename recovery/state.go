@@ -130,9 +130,9 @@ type Segment struct {
 	// stored (compressed) and as records: a deep walk only.
 	Stored, Decoded int64
 
-	// For the newest segment only:
+	// For the newest segment, and any other without a valid footer:
 	Offsets []int64 // start of each valid record frame
-	End     int64   // end of the valid data: where the next write goes
+	End     int64   // end of the valid data: where the next write (or a footer) goes
 	// SealAt, when not 0, is where Repair writes the footer that ends the
 	// segment after the records at Offsets (a committed TruncateBack).
 	SealAt int64

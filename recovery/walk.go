@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gojournal/journal/checkpoint"
@@ -236,15 +237,22 @@ func (w *walker) bounds() {
 	st := w.st
 	want := max(st.Meta.FirstIndex, 1)
 	st.FirstIndex = want
-	if len(st.Segments) == 0 || st.Damaged() {
-		return // where damaged segments end is not known
+	if len(st.Segments) == 0 {
+		return
 	}
+	// The first segment's name alone says whether records before it are
+	// missing, so Check reports it even after other damage: salvage must
+	// give the log its start back as well as cut at the damage. Not with a
+	// damaged meta file, whose first index is unknown.
 	first := st.Segments[0]
-	if first.First > want && first.Next != 0 {
+	if first.First > want && !slices.ContainsFunc(st.Damage, func(d Damage) bool { return d.Kind == KindMeta }) {
 		w.damage(Damage{Kind: KindMissing, Path: first.Path, Index: want, Reason: fmt.Sprintf(
 			"the log starts at %d but its first segment at %d: records %d to %d are missing (a segment file was removed)",
 			want, first.First, want, first.First-1)})
 		return
+	}
+	if st.Damaged() {
+		return // where damaged segments end is not known
 	}
 	if next := st.NextIndex(); want > next {
 		w.damage(Damage{Kind: KindMissing, Path: filepath.Join(st.Dir, MetaName), Index: next, Reason: fmt.Sprintf(
@@ -292,11 +300,17 @@ func (w *walker) snapshot() error {
 			"the snapshot covers the log up to index %d, but the log starts at %d: records %d to %d are missing between them",
 			h.Index, first, h.Index+1, first-1)})
 	case next <= h.Index:
-		w.damage(Damage{Kind: KindSnapshot, Path: path, Index: next, Reason: fmt.Sprintf(
-			"the snapshot covers the log up to index %d, but the log ends at %d: records are missing between them",
-			h.Index, next-1)})
+		w.damage(endsBeforeSnapshot(st.Dir, h.Index, next))
 	}
 	return nil
+}
+
+// endsBeforeSnapshot is the damage of a log whose next index is next, which
+// ends before the snapshot (as of snap) it must continue.
+func endsBeforeSnapshot(dir string, snap, next uint64) Damage {
+	return Damage{Kind: KindSnapshot, Path: filepath.Join(dir, checkpoint.FileName), Index: next, Reason: fmt.Sprintf(
+		"the snapshot covers the log up to index %d, but the log ends at %d: records are missing between them",
+		snap, next-1)}
 }
 
 // openRW opens a file for Repair and salvage.

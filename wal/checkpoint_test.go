@@ -261,3 +261,40 @@ func TestOpenRemovesCheckpointLeftovers(t *testing.T) {
 	}
 	checkRange(t, l, 51, 120)
 }
+
+// TestNoSyncTruncationCrash crashes a TruncateFront and a TruncateBack of
+// a NoSync log whose records were never synced, after each of their file
+// operations in turn: the log must open. TruncateBack's meta file used to
+// commit it before the records it keeps were durable, and Open refused
+// the log they were then missing from.
+func TestNoSyncTruncationCrash(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		truncate func(l *Log) error
+	}{
+		{"TruncateFront", func(l *Log) error { return l.TruncateFront(4) }},
+		{"TruncateBack", func(l *Log) error { return l.TruncateBack(2) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k := 1; ; k++ {
+				mem := crashfs.New()
+				o := &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: mem, NoSync: true}
+				l := openT(t, "db", o)
+				appendN(t, l, 5)
+				mem.SetCrashAfter(mem.Ops() + k)
+				err := tc.truncate(l)
+				l.Close()
+				o.FS = mem.Crash(crashfs.SyncedOnly, nil)
+				r, oerr := Open("db", o)
+				if oerr != nil {
+					t.Fatalf("crash after op %d of %s (%v): Open: %v", k, tc.name, err, oerr)
+				}
+				checkRange(t, r, r.FirstIndex(), r.LastIndex())
+				r.Close()
+				if err == nil {
+					return // the truncation completed before the crash point
+				}
+			}
+		})
+	}
+}
