@@ -78,6 +78,10 @@ type SalvagePlan struct {
 	Cut *Cut
 	// Restart, when set, moves the log's first index (missing records).
 	Restart *Restart
+	// Copies lists the files Apply copies whole into the quarantine
+	// directory before it changes anything: every file that changes or
+	// goes.
+	Copies []string
 	// Quarantine is the directory Apply copied files into ("" before
 	// Apply, or when nothing needed copying).
 	Quarantine string
@@ -153,6 +157,49 @@ func PlanSalvage(fsys vfs.FS, dir string, opts SalvageOptions) (*SalvagePlan, er
 // PlanSalvageFor works out what Salvage would do from what Check found;
 // snapshot is the index the directory's snapshot covers (0: none).
 func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, error) {
+	p, err := planSalvage(fsys, rep, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	p.Copies = slices.Clone(p.Reseal)
+	if c := p.Cut; c != nil {
+		p.Copies = append(p.Copies, c.Path)
+		p.Copies = append(p.Copies, c.Later...)
+	}
+	if p.Restart != nil {
+		meta := filepath.Join(p.Dir, MetaName)
+		if _, err := fsys.Stat(meta); err == nil {
+			p.Copies = append(p.Copies, meta)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("journal: salvage: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Result is the range of records the log holds once the plan is carried
+// out: the first index and the index the next append gets. The cut and
+// the restart decide it; a reseal changes nothing, and neither does the
+// Repair that follows (the cut segment ends at the cut).
+func (p *SalvagePlan) Result() (first, next uint64) {
+	rep := p.Report
+	first, next = max(rep.FirstIndex, 1), rep.NextIndex()
+	if r := p.Restart; r != nil {
+		first = r.First
+		if r.Fresh {
+			next = r.First
+		}
+	}
+	if c := p.Cut; c != nil {
+		next = c.Index
+		if c.Snapshot != 0 || (c.Fresh != 0 && c.Fresh > first) {
+			first = c.Fresh
+		}
+	}
+	return first, next
+}
+
+func planSalvage(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, error) {
 	p := &SalvagePlan{Dir: rep.Dir, Report: rep}
 	segs := rep.Segments
 	at := func(path string) int {
@@ -235,7 +282,7 @@ func planRestart(rep *State, d Damage) *Restart {
 	if first > want {
 		return &Restart{Damage: d, First: first, Missing: first - want}
 	}
-	next := rep.NextIndex()
+	next := rep.segmentsEnd()
 	return &Restart{Damage: d, First: want, Fresh: true, Missing: want - min(next, want)}
 }
 
@@ -323,17 +370,7 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 	if p.Empty() {
 		return nil
 	}
-	copies := slices.Clone(p.Reseal)
-	if c := p.Cut; c != nil {
-		copies = append(copies, c.Path)
-		copies = append(copies, c.Later...)
-	}
-	if p.Restart != nil {
-		if _, err := fsys.Stat(filepath.Join(p.Dir, MetaName)); err == nil {
-			copies = append(copies, filepath.Join(p.Dir, MetaName))
-		}
-	}
-	q, err := p.quarantine(fsys, now, copies)
+	q, err := p.quarantine(fsys, now, p.Copies)
 	if err != nil {
 		return err
 	}

@@ -190,6 +190,16 @@ func (st *State) NextIndex() uint64 {
 	return next
 }
 
+// segmentsEnd is the index after the newest segment's last valid record,
+// as the segments say: unlike NextIndex it may lie below FirstIndex (when
+// records are missing). 0 when unknown.
+func (st *State) segmentsEnd() uint64 {
+	if n := len(st.Segments); n > 0 {
+		return st.Segments[n-1].Next
+	}
+	return 0
+}
+
 // Records is the number of live records.
 func (st *State) Records() uint64 { return st.NextIndex() - max(st.FirstIndex, 1) }
 

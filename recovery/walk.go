@@ -246,7 +246,7 @@ func (w *walker) bounds() {
 			want, first.First, want, first.First-1)})
 		return
 	}
-	if next := st.NextIndex(); want > next {
+	if next := st.segmentsEnd(); next != 0 && want > next {
 		w.damage(Damage{Kind: KindMissing, Path: filepath.Join(st.Dir, MetaName), Index: next, Reason: fmt.Sprintf(
 			"first index %d lies past the end of the log (next index %d): records %d to %d are missing",
 			want, next, next, want-1)})

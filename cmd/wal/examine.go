@@ -126,11 +126,19 @@ type jsonCut struct {
 	Damage    string   `json:"damage"`
 }
 
+type jsonRestart struct {
+	First   uint64 `json:"first_index"`
+	Fresh   bool   `json:"empty_segment"`
+	Missing uint64 `json:"records_missing"`
+	Damage  string `json:"damage"`
+}
+
 type jsonSalvage struct {
-	Reseal     []string `json:"reseal,omitempty"`
-	Cut        *jsonCut `json:"cut,omitempty"`
-	Refused    string   `json:"refused,omitempty"`
-	Quarantine string   `json:"quarantine,omitempty"`
+	Reseal     []string     `json:"reseal,omitempty"`
+	Restart    *jsonRestart `json:"restart,omitempty"`
+	Cut        *jsonCut     `json:"cut,omitempty"`
+	Refused    string       `json:"refused,omitempty"`
+	Quarantine string       `json:"quarantine,omitempty"`
 }
 
 type jsonReport struct {
@@ -208,6 +216,9 @@ func salvageJSON(dir string, p *recovery.SalvagePlan, err error) *jsonSalvage {
 	j := &jsonSalvage{Quarantine: p.Quarantine}
 	for _, r := range p.Reseal {
 		j.Reseal = append(j.Reseal, rel(dir, r))
+	}
+	if rs := p.Restart; rs != nil {
+		j.Restart = &jsonRestart{First: rs.First, Fresh: rs.Fresh, Missing: rs.Missing, Damage: describeDamage(dir, rs.Damage)}
 	}
 	if c := p.Cut; c != nil {
 		j.Cut = &jsonCut{File: rel(dir, c.Path), Offset: c.Offset, FromIndex: c.Index, Records: c.Records, Bytes: c.Bytes,
