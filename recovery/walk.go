@@ -165,8 +165,10 @@ func firstOf(path string) uint64 {
 }
 
 // formats reads every live segment's header before any is judged, so a
-// foreign file or one of a newer version is reported as such, first,
-// rather than as damage to the segments around it.
+// foreign file, one of a newer version, or one whose header is damaged or
+// cut short is reported as such, first, rather than as damage to the
+// segments around it (the segment before it would otherwise be reported
+// first, as unsealed with a later segment present).
 func (w *walker) formats(paths []string) error {
 	for _, path := range paths {
 		h, err := segment.OpenHandle(w.fs, path)
@@ -178,11 +180,9 @@ func (w *walker) formats(paths []string) error {
 		if !judged {
 			return err
 		}
-		if d.Kind.unreadable() {
-			w.damage(d)
-			if w.stop() {
-				return nil
-			}
+		w.damage(d)
+		if w.stop() {
+			return nil
 		}
 	}
 	return nil
@@ -202,15 +202,12 @@ func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, erro
 	}
 	h, err := segment.OpenHandle(w.fs, path)
 	if err != nil {
-		d, judged := damageOf(KindHeader, path, err)
-		if !judged {
+		// Damage to the header was reported first, by formats.
+		if _, judged := damageOf(KindHeader, path, err); !judged {
 			return seg, err
 		}
 		if fi, err := w.fs.Stat(path); err == nil {
 			seg.Size = fi.Size()
-		}
-		if !d.Kind.unreadable() { // those were reported first, by formats
-			w.damage(d)
 		}
 		return seg, nil
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -292,5 +293,263 @@ func TestAgreeSalvageDryRun(t *testing.T) {
 			}
 			checkLog(t, dir, 1, tc.last)
 		})
+	}
+}
+
+// lastFrameEnd returns the newest segment and the end of its last frame
+// (record or sync frame, without its alignment padding... the zeros
+// after it are the write's padding).
+func lastDataEnd(t *testing.T, dir string) (string, int64) {
+	t.Helper()
+	path, _ := frameOffsets(t, dir)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := int64(len(b))
+	for end > segment.DataStart && b[end-1] == 0 {
+		end--
+	}
+	return path, end
+}
+
+// writeLog appends records 1..n to a new log with opts; it returns the
+// directory and, when crash is set, a copy of it taken while the log was
+// still open (after a Sync), as a killed process leaves it.
+func writeLog(t *testing.T, n int, noSync, crash bool) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "log")
+	o := logOptions()
+	o.NoSync = noSync
+	l, err := wal.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 1; i <= n; i++ {
+		if _, err := l.Append(record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if crash {
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return copyDir(t, dir)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestAgreeJunkInThePaddingKeepsTheRecord: junk in the zeros that pad the
+// last write to its sector (the frame before it intact) costs no record,
+// whether the log was closed or left as a crash leaves it.
+func TestAgreeJunkInThePaddingKeepsTheRecord(t *testing.T) {
+	const n = 30
+	for _, mode := range []struct {
+		name          string
+		noSync, crash bool
+	}{{"Closed", false, false}, {"Crashed", false, true}, {"NoSyncClosed", true, false}, {"NoSyncCrashed", true, true}} {
+		for _, junk := range []struct {
+			name string
+			at   func(end int64) int64 // where the junk goes, from the end of the data
+		}{
+			{"RightAfterTheLastFrame", func(end int64) int64 { return (end + 7) &^ 7 }},
+			{"InTheFramesAlignmentPadding", func(end int64) int64 { return end }},
+			{"AtTheEndOfTheSector", func(end int64) int64 { return segment.AlignSector(end) - 8 }},
+		} {
+			t.Run(mode.name+"/"+junk.name, func(t *testing.T) {
+				dir := writeLog(t, n, mode.noSync, mode.crash)
+				path, end := lastDataEnd(t, dir)
+				at := junk.at(end)
+				if at < end || at+8 > segment.AlignSector(end+1) {
+					t.Fatalf("no room for junk after offset %d in its sector", end)
+				}
+				writeAt(t, path, at, []byte("JUNKjunk")[:min(8, segment.AlignSector(end+1)-at)])
+				j := verifyJSON(t, 0, dir)
+				if j["records"] != float64(n) || j["status"] == "damaged" {
+					t.Errorf("verify --json: status %v, records %v, torn %v; want %d records", j["status"], j["records"], j["torn"], n)
+				}
+				checkLog(t, dir, 1, n)
+				if j := verifyJSON(t, 0, dir); j["records"] != float64(n) || j["status"] != "ok" {
+					t.Errorf("verify after Open: status %v, records %v", j["status"], j["records"])
+				}
+			})
+		}
+	}
+}
+
+// TestAgreeShortSegmentFile: a file under a segment's name too short to
+// hold a header is damage (ErrCorrupt, "shorter than its header"), never
+// a foreign file; a file long enough without the magic is foreign
+// (ErrFormat).
+func TestAgreeShortSegmentFile(t *testing.T) {
+	magic24 := segment.AppendHeader(nil, segment.Header{FirstIndex: 1, Salt: 7})[:24]
+	for _, where := range []struct {
+		name string
+		n    int    // records written before
+		at   uint64 // the file's first index
+	}{{"Alone", 0, 1}, {"AfterALog", 300, 301}} {
+		for _, tc := range []struct {
+			name    string
+			content []byte
+			format  bool // ErrFormat rather than ErrCorrupt
+		}{
+			{"Empty", nil, false},
+			{"OneByte", []byte{'x'}, false},
+			{"24Bytes", []byte(strings.Repeat("z", 24)), false},
+			{"24BytesStartingWithTheMagic", magic24, false},
+			{"Newline", []byte("\n"), false},
+			{"40BytesWithoutTheMagic", []byte(strings.Repeat("no magic ", 5)), true},
+			{"100BytesWithoutTheMagic", []byte(strings.Repeat("not a segment ", 8)), true},
+		} {
+			t.Run(where.name+"/"+tc.name, func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "log")
+				if where.n > 0 {
+					dir = makeLog(t, where.n)
+				} else if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				path := seg(dir, where.at)
+				if err := os.WriteFile(path, tc.content, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				r := want(t, 1, "verify", dir)
+				if !strings.Contains(r.stdout, "what now:  "+segment.Name(where.at)+" is damaged") {
+					t.Errorf("verify does not name %s first:\n%s", segment.Name(where.at), r.stdout)
+				}
+				o := openOnce(t, dir)
+				switch {
+				case tc.format && !errors.Is(o.err, wal.ErrFormat):
+					t.Fatalf("Open: %v, want ErrFormat", o.err)
+				case tc.format && errors.Is(o.err, wal.ErrCorrupt):
+					t.Fatalf("Open: %v is both ErrFormat and ErrCorrupt", o.err)
+				case !tc.format && (!errors.Is(o.err, wal.ErrCorrupt) || errors.Is(o.err, wal.ErrFormat)):
+					t.Fatalf("Open: %v, want ErrCorrupt alone", o.err)
+				case !tc.format && !strings.Contains(o.err.Error(), "shorter than its 40-byte header"):
+					t.Errorf("Open: %v, want a message saying the file is shorter than its header", o.err)
+				}
+				if !strings.Contains(o.err.Error(), path) {
+					t.Errorf("Open: %v does not name %s", o.err, path)
+				}
+				if !tc.format && !strings.Contains(r.stdout, "shorter than its 40-byte header") {
+					t.Errorf("verify does not say the file is too short:\n%s", r.stdout)
+				}
+				// Salvage drops the file (into quarantine), giving up no
+				// record: it held none.
+				if first, last := salvageAgrees(t, dir); first != 1 || last != uint64(where.n) {
+					t.Errorf("after salvage the log holds [%d, %d], want [1, %d]", first, last, where.n)
+				}
+			})
+		}
+	}
+}
+
+// TestAgreeNoSyncDamageBeforeSyncedData: with NoSync, once Close or Sync
+// made 100 records durable, a flipped byte in record 41 is corruption
+// (Open fails naming file and offset, verify says the same), never a torn
+// tail that silently drops records 41 to 100.
+func TestAgreeNoSyncDamageBeforeSyncedData(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Closed", true: "SyncedThenCrashed"}[crash], func(t *testing.T) {
+			dir := writeLog(t, 100, true, crash)
+			path, offs := frameOffsets(t, dir)
+			off := offs[40]
+			flip(t, path, off+40)
+			o := openOnce(t, dir)
+			var ce *wal.CorruptionError
+			if !errors.As(o.err, &ce) || !errors.Is(o.err, wal.ErrCorrupt) {
+				t.Fatalf("Open: [%d, %d] %v, want a *CorruptionError", o.first, o.last, o.err)
+			}
+			if ce.Path != path || ce.Offset != off || ce.Index != 41 {
+				t.Errorf("Open: %v; want %s offset %d record 41", ce, path, off)
+			}
+			j := verifyJSON(t, 1, dir)
+			if j["torn"] != nil {
+				t.Errorf("verify calls it a torn tail: %v", j["torn"])
+			}
+			d := j["damage"].([]any)[0].(map[string]any)
+			if d["file"] != filepath.Base(path) || d["offset"] != float64(off) || d["index"] != 41.0 {
+				t.Errorf("verify's first damage: %v; want %s offset %d record 41", d, filepath.Base(path), off)
+			}
+			r := want(t, 1, "verify", dir)
+			if !strings.Contains(r.stdout, fmt.Sprintf("%s is damaged at offset %d (record 41)", filepath.Base(path), off)) {
+				t.Errorf("verify:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// TestAgreeDamageInReleasedRecords: a flipped bit in records that
+// Checkpoint or TruncateFront released, still inside the newest segment,
+// costs no live record: Open and verify accept the log, and salvage leaves
+// one that opens.
+func TestAgreeDamageInReleasedRecords(t *testing.T) {
+	release := map[string]func(l *wal.Log, first uint64) error{
+		"TruncateFront": func(l *wal.Log, first uint64) error { return l.TruncateFront(first) },
+		"Checkpoint": func(l *wal.Log, first uint64) error {
+			return l.Checkpoint(first-1, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "state as of %d", first-1)
+				return err
+			})
+		},
+	}
+	for name, rel := range release {
+		for _, tc := range []struct {
+			name    string
+			damaged uint64 // the record whose frame gets a flipped bit
+			crash   bool
+		}{
+			{"FirstRecord", 1, false},
+			{"Middle", 12, false},
+			{"JustBeforeTheFirstLive", 29, false},
+			{"MiddleCrashed", 12, true},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				const n, first = 50, 30
+				dir := filepath.Join(t.TempDir(), "log")
+				l, err := wal.Open(dir, logOptions())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 1; i <= n; i++ {
+					if _, err := l.Append(record(i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := rel(l, first); err != nil {
+					t.Fatal(err)
+				}
+				if tc.crash {
+					dir = copyDir(t, dir)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				path, offs := frameOffsets(t, dir)
+				if len(offs) != n {
+					t.Fatalf("the newest segment holds %d frames, want all %d", len(offs), n)
+				}
+				b, _ := os.ReadFile(path)
+				writeAt(t, path, offs[tc.damaged-1]+45, []byte{b[offs[tc.damaged-1]+45] ^ 0x10})
+
+				j := verifyJSON(t, 0, dir)
+				if j["status"] == "damaged" || j["first_index"] != float64(first) || j["last_index"] != float64(n) {
+					t.Errorf("verify --json: status %v, [%v, %v]", j["status"], j["first_index"], j["last_index"])
+				}
+				if rd, _ := j["released_damage"].([]any); len(rd) != 1 {
+					t.Errorf("verify --json: released_damage %v, want the one damaged place", j["released_damage"])
+				}
+				if o := openOnce(t, dir); o.err != nil || o.first != first || o.last != n {
+					t.Fatalf("Open: [%d, %d] %v", o.first, o.last, o.err)
+				}
+				checkLog(t, dir, first, n)
+				want(t, 0, "recover", "--salvage", dir)
+				checkLog(t, dir, first, n)
+				want(t, 0, "verify", dir)
+			})
+		}
 	}
 }
