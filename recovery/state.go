@@ -107,7 +107,6 @@ func damageOf(kind Kind, path string, err error) (Damage, bool) {
 	return Damage{}, false
 }
 
-
 // Segment is what the walk found in one live segment file.
 type Segment struct {
 	Path   string
