@@ -2,8 +2,10 @@ package recovery_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gojournal/journal/recovery"
@@ -104,5 +106,84 @@ func cutAfterFrame(t *testing.T, path string, k int) {
 	f.Close()
 	if err := os.Truncate(path, fr.Offset+fr.Size()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// staleListing is a file system whose first few directory listings miss
+// one name, as a listing can while another process creates that file: the
+// read of a directory is not atomic.
+type staleListing struct {
+	vfs.FS
+	miss  string
+	times int
+}
+
+func (s *staleListing) ReadDir(dir string) ([]string, error) {
+	names, err := s.FS.ReadDir(dir)
+	if s.times == 0 || err != nil {
+		return names, err
+	}
+	s.times--
+	return slices.DeleteFunc(names, func(n string) bool { return n == s.miss }), nil
+}
+
+// TestStaleListingIsNotAGap: a segment missing from a listing that holds
+// a later one looks like a gap between segments; the walk finds the file
+// there, lists again and judges the log whole. A listing that keeps
+// missing it is damage.
+func TestStaleListingIsNotAGap(t *testing.T) {
+	dir := t.TempDir()
+	o := options(vfs.Default)
+	o.SegmentSize = wal.MinSegmentSize
+	l, err := wal.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		if _, err := l.Append(bytes.Repeat([]byte{'r'}, 400)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := vfs.Default.ReadDir(dir)
+	var segs []string
+	for _, n := range names {
+		if _, ok := segment.ParseName(n); ok {
+			segs = append(segs, n)
+		}
+	}
+	if len(segs) < 3 {
+		t.Fatalf("want 3 segments or more, got %v", segs)
+	}
+	for _, tc := range []struct {
+		name    string
+		times   int
+		damaged bool
+	}{{"Once", 1, false}, {"ThreeTimes", 3, false}, {"Always", 1 << 30, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, check := range []bool{false, true} {
+				fsys := &staleListing{FS: vfs.Default, miss: segs[1], times: tc.times}
+				var st *recovery.State
+				if check {
+					st, err = recovery.Check(fsys, dir, recovery.CheckOptions{})
+				} else {
+					st, err = recovery.Scan(fsys, dir, recovery.Options{})
+					if errors.Is(err, segment.ErrCorrupt) {
+						err = nil
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Damaged() != tc.damaged {
+					t.Errorf("Check %v: damage %v, want damaged %v", check, st.Damage, tc.damaged)
+				}
+				if !tc.damaged && len(st.Segments) != len(segs) {
+					t.Errorf("Check %v: %d segments, want %d", check, len(st.Segments), len(segs))
+				}
+			}
+		})
 	}
 }

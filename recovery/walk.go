@@ -70,6 +70,9 @@ type walker struct {
 	stopEarly bool // stop at the first damage
 	progress  func(int64)
 	st        *State
+	// stale is set when the directory listing proved out of date: a
+	// segment it lacks exists.
+	stale bool
 }
 
 // stop reports whether the walk ends here.
@@ -77,7 +80,23 @@ func (w *walker) stop() bool { return w.stopEarly && w.st.Damaged() }
 
 func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
 
+// walk judges dir. Reading a directory is not atomic: a segment another
+// process creates meanwhile may be missing from the listing while a later
+// one is in it, which looks like a gap between segments. A walk that meets
+// such a gap and then finds the missing segment there starts again, on a
+// fresh listing: only a gap that stays is damage.
 func (w *walker) walk(dir string) (*State, error) {
+	for range maxRechecks {
+		w.stale = false
+		st, err := w.walkOnce(dir)
+		if !w.stale {
+			return st, err
+		}
+	}
+	return w.walkOnce(dir)
+}
+
+func (w *walker) walkOnce(dir string) (*State, error) {
 	w.st = &State{Dir: dir}
 	live, err := w.list(dir)
 	if err != nil || w.stop() {
@@ -193,6 +212,10 @@ func (w *walker) formats(paths []string) error {
 func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, error) {
 	seg := Segment{Path: path, First: firstOf(path)}
 	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
+		if seg.First > prev.Next {
+			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), segment.Name(prev.Next)))
+			w.stale = w.stale || err == nil
+		}
 		w.damage(Damage{Kind: KindOrder, Path: path, Index: prev.Next, Reason: fmt.Sprintf(
 			"segment starts at index %d, but %s ends before %d: segments missing or overlapping",
 			seg.First, filepath.Base(prev.Path), prev.Next)})

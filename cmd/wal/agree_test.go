@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,8 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -551,5 +556,174 @@ func TestAgreeDamageInReleasedRecords(t *testing.T) {
 				want(t, 0, "verify", dir)
 			})
 		}
+	}
+}
+
+// TestAgreeOnALiveLog runs verify, info and dump, each at least 50 times,
+// on a log this process keeps appending to (several writers, small
+// segments so that it rotates): a write in flight is never damage.
+func TestAgreeOnALiveLog(t *testing.T) {
+	const runs = 50
+	for _, noSync := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Sync", true: "NoSyncPeriodicSync"}[noSync], func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			o := logOptions()
+			o.NoSync = noSync
+			l, err := wal.Open(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var appended atomic.Int64
+			work := func(f func(i int) error) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if err := f(i); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			for w := 0; w < 3; w++ {
+				work(func(i int) error {
+					_, err := l.Append(record(i))
+					appended.Add(1)
+					return err
+				})
+			}
+			work(func(i int) error { // batches too: a torn batch is a torn tail
+				_, err := l.AppendBatch([][]byte{record(i), record(i + 1), record(i + 2)})
+				appended.Add(3)
+				return err
+			})
+			if noSync {
+				work(func(int) error {
+					time.Sleep(2 * time.Millisecond)
+					return l.Sync()
+				})
+			}
+			counts := map[string]int{}
+			check := func(name string, r result, status string) {
+				key := fmt.Sprintf("%s exit %d", name, r.code)
+				if status != "" {
+					key += " " + status
+				}
+				counts[key]++
+				if r.code != 0 || status == "damaged" {
+					t.Errorf("wal %s on a live log: exit %d, status %q\n%s%s", name, r.code, status, r.stdout, r.stderr)
+				}
+			}
+			status := func(r result) string {
+				var j map[string]any
+				if json.Unmarshal([]byte(r.stdout), &j) != nil {
+					return "no JSON"
+				}
+				s, _ := j["status"].(string)
+				return s
+			}
+			for i := 0; i < runs && !t.Failed(); i++ {
+				r := walRun(t, "verify", "--json", dir)
+				check("verify", r, status(r))
+				r = walRun(t, "info", "--json", dir)
+				check("info", r, status(r))
+				r = walRun(t, "dump", dir, "--from", fmt.Sprint(max(l.LastIndex(), 20)-20))
+				check("dump", r, "")
+			}
+			close(stop)
+			wg.Wait()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			segs, _ := filepath.Glob(filepath.Join(dir, "*"+segment.Ext))
+			t.Logf("%d records appended in %d segments while the tools ran; %v", appended.Load(), len(segs), counts)
+			fmt.Printf("live log (%s): %d records, %d segments: %v\n", t.Name(), appended.Load(), len(segs), counts)
+			want(t, 0, "verify", dir)
+		})
+	}
+}
+
+// TestAgreeOnUndetectableDamage pins what recovery's package doc says the
+// directory cannot prove: for each of these, verify and Open agree that
+// the log is whole, and hold the same (shorter) range.
+func TestAgreeOnUndetectableDamage(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		setup       func(t *testing.T) string
+		first, last uint64
+	}{
+		{"DeletedNewestSegment", func(t *testing.T) string {
+			// The log then ends at the previous, sealed segment, as after
+			// a crash between sealing it and creating the next.
+			dir := makeLog(t, 300)
+			if err := os.Remove(seg(dir, 255)); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, 1, 254},
+		{"DeletedSnapshotFile", func(t *testing.T) string {
+			// The meta file records the first index, not that a snapshot
+			// exists: the log from 201 looks whole.
+			dir := makeLog(t, 300)
+			l, err := wal.Open(dir, logOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Checkpoint(200, func(w io.Writer) error {
+				_, err := io.WriteString(w, "state as of 200")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, checkpoint.FileName)); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, 201, 300},
+		{"NewestSegmentCutAtAFrameBoundary", func(t *testing.T) string {
+			// Each write's frames prove only the writes before it durable:
+			// nothing proves records 290 to 300 were ever written.
+			dir := makeLog(t, 300)
+			path, offs := frameOffsets(t, dir)
+			truncateFile(t, path, offs[290-255])
+			return dir
+		}, 1, 289},
+		{"NoSyncNewestSegmentCutAtAFrameBoundary", func(t *testing.T) string {
+			// Close's sync frame goes with the cut: nothing proves the
+			// records after it.
+			dir := writeLog(t, 100, true, false)
+			path, offs := frameOffsets(t, dir)
+			truncateFile(t, path, offs[60])
+			return dir
+		}, 1, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.setup(t)
+			j := verifyJSON(t, 0, dir)
+			o := openOnce(t, dir)
+			if o.err != nil {
+				t.Fatalf("Open: %v; verify: %v", o.err, j)
+			}
+			if j["status"] != "ok" || j["first_index"] != float64(o.first) || j["last_index"] != float64(o.last) {
+				t.Errorf("verify says %v [%v, %v], Open [%d, %d]", j["status"], j["first_index"], j["last_index"], o.first, o.last)
+			}
+			if o.first != tc.first || o.last != tc.last {
+				t.Errorf("the log holds [%d, %d], want [%d, %d]", o.first, o.last, tc.first, tc.last)
+			}
+			if j["snapshot"] != nil {
+				t.Errorf("verify reports a snapshot: %v", j["snapshot"])
+			}
+		})
 	}
 }
