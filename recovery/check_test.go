@@ -3,6 +3,7 @@ package recovery_test
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,16 +112,26 @@ func cutAfterFrame(t *testing.T, path string, k int) {
 
 // staleListing is a file system whose first few directory listings miss
 // one name, as a listing can while another process creates that file: the
-// read of a directory is not atomic.
+// read of a directory is not atomic. Or, with gone set, one whose first
+// few opens of that file fail as if it had been removed since the listing.
 type staleListing struct {
 	vfs.FS
 	miss  string
 	times int
+	gone  bool
+}
+
+func (s *staleListing) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	if s.gone && s.times > 0 && filepath.Base(name) == s.miss {
+		s.times--
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return s.FS.OpenFile(name, flag, perm)
 }
 
 func (s *staleListing) ReadDir(dir string) ([]string, error) {
 	names, err := s.FS.ReadDir(dir)
-	if s.times == 0 || err != nil {
+	if s.gone || s.times == 0 || err != nil {
 		return names, err
 	}
 	s.times--
@@ -130,7 +141,9 @@ func (s *staleListing) ReadDir(dir string) ([]string, error) {
 // TestStaleListingIsNotAGap: a segment missing from a listing that holds
 // a later one looks like a gap between segments; the walk finds the file
 // there, lists again and judges the log whole. A listing that keeps
-// missing it is damage.
+// missing it is damage. A listed segment gone when opened (removed by
+// TruncateFront since the listing) sends the walk back to a fresh listing
+// too.
 func TestStaleListingIsNotAGap(t *testing.T) {
 	dir := t.TempDir()
 	o := options(vfs.Default)
@@ -160,11 +173,15 @@ func TestStaleListingIsNotAGap(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		times   int
+		gone    bool // the file is gone when opened, rather than missing from the listing
 		damaged bool
-	}{{"Once", 1, false}, {"ThreeTimes", 3, false}, {"Always", 1 << 30, true}} {
+	}{
+		{"Once", 1, false, false}, {"ThreeTimes", 3, false, false}, {"Always", 1 << 30, false, true},
+		{"GoneOnce", 1, true, false}, {"GoneTwice", 2, true, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, check := range []bool{false, true} {
-				fsys := &staleListing{FS: vfs.Default, miss: segs[1], times: tc.times}
+				fsys := &staleListing{FS: vfs.Default, miss: segs[1], times: tc.times, gone: tc.gone}
 				var st *recovery.State
 				if check {
 					st, err = recovery.Check(fsys, dir, recovery.CheckOptions{})

@@ -3,6 +3,7 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,8 +72,15 @@ type walker struct {
 	progress  func(int64)
 	st        *State
 	// stale is set when the directory listing proved out of date: a
-	// segment it lacks exists.
+	// segment it lacks exists, or one it holds is gone.
 	stale bool
+}
+
+// vanished notes an error opening a listed segment: one that is gone was
+// removed since the listing (TruncateFront, in the process that has the
+// log open), so the walk must start again on a fresh listing.
+func (w *walker) vanished(err error) {
+	w.stale = w.stale || errors.Is(err, fs.ErrNotExist)
 }
 
 // stop reports whether the walk ends here.
@@ -80,11 +88,14 @@ func (w *walker) stop() bool { return w.stopEarly && w.st.Damaged() }
 
 func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
 
-// walk judges dir. Reading a directory is not atomic: a segment another
-// process creates meanwhile may be missing from the listing while a later
-// one is in it, which looks like a gap between segments. A walk that meets
-// such a gap and then finds the missing segment there starts again, on a
-// fresh listing: only a gap that stays is damage.
+// walk judges dir. On a log another process has open, the directory
+// changes under the walk. Reading a directory is not atomic: a segment
+// created meanwhile may be missing from the listing while a later one is
+// in it, which looks like a gap between segments; and a segment listed
+// may be removed (released by TruncateFront, whose meta file the walk read
+// before it committed) before the walk opens it. A walk that meets a gap
+// whose missing segment is there after all, or a listed segment that is
+// gone, starts again on a fresh listing: only a gap that stays is damage.
 func (w *walker) walk(dir string) (*State, error) {
 	for range maxRechecks {
 		w.stale = false
@@ -197,6 +208,7 @@ func (w *walker) formats(paths []string) error {
 		}
 		d, judged := damageOf(KindHeader, path, err)
 		if !judged {
+			w.vanished(err)
 			return err
 		}
 		w.damage(d)
@@ -227,6 +239,7 @@ func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, erro
 	if err != nil {
 		// Damage to the header was reported first, by formats.
 		if _, judged := damageOf(KindHeader, path, err); !judged {
+			w.vanished(err)
 			return seg, err
 		}
 		if fi, err := w.fs.Stat(path); err == nil {

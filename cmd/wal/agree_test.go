@@ -564,8 +564,17 @@ func TestAgreeDamageInReleasedRecords(t *testing.T) {
 // segments so that it rotates): a write in flight is never damage.
 func TestAgreeOnALiveLog(t *testing.T) {
 	const runs = 50
-	for _, noSync := range []bool{false, true} {
-		t.Run(map[bool]string{false: "Sync", true: "NoSyncPeriodicSync"}[noSync], func(t *testing.T) {
+	for _, mode := range []struct {
+		name               string
+		noSync, checkpoint bool
+	}{
+		{"Sync", false, false},
+		{"NoSyncPeriodicSync", true, false},
+		{"SyncWithCheckpoints", false, true},
+		{"NoSyncWithCheckpoints", true, true},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			noSync := mode.noSync
 			dir := filepath.Join(t.TempDir(), "log")
 			o := logOptions()
 			o.NoSync = noSync
@@ -593,18 +602,43 @@ func TestAgreeOnALiveLog(t *testing.T) {
 					}
 				}()
 			}
+			// A short pause every few appends keeps a NoSync log from
+			// growing faster than the tools read it (it still rotates
+			// many times a second).
+			pause := func(i int) {
+				if i%4 == 3 {
+					time.Sleep(time.Millisecond)
+				}
+			}
 			for w := 0; w < 3; w++ {
 				work(func(i int) error {
 					_, err := l.Append(record(i))
 					appended.Add(1)
+					pause(i)
 					return err
 				})
 			}
 			work(func(i int) error { // batches too: a torn batch is a torn tail
 				_, err := l.AppendBatch([][]byte{record(i), record(i + 1), record(i + 2)})
 				appended.Add(3)
+				pause(i)
 				return err
 			})
+			if mode.checkpoint {
+				// Releases records, and removes their segments, while the
+				// tools read them.
+				work(func(int) error {
+					time.Sleep(20 * time.Millisecond)
+					last := l.LastIndex()
+					if last < 1100 {
+						return nil
+					}
+					return l.Checkpoint(last-1000, func(w io.Writer) error {
+						_, err := fmt.Fprintf(w, "state as of %d", last-1000)
+						return err
+					})
+				})
+			}
 			if noSync {
 				work(func(int) error {
 					time.Sleep(2 * time.Millisecond)
