@@ -254,6 +254,34 @@ func TestAgreeVerifyDamagedWhereOpenRefuses(t *testing.T) {
 	}
 }
 
+// TestAgreeSalvageRefused: where salvage cannot help (a damaged meta
+// file), neither the dry run nor the real run says the log opens, and
+// neither changes anything.
+func TestAgreeSalvageRefused(t *testing.T) {
+	dir := makeLog(t, 300)
+	if err := recovery.WriteMeta(vfs.Default, dir, recovery.Meta{FirstIndex: 10}); err != nil {
+		t.Fatal(err)
+	}
+	flip(t, filepath.Join(dir, recovery.MetaName), 20)
+	if o := openOnce(t, dir); !errors.Is(o.err, wal.ErrCorrupt) {
+		t.Fatalf("Open: %v, want ErrCorrupt", o.err)
+	}
+	want(t, 1, "verify", dir)
+	before := snapshotDir(t, dir)
+	delete(before, wal.LockName)
+	for _, args := range [][]string{{"--dry-run"}, {}} {
+		r := want(t, 1, append([]string{"recover", "--salvage", dir}, args...)...)
+		if strings.Contains(r.stdout, "opens cleanly") || !strings.Contains(r.stdout, "refused") {
+			t.Errorf("recover --salvage %v:\n%s", args, r.stdout)
+		}
+	}
+	after := snapshotDir(t, dir)
+	delete(after, wal.LockName)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("a refused salvage changed the directory")
+	}
+}
+
 // TestAgreeSalvageDryRun: on damaged logs, the dry run of salvage predicts
 // what the real one does.
 func TestAgreeSalvageDryRun(t *testing.T) {
@@ -546,6 +574,9 @@ func TestAgreeDamageInReleasedRecords(t *testing.T) {
 				}
 				if rd, _ := j["released_damage"].([]any); len(rd) != 1 {
 					t.Errorf("verify --json: released_damage %v, want the one damaged place", j["released_damage"])
+				}
+				if r := want(t, 0, "verify", dir); !strings.Contains(r.stdout, "released:  1 place damaged (not part of the log; Open steps over it): ") {
+					t.Errorf("verify does not mention the released damage:\n%s", r.stdout)
 				}
 				if o := openOnce(t, dir); o.err != nil || o.first != first || o.last != n {
 					t.Fatalf("Open: [%d, %d] %v", o.first, o.last, o.err)

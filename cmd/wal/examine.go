@@ -268,6 +268,10 @@ func (ex *examination) printTail(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "tail:      clean\n")
 	}
+	if n := len(r.Released); n > 0 {
+		fmt.Fprintf(w, "released:  %s damaged (not part of the log; Open steps over it): %s\n",
+			plural(int64(n), "place"), describeDamage(ex.dir, r.Released[0]))
+	}
 	if n := len(r.Temps) + len(r.Obsolete); n > 0 {
 		var names []string
 		for _, p := range append(append([]string(nil), r.Temps...), r.Obsolete...) {
