@@ -187,7 +187,7 @@ func TestStaleListingIsNotAGap(t *testing.T) {
 					st, err = recovery.Check(fsys, dir, recovery.CheckOptions{})
 				} else {
 					st, err = recovery.Scan(fsys, dir, recovery.Options{})
-					if errors.Is(err, segment.ErrCorrupt) {
+					if errors.Is(err, wal.ErrCorrupt) {
 						err = nil
 					}
 				}

@@ -73,7 +73,8 @@ type walker struct {
 	st        *State
 	// stale is set when the directory listing proved out of date: a
 	// segment it lacks exists, or one it holds is gone.
-	stale bool
+	stale  bool
+	listed map[string]bool // the names in the listing
 }
 
 // vanished notes an error opening a listed segment: one that is gone was
@@ -97,7 +98,7 @@ func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
 // whose missing segment is there after all, or a listed segment that is
 // gone, starts again on a fresh listing: only a gap that stays is damage.
 func (w *walker) walk(dir string) (*State, error) {
-	for range maxRechecks {
+	for range maxRelists {
 		w.stale = false
 		st, err := w.walkOnce(dir)
 		if !w.stale {
@@ -106,6 +107,10 @@ func (w *walker) walk(dir string) (*State, error) {
 	}
 	return w.walkOnce(dir)
 }
+
+// maxRelists bounds how often a walk starts again on a fresh listing: a
+// directory that changes this often is judged as it is then.
+const maxRelists = 16
 
 func (w *walker) walkOnce(dir string) (*State, error) {
 	w.st = &State{Dir: dir}
@@ -154,7 +159,9 @@ func (w *walker) list(dir string) ([]string, error) {
 		return nil, err
 	}
 	var paths []string
+	w.listed = make(map[string]bool, len(names))
 	for _, name := range names {
+		w.listed[name] = true
 		switch _, seg := segment.ParseName(name); {
 		case strings.HasPrefix(name, vfs.TempPrefix):
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
@@ -224,8 +231,10 @@ func (w *walker) formats(paths []string) error {
 func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, error) {
 	seg := Segment{Path: path, First: firstOf(path)}
 	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
-		if seg.First > prev.Next {
-			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), segment.Name(prev.Next)))
+		// The segment that would fill the gap, if it exists unlisted.
+		// (Listed, it is prev itself, holding no record.)
+		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.listed[missing] {
+			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), missing))
 			w.stale = w.stale || err == nil
 		}
 		w.damage(Damage{Kind: KindOrder, Path: path, Index: prev.Next, Reason: fmt.Sprintf(
