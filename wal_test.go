@@ -22,8 +22,11 @@ package journal_test
 //  3. Recovery is idempotent: closing and reopening reports nothing repaired
 //     and the same range.
 //
-// Records are a function of (writer, seq): the parent recomputes the exact
-// bytes of anything it finds. Writer ids are unique across rounds.
+// Writers draw their calls from crashtest streams, a function of the seed
+// and the writer: the parent replays them to know the exact bytes of every
+// record acknowledged, and of the call each writer had in flight, and checks
+// the log with crashtest.Model, the checker the crash battery and powercut
+// use. Writer ids are unique across rounds.
 //
 // Rounds vary. The kill lands mid-append (5-80 ms after Open returned), just
 // after Open (0-2 ms), inside Open (0-1 ms after it was called: recovery
@@ -40,12 +43,10 @@ package journal_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -58,6 +59,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/wal"
@@ -81,75 +83,24 @@ const (
 	maxReported   = 25 // violations printed in full; the rest are counted
 )
 
-// recID names a record of the kill test. Its bytes are a function of it.
-type recID struct {
-	writer uint32 // round*killWriters + goroutine
-	seq    uint32 // how many records the writer appended before this one
-	pos, n uint8  // place in its batch and the batch's size; n == 1: no batch
-}
-
-func (id recID) String() string {
-	if id.n == 1 {
-		return fmt.Sprintf("w%d/s%d", id.writer, id.seq)
-	}
-	return fmt.Sprintf("w%d/s%d(%d of batch of %d)", id.writer, id.seq, id.pos+1, id.n)
-}
-
-// wseq is a record's identity without its batch position.
-type wseq struct{ writer, seq uint32 }
-
-// Record layout: a 12-byte header, then a body of 0 to 20 KiB.
-//
-//	"kt" 2 | pos 1 | n 1 | writer 4 | seq 4 | body
-//
-// A batch member after the first may instead be empty: its identity follows
-// from its batch's first record.
-const recHeader = 12
-
-// makeRecord returns the bytes of record id. The body mixes random bytes
-// with runs, so compression has something to do.
-func makeRecord(seed uint64, id recID) []byte {
-	r := rand.New(rand.NewPCG(seed, uint64(id.writer)<<32|uint64(id.seq)))
-	if id.pos > 0 && r.IntN(4) == 0 {
-		return []byte{}
-	}
-	var size int
-	switch k := r.IntN(20); {
-	case k < 12:
-		size = r.IntN(256)
-	case k < 18:
-		size = r.IntN(4 << 10)
-	default:
-		size = r.IntN(20 << 10)
-	}
-	b := make([]byte, recHeader, recHeader+size)
-	b[0], b[1], b[2], b[3] = 'k', 't', id.pos, id.n
-	binary.LittleEndian.PutUint32(b[4:], id.writer)
-	binary.LittleEndian.PutUint32(b[8:], id.seq)
-	for len(b) < cap(b) {
-		run := min(1+r.IntN(64), cap(b)-len(b))
-		if r.IntN(2) == 0 {
-			b = append(b, bytes.Repeat([]byte{byte(r.Uint32())}, run)...)
-			continue
+// killShape is how the kill test's writers draw calls: 30% batches of 2
+// to 5 records; records mostly small, some of a few KiB, a few up to 20 KiB.
+var killShape = crashtest.Shape{
+	Batch: func(r *rand.Rand) int {
+		if r.IntN(10) < 3 {
+			return 2 + r.IntN(4)
 		}
-		for range run {
-			b = append(b, byte(r.Uint32()))
+		return 1
+	},
+	Size: func(r *rand.Rand) int {
+		switch k := r.IntN(20); {
+		case k < 12:
+			return r.IntN(256)
+		case k < 18:
+			return r.IntN(4 << 10)
 		}
-	}
-	return b
-}
-
-// decodeRecord reads the identity in a record's header; the caller compares
-// the whole record with makeRecord.
-func decodeRecord(b []byte) (recID, bool) {
-	if len(b) < recHeader || b[0] != 'k' || b[1] != 't' || b[3] < 1 || b[3] > 5 || b[2] >= b[3] {
-		return recID{}, false
-	}
-	return recID{
-		writer: binary.LittleEndian.Uint32(b[4:]),
-		seq:    binary.LittleEndian.Uint32(b[8:]),
-		pos:    b[2], n: b[3],
-	}, true
+		return r.IntN(20 << 10)
+	},
 }
 
 // TestKillChild is the child side of TestKill; it does nothing unless
@@ -168,7 +119,7 @@ func TestKillChild(t *testing.T) {
 //
 //	opening                           about to call Open
 //	ready FIRST LAST TORNBYTES TORNRECORDS REMOVED
-//	ack INDEX WRITER SEQ POS N        one line per record of an operation
+//	ack INDEX WRITER SEQ              one line per record of a call
 //	trunc-begin INDEX                 about to call TruncateFront
 //	trunc INDEX                       TruncateFront returned
 func killChild(dir string) {
@@ -206,34 +157,26 @@ func killChild(dir string) {
 	for g := range killWriters {
 		go func() {
 			writer := uint32(round*killWriters + g)
-			rng := rand.New(rand.NewPCG(seed, uint64(writer)))
+			stream := crashtest.NewStream(seed, writer, killShape)
 			var line []byte
-			for seq := uint32(0); ; {
-				n := 1
-				if rng.IntN(10) < 3 {
-					n = 2 + rng.IntN(4)
-				}
-				recs := make([][]byte, n)
-				for p := range recs {
-					recs[p] = makeRecord(seed, recID{writer, seq + uint32(p), uint8(p), uint8(n)})
-				}
+			for {
+				c := stream.Next()
 				var first uint64
 				var err error
-				if n == 1 && rng.IntN(8) != 0 {
-					first, err = l.Append(recs[0])
+				if c.Batch {
+					first, err = l.AppendBatch(c.Recs)
 				} else {
-					first, err = l.AppendBatch(recs)
+					first, err = l.Append(c.Recs[0])
 				}
 				if err != nil {
-					fail("writer %d, seq %d: append: %v", writer, seq, err)
+					fail("writer %d, seq %d: append: %v", writer, c.Seq, err)
 				}
 				line = line[:0]
-				for p := range n {
-					line = fmt.Appendf(line, "ack %d %d %d %d %d\n", first+uint64(p), writer, seq+uint32(p), p, n)
+				for p := range c.Recs {
+					line = fmt.Appendf(line, "ack %d %d %d\n", first+uint64(p), writer, c.Seq+uint64(p))
 				}
 				emit(line)
-				printed[g].Store(first + uint64(n) - 1)
-				seq += uint32(n)
+				printed[g].Store(first + uint64(len(c.Recs)) - 1)
 			}
 		}()
 	}
@@ -303,12 +246,6 @@ func (c *child) read(r io.Reader) {
 	}
 }
 
-// ack is an acknowledged record.
-type ack struct {
-	id      recID
-	checked bool // a check has found it
-}
-
 // killTest is the parent's state across rounds.
 type killTest struct {
 	t     *testing.T
@@ -317,15 +254,12 @@ type killTest struct {
 	rng   *rand.Rand
 	round int
 
-	acks     map[uint64]*ack  // acknowledged records at or after FirstIndex
-	idOf     map[wseq]uint64  // index of every record ever acknowledged or found
-	known    map[uint64]recID // what the last check found
-	ackedSeq map[uint32]int64 // per writer, the highest acknowledged seq
-	firsts   []uint64         // the values FirstIndex may have now
-	first    uint64           // FirstIndex and LastIndex at the last check
-	last     uint64
-	maxAck   uint64 // highest acknowledged index
-	clean    bool   // the parent closed the log after the last round
+	m       *crashtest.Model   // what the children were told since the last check
+	writers *crashtest.Writers // the records of every writer
+	acked   map[uint32]uint64  // per writer of the last child: its records acknowledged
+	first   uint64             // FirstIndex and LastIndex at the last check
+	last    uint64
+	clean   bool // the parent closed the log after the last round
 
 	st         killStats
 	violations int
@@ -338,8 +272,7 @@ type killStats struct {
 	chained         int // rounds whose child left the log to the next child
 	noSync          int // rounds whose child appended with Options.NoSync
 	acked           int // records acknowledged
-	ackedChecked    int // acknowledged records a check found intact
-	releasedUnseen  int // acknowledged records truncated away before a check
+	ackedChecked    int // acknowledged records found intact by checks (each counted once)
 	reads           int // records read and compared by checks
 	unackedFound    int // records not acknowledged (in flight at the kill) found by checks
 	childTruncs     int // TruncateFront acknowledged by children
@@ -387,9 +320,9 @@ func TestKill(t *testing.T) {
 	t.Logf("seed %d (rerun with %s=%d), %d rounds", seed, envSeed, seed, rounds)
 	k := &killTest{
 		t: t, dir: filepath.Join(t.TempDir(), "log"), seed: seed,
-		rng:  rand.New(rand.NewPCG(seed, 0x6b696c6c)),
-		acks: map[uint64]*ack{}, idOf: map[wseq]uint64{}, known: map[uint64]recID{},
-		ackedSeq: map[uint32]int64{}, firsts: []uint64{1}, first: 1, clean: true,
+		rng: rand.New(rand.NewPCG(seed, 0x6b696c6c)),
+		m:   crashtest.NewModel(), writers: crashtest.NewWriters(seed, killShape),
+		first: 1, clean: true,
 	}
 	start := time.Now()
 	prevChained := false
@@ -515,8 +448,9 @@ func (k *killTest) absorb(c *child) {
 	if strings.Contains(c.stderr, "DATA RACE") || strings.Contains(c.stderr, "panic:") {
 		k.violate("child failed; stderr:\n%s", c.stderr)
 	}
-	var inflight uint64 // TruncateFront in flight
+	inflight := false // a TruncateFront in flight
 	opening, ready := false, false
+	k.acked = map[uint32]uint64{}
 	for _, line := range c.lines {
 		f := strings.Fields(line)
 		nums := make([]uint64, len(f))
@@ -536,23 +470,30 @@ func (k *killTest) absorb(c *child) {
 			ready = true
 			k.childOpened(nums[1], nums[2], int64(nums[3]), int(nums[4]), int(nums[5]))
 			continue
-		case f[0] == "ack" && len(f) == 6:
-			k.acked(nums[1], recID{uint32(nums[2]), uint32(nums[3]), uint8(nums[4]), uint8(nums[5])})
+		case f[0] == "ack" && len(f) == 4:
+			k.ack(nums[1], uint32(nums[2]), nums[3])
 			continue
-		case f[0] == "trunc-begin" && len(f) == 2:
-			inflight = nums[1]
+		case f[0] == "trunc-begin" && len(f) == 2 && !inflight:
+			k.m.BeginTruncate(true, nums[1])
+			inflight = true
 			continue
-		case f[0] == "trunc" && len(f) == 2 && nums[1] == inflight:
-			k.firsts, inflight = []uint64{inflight}, 0
+		case f[0] == "trunc" && len(f) == 2 && inflight:
+			k.m.EndTruncate()
+			inflight = false
 			k.st.childTruncs++
 			continue
 		}
 		k.violate("child reported %q", line)
 	}
-	if inflight != 0 {
+	if inflight {
 		// Either as before or as after: both are allowed.
-		k.firsts = append(k.firsts, inflight)
 		k.st.childTruncsOpen++
+	}
+	// Each writer had at most one call in flight: the one after its last
+	// acknowledged record. It may be in the log, whole, or not at all.
+	for g := range killWriters {
+		w := uint32(k.round*killWriters + g)
+		k.writers.Pending(k.m, w, k.acked[w])
 	}
 	switch {
 	case !opening:
@@ -576,37 +517,27 @@ func (k *killTest) childOpened(first, last uint64, tornBytes int64, tornRecords,
 	switch {
 	case k.clean && (first != k.first || last != k.last):
 		k.violate("child's Open found [%d, %d]; the parent closed the log at [%d, %d]", first, last, k.first, k.last)
-	case !slices.Contains(k.firsts, first):
-		k.violate("child's Open found FirstIndex %d, want one of %v", first, k.firsts)
-	case last < k.maxAck:
-		k.violate("child's Open found LastIndex %d, below acknowledged index %d", last, k.maxAck)
+	case !slices.Contains(k.m.Firsts(), first):
+		k.violate("child's Open found FirstIndex %d, want one of %v", first, k.m.Firsts())
+	case last < k.m.LastAcked():
+		k.violate("child's Open found LastIndex %d, below acknowledged index %d", last, k.m.LastAcked())
 	}
-	k.firsts = []uint64{first}
+	k.m.SettleFront(first)
 }
 
-// acked records an acknowledged record.
-func (k *killTest) acked(index uint64, id recID) {
+// ack records that the child acknowledged the writer's seq-th record at
+// index.
+func (k *killTest) ack(index uint64, writer uint32, seq uint64) {
 	k.st.acked++
-	if a, ok := k.acks[index]; ok {
-		k.violate("index %d acknowledged twice: %v, then %v", index, a.id, id)
+	rec := k.writers.Record(writer, seq)
+	if prev, ok := k.m.Acked[index]; ok && !bytes.Equal(prev, rec) {
+		k.violate("index %d acknowledged twice: to writer %d seq %d after another record", index, writer, seq)
 	}
-	key := wseq{id.writer, id.seq}
-	if j, ok := k.idOf[key]; ok && j != index {
-		k.violate("%v acknowledged at index %d, seen at index %d before", id, index, j)
+	if seq != k.acked[writer] {
+		k.violate("writer %d: seq %d acknowledged after %d records: acknowledgements out of order", writer, seq, k.acked[writer])
 	}
-	k.acks[index] = &ack{id: id}
-	k.idOf[key] = index
-	k.ackedSeq[id.writer] = max(k.ackedSeq[id.writer], int64(id.seq))
-	k.maxAck = max(k.maxAck, index)
-}
-
-// lookup returns what index must hold, if the parent knows.
-func (k *killTest) lookup(index uint64) (recID, bool) {
-	if a, ok := k.acks[index]; ok {
-		return a.id, true
-	}
-	id, ok := k.known[index]
-	return id, ok
+	k.acked[writer] = seq + 1
+	k.m.AckRecord(index, rec)
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -628,9 +559,12 @@ func (k *killTest) check() {
 		k.st.tornRecords += rec.Torn.Records
 	}
 	k.st.removed += len(rec.Removed)
-	k.verify(l)
+	got, ok := k.verify(l)
 	if err := l.Close(); err != nil {
 		k.violate("Close: %v", err)
+	}
+	if !ok {
+		return
 	}
 
 	l, err = wal.Open(k.dir, opts)
@@ -651,7 +585,7 @@ func (k *killTest) check() {
 		k.violate("second Open found [%d, %d], the first [%d, %d]", f, g, k.first, k.last)
 	}
 	for _, i := range []uint64{k.first, k.last} {
-		k.readKnown(l, i)
+		k.readKnown(l, got, i)
 	}
 	k.checkDir()
 
@@ -670,37 +604,21 @@ func (k *killTest) check() {
 	if _, err := l.Read(target - 1); !errors.Is(err, wal.ErrNotFound) {
 		k.violate("Read(%d) after TruncateFront(%d): %v, want ErrNotFound", target-1, target, err)
 	}
-	k.readKnown(l, target)
-	k.release(target)
-	k.first, k.firsts = target, []uint64{target}
+	k.readKnown(l, got, target)
+	k.m.BeginTruncate(true, target)
+	k.m.EndTruncate()
+	k.first = target
 }
 
 // readKnown checks one record the last verify found, if it is in the log.
-func (k *killTest) readKnown(l *wal.Log, i uint64) {
-	id, ok := k.known[i]
+func (k *killTest) readKnown(l *wal.Log, got crashtest.Log, i uint64) {
+	want, ok := got.Records[i]
 	if !ok {
 		return
 	}
 	b, err := l.Read(i)
-	if err != nil || !bytes.Equal(b, makeRecord(k.seed, id)) {
-		k.violate("Read(%d) after reopening: %d bytes, %v; want %v", i, len(b), err, id)
-	}
-}
-
-// release forgets what lies before first.
-func (k *killTest) release(first uint64) {
-	for i, a := range k.acks {
-		if i < first {
-			if !a.checked {
-				k.st.releasedUnseen++
-			}
-			delete(k.acks, i)
-		}
-	}
-	for i := range k.known {
-		if i < first {
-			delete(k.known, i)
-		}
+	if err != nil || !bytes.Equal(b, want) {
+		k.violate("Read(%d) after reopening: %d bytes, %v; want %d bytes", i, len(b), err, len(want))
 	}
 }
 
@@ -726,135 +644,35 @@ func (k *killTest) checkDir() {
 	k.st.maxSegments = max(k.st.maxSegments, segs)
 }
 
-// verify checks the whole log against everything acknowledged and found
-// before.
-func (k *killTest) verify(l *wal.Log) {
-	first, last := l.FirstIndex(), l.LastIndex()
-	if !slices.Contains(k.firsts, first) {
-		k.violate("FirstIndex %d, want one of %v", first, k.firsts)
+// verify reads the whole log and checks it with the model of what the
+// children were told; the log as found is the model from then on.
+func (k *killTest) verify(l *wal.Log) (crashtest.Log, bool) {
+	got, err := crashtest.ReadLog(l)
+	if err != nil {
+		k.violate("read the log after the kill: %v", err)
+		return got, false
 	}
-	if last < k.maxAck {
-		k.violate("LastIndex %d, below acknowledged index %d", last, k.maxAck)
-	}
-	if last+1 < first {
-		k.violate("range [%d, %d] is inverted", first, last)
-		return
-	}
-	for _, i := range []uint64{first - 1, last + 1} {
+	for _, i := range []uint64{got.First - 1, got.Last + 1} {
 		if _, err := l.Read(i); !errors.Is(err, wal.ErrNotFound) {
-			k.violate("Read(%d) outside [%d, %d]: %v, want ErrNotFound", i, first, last, err)
+			k.violate("Read(%d) outside [%d, %d]: %v, want ErrNotFound", i, got.First, got.Last, err)
 		}
 	}
-	k.release(first)
-
-	found := make(map[uint64]recID, last+1-first)
-	lastOf := map[uint32]recID{} // each writer's previous record in this scan
-	var open recID               // the batch being read
-	left := 0                    // its records still to come
-	for i := first; i <= last; i++ {
-		b, err := l.Read(i)
-		if err != nil {
-			k.violate("Read(%d) in [%d, %d]: %v", i, first, last, err)
-			left = 0
-			continue
-		}
-		k.st.reads++
-		var id recID
-		switch {
-		case left > 0:
-			id = recID{open.writer, open.seq + 1, open.pos + 1, open.n}
-		case len(b) == 0:
-			// Only a batch member after the first can be empty; at the
-			// front of the log its batch's start may be truncated away.
-			var ok bool
-			if id, ok = k.lookup(i); !ok || id.pos == 0 || i != first {
-				k.violate("index %d: an empty record no batch explains", i)
-				continue
-			}
-		default:
-			var ok bool
-			if id, ok = decodeRecord(b); !ok {
-				k.violate("index %d: %d bytes that no writer appended: %x", i, len(b), b[:min(len(b), 32)])
-				continue
-			}
-			if id.pos > 0 && i != first {
-				k.violate("index %d: %v without the start of its batch", i, id)
-			}
-		}
-		if want := makeRecord(k.seed, id); !bytes.Equal(b, want) {
-			got, ok := decodeRecord(b)
-			k.violate("index %d: want %v (%d bytes), found %d bytes (header %v, %v): a batch broken or a record damaged",
-				i, id, len(want), len(b), got, ok)
-			left = 0
-			continue
-		}
-		if want, ok := k.lookup(i); ok && want != id {
-			k.violate("index %d holds %v, but %v was acknowledged or found there before", i, id, want)
-		}
-		open, left = id, int(id.n-id.pos-1)
-		found[i] = id
-
-		key := wseq{id.writer, id.seq}
-		if j, ok := k.idOf[key]; ok && j != i {
-			k.violate("%v at index %d, but it was at index %d before", id, i, j)
-		}
-		if p, ok := lastOf[id.writer]; ok && id.seq != p.seq+1 {
-			k.violate("writer %d: seq %d at index %d follows seq %d: records lost, duplicated or reordered", id.writer, id.seq, i, p.seq)
-		} else if !ok && id.seq > 0 {
-			if j, ok := k.idOf[wseq{id.writer, id.seq - 1}]; !ok || j >= first {
-				k.violate("writer %d: first record in the log is seq %d at index %d, but seq %d is not before FirstIndex %d",
-					id.writer, id.seq, i, id.seq-1, first)
-			}
-		}
-		lastOf[id.writer] = id
+	counts, err := k.m.Verify(got)
+	k.st.reads += counts.Records
+	k.st.unackedFound += counts.Unacked
+	if err != nil {
+		k.violate("%v", err)
+		return got, false
 	}
-	if left > 0 {
-		k.violate("batch of %v cut short at LastIndex %d: a batch must be all there or not at all", open, last)
+	// Acknowledged records before k.last were counted at an earlier check.
+	if from := max(got.First, k.first); k.last >= from {
+		counts.Acked -= int(k.last + 1 - from)
 	}
-
-	for _, i := range slices.Sorted(maps.Keys(k.acks)) {
-		a := k.acks[i]
-		switch got, ok := found[i]; {
-		case !ok:
-			k.violate("acknowledged record %v at index %d is gone: the log holds [%d, %d]", a.id, i, first, last)
-		case got != a.id:
-			// Reported above.
-		case !a.checked:
-			a.checked = true
-			k.st.ackedChecked++
-		}
-	}
-
-	// A writer waits for each operation before starting the next, so
-	// beyond its last acknowledged record the log may hold at most the one
-	// operation it had in flight.
-	beyond := map[uint32]map[uint32]bool{} // writer -> first seq of each unacknowledged operation
-	for _, id := range found {
-		if as, ok := k.ackedSeq[id.writer]; ok && int64(id.seq) <= as {
-			continue
-		}
-		if _, seen := k.idOf[wseq{id.writer, id.seq}]; !seen {
-			k.st.unackedFound++
-		}
-		if beyond[id.writer] == nil {
-			beyond[id.writer] = map[uint32]bool{}
-		}
-		beyond[id.writer][id.seq-uint32(id.pos)] = true
-	}
-	for w, ops := range beyond {
-		if len(ops) > 1 {
-			k.violate("writer %d: %d operations past its last acknowledged one (seqs %v); at most one was in flight",
-				w, len(ops), slices.Sorted(maps.Keys(ops)))
-		}
-	}
-
-	for i, id := range found {
-		k.idOf[wseq{id.writer, id.seq}] = i
-	}
-	k.known = found
-	k.first, k.last = first, last
-	k.firsts = []uint64{first}
-	k.st.maxLog = max(k.st.maxLog, int(last+1-first))
+	k.st.ackedChecked += counts.Acked
+	k.m = crashtest.FromLog(got)
+	k.first, k.last = got.First, got.Last
+	k.st.maxLog = max(k.st.maxLog, int(got.Last+1-got.First))
+	return got, true
 }
 
 func (k *killTest) report(d time.Duration) {
@@ -866,9 +684,8 @@ func (k *killTest) report(d time.Duration) {
 	k.t.Logf("rounds %d in %v (%d checked by the parent, %d chained to the next child, %d with NoSync); kills: %s; "+
 		"killed before Open %d, during Open %d",
 		k.round, d.Round(time.Millisecond), s.checks, s.chained, s.noSync, strings.Join(modes, ", "), s.beforeOpening, s.inOpen)
-	k.t.Logf("acknowledged records %d, verified intact %d, truncated before a check %d, still to check %d; "+
-		"record reads compared %d; unacknowledged records recovered %d",
-		s.acked, s.ackedChecked, s.releasedUnseen, len(k.acks)-countChecked(k.acks), s.reads, s.unackedFound)
+	k.t.Logf("acknowledged records %d, verified intact at a check %d; record reads compared %d; unacknowledged records recovered %d",
+		s.acked, s.ackedChecked, s.reads, s.unackedFound)
 	k.t.Logf("torn tails cut %d (%d bytes) by the parent's Open, %d (%d bytes) by a child's Open; "+
 		"records of unfinished batches dropped %d; leftover files removed %d",
 		s.torn, s.tornBytes, s.childTorn, s.childTornBytes, s.tornRecords, s.removed+s.childRemoved)
@@ -876,14 +693,4 @@ func (k *killTest) report(d time.Duration) {
 		"segments now %d (max %d); log now [%d, %d]",
 		s.parentTruncs, s.childTruncs, s.childTruncsOpen, s.maxLog, s.segments, s.maxSegments, k.first, k.last)
 	k.t.Logf("violations %d", k.violations)
-}
-
-func countChecked(acks map[uint64]*ack) int {
-	n := 0
-	for _, a := range acks {
-		if a.checked {
-			n++
-		}
-	}
-	return n
 }

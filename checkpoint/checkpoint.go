@@ -20,7 +20,7 @@ const FileName = "snapshot"
 
 // ErrNoSnapshot is returned by Load, ReadHeader and Verify when the
 // directory holds no snapshot.
-var ErrNoSnapshot = errors.New("checkpoint: no snapshot")
+var ErrNoSnapshot = errors.New("journal: no snapshot")
 
 // WriteFile atomically and durably replaces the file at path (on the
 // operating system's file system) with the bytes write produces: after a
@@ -80,13 +80,13 @@ type WriteOptions struct {
 // recovery; the log's directory lock serialises them.
 func Write(fsys vfs.FS, dir string, index uint64, opts WriteOptions, write func(w io.Writer) error) error {
 	if index == 0 {
-		return errors.New("checkpoint: write snapshot: index 0 (log indexes start at 1)")
+		return errors.New("journal: write snapshot: index 0 (log indexes start at 1)")
 	}
 	err := vfs.WriteFile(fsys, filepath.Join(dir, FileName), 0o644, func(w io.Writer) error {
 		return encode(w, index, opts.Compress, write)
 	})
 	if err != nil {
-		return fmt.Errorf("checkpoint: write snapshot: %w", err)
+		return fmt.Errorf("journal: write snapshot: %w", err)
 	}
 	return nil
 }
@@ -170,13 +170,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 //
 // Opening checks everything but the contents: the header and trailer must
 // be intact and agree with the file's size, so a torn, truncated, extended
-// or foreign file is refused here, with an error matching segment.ErrCorrupt
-// (damage) or segment.ErrFormat (not a snapshot, or a newer format version).
+// or foreign file is refused here, with an error matching ErrCorrupt
+// (damage) or ErrFormat (not a snapshot, or a newer format version).
 //
 // The contents' checksum can only be checked once all of them have been
 // read, so the reader checks it when it reaches the end: it returns io.EOF
 // only if the checksum and length match, and an error matching
-// segment.ErrCorrupt otherwise (compressed contents that do not decode
+// ErrCorrupt otherwise (compressed contents that do not decode
 // fail as soon as that is seen). Callers must therefore read to the end
 // and treat any error other than io.EOF, corruption or I/O, as meaning
 // everything they read from the reader is void. Errors are sticky.
@@ -253,7 +253,7 @@ func open(fsys vfs.FS, dir string) (*reader, error) {
 		r.dec, err = zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("checkpoint: open snapshot %s: %w", path, err)
+			return nil, fmt.Errorf("journal: open snapshot %s: %w", path, err)
 		}
 		r.src = r.dec
 	}
@@ -270,7 +270,7 @@ func openChecked(fsys vfs.FS, dir string) (vfs.File, string, Header, uint64, err
 		return nil, path, Header{}, 0, fmt.Errorf("%w in %s", ErrNoSnapshot, dir)
 	}
 	if err != nil {
-		return nil, path, Header{}, 0, fmt.Errorf("checkpoint: open snapshot: %w", err)
+		return nil, path, Header{}, 0, fmt.Errorf("journal: open snapshot: %w", err)
 	}
 	h, sum, err := check(f, path)
 	if err != nil {
@@ -287,13 +287,13 @@ func openChecked(fsys vfs.FS, dir string) (vfs.File, string, Header, uint64, err
 func check(f vfs.File, path string) (Header, uint64, error) {
 	size, err := f.Size()
 	if err != nil {
-		return Header{}, 0, fmt.Errorf("checkpoint: open snapshot %s: %w", path, err)
+		return Header{}, 0, fmt.Errorf("journal: open snapshot %s: %w", path, err)
 	}
 	var b [HeaderSize + TrailerSize]byte
 	hdr, trl := b[:HeaderSize], []byte(nil)
 	n, err := f.ReadAt(hdr, 0)
 	if err != nil && err != io.EOF {
-		return Header{}, 0, fmt.Errorf("checkpoint: read snapshot %s: %w", path, err)
+		return Header{}, 0, fmt.Errorf("journal: read snapshot %s: %w", path, err)
 	}
 	hdr = hdr[:n]
 	if size >= HeaderSize+TrailerSize {
@@ -302,7 +302,7 @@ func check(f vfs.File, path string) (Header, uint64, error) {
 			if err == io.EOF {
 				return Header{}, 0, corrupt(path, size, "file shrank while being opened")
 			}
-			return Header{}, 0, fmt.Errorf("checkpoint: read snapshot %s: %w", path, err)
+			return Header{}, 0, fmt.Errorf("journal: read snapshot %s: %w", path, err)
 		}
 	}
 	return decode(path, hdr, trl, size)
@@ -349,14 +349,14 @@ func (r *reader) finish() error {
 // damage the decompressor found.
 func (r *reader) fail(err error) error {
 	if r.body.err != nil {
-		return fmt.Errorf("checkpoint: read snapshot %s: %w", r.path, r.body.err)
+		return fmt.Errorf("journal: read snapshot %s: %w", r.path, r.body.err)
 	}
 	if r.dec != nil {
 		// The decoder reads ahead, so where it stopped only bounds
 		// where the damage is.
 		return corrupt(r.path, HeaderSize, fmt.Sprintf("zstd contents: %v (found before offset %d)", err, HeaderSize+r.body.n))
 	}
-	return fmt.Errorf("checkpoint: read snapshot %s: %w", r.path, err)
+	return fmt.Errorf("journal: read snapshot %s: %w", r.path, err)
 }
 
 // Close releases the decoder and the file. Reads after Close fail.
@@ -370,7 +370,7 @@ func (r *reader) Close() error {
 	err := r.f.Close()
 	r.f = nil
 	if r.err == nil {
-		r.err = fmt.Errorf("checkpoint: read snapshot %s: %w", r.path, fs.ErrClosed)
+		r.err = fmt.Errorf("journal: read snapshot %s: %w", r.path, fs.ErrClosed)
 	}
 	return err
 }

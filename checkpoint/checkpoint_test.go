@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
@@ -158,52 +159,52 @@ func TestDamage(t *testing.T) {
 		want     error
 		when     when
 	}{
-		{name: "TruncatedToEmpty", mutate: cut(at(0)), want: segment.ErrCorrupt},
-		{name: "TruncatedInsideMagic", mutate: cut(at(5)), want: segment.ErrCorrupt},
-		{name: "TruncatedInsideHeader", mutate: cut(at(20)), want: segment.ErrCorrupt},
-		{name: "TruncatedAfterHeader", mutate: cut(at(checkpoint.HeaderSize)), want: segment.ErrCorrupt},
-		{name: "TruncatedInsideContents", mutate: cut(func(b []byte) int { return len(b) / 2 }), want: segment.ErrCorrupt},
-		{name: "TruncatedBeforeTrailer", mutate: cut(fromEnd(checkpoint.TrailerSize)), want: segment.ErrCorrupt},
-		{name: "TruncatedInsideTrailer", mutate: cut(fromEnd(20)), want: segment.ErrCorrupt},
-		{name: "TruncatedByOneByte", mutate: cut(fromEnd(1)), want: segment.ErrCorrupt},
-		{name: "ExtendedByZeros", mutate: func(b []byte) []byte { return append(b, make([]byte, 4096)...) }, want: segment.ErrCorrupt},
-		{name: "BitFlipInMagic", mutate: flip(at(3)), want: segment.ErrCorrupt},
-		{name: "BitFlipInFlags", mutate: flip(at(13)), want: segment.ErrCorrupt},
-		{name: "BitFlipInIndex", mutate: flip(at(16)), want: segment.ErrCorrupt},
-		{name: "BitFlipInStoredLength", mutate: flip(fromEnd(trlStored)), want: segment.ErrCorrupt},
-		{name: "BitFlipInContentLength", mutate: flip(fromEnd(trlSize)), want: segment.ErrCorrupt},
-		{name: "BitFlipInContentsSum", mutate: flip(fromEnd(trlSum)), want: segment.ErrCorrupt},
-		{name: "BitFlipInMetaSum", mutate: flip(fromEnd(trlMetaSum)), want: segment.ErrCorrupt},
-		{name: "BitFlipInEndMagic", mutate: flip(fromEnd(1)), want: segment.ErrCorrupt},
-		{name: "BitFlipInStoredContents", onlyOne: true, mutate: flip(at(checkpoint.HeaderSize + 1000)), want: segment.ErrCorrupt, when: atEOF},
-		{name: "BitFlipInCompressedContents", onlyOne: true, compress: true, mutate: flip(func(b []byte) int { return len(b) / 2 }), want: segment.ErrCorrupt, when: atRead},
+		{name: "TruncatedToEmpty", mutate: cut(at(0)), want: errs.ErrCorrupt},
+		{name: "TruncatedInsideMagic", mutate: cut(at(5)), want: errs.ErrCorrupt},
+		{name: "TruncatedInsideHeader", mutate: cut(at(20)), want: errs.ErrCorrupt},
+		{name: "TruncatedAfterHeader", mutate: cut(at(checkpoint.HeaderSize)), want: errs.ErrCorrupt},
+		{name: "TruncatedInsideContents", mutate: cut(func(b []byte) int { return len(b) / 2 }), want: errs.ErrCorrupt},
+		{name: "TruncatedBeforeTrailer", mutate: cut(fromEnd(checkpoint.TrailerSize)), want: errs.ErrCorrupt},
+		{name: "TruncatedInsideTrailer", mutate: cut(fromEnd(20)), want: errs.ErrCorrupt},
+		{name: "TruncatedByOneByte", mutate: cut(fromEnd(1)), want: errs.ErrCorrupt},
+		{name: "ExtendedByZeros", mutate: func(b []byte) []byte { return append(b, make([]byte, 4096)...) }, want: errs.ErrCorrupt},
+		{name: "BitFlipInMagic", mutate: flip(at(3)), want: errs.ErrCorrupt},
+		{name: "BitFlipInFlags", mutate: flip(at(13)), want: errs.ErrCorrupt},
+		{name: "BitFlipInIndex", mutate: flip(at(16)), want: errs.ErrCorrupt},
+		{name: "BitFlipInStoredLength", mutate: flip(fromEnd(trlStored)), want: errs.ErrCorrupt},
+		{name: "BitFlipInContentLength", mutate: flip(fromEnd(trlSize)), want: errs.ErrCorrupt},
+		{name: "BitFlipInContentsSum", mutate: flip(fromEnd(trlSum)), want: errs.ErrCorrupt},
+		{name: "BitFlipInMetaSum", mutate: flip(fromEnd(trlMetaSum)), want: errs.ErrCorrupt},
+		{name: "BitFlipInEndMagic", mutate: flip(fromEnd(1)), want: errs.ErrCorrupt},
+		{name: "BitFlipInStoredContents", onlyOne: true, mutate: flip(at(checkpoint.HeaderSize + 1000)), want: errs.ErrCorrupt, when: atEOF},
+		{name: "BitFlipInCompressedContents", onlyOne: true, compress: true, mutate: flip(func(b []byte) int { return len(b) / 2 }), want: errs.ErrCorrupt, when: atRead},
 		{name: "ZeroedStoredContents", onlyOne: true, mutate: func(b []byte) []byte {
 			clear(b[checkpoint.HeaderSize : len(b)-checkpoint.TrailerSize])
 			return b
-		}, want: segment.ErrCorrupt, when: atEOF},
+		}, want: errs.ErrCorrupt, when: atEOF},
 		{name: "ResealedGarbageAsZstd", onlyOne: true, compress: true, mutate: func(b []byte) []byte {
 			copy(b[checkpoint.HeaderSize:], bytes.Repeat([]byte("garbage!"), 100))
 			return reseal(b)
-		}, want: segment.ErrCorrupt, when: atRead},
-		{name: "ResealedContentLengthTooSmall", onlyOne: true, compress: true, mutate: addToField(trlSize, -1), want: segment.ErrCorrupt, when: atRead},
-		{name: "ResealedContentLengthTooLarge", onlyOne: true, compress: true, mutate: addToField(trlSize, +1), want: segment.ErrCorrupt, when: atRead},
-		{name: "ResealedStoredLengthDisagrees", mutate: addToField(trlStored, -1), want: segment.ErrCorrupt},
-		{name: "ResealedIndexZero", mutate: func(b []byte) []byte { clear(b[16:24]); return reseal(b) }, want: segment.ErrCorrupt},
-		{name: "FutureVersion", mutate: setU32(8, checkpoint.Version+1), want: segment.ErrFormat},
-		{name: "BitFlipInVersion", mutate: flip(at(8)), want: segment.ErrFormat},
-		{name: "UnknownFlag", mutate: setU32(12, 1<<7), want: segment.ErrFormat},
-		{name: "ForeignText", mutate: func([]byte) []byte { return []byte("state: {\"k\": 1}\n") }, want: segment.ErrFormat},
-		{name: "ForeignOneByte", mutate: func([]byte) []byte { return []byte("x") }, want: segment.ErrFormat},
+		}, want: errs.ErrCorrupt, when: atRead},
+		{name: "ResealedContentLengthTooSmall", onlyOne: true, compress: true, mutate: addToField(trlSize, -1), want: errs.ErrCorrupt, when: atRead},
+		{name: "ResealedContentLengthTooLarge", onlyOne: true, compress: true, mutate: addToField(trlSize, +1), want: errs.ErrCorrupt, when: atRead},
+		{name: "ResealedStoredLengthDisagrees", mutate: addToField(trlStored, -1), want: errs.ErrCorrupt},
+		{name: "ResealedIndexZero", mutate: func(b []byte) []byte { clear(b[16:24]); return reseal(b) }, want: errs.ErrCorrupt},
+		{name: "FutureVersion", mutate: setU32(8, checkpoint.Version+1), want: errs.ErrFormat},
+		{name: "BitFlipInVersion", mutate: flip(at(8)), want: errs.ErrFormat},
+		{name: "UnknownFlag", mutate: setU32(12, 1<<7), want: errs.ErrFormat},
+		{name: "ForeignText", mutate: func([]byte) []byte { return []byte("state: {\"k\": 1}\n") }, want: errs.ErrFormat},
+		{name: "ForeignOneByte", mutate: func([]byte) []byte { return []byte("x") }, want: errs.ErrFormat},
 		{name: "ForeignSegment", mutate: func([]byte) []byte {
-			seg := segment.AppendHeader(nil, segment.Header{FirstIndex: 1, Salt: 1})
-			return append(seg, make([]byte, 4096)...) // preallocated, empty
-		}, want: segment.ErrFormat},
+			seg := []byte(segment.Magic) // a segment's header starts so
+			return append(seg, make([]byte, 4096)...)
+		}, want: errs.ErrFormat},
 		{name: "SplicedFromTwoSnapshots", mutate: func(b []byte) []byte {
 			// The header of a snapshot of another index on this body and
 			// trailer: the meta sum binds them.
 			binary.LittleEndian.PutUint64(b[16:], 99)
 			return b
-		}, want: segment.ErrCorrupt},
+		}, want: errs.ErrCorrupt},
 	}
 	for _, tt := range tests {
 		for _, compress := range []bool{false, true} {
@@ -262,7 +263,7 @@ func TestTruncatedEverywhere(t *testing.T) {
 		full := readSnapshot(t, dir)
 		for n := range len(full) {
 			writeSnapshot(t, dir, full[:n])
-			if err, _ := loadErr(dir); !errors.Is(err, segment.ErrCorrupt) {
+			if err, _ := loadErr(dir); !errors.Is(err, errs.ErrCorrupt) {
 				t.Fatalf("compress=%v, cut at %d of %d: error %v, want ErrCorrupt", compress, n, len(full), err)
 			}
 		}
@@ -275,9 +276,9 @@ func TestCorruptionErrorNamesFileAndOffset(t *testing.T) {
 	b := readSnapshot(t, dir)
 	writeSnapshot(t, dir, b[:len(b)-1])
 	err, _ := loadErr(dir)
-	var ce *segment.CorruptionError
+	var ce *errs.CorruptionError
 	if !errors.As(err, &ce) || ce.Path != snapshotPath(dir) {
-		t.Fatalf("error %v (%T) is not a *segment.CorruptionError naming %s", err, err, snapshotPath(dir))
+		t.Fatalf("error %v (%T) is not a *errs.CorruptionError naming %s", err, err, snapshotPath(dir))
 	}
 }
 
@@ -495,9 +496,9 @@ func TestZstdStreams(t *testing.T) {
 	}{
 		{"TwoFrames", append(frame([]byte("hello, ")), frame([]byte("world"))...), 12, []byte("hello, world"), nil},
 		{"Window8MiB", streamed(big, 8<<20), int64(len(big)), big, nil},
-		{"Window16MiB", streamed(big, 16<<20), int64(len(big)), nil, segment.ErrCorrupt},
-		{"TrailingGarbage", append(frame([]byte("x")), "garbage!"...), 1, nil, segment.ErrCorrupt},
-		{"FrameCutShort", frame(big)[:100], int64(len(big)), nil, segment.ErrCorrupt},
+		{"Window16MiB", streamed(big, 16<<20), int64(len(big)), nil, errs.ErrCorrupt},
+		{"TrailingGarbage", append(frame([]byte("x")), "garbage!"...), 1, nil, errs.ErrCorrupt},
+		{"FrameCutShort", frame(big)[:100], int64(len(big)), nil, errs.ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

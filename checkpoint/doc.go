@@ -49,22 +49,22 @@
 // A snapshot file is valid when all of the following hold, checked in this
 // order; the error says which failed.
 //
-//  1. It starts with the magic (else segment.ErrFormat: a foreign file;
-//     but segment.ErrCorrupt if it still ends with the end magic).
-//  2. Its version is 1 (else segment.ErrFormat: a newer format). Magic and
+//  1. It starts with the magic (else ErrFormat: a foreign file;
+//     but ErrCorrupt if it still ends with the end magic).
+//  2. Its version is 1 (else ErrFormat: a newer format). Magic and
 //     version keep their offsets in every version.
 //  3. It is at least 64 bytes long and ends with the end magic (else
-//     segment.ErrCorrupt: truncated, torn or extended).
-//  4. The meta sum matches (else segment.ErrCorrupt).
-//  5. No unknown flag is set (else segment.ErrFormat).
+//     ErrCorrupt: truncated, torn or extended).
+//  4. The meta sum matches (else ErrCorrupt).
+//  5. No unknown flag is set (else ErrFormat).
 //  6. L is the file's size less 64, N equals L for stored contents, and
-//     the index is not 0 (else segment.ErrCorrupt).
+//     the index is not 0 (else ErrCorrupt).
 //  7. The contents sum matches, and compressed contents decode, within
-//     the 8 MiB window, to exactly N bytes (else segment.ErrCorrupt).
+//     the 8 MiB window, to exactly N bytes (else ErrCorrupt).
 //
 // Load, ReadHeader and Verify check 1 to 6 when they open the file; the
 // reader Load returns checks 7 as it reaches the end of the contents, and
-// Verify reads them all. Damage is reported as a *segment.CorruptionError
+// Verify reads them all. Damage is reported as a *CorruptionError
 // naming the file and offset.
 //
 // # Worked example

@@ -96,7 +96,7 @@ func ExampleLoad() {
 		state[k] = v
 	}
 	if err := sc.Err(); err != nil {
-		// Damaged (errors.Is(err, segment.ErrCorrupt)) or unreadable:
+		// Damaged (errors.Is(err, ErrCorrupt)) or unreadable:
 		// discard state.
 		log.Fatal(err)
 	}

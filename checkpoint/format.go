@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // On-disk constants. Every integer is little-endian. Changing any of these
@@ -97,11 +96,11 @@ func decode(path string, hdr, trl []byte, fileSize int64) (Header, uint64, error
 		if trl != nil && string(trl[32:]) == EndMagic {
 			return Header{}, 0, corrupt(path, 0, fmt.Sprintf("bad magic %q", hdr[:n]))
 		}
-		return Header{}, 0, fmt.Errorf("checkpoint: %s: %w: not a snapshot (bad magic %q)", path, segment.ErrFormat, hdr[:n])
+		return Header{}, 0, fmt.Errorf("journal: %s: %w: not a snapshot (bad magic %q)", path, errs.ErrFormat, hdr[:n])
 	}
 	if len(hdr) >= 12 {
-		if err := segment.CheckVersion("snapshot", binary.LittleEndian.Uint32(hdr[8:]), versions); err != nil {
-			return Header{}, 0, fmt.Errorf("checkpoint: %s: %w", path, err)
+		if err := errs.CheckVersion("snapshot", binary.LittleEndian.Uint32(hdr[8:]), versions); err != nil {
+			return Header{}, 0, fmt.Errorf("journal: %s: %w", path, err)
 		}
 	}
 	if fileSize < HeaderSize+TrailerSize || len(hdr) < HeaderSize || trl == nil {
@@ -116,7 +115,7 @@ func decode(path string, hdr, trl []byte, fileSize int64) (Header, uint64, error
 	}
 	flags := binary.LittleEndian.Uint32(hdr[12:])
 	if flags&^flagZstd != 0 {
-		return Header{}, 0, fmt.Errorf("checkpoint: %s: %w: unknown snapshot flags %#x", path, segment.ErrFormat, flags)
+		return Header{}, 0, fmt.Errorf("journal: %s: %w: unknown snapshot flags %#x", path, errs.ErrFormat, flags)
 	}
 	h := Header{
 		Version:    binary.LittleEndian.Uint32(hdr[8:]),
@@ -141,5 +140,5 @@ func decode(path string, hdr, trl []byte, fileSize int64) (Header, uint64, error
 
 // corrupt describes damage at offset off of the snapshot at path.
 func corrupt(path string, off int64, reason string) error {
-	return &segment.CorruptionError{Path: path, Offset: off, Reason: reason}
+	return &errs.CorruptionError{Path: path, Offset: off, Reason: reason}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/checkpoint"
-	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -22,7 +22,7 @@ func TestFutureVersionIsNamed(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[8:], 7)
 		writeSnapshot(t, dir, reseal(b))
 		_, err := checkpoint.ReadHeader(vfs.Default, dir)
-		if !errors.Is(err, segment.ErrFormat) || errors.Is(err, segment.ErrCorrupt) {
+		if !errors.Is(err, errs.ErrFormat) || errors.Is(err, errs.ErrCorrupt) {
 			t.Fatalf("ReadHeader error = %v, want ErrFormat", err)
 		}
 		if want := "snapshot format version 7; this build reads version 1"; !strings.Contains(err.Error(), want) {

@@ -28,6 +28,9 @@ type workload struct {
 // small segments make rotation part of most workloads.
 var small = wal.Options{SegmentSize: wal.MinSegmentSize}
 
+// noSync is small without an fdatasync per group commit.
+var noSync = wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}
+
 func appendAll(d *crashtest.Driver, n, size int) bool {
 	for i := range n {
 		if !d.Append(size + i%7*13) {
@@ -82,10 +85,34 @@ var workloads = []workload{
 			d.Checkpoint(26) && // everything
 			appendAll(d, 2, 10)
 	}},
-	{"NoSync killed, then synced appends", wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}, func(d *crashtest.Driver) {
+	{"NoSync killed, then synced appends", noSync, func(d *crashtest.Driver) {
 		_ = appendAll(d, 5, 700) &&
 			d.Kill(small) && // what the dead process wrote is only in the page cache
 			appendAll(d, 3, 700)
+	}},
+	// NoSync truncations: the records a truncation keeps were never
+	// synced, yet after a power loss at any point the directory must open
+	// as before or after the truncation.
+	{"NoSync TruncateFront", noSync, func(d *crashtest.Driver) {
+		_ = appendAll(d, 12, 3000) &&
+			d.TruncateFront(5) && // the kept records are not synced
+			appendAll(d, 4, 3000) &&
+			d.TruncateFront(17) && // empties the log
+			appendAll(d, 3, 3000) &&
+			d.Sync() &&
+			appendAll(d, 2, 3000) &&
+			d.TruncateFront(19)
+	}},
+	{"NoSync TruncateBack", noSync, func(d *crashtest.Driver) {
+		_ = appendAll(d, 30, 6000) && // rotation seals some
+			d.TruncateBack(28) && // inside the unsynced active segment
+			appendAll(d, 3, 10) &&
+			d.Batch(5, 5, 5) &&
+			d.TruncateBack(32) && // cuts the batch short
+			d.Sync() &&
+			appendAll(d, 2, 10) &&
+			d.TruncateBack(9) && // into a sealed segment
+			appendAll(d, 2, 10)
 	}},
 	{"NoSync with Sync", wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}, func(d *crashtest.Driver) {
 		for range 6 {

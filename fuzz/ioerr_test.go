@@ -137,7 +137,15 @@ func diskFull(w workload, rule errorfs.Rule) error {
 	if ok {
 		w.run(d)
 		if l := d.Log(); l != nil && efs.Injected() > 0 {
-			if _, err := l.Append([]byte("no space")); !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, wal.ErrFailed) {
+			// An Append either fails (ENOSPC, or the log failed earlier)
+			// or succeeds without meeting a full disk: Open of an existing
+			// log goes on without preallocating when only that fails.
+			before := efs.Injected()
+			err := d.AppendNow(8)
+			switch {
+			case err == nil && efs.Injected() > before:
+				return fmt.Errorf("Append on a full disk succeeded after %d injected ENOSPC", efs.Injected()-before)
+			case err != nil && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, wal.ErrFailed):
 				return fmt.Errorf("Append on a full disk: %v", err)
 			}
 		}

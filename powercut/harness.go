@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/wal"
 )
 
@@ -283,7 +284,7 @@ func Run(cfg Config) (fig *Figures, err error) {
 	if err := l.Close(); err != nil {
 		return fig, err
 	}
-	model := Model{First: 1}
+	model := crashtest.Log{First: 1, Records: map[uint64][]byte{}}
 
 	for round := uint32(1); round <= uint32(cfg.Rounds); round++ {
 		var stop bool
@@ -295,7 +296,7 @@ func Run(cfg Config) (fig *Figures, err error) {
 	// I3's last part: after the last recovery, appends are accepted and
 	// survive the next cut.
 	model, _, err = m.finalRound(uint32(cfg.Rounds)+1, rng, model, fig)
-	fig.LogRecords = len(model.Recs)
+	fig.LogRecords = len(model.Records)
 	return fig, err
 }
 
@@ -403,20 +404,21 @@ func (m *machine) powerCut(rng *rand.Rand) CutResult {
 }
 
 // round runs one workload, cuts the power under it, recovers and checks.
-func (m *machine) round(round uint32, rng *rand.Rand, model Model, fig *Figures) (Model, bool, error) {
+func (m *machine) round(round uint32, rng *rand.Rand, model crashtest.Log, fig *Figures) (crashtest.Log, bool, error) {
 	name := m.cfg.FS.Name
-	c, err := m.startChild(round, rng.Uint64())
+	r := Round{Round: round, Seed: rng.Uint64(), Writers: Writers}
+	c, err := m.startChild(round, r.Seed)
 	if err != nil {
 		return model, true, err
 	}
-	fail := func(msg string) (Model, bool, error) {
+	fail := func(msg string) (crashtest.Log, bool, error) {
 		c.kill()
 		m.violation(fig, round, fmt.Sprintf("%s (workload stderr: %q)", msg, strings.TrimSpace(c.stderr.String())))
 		return model, true, nil
 	}
 	select {
 	case line := <-c.ready:
-		want := fmt.Sprintf("ready %d %d 1", model.First, model.Next()-1)
+		want := fmt.Sprintf("ready %d %d 1", model.First, model.Last)
 		if line != want {
 			return fail(fmt.Sprintf("I3: after a clean close, unmount and mount the workload's Open says %q, expected %q", line, want))
 		}
@@ -446,44 +448,38 @@ func (m *machine) round(round uint32, rng *rand.Rand, model Model, fig *Figures)
 	}
 	what := fmt.Sprintf("cut on %s (kept %d of %d cached sectors, p=%.2f), %d acked",
 		event, res.Kept, res.Cached, res.KeepP, len(c.acks))
-	return m.recover(round, model, c.acks, fig, what)
+	return m.recover(r, model, c.acks, fig, what)
 }
 
-// finalRound appends a batch and a record from this process to the
-// recovered log, closes it, cuts the power (the whole cache goes) and
-// checks that they survived.
-func (m *machine) finalRound(round uint32, rng *rand.Rand, model Model, fig *Figures) (Model, bool, error) {
+// finalRound appends from this process to the recovered log until it has
+// made a batch and a single append, closes it, cuts the power (the whole
+// cache goes) and checks that they survived.
+func (m *machine) finalRound(round uint32, rng *rand.Rand, model crashtest.Log, fig *Figures) (crashtest.Log, bool, error) {
 	l, err := wal.Open(m.logDir(), LogOptions())
 	if err != nil {
 		m.violation(fig, round, fmt.Sprintf("I3: open the recovered log to append: %v", err))
 		return model, true, nil
 	}
+	r := Round{Round: round, Seed: rng.Uint64(), Writers: 1}
+	stream := crashtest.NewStream(r.Seed, writerID(round, 0), Shape)
 	var acks []Ack
-	prev := uint64(0)
-	for k, n := range []int{3, 1} {
-		recs := make([][]byte, n)
-		for j := range recs {
-			id := Ident{Round: round, BatchLen: uint16(n), Seq: uint64(len(acks) + j), Prev: prev, Size: uint32(100 * (k + j))}
-			if n > 1 {
-				id.BatchPos = uint16(j)
-			}
-			recs[j] = Encode(id)
-		}
+	for batch, single := false, false; !batch || !single; {
+		c := stream.Next()
 		var first uint64
-		if n == 1 {
-			first, err = l.Append(recs[0])
+		if c.Batch {
+			first, err = l.AppendBatch(c.Recs)
 		} else {
-			first, err = l.AppendBatch(recs)
+			first, err = l.Append(c.Recs[0])
 		}
 		if err != nil {
 			l.Close()
 			m.violation(fig, round, fmt.Sprintf("I3: the recovered log refused an append: %v", err))
 			return model, true, nil
 		}
-		for j := range n {
-			acks = append(acks, Ack{Index: first + uint64(j), Seq: uint64(len(acks))})
+		for k := range c.Recs {
+			acks = append(acks, Ack{Index: first + uint64(k), Seq: c.Seq + uint64(k)})
 		}
-		prev = first + uint64(n) - 1
+		batch, single = batch || c.Batch, single || !c.Batch
 	}
 	if err := l.Close(); err != nil {
 		return model, true, err
@@ -491,16 +487,16 @@ func (m *machine) finalRound(round uint32, rng *rand.Rand, model Model, fig *Fig
 	if _, err := m.cut(fig, func() CutResult { return m.disk.Cut(rng, 0) }, nil); err != nil {
 		return model, true, err
 	}
-	return m.recover(round, model, acks, fig, fmt.Sprintf("%d records appended after the last recovery, log closed, power cut", len(acks)))
+	return m.recover(r, model, acks, fig, fmt.Sprintf("%d records appended after the last recovery, log closed, power cut", len(acks)))
 }
 
 // recover opens the log after a cut, checks it (I1, I2), reopens it (I3),
 // and checks the file system, for information, on a clean unmount.
-func (m *machine) recover(round uint32, model Model, acks []Ack, fig *Figures, what string) (Model, bool, error) {
-	name := m.cfg.FS.Name
+func (m *machine) recover(r Round, model crashtest.Log, acks []Ack, fig *Figures, what string) (crashtest.Log, bool, error) {
+	name, round := m.cfg.FS.Name, r.Round
 	l, err := wal.Open(m.logDir(), LogOptions())
 	if err != nil {
-		m.violation(fig, round, fmt.Sprintf("recovery failed: wal.Open: %v (the log held [%d, %d] before the round; %d acks)", err, model.First, model.Next()-1, len(acks)))
+		m.violation(fig, round, fmt.Sprintf("recovery failed: wal.Open: %v (the log held [%d, %d] before the round; %d acks)", err, model.First, model.Last, len(acks)))
 		return model, true, nil
 	}
 	rec := l.Recovered()
@@ -515,25 +511,33 @@ func (m *machine) recover(round uint32, model Model, acks []Ack, fig *Figures, w
 		fig.Removed += len(rec.Removed)
 		repaired += fmt.Sprintf(", removed %d leftover files", len(rec.Removed))
 	}
-	next, res := Check(l, model, round, acks)
+	next, err := crashtest.ReadLog(l)
+	if err != nil {
+		l.Close()
+		m.violation(fig, round, fmt.Sprintf("I2: read the recovered log: %v (%s; %s)", err, what, repaired))
+		return model, true, nil
+	}
+	res := Check(next, model, r, acks)
 	fig.Checked += res.Read
 	fig.Acked += res.Acked
 	fig.AckedVerified += res.AckedFound
 	fig.Unacked += res.Unacked
-	if len(res.Violations) > 0 {
+	if res.Violation != "" {
 		l.Close()
-		m.violation(fig, round, append(res.Violations, fmt.Sprintf("(%s; recovered [%d, %d]; %s)", what, l.FirstIndex(), l.LastIndex(), repaired))...)
+		m.violation(fig, round, res.Violation, fmt.Sprintf("(%s; recovered [%d, %d]; %s)", what, next.First, next.Last, repaired))
 		return model, true, nil
 	}
 	// Keep the log within the disk on long runs.
-	if next.Bytes() > maxLogBytes {
-		to := next.First + uint64(len(next.Recs))/2
+	if logBytes(next) > maxLogBytes {
+		to := next.First + (next.Last+1-next.First)/2
 		if err := l.TruncateFront(to); err != nil {
 			l.Close()
 			m.violation(fig, round, fmt.Sprintf("TruncateFront(%d): %v", to, err))
 			return model, true, nil
 		}
-		next.Recs = next.Recs[to-next.First:]
+		for i := next.First; i < to; i++ {
+			delete(next.Records, i)
+		}
 		next.First = to
 	}
 	if err := l.Close(); err != nil {
@@ -550,8 +554,12 @@ func (m *machine) recover(round uint32, model Model, acks []Ack, fig *Figures, w
 	if r2 := l2.Recovered(); r2.Torn != nil || len(r2.Removed) > 0 {
 		bad = append(bad, fmt.Sprintf("I3: the second Open repaired again: torn %+v, removed %v", r2.Torn, r2.Removed))
 	}
-	bad = append(bad, Same(l2, next)...)
-	fig.Checked += len(next.Recs)
+	if again, err := crashtest.ReadLog(l2); err != nil {
+		bad = append(bad, fmt.Sprintf("I3: read the reopened log: %v", err))
+	} else if v := Same(again, next); v != "" {
+		bad = append(bad, v)
+	}
+	fig.Checked += len(next.Records)
 	if err := l2.Close(); err != nil {
 		bad = append(bad, fmt.Sprintf("I3: close the reopened log: %v", err))
 	}
@@ -560,7 +568,7 @@ func (m *machine) recover(round uint32, model Model, acks []Ack, fig *Figures, w
 		return model, true, nil
 	}
 	m.cfg.Logf("%s round %d: %s; recovered [%d, %d]: %s; %d acked verified, %d unacked survived; ok",
-		name, round, what, next.First, next.Next()-1, repaired, res.AckedFound, res.Unacked)
+		name, round, what, next.First, next.Last, repaired, res.AckedFound, res.Unacked)
 
 	// For information: does the file system itself check clean?
 	if err := Unmount(m.mnt); err != nil {
@@ -573,6 +581,15 @@ func (m *machine) recover(round uint32, model Model, acks []Ack, fig *Figures, w
 	}
 	m.mounts = true
 	return next, false, nil
+}
+
+// logBytes is the payload volume of a log.
+func logBytes(l crashtest.Log) int64 {
+	var n int64
+	for _, rec := range l.Records {
+		n += int64(len(rec))
+	}
+	return n
 }
 
 // fsck checks the cleanly unmounted file system without changing it.

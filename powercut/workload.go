@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/wal"
 )
 
@@ -44,20 +45,28 @@ func LogOptions() *wal.Options {
 	}
 }
 
-// recordSize draws a payload size: mostly small records, some of several
-// KiB, and now and then one larger than a segment (which gets a segment of
-// its own).
-func recordSize(rng *rand.Rand) uint32 {
-	switch p := rng.IntN(100); {
-	case p < 60:
-		return uint32(rng.IntN(256))
-	case p < 90:
-		return uint32(256 + rng.IntN(4096))
-	case p < 99:
-		return uint32(4096 + rng.IntN(12<<10))
-	default:
-		return uint32(40<<10 + rng.IntN(60<<10))
-	}
+// Shape is how the workload's writers draw their calls (crashtest
+// streams, replayed by the checker): a quarter are batches of 2 to 6
+// records; records are mostly small, some of several KiB, and now and then
+// one larger than a segment (which gets a segment of its own).
+var Shape = crashtest.Shape{
+	Batch: func(r *rand.Rand) int {
+		if r.IntN(4) == 0 {
+			return 2 + r.IntN(5)
+		}
+		return 1
+	},
+	Size: func(r *rand.Rand) int {
+		switch p := r.IntN(100); {
+		case p < 60:
+			return r.IntN(256)
+		case p < 90:
+			return 256 + r.IntN(4096)
+		case p < 99:
+			return 4096 + r.IntN(12<<10)
+		}
+		return 40<<10 + r.IntN(60<<10)
+	},
 }
 
 // ChildMain is the workload process. It opens the log in dir, prints
@@ -95,40 +104,28 @@ func ChildMain(dir string, round uint32, seed uint64) int {
 	var wg sync.WaitGroup
 	for w := range uint32(Writers) {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(seed, uint64(round)<<16|uint64(w)))
-			var seq, prev uint64
+			stream := crashtest.NewStream(seed, writerID(round, w), Shape)
 			for spent.Load() < RoundBytes {
-				n := 1
-				if rng.IntN(4) == 0 {
-					n = 2 + rng.IntN(5)
-				}
-				recs := make([][]byte, n)
-				for k := range recs {
-					id := Ident{Round: round, Writer: w, BatchLen: uint16(n), Seq: seq + uint64(k), Prev: prev, Size: recordSize(rng)}
-					if n > 1 {
-						id.BatchPos = uint16(k)
-					}
-					recs[k] = Encode(id)
-					spent.Add(int64(len(recs[k])))
+				c := stream.Next()
+				for _, r := range c.Recs {
+					spent.Add(int64(len(r)))
 				}
 				var first uint64
 				var err error
-				if n == 1 {
-					first, err = l.Append(recs[0])
+				if c.Batch {
+					first, err = l.AppendBatch(c.Recs)
 				} else {
-					first, err = l.AppendBatch(recs)
+					first, err = l.Append(c.Recs[0])
 				}
 				if err != nil {
 					say(fmt.Sprintf("fail %d %v\n", w, err))
 					return
 				}
 				var acks []byte
-				for k := range n {
-					acks = fmt.Appendf(acks, "ack %d %d %d\n", first+uint64(k), w, seq+uint64(k))
+				for k := range c.Recs {
+					acks = fmt.Appendf(acks, "ack %d %d %d\n", first+uint64(k), w, c.Seq+uint64(k))
 				}
 				say(string(acks))
-				seq += uint64(n)
-				prev = first + uint64(n) - 1
 			}
 		})
 	}

@@ -81,30 +81,18 @@ func TestCheckCountsBatches(t *testing.T) {
 // cutAfterFrame truncates the segment at path right after its k-th frame.
 func cutAfterFrame(t *testing.T, path string, k int) {
 	t.Helper()
-	f, err := vfs.Default.OpenFile(path, os.O_RDONLY, 0)
+	h, err := segment.OpenHandle(vfs.Default, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	size, err := f.Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	head := make([]byte, segment.HeaderSize)
-	if _, err := f.ReadAt(head, 0); err != nil {
-		t.Fatal(err)
-	}
-	h, err := segment.DecodeHeader(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := segment.NewScanner(f, size, h)
+	sc := h.Scan()
 	for range k {
 		if !sc.Next() {
 			t.Fatalf("fewer than %d frames: %s", k, sc.Why())
 		}
 	}
 	fr := sc.Frame()
-	f.Close()
+	h.Close()
 	if err := os.Truncate(path, fr.Offset+fr.Size()); err != nil {
 		t.Fatal(err)
 	}

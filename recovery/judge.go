@@ -15,16 +15,16 @@ type judge struct {
 	newest bool
 	first  uint64 // the log's first live index: damage below it is released
 	limit  uint64 // the last record a committed TruncateBack keeps (0: none)
-	// found gathers the damage of one pass over the frames; confirmed
-	// holds the stops found damaged again on fresh reads.
+	// found gathers the damage the frames show; confirmed holds the
+	// stops already read afresh (see frames).
 	found     []Damage
 	confirmed map[int64]bool
-	settled   bool
+	rechecks  int
 }
 
-// maxRechecks bounds how often a scan that found damage followed by
-// durable data is repeated on fresh reads before the damage is believed.
-const maxRechecks = 16
+// maxRechecks bounds how often a segment's frames are read afresh because a
+// stop was followed by durable data (see frames).
+const maxRechecks = 1 << 16
 
 func (j *judge) run() error {
 	ft, why, err := j.h.Footer()
@@ -43,24 +43,7 @@ func (j *judge) run() error {
 	case seg.Sealed:
 		return nil
 	}
-	// Without a footer the frames are read one by one. A scan that finds
-	// damage followed by durable data is repeated on fresh reads: in a
-	// log another process is appending to, a write in flight looks like
-	// that until it lands, and only a stop that stays put is damage.
-	j.confirmed = map[int64]bool{}
-	for range maxRechecks {
-		again, err := j.frames(why)
-		if err != nil || !again {
-			return err
-		}
-		if err := j.h.Refresh(); err != nil {
-			return err
-		}
-		seg.Size = j.h.Size()
-	}
-	j.settled = true // a log changing this fast is judged as it is now
-	_, err = j.frames(why)
-	return err
+	return j.frames(why)
 }
 
 // records reads every live record a valid footer indexes (a deep walk).
@@ -89,35 +72,38 @@ func (j *judge) records() error {
 }
 
 // frames walks a segment without a valid footer frame by frame (steps 4
-// and 5). It returns again, having judged nothing, when it met damage
-// followed by durable data at a stop not yet confirmed: the caller reads
-// afresh and calls again.
-func (j *judge) frames(footerWhy string) (again bool, err error) {
+// to 6). A stop followed by durable data in the newest segment is read
+// afresh before it is believed: in a log another process is appending to, a
+// write in flight looks like damage followed by durable data until it
+// lands, and only a stop that stays put is damage. (The durable frame was
+// read before the stop is read again, and it proves the bytes at the stop
+// had been made durable, so they no longer change in a healthy log.)
+func (j *judge) frames(footerWhy string) error {
 	seg, h := j.seg, j.h
-	seg.Offsets, seg.Intact, seg.Stored, seg.Decoded, j.found = seg.Offsets[:0], true, 0, 0, nil
-	defer func() {
-		if !again {
-			j.w.st.Damage = append(j.w.st.Damage, j.found...)
-		}
-	}()
+	seg.Intact, j.confirmed = true, map[int64]bool{}
+	defer func() { j.w.st.Damage = append(j.w.st.Damage, j.found...) }()
 	off, next := int64(segment.DataStart), seg.Header.FirstIndex
+	var kept [2]int64 // Stored and Decoded at the last commit point
 	for {
 		sc := h.ScanFrom(off, next)
 		for sc.Next() {
 			j.record(sc.Frame())
 			if j.stopping() {
-				return false, nil
+				return nil
+			}
+			if sc.Frame().Type == segment.TypeRecord {
+				kept = [2]int64{seg.Stored, seg.Decoded}
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return false, fmt.Errorf("journal: read %s: %w", seg.Path, err)
+			return fmt.Errorf("journal: read %s: %w", seg.Path, err)
 		}
 		stop, expect := sc.Offset(), seg.Header.FirstIndex+uint64(len(seg.Offsets))
 		// Damage in records already released costs nothing: the walk
 		// goes on at the first frame after it that it still needs,
 		// durable proof or not.
 		if resume, ok, err := j.released(stop, expect); err != nil {
-			return false, err
+			return err
 		} else if ok {
 			j.w.st.Released = append(j.w.st.Released, Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect,
 				Reason: sc.Why() + ", in records already released"})
@@ -126,23 +112,29 @@ func (j *judge) frames(footerWhy string) (again bool, err error) {
 		}
 		tail, err := h.Tail(stop)
 		if err != nil {
-			return false, err
+			return err
 		}
 		d := tail.Durable
 		if d == nil {
 			j.end(sc, tail, footerWhy)
-			return false, nil
+			return nil
 		}
-		if j.newest && !j.settled && !j.confirmed[stop] {
-			j.confirmed[stop] = true
-			return true, nil
+		if j.newest && !j.confirmed[stop] && j.rechecks < maxRechecks {
+			j.confirmed[stop], j.rechecks = true, j.rechecks+1
+			if err := h.Refresh(); err != nil {
+				return err
+			}
+			seg.Size = h.Size()
+			off, next = sc.Committed()
+			seg.Offsets = seg.Offsets[:next-seg.Header.FirstIndex]
+			seg.Stored, seg.Decoded = kept[0], kept[1]
+			continue
 		}
-		dmg := Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect, Reason: fmt.Sprintf(
-			"%s, yet a frame written after this point was durable follows (index %d at offset %d)", sc.Why(), d.Index, d.Offset)}
 		seg.Intact = false
-		j.found = append(j.found, dmg)
+		j.found = append(j.found, Damage{Kind: KindRecord, Path: seg.Path, Offset: stop, Index: expect, Reason: fmt.Sprintf(
+			"%s, yet a frame written after this point was durable follows (index %d at offset %d)", sc.Why(), d.Index, d.Offset)})
 		if j.stopping() {
-			return false, nil
+			return nil
 		}
 		// Report all: go on from the durable frame; the records between
 		// are lost to the damage.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -155,18 +155,18 @@ func decodeMeta(b []byte, path string) (Meta, error) {
 	}
 	switch {
 	case len(b) != metaSize:
-		return Meta{}, &segment.CorruptionError{Path: path, Reason: fmt.Sprintf("meta file is %d bytes, want %d", len(b), metaSize)}
+		return Meta{}, &errs.CorruptionError{Path: path, Reason: fmt.Sprintf("meta file is %d bytes, want %d", len(b), metaSize)}
 	case string(b[:8]) != metaMagic:
-		return Meta{}, fmt.Errorf("%w: %s is not a journal meta file", segment.ErrFormat, path)
+		return Meta{}, fmt.Errorf("%w: %s is not a journal meta file", errs.ErrFormat, path)
 	case binary.LittleEndian.Uint64(b[32:]) != xxhash.Sum64(b[:32]):
-		return Meta{}, &segment.CorruptionError{Path: path, Reason: "meta checksum mismatch"}
+		return Meta{}, &errs.CorruptionError{Path: path, Reason: "meta checksum mismatch"}
 	}
 	if err := checkMetaVersion(b, path); err != nil {
 		return Meta{}, err
 	}
 	flags := binary.LittleEndian.Uint32(b[12:])
 	if flags&^flagBackPending != 0 {
-		return Meta{}, fmt.Errorf("%w: %s has unknown flags %#x", segment.ErrFormat, path, flags)
+		return Meta{}, fmt.Errorf("%w: %s has unknown flags %#x", errs.ErrFormat, path, flags)
 	}
 	return Meta{
 		FirstIndex:  binary.LittleEndian.Uint64(b[16:]),
@@ -176,7 +176,7 @@ func decodeMeta(b []byte, path string) (Meta, error) {
 }
 
 func checkMetaVersion(b []byte, path string) error {
-	if err := segment.CheckVersion("meta file", binary.LittleEndian.Uint32(b[8:]), metaVersions); err != nil {
+	if err := errs.CheckVersion("meta file", binary.LittleEndian.Uint32(b[8:]), metaVersions); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -119,15 +119,15 @@ func TestReadMeta(t *testing.T) {
 	}{
 		{name: "Missing"},
 		{name: "Good", file: good()},
-		{name: "Empty", file: []byte{}, want: segment.ErrCorrupt, message: "meta file is 0 bytes, want 40"},
-		{name: "Short", file: good()[:39], want: segment.ErrCorrupt, message: "meta file is 39 bytes, want 40"},
-		{name: "Long", file: append(good(), 0), want: segment.ErrCorrupt, message: "meta file is 41 bytes, want 40"},
-		{name: "BadMagic", file: resum(append([]byte("\x89JRNL\r\n\x1a"), good()[8:]...)), want: segment.ErrFormat, message: "not a journal meta file"},
-		{name: "FlippedBit", file: func() []byte { b := good(); b[20] ^= 4; return b }(), want: segment.ErrCorrupt, message: "meta checksum mismatch"},
-		{name: "VersionFlippedWithoutChecksum", file: func() []byte { b := good(); b[8] = 7; return b }(), want: segment.ErrCorrupt, message: "meta checksum mismatch"},
-		{name: "FutureVersion", file: future(metaSize), want: segment.ErrFormat, message: "meta file format version 7; this build reads version 1"},
-		{name: "LargerFutureVersion", file: future(64), want: segment.ErrFormat, message: "meta file format version 7; this build reads version 1"},
-		{name: "UnknownFlags", file: func() []byte { b := good(); b[12] |= 2; return resum(b) }(), want: segment.ErrFormat, message: "unknown flags 0x3"},
+		{name: "Empty", file: []byte{}, want: errs.ErrCorrupt, message: "meta file is 0 bytes, want 40"},
+		{name: "Short", file: good()[:39], want: errs.ErrCorrupt, message: "meta file is 39 bytes, want 40"},
+		{name: "Long", file: append(good(), 0), want: errs.ErrCorrupt, message: "meta file is 41 bytes, want 40"},
+		{name: "BadMagic", file: resum(append([]byte("\x89JRNL\r\n\x1a"), good()[8:]...)), want: errs.ErrFormat, message: "not a journal meta file"},
+		{name: "FlippedBit", file: func() []byte { b := good(); b[20] ^= 4; return b }(), want: errs.ErrCorrupt, message: "meta checksum mismatch"},
+		{name: "VersionFlippedWithoutChecksum", file: func() []byte { b := good(); b[8] = 7; return b }(), want: errs.ErrCorrupt, message: "meta checksum mismatch"},
+		{name: "FutureVersion", file: future(metaSize), want: errs.ErrFormat, message: "meta file format version 7; this build reads version 1"},
+		{name: "LargerFutureVersion", file: future(64), want: errs.ErrFormat, message: "meta file format version 7; this build reads version 1"},
+		{name: "UnknownFlags", file: func() []byte { b := good(); b[12] |= 2; return resum(b) }(), want: errs.ErrFormat, message: "unknown flags 0x3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -358,7 +359,7 @@ func TestCheckReportsAllDamage(t *testing.T) {
 	if rep.FirstIndex != 1 || rep.NextIndex() != 301 || rep.Torn != nil {
 		t.Errorf("report: first %d next %d torn %v", rep.FirstIndex, rep.NextIndex(), rep.Torn)
 	}
-	if _, err := recovery.Scan(fsys, dir, recovery.Options{Verify: true}); !errors.Is(err, segment.ErrCorrupt) {
+	if _, err := recovery.Scan(fsys, dir, recovery.Options{Verify: true}); !errors.Is(err, errs.ErrCorrupt) {
 		t.Errorf("Scan: %v", err)
 	}
 }

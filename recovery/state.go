@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
 )
 
@@ -76,32 +77,32 @@ func (d Damage) String() string {
 }
 
 // Err is the error Open returns for this damage: ErrFormat for a file it
-// cannot read, otherwise ErrCorrupt (a *segment.CorruptionError, naming the
+// cannot read, otherwise ErrCorrupt (a *CorruptionError, naming the
 // file and offset).
 func (d Damage) Err() error {
 	if d.cause != nil {
 		return d.cause
 	}
-	return &segment.CorruptionError{Path: d.Path, Offset: d.Offset, Index: d.Index, Reason: d.Reason}
+	return &errs.CorruptionError{Path: d.Path, Offset: d.Offset, Index: d.Index, Reason: d.Reason}
 }
 
 // damageOf turns an error about a file into Damage of that file, or
 // returns false when it is an I/O error (not a judgement about the bytes).
 // A segment header's format errors get their own kinds.
 func damageOf(kind Kind, path string, err error) (Damage, bool) {
-	var ce *segment.CorruptionError
+	var ce *errs.CorruptionError
 	switch {
 	case errors.As(err, &ce):
 		return Damage{Kind: kind, Path: ce.Path, Offset: ce.Offset, Index: ce.Index, Reason: ce.Reason, cause: err}, true
-	case errors.Is(err, segment.ErrFormat):
+	case errors.Is(err, errs.ErrFormat):
 		if kind == KindHeader {
 			kind = KindVersion
-			if errors.Is(err, segment.ErrForeign) {
+			if errors.Is(err, errs.ErrForeign) {
 				kind = KindForeign
 			}
 		}
 		return Damage{Kind: kind, Path: path, Reason: strings.TrimPrefix(err.Error(), path+": "), cause: err}, true
-	case errors.Is(err, segment.ErrCorrupt):
+	case errors.Is(err, errs.ErrCorrupt):
 		return Damage{Kind: kind, Path: path, Reason: err.Error(), cause: err}, true
 	}
 	return Damage{}, false

@@ -39,9 +39,9 @@ type CheckOptions struct {
 
 // Scan examines dir without changing anything, as Open does, and stops at
 // the first damage: damage in data the log holds as durable gives an
-// error satisfying errors.Is(err, segment.ErrCorrupt), a *CorruptionError
+// error satisfying errors.Is(err, ErrCorrupt), a *CorruptionError
 // naming the file and offset; a file of an unknown format gives
-// segment.ErrFormat. The State is returned with the error too, holding
+// ErrFormat. The State is returned with the error too, holding
 // what was walked before the damage.
 func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
 	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
@@ -63,11 +64,11 @@ func Decompress(c Codec, data []byte) ([]byte, error) {
 		return data, nil
 	}
 	if len(data) < 4 {
-		return nil, fmt.Errorf("%w: compressed payload shorter than its length prefix", ErrCorrupt)
+		return nil, fmt.Errorf("%w: compressed payload shorter than its length prefix", errs.ErrCorrupt)
 	}
 	n := binary.LittleEndian.Uint32(data)
 	if n > MaxRecordSize {
-		return nil, fmt.Errorf("%w: decoded length %d exceeds the maximum record size", ErrCorrupt, n)
+		return nil, fmt.Errorf("%w: decoded length %d exceeds the maximum record size", errs.ErrCorrupt, n)
 	}
 	out := make([]byte, 0, n)
 	var err error
@@ -75,7 +76,7 @@ func Decompress(c Codec, data []byte) ([]byte, error) {
 	case S2:
 		var dn int
 		if dn, err = s2.DecodedLen(data[4:]); err == nil && dn != int(n) {
-			return nil, fmt.Errorf("%w: s2 payload decodes to %d bytes, header says %d", ErrCorrupt, dn, n)
+			return nil, fmt.Errorf("%w: s2 payload decodes to %d bytes, header says %d", errs.ErrCorrupt, dn, n)
 		}
 		if err == nil {
 			out, err = s2.Decode(out[:n], data[4:])
@@ -84,13 +85,13 @@ func Decompress(c Codec, data []byte) ([]byte, error) {
 		_, dec := zstdCodec()
 		out, err = dec.DecodeAll(data[4:], out)
 	default:
-		return nil, fmt.Errorf("%w: unknown codec %d", ErrCorrupt, c)
+		return nil, fmt.Errorf("%w: unknown codec %d", errs.ErrCorrupt, c)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s payload: %v", ErrCorrupt, c, err)
+		return nil, fmt.Errorf("%w: %s payload: %v", errs.ErrCorrupt, c, err)
 	}
 	if len(out) != int(n) {
-		return nil, fmt.Errorf("%w: %s payload decodes to %d bytes, header says %d", ErrCorrupt, c, len(out), n)
+		return nil, fmt.Errorf("%w: %s payload decodes to %d bytes, header says %d", errs.ErrCorrupt, c, len(out), n)
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+
+	"github.com/gojournal/journal/internal/errs"
 )
 
 func TestCompressRoundTrip(t *testing.T) {
@@ -70,8 +72,8 @@ func TestDecompressRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Decompress(tt.codec, tt.data)
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Decompress = %d bytes, %v; want ErrCorrupt", len(got), err)
+			if !errors.Is(err, errs.ErrCorrupt) {
+				t.Fatalf("Decompress = %d bytes, %v; want errs.ErrCorrupt", len(got), err)
 			}
 		})
 	}
@@ -93,8 +95,8 @@ func TestDecompressRefusesHugeClaimBeforeAllocating(t *testing.T) {
 			data := binary.LittleEndian.AppendUint32(nil, claim)
 			data = append(data, Compress(c, nil, []byte("small"))[4:]...)
 			allocated := bytesAllocatedBy(func() {
-				if _, err := Decompress(c, data); !errors.Is(err, ErrCorrupt) {
-					t.Errorf("%v claiming %d bytes: error %v, want ErrCorrupt", c, claim, err)
+				if _, err := Decompress(c, data); !errors.Is(err, errs.ErrCorrupt) {
+					t.Errorf("%v claiming %d bytes: error %v, want errs.ErrCorrupt", c, claim, err)
 				}
 			})
 			if allocated > 64<<10 {

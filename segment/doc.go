@@ -66,7 +66,7 @@
 //     through salt.
 //
 // Bytes [40, 512) are zero (or not yet allocated) and never read.
-// DecodeHeader checks, in this order: at least 40 bytes (else ErrCorrupt,
+// decodeHeader checks, in this order: at least 40 bytes (else ErrCorrupt,
 // whatever the bytes there are: a header whose write was torn is damage),
 // the magic (else ErrFormat: not a segment), the checksum (else ErrCorrupt),
 // the version, 1 or 2 (else ErrFormat), the flags (else ErrFormat) and the first
@@ -132,7 +132,7 @@
 // # When a frame is valid
 //
 // A frame at offset off, given the bytes from off to the end of the file, is
-// valid when (ParseFrame checks 1 to 8):
+// valid when (parseFrame checks 1 to 8):
 //
 //  1. at least 32 bytes remain (else StopShortHeader, incomplete);
 //  2. type is 1, 2, 3 or 4 (else StopType);
@@ -164,7 +164,7 @@
 //     (else StopType).
 //
 // The frame padding is neither checked nor required to be in the file.
-// ParseFrame checks 1 to 8 and returns the Stop naming the check that
+// parseFrame checks 1 to 8 and returns the Stop naming the check that
 // failed (StopNone for a valid frame). Scanner.Next stops at the first frame
 // that is not valid and Scanner.Stop names the check that failed
 // (Scanner.Why says it in words); it also stops at the end of the file
@@ -214,7 +214,7 @@
 // stopped proves that the bytes at that point had been made durable before:
 // the damage is corruption. Frames written in the same unfinished write as
 // the damaged bytes carry a synced offset at or before them, and prove
-// nothing. ScanTail tries every multiple of 8 from the stop to the end of the
+// nothing. scanTail tries every multiple of 8 from the stop to the end of the
 // file for a frame that passes checks 1 to 8 (whatever its index or type)
 // with synced > the stop offset, and returns the first one as Tail.Durable.
 // When it finds none, Tail.End is where the last non-zero byte ends: the
@@ -239,7 +239,7 @@
 //     follow it, and it is invalid (StopType) while a batch is
 //     unfinished;
 //   - its synced offset lies past everything written before it, so
-//     ScanTail finds it as Tail.Durable when the data it covers is
+//     scanTail finds it as Tail.Durable when the data it covers is
 //     damaged.
 //
 // A version 1 file never holds a sync frame; a version 1 reader rejects a
@@ -264,7 +264,7 @@
 //	+------------------+------------------+
 //
 // The end magic is 89 4a 45 4e 44 0d 0a 1a ("\x89JEND\r\n\x1a"). A sealed
-// file is exactly F + FrameSize(4k) + 16 bytes long (SealedSize). ReadFooter
+// file is exactly F + FrameSize(4k) + 16 bytes long (SealedSize). readFooter
 // accepts a footer when the file holds at least 88 bytes, ends with the end
 // magic, F is a multiple of 512 with 512 <= F <= size-48, the frame at F
 // passes checks 2 to 6 and has type 3, n is a multiple of 4 with the file

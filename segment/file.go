@@ -27,7 +27,7 @@ func ParseName(name string) (first uint64, ok bool) {
 
 // Create makes a new, empty segment durably and returns it open for writing.
 // The header is written to a temporary file, preallocated to prealloc
-// bytes, synced, renamed into place and the directory synced, so a segment
+// bytes (not at all when prealloc is 0: a log opening on a full disk), synced, renamed into place and the directory synced, so a segment
 // file under its final name always has a durable header.
 func Create(fsys vfs.FS, dir string, first uint64, prealloc int64) (vfs.File, Header, error) {
 	h := Header{FirstIndex: first, Salt: rand.Uint64()}
@@ -53,11 +53,13 @@ func Create(fsys vfs.FS, dir string, first uint64, prealloc int64) (vfs.File, He
 }
 
 func writeNew(fsys vfs.FS, f vfs.File, h Header, prealloc int64, tmp, final string) error {
-	if _, err := f.WriteAt(AppendHeader(nil, h), 0); err != nil {
+	if _, err := f.WriteAt(appendHeader(nil, h), 0); err != nil {
 		return err
 	}
-	if err := f.Preallocate(prealloc); err != nil {
-		return err
+	if prealloc > 0 {
+		if err := f.Preallocate(prealloc); err != nil {
+			return err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return err
@@ -79,7 +81,7 @@ func Seal(f vfs.File, h Header, at int64, offsets []int64) (Footer, error) {
 	for i, o := range offsets {
 		offs[i] = uint32(o)
 	}
-	if _, err := f.WriteAt(AppendFooter(nil, h, at, offs), at); err != nil {
+	if _, err := f.WriteAt(appendFooter(nil, h, at, offs), at); err != nil {
 		return Footer{}, err
 	}
 	if err := f.Truncate(SealedSize(at, len(offs))); err != nil {

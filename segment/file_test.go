@@ -101,16 +101,16 @@ func TestCreate(t *testing.T) {
 			if int64(len(data)) != tt.wantSize {
 				t.Fatalf("file is %d bytes, want %d", len(data), tt.wantSize)
 			}
-			got, err := DecodeHeader(data)
+			got, err := decodeHeader(data)
 			if err != nil || got != h {
-				t.Fatalf("DecodeHeader = %+v, %v; want %+v", got, err, h)
+				t.Fatalf("decodeHeader = %+v, %v; want %+v", got, err, h)
 			}
 			if !isZero(data[HeaderSize:]) {
 				t.Fatal("preallocated space is not zero")
 			}
 			// A new segment scans as empty, and the first frame goes
 			// at DataStart, after the header's sector.
-			sc := NewScanner(bytes.NewReader(data), int64(len(data)), h)
+			sc := newScanner(bytes.NewReader(data), int64(len(data)), h)
 			if sc.Next() || sc.Offset() != DataStart || (sc.Stop() != StopEOF && sc.Stop() != StopZeros) {
 				t.Fatalf("new segment scans to %d: %s", sc.Offset(), sc.Why())
 			}
@@ -120,7 +120,7 @@ func TestCreate(t *testing.T) {
 				t.Fatal(err)
 			}
 			size, _ := f.Size()
-			sc = NewScanner(f, size, h)
+			sc = newScanner(f, size, h)
 			if !sc.Next() || sc.Frame().Index != tt.first || string(sc.Frame().Data) != "first" {
 				t.Fatalf("record written after Create does not scan: %s", sc.Why())
 			}

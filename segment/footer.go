@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // Footer locates the record index of a sealed segment. The zero Footer
@@ -38,10 +39,10 @@ func (ft Footer) Offsets(r io.ReaderAt, n int) ([]int64, error) {
 	return offs, nil
 }
 
-// AppendFooter appends the footer frame and trailer that seal a segment
+// appendFooter appends the footer frame and trailer that seal a segment
 // whose records (first index h.FirstIndex) start at offsets. off is where
 // the footer goes: the end of the last record frame.
-func AppendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
+func appendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
 	payload := make([]byte, 0, 4*len(offsets))
 	for _, o := range offsets {
 		payload = binary.LittleEndian.AppendUint32(payload, o)
@@ -58,12 +59,12 @@ func SealedSize(off int64, count int) int64 {
 	return off + FrameSize(4*count) + TrailerSize
 }
 
-// ReadFooter reads and checks the footer of a sealed segment of size bytes.
+// readFooter reads and checks the footer of a sealed segment of size bytes.
 // It reads the footer in pieces, so memory stays small however many records
 // the segment holds. When the file has no valid footer (not sealed, or the
 // footer is damaged) it returns the zero Footer and says why (for
 // messages); err reports I/O errors only.
-func ReadFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
+func readFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
 	if size < HeaderSize+FrameHeader+TrailerSize {
 		return ft, "too short to be sealed", nil
 	}
@@ -136,7 +137,7 @@ func (ft Footer) RecordSpan(r io.ReaderAt, k int64) (off, size int64, err error)
 	// The footer was checked when the segment was opened; its entries are
 	// checked again here because the file may have been damaged since.
 	if off < DataStart || off%FrameAlign != 0 || end > ft.Offset || end-off < FrameHeader {
-		return 0, 0, fmt.Errorf("%w: footer entry for record %d says [%d, %d)", ErrCorrupt, k, off, end)
+		return 0, 0, fmt.Errorf("%w: footer entry for record %d says [%d, %d)", errs.ErrCorrupt, k, off, end)
 	}
 	return off, end - off, nil
 }

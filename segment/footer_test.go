@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -39,13 +40,13 @@ func TestFooterRoundTrip(t *testing.T) {
 			if size != SealedSize(b.footerAt(), len(b.starts)) {
 				t.Fatalf("sealed file is %d bytes, SealedSize says %d", size, SealedSize(b.footerAt(), len(b.starts)))
 			}
-			ft, reason, err := ReadFooter(r, size, b.h)
+			ft, reason, err := readFooter(r, size, b.h)
 			if err != nil || !ft.Valid() || reason != "" {
-				t.Fatalf("ReadFooter: %q, %v", reason, err)
+				t.Fatalf("readFooter: %q, %v", reason, err)
 			}
 			want := Footer{Offset: b.footerAt(), Next: b.next, Count: int64(len(b.starts))}
 			if ft != want {
-				t.Fatalf("ReadFooter = %+v, want %+v", ft, want)
+				t.Fatalf("readFooter = %+v, want %+v", ft, want)
 			}
 			for k := range ft.Count {
 				off, n, err := ft.RecordSpan(r, k)
@@ -101,15 +102,15 @@ func TestReadFooterReportsDamageAsReason(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			file := tt.mutate(b.sealed())
-			ft, reason, err := ReadFooter(bytes.NewReader(file), int64(len(file)), b.h)
+			ft, reason, err := readFooter(bytes.NewReader(file), int64(len(file)), b.h)
 			if err != nil {
-				t.Fatalf("ReadFooter error %v; damage must be a reason, not an error", err)
+				t.Fatalf("readFooter error %v; damage must be a reason, not an error", err)
 			}
 			if ft.Valid() || ft != (Footer{}) {
-				t.Fatalf("ReadFooter = %+v for a damaged footer, want the zero Footer", ft)
+				t.Fatalf("readFooter = %+v for a damaged footer, want the zero Footer", ft)
 			}
 			if !strings.Contains(reason, tt.wantReason) || reason == "" {
-				t.Fatalf("ReadFooter reason %q, want %q", reason, tt.wantReason)
+				t.Fatalf("readFooter reason %q, want %q", reason, tt.wantReason)
 			}
 		})
 	}
@@ -188,12 +189,12 @@ func TestReadRecordRejects(t *testing.T) {
 				size = tt.size
 			}
 			rec, err := ReadRecord(bytes.NewReader(file), "seg.wal", b.h, off, size, tt.index)
-			var ce *CorruptionError
-			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("ReadRecord = %.40q, %v; want a *CorruptionError", rec, err)
+			var ce *errs.CorruptionError
+			if !errors.As(err, &ce) || !errors.Is(err, errs.ErrCorrupt) {
+				t.Fatalf("ReadRecord = %.40q, %v; want a *errs.CorruptionError", rec, err)
 			}
 			if ce.Path != "seg.wal" || ce.Offset != off || ce.Index != tt.index || !strings.Contains(ce.Reason, tt.wantReason) {
-				t.Fatalf("CorruptionError %+v, want seg.wal at %d, index %d, reason %q", ce, off, tt.index, tt.wantReason)
+				t.Fatalf("errs.CorruptionError %+v, want seg.wal at %d, index %d, reason %q", ce, off, tt.index, tt.wantReason)
 			}
 		})
 	}
@@ -241,9 +242,9 @@ func TestSealOnDisk(t *testing.T) {
 	if err != nil || size != SealedSize(end, 3) {
 		t.Fatalf("sealed file is %d bytes (%v), want %d: Seal trims the preallocated space", size, err, SealedSize(end, 3))
 	}
-	got, reason, err := ReadFooter(f, size, h)
+	got, reason, err := readFooter(f, size, h)
 	if err != nil || !got.Valid() || got != ft {
-		t.Fatalf("ReadFooter = %+v, %q, %v; want %+v", got, reason, err, ft)
+		t.Fatalf("readFooter = %+v, %q, %v; want %+v", got, reason, err, ft)
 	}
 	for k := range ft.Count {
 		off, n, err := ft.RecordSpan(f, k)
@@ -255,7 +256,7 @@ func TestSealOnDisk(t *testing.T) {
 			t.Fatalf("record %d = %.20q, %v", 7+k, rec, err)
 		}
 	}
-	sc := NewScanner(f, size, h)
+	sc := newScanner(f, size, h)
 	n := 0
 	for sc.Next() {
 		n++
@@ -275,7 +276,7 @@ func TestSealAfterFewerRecordsIgnoresTheRest(t *testing.T) {
 	}
 	defer f.Close()
 	b := &segmentBuilder{h: h, next: 1, synced: DataStart}
-	b.buf = append(AppendHeader(nil, h), make([]byte, DataStart-HeaderSize)...)
+	b.buf = append(appendHeader(nil, h), make([]byte, DataStart-HeaderSize)...)
 	b.record("keep 1").record("keep 2").record("drop 3").record("drop 4").endWrite()
 	if _, err := f.WriteAt(b.buf, 0); err != nil {
 		t.Fatal(err)
@@ -286,9 +287,9 @@ func TestSealAfterFewerRecordsIgnoresTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	size, _ := f.Size()
-	got, reason, err := ReadFooter(f, size, h)
+	got, reason, err := readFooter(f, size, h)
 	if err != nil || !got.Valid() || got != ft || ft.Next != 3 {
-		t.Fatalf("ReadFooter = %+v, %q, %v; Seal returned %+v", got, reason, err, ft)
+		t.Fatalf("readFooter = %+v, %q, %v; Seal returned %+v", got, reason, err, ft)
 	}
 	for k, want := range []string{"keep 1", "keep 2"} {
 		off, n, _ := ft.RecordSpan(f, int64(k))

@@ -2,17 +2,18 @@ package segment
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // On-disk constants. Every integer is little-endian. Changing any of these
 // changes the format and needs a new Version.
 const (
-	// Version is the segment format version written by this package.
+	// Version is the segment format version written by this package;
+	// readVersions lists those it reads.
 	// Version 2 adds TypeSync frames; a version 1 file never holds one.
 	Version = 2
 
@@ -39,6 +40,12 @@ const (
 	// compression expansion and the 4-byte decoded length.
 	maxPayload = MaxRecordSize + MaxRecordSize/64 + 64 + 4
 )
+
+// readVersions are the segment format versions this build reads. Version,
+// the one it writes, is always among them; reading another one is adding
+// it here (and its decoder). Version 2 only adds TypeSync frames, which a
+// version 1 file never holds, so one decoder reads both.
+var readVersions = []uint32{1, Version}
 
 // Magic opens every segment file; EndMagic closes every sealed one.
 const (
@@ -93,48 +100,14 @@ func (c Codec) String() string {
 	return fmt.Sprintf("codec(%d)", uint8(c))
 }
 
-// ErrCorrupt is returned when bytes on disk fail their checksum or break
-// the format's rules in a place where the log says valid data must be.
-var ErrCorrupt = errors.New("journal: corrupt")
-
-// ErrFormat is returned when a file is not a journal segment of a version
-// this package can read (foreign file, or a newer format).
-var ErrFormat = errors.New("journal: unsupported file format")
-
-// ErrForeign is returned when a file is not a journal file at all (its
-// magic is wrong), rather than one of a newer version. It satisfies
-// errors.Is(err, ErrFormat).
-var ErrForeign = fmt.Errorf("%w: not a journal file", ErrFormat)
-
-// CorruptionError says where damage was found. It satisfies
-// errors.Is(err, ErrCorrupt).
-type CorruptionError struct {
-	Path   string // file name
-	Offset int64  // byte offset of the damaged frame or structure
-	Index  uint64 // record index expected there, 0 when unknown
-	Reason string // what check failed
-}
-
-// Error says where the damage is and what check failed.
-func (e *CorruptionError) Error() string {
-	s := fmt.Sprintf("journal: corrupt data in %s at offset %d", e.Path, e.Offset)
-	if e.Index != 0 {
-		s += fmt.Sprintf(" (record %d)", e.Index)
-	}
-	return s + ": " + e.Reason
-}
-
-// Unwrap makes errors.Is(err, ErrCorrupt) hold.
-func (e *CorruptionError) Unwrap() error { return ErrCorrupt }
-
 // Header is the fixed-size header that opens a segment file.
 type Header struct {
 	FirstIndex uint64 // index of the first record the segment holds
 	Salt       uint64 // random per file; seeds every frame checksum
 }
 
-// AppendHeader appends the encoded header to dst.
-func AppendHeader(dst []byte, h Header) []byte {
+// appendHeader appends the encoded header to dst.
+func appendHeader(dst []byte, h Header) []byte {
 	start := len(dst)
 	dst = append(dst, Magic...)
 	dst = binary.LittleEndian.AppendUint32(dst, Version)
@@ -144,27 +117,27 @@ func AppendHeader(dst []byte, h Header) []byte {
 	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
 }
 
-// DecodeHeader parses and checks a segment header. A foreign file or a
+// decodeHeader parses and checks a segment header. A foreign file or a
 // newer version gives ErrFormat; a damaged header gives ErrCorrupt.
-func DecodeHeader(b []byte) (Header, error) {
+func decodeHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("%w: segment of %d bytes is shorter than its %d-byte header", ErrCorrupt, len(b), HeaderSize)
+		return Header{}, fmt.Errorf("%w: segment of %d bytes is shorter than its %d-byte header", errs.ErrCorrupt, len(b), HeaderSize)
 	}
 	if string(b[:8]) != Magic {
-		return Header{}, fmt.Errorf("%w (bad magic %q)", ErrForeign, b[:8])
+		return Header{}, fmt.Errorf("%w (bad magic %q)", errs.ErrForeign, b[:8])
 	}
 	if sum := binary.LittleEndian.Uint64(b[32:]); sum != xxhash.Sum64(b[:32]) {
-		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
+		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", errs.ErrCorrupt)
 	}
-	if err := CheckVersion("segment", binary.LittleEndian.Uint32(b[8:]), readVersions); err != nil {
+	if err := errs.CheckVersion("segment", binary.LittleEndian.Uint32(b[8:]), readVersions); err != nil {
 		return Header{}, err
 	}
 	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
-		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", ErrFormat, flags)
+		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", errs.ErrFormat, flags)
 	}
 	h := Header{FirstIndex: binary.LittleEndian.Uint64(b[16:]), Salt: binary.LittleEndian.Uint64(b[24:])}
 	if h.FirstIndex == 0 {
-		return Header{}, fmt.Errorf("%w: segment header names first index 0", ErrCorrupt)
+		return Header{}, fmt.Errorf("%w: segment header names first index 0", errs.ErrCorrupt)
 	}
 	return h, nil
 }
@@ -198,7 +171,7 @@ func AppendFrame(dst []byte, salt uint64, t Type, c Codec, index uint64, synced 
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(data)))
 	dst = append(dst, byte(t), byte(c), 0, 0)
 	dst = append(dst, data...)
-	binary.LittleEndian.PutUint64(dst[start:], Checksum(salt, dst[start+8:]))
+	binary.LittleEndian.PutUint64(dst[start:], checksum(salt, dst[start+8:]))
 	pad := int(FrameSize(len(data))) - (len(dst) - start)
 	for range pad {
 		dst = append(dst, 0)
@@ -208,8 +181,8 @@ func AppendFrame(dst []byte, salt uint64, t Type, c Codec, index uint64, synced 
 
 var digests = sync.Pool{New: func() any { return xxhash.NewWithSeed(0) }}
 
-// Checksum is the frame checksum: xxhash64 seeded with the segment's salt.
-func Checksum(salt uint64, b []byte) uint64 {
+// checksum is the frame checksum: xxhash64 seeded with the segment's salt.
+func checksum(salt uint64, b []byte) uint64 {
 	d := digests.Get().(*xxhash.Digest)
 	d.ResetWithSeed(salt)
 	d.Write(b)
@@ -244,11 +217,11 @@ func parseFrameHeader(b []byte, off int64) (Frame, int, Stop) {
 	return f, int(n), StopNone
 }
 
-// ParseFrame checks the frame at the start of b, which holds the segment's
+// parseFrame checks the frame at the start of b, which holds the segment's
 // bytes from offset off on (up to the end of the readable data). It returns
 // the frame, or why it is not a valid frame (see Stop.Incomplete for when
 // more bytes might make it valid).
-func ParseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
+func parseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
 	if len(b) < FrameHeader {
 		return Frame{Offset: off}, StopShortHeader
 	}
@@ -259,7 +232,7 @@ func ParseFrame(b []byte, salt uint64, off int64) (Frame, Stop) {
 	if int64(len(b)) < FrameHeader+int64(n) {
 		return f, StopShortPayload
 	}
-	if Checksum(salt, b[8:FrameHeader+n]) != binary.LittleEndian.Uint64(b) {
+	if checksum(salt, b[8:FrameHeader+n]) != binary.LittleEndian.Uint64(b) {
 		return f, StopChecksum
 	}
 	f.Data = b[FrameHeader : FrameHeader+n]

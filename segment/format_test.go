@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/gojournal/journal/internal/errs"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -16,13 +18,13 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{FirstIndex: 1 << 40, Salt: 42},
 		{FirstIndex: ^uint64(0), Salt: ^uint64(0)},
 	} {
-		b := AppendHeader([]byte("prefix"), h)
+		b := appendHeader([]byte("prefix"), h)
 		if len(b) != len("prefix")+HeaderSize {
-			t.Fatalf("AppendHeader wrote %d bytes, want %d", len(b)-len("prefix"), HeaderSize)
+			t.Fatalf("appendHeader wrote %d bytes, want %d", len(b)-len("prefix"), HeaderSize)
 		}
-		got, err := DecodeHeader(b[len("prefix"):])
+		got, err := decodeHeader(b[len("prefix"):])
 		if err != nil || got != h {
-			t.Errorf("DecodeHeader(AppendHeader(%+v)) = %+v, %v", h, got, err)
+			t.Errorf("decodeHeader(appendHeader(%+v)) = %+v, %v", h, got, err)
 		}
 	}
 }
@@ -31,50 +33,50 @@ func TestHeaderRejection(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(b []byte) []byte
-		want   error // ErrFormat or ErrCorrupt
+		want   error // errs.ErrFormat or errs.ErrCorrupt
 	}{
 		// Fewer than 40 bytes are a header whose write was torn, whatever
 		// they hold: even junk is not called a foreign file.
-		{"ShorterThanHeaderIsCorrupt", func(b []byte) []byte { return b[:HeaderSize-1] }, ErrCorrupt},
-		{"EmptyFileIsCorrupt", func(b []byte) []byte { return nil }, ErrCorrupt},
-		{"OneByteIsCorrupt", func(b []byte) []byte { return b[:1] }, ErrCorrupt},
-		{"MagicOnlyIsCorrupt", func(b []byte) []byte { return b[:len(Magic)] }, ErrCorrupt},
-		{"NewlineOnlyIsCorrupt", func(b []byte) []byte { return []byte("\n") }, ErrCorrupt},
-		{"ShortJunkIsCorrupt", func(b []byte) []byte { return []byte("#!/bin/sh\necho hello\n") }, ErrCorrupt},
-		{"BadMagicIsFormat", func(b []byte) []byte { b[1] = 'X'; return b }, ErrFormat},
-		{"ForeignFileIsFormat", func(b []byte) []byte { return []byte(strings.Repeat("#!/bin/sh\n", 8)) }, ErrFormat},
-		{"NewerVersionIsFormat", setVersion(Version + 1), ErrFormat},
-		{"VersionZeroIsFormat", setVersion(0), ErrFormat},
+		{"ShorterThanHeaderIsCorrupt", func(b []byte) []byte { return b[:HeaderSize-1] }, errs.ErrCorrupt},
+		{"EmptyFileIsCorrupt", func(b []byte) []byte { return nil }, errs.ErrCorrupt},
+		{"OneByteIsCorrupt", func(b []byte) []byte { return b[:1] }, errs.ErrCorrupt},
+		{"MagicOnlyIsCorrupt", func(b []byte) []byte { return b[:len(Magic)] }, errs.ErrCorrupt},
+		{"NewlineOnlyIsCorrupt", func(b []byte) []byte { return []byte("\n") }, errs.ErrCorrupt},
+		{"ShortJunkIsCorrupt", func(b []byte) []byte { return []byte("#!/bin/sh\necho hello\n") }, errs.ErrCorrupt},
+		{"BadMagicIsFormat", func(b []byte) []byte { b[1] = 'X'; return b }, errs.ErrFormat},
+		{"ForeignFileIsFormat", func(b []byte) []byte { return []byte(strings.Repeat("#!/bin/sh\n", 8)) }, errs.ErrFormat},
+		{"NewerVersionIsFormat", setVersion(Version + 1), errs.ErrFormat},
+		{"VersionZeroIsFormat", setVersion(0), errs.ErrFormat},
 		{"UnknownFlagsAreFormat", func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[12:], 1)
 			resealHeader(b)
 			return b
-		}, ErrFormat},
+		}, errs.ErrFormat},
 		{"FirstIndexZeroIsCorrupt", func(b []byte) []byte {
 			binary.LittleEndian.PutUint64(b[16:], 0)
 			resealHeader(b)
 			return b
-		}, ErrCorrupt},
+		}, errs.ErrCorrupt},
 		// The checksum is checked before the version: a damaged version
 		// field is damage, not a newer format.
-		{"VersionChangedWithoutChecksumIsCorrupt", func(b []byte) []byte { b[8]++; return b }, ErrCorrupt},
-		{"FlippedBitInFirstIndexIsCorrupt", func(b []byte) []byte { b[16] ^= 0x10; return b }, ErrCorrupt},
-		{"FlippedBitInSaltIsCorrupt", func(b []byte) []byte { b[27] ^= 0x01; return b }, ErrCorrupt},
-		{"FlippedBitInChecksumIsCorrupt", func(b []byte) []byte { b[39] ^= 0x80; return b }, ErrCorrupt},
+		{"VersionChangedWithoutChecksumIsCorrupt", func(b []byte) []byte { b[8]++; return b }, errs.ErrCorrupt},
+		{"FlippedBitInFirstIndexIsCorrupt", func(b []byte) []byte { b[16] ^= 0x10; return b }, errs.ErrCorrupt},
+		{"FlippedBitInSaltIsCorrupt", func(b []byte) []byte { b[27] ^= 0x01; return b }, errs.ErrCorrupt},
+		{"FlippedBitInChecksumIsCorrupt", func(b []byte) []byte { b[39] ^= 0x80; return b }, errs.ErrCorrupt},
 	}
 	h := Header{FirstIndex: 7, Salt: testSalt}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeHeader(tt.mutate(AppendHeader(nil, h)))
+			_, err := decodeHeader(tt.mutate(appendHeader(nil, h)))
 			if !errors.Is(err, tt.want) {
-				t.Fatalf("DecodeHeader error = %v, want %v", err, tt.want)
+				t.Fatalf("decodeHeader error = %v, want %v", err, tt.want)
 			}
-			other := ErrFormat
-			if tt.want == ErrFormat {
-				other = ErrCorrupt
+			other := errs.ErrFormat
+			if tt.want == errs.ErrFormat {
+				other = errs.ErrCorrupt
 			}
 			if errors.Is(err, other) {
-				t.Fatalf("DecodeHeader error %v is also %v", err, other)
+				t.Fatalf("decodeHeader error %v is also %v", err, other)
 			}
 		})
 	}
@@ -93,30 +95,30 @@ func setVersion(v uint32) func([]byte) []byte {
 func TestHeaderVersions(t *testing.T) {
 	h := Header{FirstIndex: 7, Salt: testSalt}
 	for v := uint32(1); v <= Version; v++ {
-		if got, err := DecodeHeader(setVersion(v)(AppendHeader(nil, h))); err != nil || got != h {
-			t.Errorf("version %d: DecodeHeader = %+v, %v; want %+v", v, got, err, h)
+		if got, err := decodeHeader(setVersion(v)(appendHeader(nil, h))); err != nil || got != h {
+			t.Errorf("version %d: decodeHeader = %+v, %v; want %+v", v, got, err, h)
 		}
 	}
-	if v := binary.LittleEndian.Uint32(AppendHeader(nil, h)[8:]); v != Version {
-		t.Errorf("AppendHeader writes version %d, want %d", v, Version)
+	if v := binary.LittleEndian.Uint32(appendHeader(nil, h)[8:]); v != Version {
+		t.Errorf("appendHeader writes version %d, want %d", v, Version)
 	}
-	_, err := DecodeHeader(setVersion(Version + 1)(AppendHeader(nil, h)))
+	_, err := decodeHeader(setVersion(Version + 1)(appendHeader(nil, h)))
 	want := fmt.Sprintf("segment format version %d; this build reads versions 1 and 2", Version+1)
-	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), want) {
-		t.Errorf("DecodeHeader of version %d: %v; want ErrFormat saying %q", Version+1, err, want)
+	if !errors.Is(err, errs.ErrFormat) || !strings.Contains(err.Error(), want) {
+		t.Errorf("decodeHeader of version %d: %v; want errs.ErrFormat saying %q", Version+1, err, want)
 	}
 }
 
 func TestHeaderEveryFlippedBitIsDetected(t *testing.T) {
-	good := AppendHeader(nil, Header{FirstIndex: 7, Salt: testSalt})
+	good := appendHeader(nil, Header{FirstIndex: 7, Salt: testSalt})
 	for bit := range HeaderSize * 8 {
 		b := bytes.Clone(good)
 		b[bit/8] ^= 1 << (bit % 8)
-		want := ErrCorrupt
+		want := errs.ErrCorrupt
 		if bit < 8*len(Magic) {
-			want = ErrFormat
+			want = errs.ErrFormat
 		}
-		if _, err := DecodeHeader(b); !errors.Is(err, want) {
+		if _, err := decodeHeader(b); !errors.Is(err, want) {
 			t.Errorf("bit %d flipped: error %v, want %v", bit, err, want)
 		}
 	}
@@ -156,16 +158,16 @@ func TestFrameRoundTrip(t *testing.T) {
 					if pad := b[FrameHeader+len(stored):]; !isZero(pad) {
 						t.Fatalf("padding %x is not zero", pad)
 					}
-					f, stop := ParseFrame(b, testSalt, off)
+					f, stop := parseFrame(b, testSalt, off)
 					if stop != StopNone {
-						t.Fatalf("ParseFrame: %v", stop)
+						t.Fatalf("parseFrame: %v", stop)
 					}
 					want := Frame{Offset: off, Index: index, Synced: synced, Type: typ, Codec: c}
 					if f.Offset != want.Offset || f.Index != want.Index || f.Synced != want.Synced || f.Type != want.Type || f.Codec != want.Codec {
-						t.Fatalf("ParseFrame = %+v, want %+v", f, want)
+						t.Fatalf("parseFrame = %+v, want %+v", f, want)
 					}
 					if !bytes.Equal(f.Data, stored) || f.Size() != int64(len(b)) {
-						t.Fatalf("ParseFrame data differs or size %d != %d", f.Size(), len(b))
+						t.Fatalf("parseFrame data differs or size %d != %d", f.Size(), len(b))
 					}
 					rec, err := Decompress(f.Codec, f.Data)
 					if err != nil || !bytes.Equal(rec, p.rec) {
@@ -222,17 +224,17 @@ func TestParseFrameRejects(t *testing.T) {
 				salt = testSalt
 			}
 			b := tt.mutate(AppendFrame(nil, testSalt, TypeRecord, None, 9, 2048, []byte("a record")))
-			_, stop := ParseFrame(b, salt, off)
+			_, stop := parseFrame(b, salt, off)
 			if stop != tt.wantStop || stop.Incomplete() != tt.wantIncomplete {
-				t.Fatalf("ParseFrame = %v (incomplete %v), want %v (incomplete %v)", stop, stop.Incomplete(), tt.wantStop, tt.wantIncomplete)
+				t.Fatalf("parseFrame = %v (incomplete %v), want %v (incomplete %v)", stop, stop.Incomplete(), tt.wantStop, tt.wantIncomplete)
 			}
 		})
 	}
 	t.Run("NonzeroPaddingIsNotChecked", func(t *testing.T) {
 		b := AppendFrame(nil, testSalt, TypeRecord, None, 9, 2048, []byte("hello"))
 		b[len(b)-1] = 0xff
-		if _, stop := ParseFrame(b, testSalt, off); stop != StopNone {
-			t.Fatalf("ParseFrame = %v, want a valid frame", stop)
+		if _, stop := parseFrame(b, testSalt, off); stop != StopNone {
+			t.Fatalf("parseFrame = %v, want a valid frame", stop)
 		}
 	})
 }
@@ -243,9 +245,9 @@ func TestSyncFrameRoundTrip(t *testing.T) {
 	if len(b) != FrameHeader {
 		t.Fatalf("sync frame is %d bytes, want %d", len(b), FrameHeader)
 	}
-	f, stop := ParseFrame(b, testSalt, off)
+	f, stop := parseFrame(b, testSalt, off)
 	if stop != StopNone || f.Type != TypeSync || f.Index != index || f.Synced != off || len(f.Data) != 0 || f.Size() != FrameHeader {
-		t.Fatalf("ParseFrame = %+v, %v; want a sync frame of index %d synced at %d", f, stop, index, off)
+		t.Fatalf("parseFrame = %+v, %v; want a sync frame of index %d synced at %d", f, stop, index, off)
 	}
 }
 

@@ -83,11 +83,11 @@ func readDocExample(t *testing.T) []exampleRow {
 
 func TestDocWorkedExampleMatchesEncoding(t *testing.T) {
 	h := Header{FirstIndex: exampleFirstIndex, Salt: exampleSalt}
-	open := AppendHeader(nil, h)
+	open := appendHeader(nil, h)
 	open = append(open, make([]byte, DataStart-HeaderSize)...)
 	open = AppendFrame(open, h.Salt, TypeRecord, None, exampleFirstIndex, DataStart, []byte(exampleRecord))
 	open = append(open, make([]byte, AlignSector(int64(len(open)))-int64(len(open)))...)
-	sealed := AppendFooter(bytes.Clone(open), h, int64(len(open)), []uint32{DataStart})
+	sealed := appendFooter(bytes.Clone(open), h, int64(len(open)), []uint32{DataStart})
 
 	var doc []byte
 	for _, r := range readDocExample(t) {
@@ -111,13 +111,13 @@ func TestDocWorkedExampleMatchesEncoding(t *testing.T) {
 	}
 
 	// The example must also read back as the doc describes it.
-	got, err := DecodeHeader(sealed)
+	got, err := decodeHeader(sealed)
 	if err != nil || got != h {
-		t.Fatalf("DecodeHeader = %+v, %v; want %+v", got, err, h)
+		t.Fatalf("decodeHeader = %+v, %v; want %+v", got, err, h)
 	}
-	ft, reason, err := ReadFooter(bytes.NewReader(sealed), int64(len(sealed)), h)
+	ft, reason, err := readFooter(bytes.NewReader(sealed), int64(len(sealed)), h)
 	if err != nil || !ft.Valid() || ft != (Footer{Offset: 1024, Next: 2, Count: 1}) {
-		t.Fatalf("ReadFooter = %+v, %q, %v", ft, reason, err)
+		t.Fatalf("readFooter = %+v, %q, %v", ft, reason, err)
 	}
 	off, size, err := ft.RecordSpan(bytes.NewReader(sealed), 0)
 	if err != nil || off != DataStart || size != 512 {
@@ -127,7 +127,7 @@ func TestDocWorkedExampleMatchesEncoding(t *testing.T) {
 	if err != nil || string(rec) != exampleRecord {
 		t.Fatalf("ReadRecord = %q, %v", rec, err)
 	}
-	sc := NewScanner(bytes.NewReader(sealed), int64(len(sealed)), h)
+	sc := newScanner(bytes.NewReader(sealed), int64(len(sealed)), h)
 	if !sc.Next() || string(sc.Frame().Data) != exampleRecord || sc.Next() || !sc.Sealed() {
 		t.Fatalf("scanning the example: sealed %v, stop %s", sc.Sealed(), sc.Why())
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -41,7 +42,7 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 	s := &Handle{f: f, path: path, w: window{r: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}}
 	head, err := s.w.at(0, HeaderSize)
 	if err == nil {
-		s.h, err = DecodeHeader(head)
+		s.h, err = decodeHeader(head)
 		err = headerError(path, err)
 	}
 	if err != nil {
@@ -56,10 +57,10 @@ func headerError(path string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrFormat):
+	case errors.Is(err, errs.ErrFormat):
 		return fmt.Errorf("%s: %w", path, err)
-	case errors.Is(err, ErrCorrupt):
-		return &CorruptionError{Path: path, Reason: err.Error()[len(ErrCorrupt.Error())+2:]}
+	case errors.Is(err, errs.ErrCorrupt):
+		return &errs.CorruptionError{Path: path, Reason: err.Error()[len(errs.ErrCorrupt.Error())+2:]}
 	}
 	return fmt.Errorf("journal: read %s: %w", path, err)
 }
@@ -97,9 +98,9 @@ func (s *Handle) Refresh() error {
 	return nil
 }
 
-// Footer reads and checks the footer (see ReadFooter).
+// Footer reads and checks the footer (see readFooter).
 func (s *Handle) Footer() (Footer, string, error) {
-	ft, why, err := ReadFooter(&s.w, s.w.size, s.h)
+	ft, why, err := readFooter(&s.w, s.w.size, s.h)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -111,12 +112,12 @@ func (s *Handle) Scan() *Scanner { return s.ScanFrom(DataStart, s.h.FirstIndex) 
 
 // ScanFrom scans from the frame of record index at off.
 func (s *Handle) ScanFrom(off int64, index uint64) *Scanner {
-	return newScanner(&s.w, s.h, off, index)
+	return scannerAt(&s.w, s.h, off, index)
 }
 
-// Tail examines the bytes after a scan stopped at from (see ScanTail).
+// Tail examines the bytes after a scan stopped at from (see scanTail).
 func (s *Handle) Tail(from int64) (Tail, error) {
-	t, err := scanTail(&s.w, s.h, from)
+	t, err := tailIn(&s.w, s.h, from)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -138,8 +139,8 @@ func (s *Handle) Find(from int64, accept func(Frame) bool) (Frame, bool, error) 
 func (s *Handle) Record(ft Footer, k int64) (Frame, []byte, error) {
 	off, size, err := ft.RecordSpan(&s.w, k)
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Frame{Offset: ft.Offset}, nil, &CorruptionError{Path: s.path, Offset: ft.Offset,
+		if errors.Is(err, errs.ErrCorrupt) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{Offset: ft.Offset}, nil, &errs.CorruptionError{Path: s.path, Offset: ft.Offset,
 				Index: s.h.FirstIndex + uint64(k), Reason: fmt.Sprintf("footer entry for record %d is damaged", s.h.FirstIndex+uint64(k))}
 		}
 		return Frame{}, nil, fmt.Errorf("journal: read %s: %w", s.path, err)

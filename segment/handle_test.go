@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -38,7 +39,7 @@ func openHandle(t *testing.T, path string) *Handle {
 // or whose header was lost: damage, whatever its few bytes hold, reported
 // with the file's path.
 func TestOpenHandleShortFileIsCorrupt(t *testing.T) {
-	header := AppendHeader(nil, Header{FirstIndex: first, Salt: testSalt})
+	header := appendHeader(nil, Header{FirstIndex: first, Salt: testSalt})
 	for name, data := range map[string][]byte{
 		"Empty":          nil,
 		"OneByte":        {0x89},
@@ -55,23 +56,23 @@ func TestOpenHandleShortFileIsCorrupt(t *testing.T) {
 				s.Close()
 				t.Fatal("OpenHandle succeeded")
 			}
-			var ce *CorruptionError
-			if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormat) || !errors.As(err, &ce) || ce.Path != path {
-				t.Fatalf("OpenHandle: %v; want a *CorruptionError naming %s", err, path)
+			var ce *errs.CorruptionError
+			if !errors.Is(err, errs.ErrCorrupt) || errors.Is(err, errs.ErrFormat) || !errors.As(err, &ce) || ce.Path != path {
+				t.Fatalf("OpenHandle: %v; want a *errs.CorruptionError naming %s", err, path)
 			}
 		})
 	}
 }
 
 func TestOpenHandleRejects(t *testing.T) {
-	good := append(AppendHeader(nil, Header{FirstIndex: first, Salt: testSalt}), make([]byte, DataStart-HeaderSize)...)
+	good := append(appendHeader(nil, Header{FirstIndex: first, Salt: testSalt}), make([]byte, DataStart-HeaderSize)...)
 	t.Run("BadMagicIsFormat", func(t *testing.T) {
 		data := bytes.Clone(good)
 		data[2] = 'X'
 		path := writeSegment(t, data)
 		_, err := OpenHandle(vfs.Default, path)
-		if !errors.Is(err, ErrFormat) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
-			t.Fatalf("OpenHandle: %v; want ErrFormat naming %s", err, path)
+		if !errors.Is(err, errs.ErrFormat) || errors.Is(err, errs.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("OpenHandle: %v; want errs.ErrFormat naming %s", err, path)
 		}
 	})
 	t.Run("DamagedHeaderIsCorrupt", func(t *testing.T) {
@@ -79,14 +80,14 @@ func TestOpenHandleRejects(t *testing.T) {
 		data[20] ^= 1
 		path := writeSegment(t, data)
 		_, err := OpenHandle(vfs.Default, path)
-		var ce *CorruptionError
+		var ce *errs.CorruptionError
 		if !errors.As(err, &ce) || ce.Path != path || !strings.Contains(ce.Reason, "checksum") {
-			t.Fatalf("OpenHandle: %v; want a *CorruptionError naming %s", err, path)
+			t.Fatalf("OpenHandle: %v; want a *errs.CorruptionError naming %s", err, path)
 		}
 	})
 	t.Run("MissingFileIsAnIOError", func(t *testing.T) {
 		_, err := OpenHandle(vfs.Default, filepath.Join(t.TempDir(), Name(first)))
-		if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormat) {
+		if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, errs.ErrCorrupt) || errors.Is(err, errs.ErrFormat) {
 			t.Fatalf("OpenHandle of a missing file: %v", err)
 		}
 	})
@@ -135,17 +136,17 @@ func TestHandleSealedSegment(t *testing.T) {
 func TestHandleRecordWithDamagedFooterEntry(t *testing.T) {
 	b := newSegmentBuilder(first, testSalt).record("a").record("b")
 	file := b.sealed()
-	ft, _, err := ReadFooter(bytes.NewReader(file), int64(len(file)), b.h)
+	ft, _, err := readFooter(bytes.NewReader(file), int64(len(file)), b.h)
 	if err != nil || !ft.Valid() {
-		t.Fatalf("ReadFooter: %+v, %v", ft, err)
+		t.Fatalf("readFooter: %+v, %v", ft, err)
 	}
 	file[ft.Offset+FrameHeader+4] = 3 // record 2 "starts" at offset 3
 	path := writeSegment(t, file)
 	s := openHandle(t, path)
 	_, _, err = s.Record(ft, 1)
-	var ce *CorruptionError
+	var ce *errs.CorruptionError
 	if !errors.As(err, &ce) || ce.Path != path || ce.Index != first+1 {
-		t.Fatalf("Record(1) = %v; want a *CorruptionError in %s for record %d", err, path, first+1)
+		t.Fatalf("Record(1) = %v; want a *errs.CorruptionError in %s for record %d", err, path, first+1)
 	}
 }
 

@@ -62,7 +62,7 @@ type segmentBuilder struct {
 
 func newSegmentBuilder(first, salt uint64) *segmentBuilder {
 	h := Header{FirstIndex: first, Salt: salt}
-	buf := AppendHeader(nil, h)
+	buf := appendHeader(nil, h)
 	buf = append(buf, make([]byte, DataStart-len(buf))...)
 	return &segmentBuilder{h: h, buf: buf, next: first, synced: DataStart}
 }
@@ -148,7 +148,7 @@ func (b *segmentBuilder) footerAt() int64 { return AlignSector(b.end()) }
 
 func (b *segmentBuilder) sealed() []byte {
 	file := append(bytes.Clone(b.buf), make([]byte, b.footerAt()-b.end())...)
-	return AppendFooter(file, b.h, b.footerAt(), b.offsets())
+	return appendFooter(file, b.h, b.footerAt(), b.offsets())
 }
 
 func (b *segmentBuilder) bytes() []byte { return bytes.Clone(b.buf) }
@@ -158,10 +158,10 @@ func (b *segmentBuilder) bytes() []byte { return bytes.Clone(b.buf) }
 func resealFrame(f []byte, salt uint64) {
 	n := int64(binary.LittleEndian.Uint32(f[24:]))
 	if FrameHeader+n <= int64(len(f)) {
-		binary.LittleEndian.PutUint64(f, Checksum(salt, f[8:FrameHeader+n]))
+		binary.LittleEndian.PutUint64(f, checksum(salt, f[8:FrameHeader+n]))
 	}
 }
 
 func resealHeader(h []byte) {
-	binary.LittleEndian.PutUint64(h[32:], Checksum(0, h[:32]))
+	binary.LittleEndian.PutUint64(h[32:], checksum(0, h[:32]))
 }

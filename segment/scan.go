@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // readChunk is how much a Scanner reads at a time.
@@ -78,19 +80,19 @@ type Scanner struct {
 	commitNext, alignedNext uint64
 }
 
-// NewScanner scans the segment with header h whose file (size bytes) r
+// newScanner scans the segment with header h whose file (size bytes) r
 // reads.
-func NewScanner(r io.ReaderAt, size int64, h Header) *Scanner {
+func newScanner(r io.ReaderAt, size int64, h Header) *Scanner {
 	return NewScannerAt(r, size, h, DataStart, h.FirstIndex)
 }
 
 // NewScannerAt scans from the frame of record index at off, reading no
 // further than end. Readers use it to resume mid-segment.
 func NewScannerAt(r io.ReaderAt, end int64, h Header, off int64, index uint64) *Scanner {
-	return newScanner(&window{r: r, size: end}, h, off, index)
+	return scannerAt(&window{r: r, size: end}, h, off, index)
 }
 
-func newScanner(w *window, h Header, off int64, index uint64) *Scanner {
+func scannerAt(w *window, h Header, off int64, index uint64) *Scanner {
 	return &Scanner{
 		w: w, h: h, off: off, next: index,
 		commitOff: off, commitNext: index, alignedOff: off, alignedNext: index,
@@ -131,7 +133,7 @@ func (s *Scanner) nextFrameAt(off int64) bool {
 	if err != nil {
 		return false
 	}
-	f, stop := ParseFrame(full, s.h.Salt, off)
+	f, stop := parseFrame(full, s.h.Salt, off)
 	return stop == StopNone && f.Index == s.next
 }
 
@@ -196,14 +198,14 @@ func (s *Scanner) frameHere() (Frame, bool) {
 		s.stop = StopZeros
 		return Frame{}, false
 	}
-	f, stop := ParseFrame(head, s.h.Salt, s.off)
+	f, stop := parseFrame(head, s.h.Salt, s.off)
 	if stop == StopShortPayload {
 		full, err := s.w.at(s.off, FrameHeader+int64(len32(head)))
 		if err != nil {
 			s.err = err
 			return Frame{}, false
 		}
-		f, stop = ParseFrame(full, s.h.Salt, s.off)
+		f, stop = parseFrame(full, s.h.Salt, s.off)
 	}
 	switch {
 	case stop != StopNone:
@@ -304,15 +306,15 @@ type Tail struct {
 	Durable *Frame
 }
 
-// ScanTail examines [from, size) of a segment after a scan stopped at from.
+// scanTail examines [from, size) of a segment after a scan stopped at from.
 // It looks at every aligned offset for a valid frame of this segment, so it
 // can tell a torn tail (junk or frames of the same unfinished write) from
 // damage followed by durable data.
-func ScanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
-	return scanTail(&window{r: r, size: size}, h, from)
+func scanTail(r io.ReaderAt, size int64, h Header, from int64) (Tail, error) {
+	return tailIn(&window{r: r, size: size}, h, from)
 }
 
-func scanTail(w *window, h Header, from int64) (Tail, error) {
+func tailIn(w *window, h Header, from int64) (Tail, error) {
 	t := Tail{End: from}
 	f, found, end, err := findFrame(w, h, from, func(f Frame) bool { return f.Synced > from })
 	t.End = max(end, from)
@@ -362,7 +364,7 @@ func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1
 
 func alignSector(off int64) int64 { return (off + SectorSize - 1) &^ (SectorSize - 1) }
 
-// zeroChunk is compared with what ScanTail reads (it stays in zero pages).
+// zeroChunk is compared with what scanTail reads (it stays in zero pages).
 var zeroChunk [readChunk]byte
 
 func lastNonZero(b []byte) int {
@@ -396,7 +398,7 @@ func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Fra
 		}
 		b = full
 	}
-	f, stop := ParseFrame(b, h.Salt, off)
+	f, stop := parseFrame(b, h.Salt, off)
 	return f, stop == StopNone, nil
 }
 
@@ -431,7 +433,7 @@ func readRecord(w *window, name string, h Header, off, size int64, index uint64)
 
 func checkSpan(name string, off, size int64, index uint64) error {
 	if size < FrameHeader || size > FrameSize(maxPayload)+SectorSize {
-		return &CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
+		return &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: fmt.Sprintf("frame size %d out of range", size)}
 	}
 	return nil
 }
@@ -440,11 +442,11 @@ func checkSpan(name string, off, size int64, index uint64) error {
 // is the read's error) and decompresses it.
 func checkRecord(b []byte, rerr error, name string, h Header, off int64, index uint64) (Frame, []byte, error) {
 	if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-		return Frame{Offset: off}, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
+		return Frame{Offset: off}, nil, &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: "record extends past the end of the file"}
 	} else if rerr != nil {
 		return Frame{Offset: off}, nil, fmt.Errorf("journal: read record %d from %s: %w", index, name, rerr)
 	}
-	f, stop := ParseFrame(b, h.Salt, off)
+	f, stop := parseFrame(b, h.Salt, off)
 	reason := ""
 	switch {
 	case stop != StopNone:
@@ -455,11 +457,11 @@ func checkRecord(b []byte, rerr error, name string, h Header, off int64, index u
 		reason = fmt.Sprintf("frame carries index %d", f.Index)
 	}
 	if reason != "" {
-		return f, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
+		return f, nil, &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: reason}
 	}
 	rec, err := Decompress(f.Codec, f.Data)
 	if err != nil {
-		return f, nil, &CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
+		return f, nil, &errs.CorruptionError{Path: name, Offset: off, Index: index, Reason: err.Error()}
 	}
 	return f, rec, nil
 }

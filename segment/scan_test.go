@@ -382,7 +382,7 @@ func TestScanner(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newSegmentBuilder(first, testSalt)
 			file := tt.build(b)
-			sc := NewScanner(bytes.NewReader(file), int64(len(file)), b.h)
+			sc := newScanner(bytes.NewReader(file), int64(len(file)), b.h)
 			got := scanAll(t, sc)
 			if !slices.Equal(got.records, tt.wantRecords) {
 				t.Errorf("records = %.40q, want %.40q", got.records, tt.wantRecords)
@@ -584,14 +584,14 @@ func TestScanTail(t *testing.T) {
 			if tt.damage != 0 {
 				file[b.frameStart(tt.damage)+FrameHeader] ^= 0x01
 			}
-			sc := NewScanner(bytes.NewReader(file), int64(len(file)), b.h)
+			sc := newScanner(bytes.NewReader(file), int64(len(file)), b.h)
 			for sc.Next() {
 			}
 			stop := sc.Offset()
 			if want := tt.wantStop(b); stop != want {
 				t.Fatalf("scan stopped at %d (%s), want %d", stop, sc.Why(), want)
 			}
-			tail, err := ScanTail(bytes.NewReader(file), int64(len(file)), b.h, stop)
+			tail, err := scanTail(bytes.NewReader(file), int64(len(file)), b.h, stop)
 			if err != nil {
 				t.Fatal(err)
 			}

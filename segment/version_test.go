@@ -5,43 +5,22 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/gojournal/journal/internal/errs"
 )
 
 // TestFutureVersionIsNamed checks that a segment of a version this build
 // does not read gets ErrFormat with a message naming the version found and
 // the ones read.
 func TestFutureVersionIsNamed(t *testing.T) {
-	b := AppendHeader(nil, Header{FirstIndex: 7, Salt: testSalt})
+	b := appendHeader(nil, Header{FirstIndex: 7, Salt: testSalt})
 	binary.LittleEndian.PutUint32(b[8:], 7)
 	resealHeader(b)
-	_, err := DecodeHeader(b)
-	if !errors.Is(err, ErrFormat) || errors.Is(err, ErrCorrupt) {
-		t.Fatalf("DecodeHeader error = %v, want ErrFormat", err)
+	_, err := decodeHeader(b)
+	if !errors.Is(err, errs.ErrFormat) || errors.Is(err, errs.ErrCorrupt) {
+		t.Fatalf("decodeHeader error = %v, want errs.ErrFormat", err)
 	}
 	if want := "segment format version 7; this build reads versions 1 and 2"; !strings.Contains(err.Error(), want) {
-		t.Fatalf("DecodeHeader error %q does not say %q", err, want)
-	}
-}
-
-func TestCheckVersion(t *testing.T) {
-	tests := []struct {
-		found uint32
-		reads []uint32
-		want  string // "" for no error
-	}{
-		{1, []uint32{1}, ""},
-		{2, []uint32{1, 2}, ""},
-		{0, []uint32{1}, "journal: unsupported file format: thing format version 0; this build reads version 1"},
-		{3, []uint32{1, 2}, "journal: unsupported file format: thing format version 3; this build reads versions 1 and 2"},
-		{9, []uint32{1, 2, 4}, "journal: unsupported file format: thing format version 9; this build reads versions 1, 2 and 4"},
-	}
-	for _, tt := range tests {
-		err := CheckVersion("thing", tt.found, tt.reads)
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("CheckVersion(%d, %v) = %v, want nil", tt.found, tt.reads, err)
-		case tt.want != "" && (!errors.Is(err, ErrFormat) || err.Error() != tt.want):
-			t.Errorf("CheckVersion(%d, %v) = %v, want %q (ErrFormat)", tt.found, tt.reads, err, tt.want)
-		}
+		t.Fatalf("decodeHeader error %q does not say %q", err, want)
 	}
 }

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -16,7 +17,10 @@ var scratch = sync.Pool{New: func() any { return new([]byte) }}
 // Append appends one record and returns its index once the record is
 // durable: written and fdatasync'd (with Options.NoSync: written). An empty
 // record is valid. Concurrent calls are group-committed. A record larger
-// than MaxRecordSize gets ErrTooLarge and nothing is written.
+// than MaxRecordSize gets ErrTooLarge and nothing is written. If a
+// TruncateBack running concurrently drops the record before Append
+// returns, Append returns ErrTruncated, never an index that may by then
+// hold another record.
 func (l *Log) Append(data []byte) (uint64, error) {
 	if len(data) > MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(data), MaxRecordSize)
@@ -27,7 +31,7 @@ func (l *Log) Append(data []byte) (uint64, error) {
 		l.addFrame(a, segment.TypeRecord, s.codec, synced, s.data)
 	})
 	if err == nil {
-		err = l.waitDurable(index)
+		err = l.waitDurable(index, index)
 	}
 	l.mu.Unlock()
 	s.release()
@@ -36,9 +40,14 @@ func (l *Log) Append(data []byte) (uint64, error) {
 
 // AppendBatch appends records atomically: after a crash either all of them
 // are in the log or none is. It returns the index of the first once all are
-// durable. Each record is compressed on its own, as by Append. An empty
-// batch appends nothing and returns the index the next record will get. A
-// batch whose frames, uncompressed, exceed MaxBatchSize gets ErrTooLarge.
+// durable. Each record is compressed on its own, as by Append. A batch
+// whose frames, uncompressed, exceed MaxBatchSize gets ErrTooLarge. If a
+// concurrent TruncateBack drops any of the records before AppendBatch
+// returns, it returns ErrTruncated (the records it kept, if any, stay in
+// the log). An empty batch appends nothing and returns LastIndex()+1: the
+// index the next record gets unless appends in flight take it first. (It
+// does not count those appends: one may yet fail, and the index returned
+// would then lie past the end of the log.)
 func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	var size int64
 	for _, r := range records {
@@ -66,7 +75,7 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(records) == 0 {
-		return l.next, l.usable()
+		return l.last + 1, l.usable()
 	}
 	var first uint64
 	last, err := l.enqueue(size, func(a *activeSegment, synced int64) {
@@ -82,7 +91,7 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 		}
 	})
 	if err == nil {
-		err = l.waitDurable(last)
+		err = l.waitDurable(first, last)
 	}
 	return first, err
 }
@@ -130,6 +139,7 @@ func (l *Log) compress(data []byte) *[]byte {
 func (l *Log) addFrame(a *activeSegment, t segment.Type, c segment.Codec, synced int64, stored []byte) {
 	a.offsets = append(a.offsets, a.tail+int64(len(l.pend)))
 	l.pend = segment.AppendFrame(l.pend, a.h.Salt, t, c, l.next, synced, stored)
+	l.pendMark = synced // marks only grow: the last frame's is the largest
 	l.next++
 }
 
@@ -168,20 +178,144 @@ func (l *Log) syncedMark(a *activeSegment) int64 {
 	return a.tail
 }
 
-// waitDurable waits until index is readable, flushing when no one else is.
-// Called with mu held.
-func (l *Log) waitDurable(index uint64) error {
-	for l.last < index {
-		if err := l.usable(); err != nil {
-			return err
+// waiter is an Append or AppendBatch waiting for its records [first, last]
+// to become readable. Waiters form a list so that a TruncateBack can tell
+// those whose records it dropped; they are recycled, so appends do not
+// allocate.
+type waiter struct {
+	first, last uint64
+	err         error // set by a TruncateBack that dropped some of the records
+	prev, next  *waiter
+}
+
+// register adds a waiter for [first, last]. Called with mu held.
+func (l *Log) register(first, last uint64) *waiter {
+	w := l.idle
+	if w != nil {
+		l.idle = w.next
+	} else {
+		w = new(waiter)
+	}
+	*w = waiter{first: first, last: last, next: l.waiting}
+	if w.next != nil {
+		w.next.prev = w
+	}
+	l.waiting = w
+	return w
+}
+
+// unregister removes w from the list and keeps it for reuse. Called with
+// mu held.
+func (l *Log) unregister(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.waiting = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	}
+	*w = waiter{next: l.idle}
+	l.idle = w
+}
+
+// cutWaiters tells every waiter with records after index that a
+// TruncateBack to index committed (err is ErrTruncated) or failed (err is
+// the failure: their records' fate is unknown). Called with mu held.
+func (l *Log) cutWaiters(index uint64, err error) {
+	for w := l.waiting; w != nil; w = w.next {
+		if w.last > index && w.err == nil {
+			w.err = err
+			if errors.Is(err, ErrTruncated) {
+				w.err = fmt.Errorf("%w: records [%d, %d] appended, then TruncateBack(%d) dropped records after %d",
+					ErrTruncated, w.first, w.last, index, index)
+			}
 		}
-		if l.flushing || l.busy {
+	}
+}
+
+// waitDurable waits until records [first, last] are readable, flushing
+// when no one else is. Called with mu held.
+func (l *Log) waitDurable(first, last uint64) error {
+	w := l.register(first, last)
+	defer l.unregister(w)
+	for {
+		switch {
+		case w.err != nil:
+			// Checked first: LastIndex may pass last again once later
+			// appends take the dropped indexes.
+			return w.err
+		case l.last >= last:
+			return nil
+		case l.err != nil:
+			return l.err
+		case l.closed:
+			return ErrClosed
+		case l.flushing || l.busy:
 			l.cond.Wait()
-		} else {
-			l.flush()
+		default:
+			l.flush(false)
+		}
+	}
+}
+
+// syncAll makes every record readable now durable, in NoSync mode: it asks
+// for a group commit that fdatasyncs and waits until one that started after
+// the request has finished. It waits for at most the commit in flight and
+// the next one, however many appends keep arriving. Called with mu held.
+func (l *Log) syncAll() error {
+	l.syncWanted++
+	defer func() { l.syncWanted-- }()
+	want := l.syncsBegun + 1
+	for l.syncsDone < want {
+		switch {
+		case l.err != nil:
+			return l.err
+		case l.closed:
+			return ErrClosed
+		case l.flushing || l.busy:
+			l.cond.Wait()
+		default:
+			l.flush(true)
 		}
 	}
 	return nil
+}
+
+// exclusive waits for a rotation or truncation in flight to end, then
+// holds appends off (busy) and writes everything pending, fdatasync'd when
+// sync is set or the log syncs anyway: the log is idle and, with sync, all
+// of it durable. Appends that arrive meanwhile wait, so it waits for at
+// most two group commits. Unless it fails, the caller ends the exclusive
+// section with endExclusive. Called with mu held.
+func (l *Log) exclusive(sync bool) error {
+	for l.busy {
+		l.cond.Wait()
+	}
+	if l.err != nil {
+		return l.err
+	}
+	l.busy = true
+	for {
+		a := l.active
+		switch {
+		case l.err != nil:
+			l.endExclusive()
+			return l.err
+		case l.flushing:
+			l.cond.Wait()
+		case len(l.pend) > 0 || (sync && a.synced < a.tail):
+			l.flush(sync)
+		default:
+			return nil
+		}
+	}
+}
+
+// endExclusive lets appends continue. Called with mu held.
+func (l *Log) endExclusive() {
+	l.busy = false
+	l.cond.Broadcast()
 }
 
 // takePending hands the pending buffer to a write at the active segment's
@@ -193,7 +327,7 @@ func (l *Log) takePending() (buf []byte, off int64, last uint64) {
 		l.pend = append(l.pend, zeros[:segment.AlignSector(end)-end]...)
 	}
 	buf, l.pend = l.pend, l.spare[:0]
-	l.spare = nil
+	l.spare, l.writeMark = nil, l.pendMark
 	off = l.active.tail
 	l.active.tail += int64(len(buf))
 	return buf, off, l.next - 1
@@ -206,22 +340,27 @@ func (l *Log) recycle(buf []byte) {
 	}
 }
 
-// flush writes the pending buffer with one pwrite and one fdatasync,
-// releasing mu meanwhile so the next batch can gather. Called with mu held
-// and no flush in flight.
-func (l *Log) flush() {
+// flush writes the pending buffer with one pwrite and one fdatasync (in
+// NoSync mode only when sync is set or a Sync asked for one), releasing mu
+// meanwhile so the next batch can gather. Called with mu held and no flush
+// in flight.
+func (l *Log) flush(sync bool) {
 	a := l.active
 	buf, off, last := l.takePending()
+	sync = sync || !l.opts.NoSync || l.syncWanted > 0
+	if sync {
+		l.syncsBegun++
+	}
 	l.flushing = true
 	l.mu.Unlock()
-	err := l.write(a, buf, off, !l.opts.NoSync)
+	err := l.write(a, buf, off, sync)
 	l.mu.Lock()
 	l.flushing = false
 	l.recycle(buf)
 	if err != nil {
 		l.fail(err)
 	} else {
-		l.published(a, off+int64(len(buf)), len(buf), last, !l.opts.NoSync)
+		l.published(a, off+int64(len(buf)), len(buf), last, sync)
 	}
 	l.cond.Broadcast()
 }
@@ -249,12 +388,14 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 	l.stats.Bytes += uint64(n)
 	l.noteAppended(n)
 	l.last = last
-	// The frames just written prove the file durable as far as their
-	// synced fields say (syncedMark).
-	a.proven = a.synced
+	if n > 0 {
+		// The frames just written prove the file durable as far as
+		// their synced fields say.
+		a.dataEnd, a.proven = end, max(a.proven, l.writeMark)
+	}
 	if synced {
-		a.proven = end - int64(n)
 		l.stats.Syncs++
+		l.syncsDone++
 		a.synced = end
 	}
 }
@@ -266,6 +407,7 @@ func (l *Log) rotate() {
 	a := l.active
 	buf, off, last := l.takePending()
 	l.flushing, l.busy = true, true
+	l.syncsBegun++
 	l.mu.Unlock()
 	// Sealed segments are always durable, NoSync or not.
 	err := l.write(a, buf, off, true)
@@ -276,7 +418,7 @@ func (l *Log) rotate() {
 		sealed, err = seal(a)
 	}
 	if err == nil {
-		next, err = l.create(last + 1)
+		next, err = l.create(last+1, l.opts.SegmentSize)
 	}
 	l.mu.Lock()
 	l.flushing, l.busy = false, false
@@ -303,12 +445,13 @@ func seal(a *activeSegment) (*sealedSegment, error) {
 	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f}, nil
 }
 
-// create makes a new active segment for records from first on.
-func (l *Log) create(first uint64) (*activeSegment, error) {
-	f, h, err := segment.Create(l.fs, l.dir, first, l.opts.SegmentSize)
+// create makes a new active segment for records from first on,
+// preallocated to prealloc bytes.
+func (l *Log) create(first uint64, prealloc int64) (*activeSegment, error) {
+	f, h, err := segment.Create(l.fs, l.dir, first, prealloc)
 	if err != nil {
 		return nil, err
 	}
 	return &activeSegment{path: segmentPath(l.dir, first), h: h, f: f,
-		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart}, nil
+		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart}, nil
 }

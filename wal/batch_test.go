@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/gojournal/journal/segment"
@@ -16,25 +15,13 @@ import (
 // own scanner and returns the codec of each record frame, by index.
 func storedCodecs(t *testing.T, path string) map[uint64]segment.Codec {
 	t.Helper()
-	f, err := vfs.Default.OpenFile(path, os.O_RDONLY, 0)
+	h, err := segment.OpenHandle(vfs.Default, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hb := make([]byte, segment.DataStart)
-	if _, err := f.ReadAt(hb, 0); err != nil {
-		t.Fatal(err)
-	}
-	h, err := segment.DecodeHeader(hb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer h.Close()
 	codecs := map[uint64]segment.Codec{}
-	sc := segment.NewScanner(f, size, h)
+	sc := h.Scan()
 	for sc.Next() {
 		codecs[sc.Frame().Index] = sc.Frame().Codec
 	}

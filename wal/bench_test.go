@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,4 +246,69 @@ func BenchmarkReader(b *testing.B) {
 	}
 	b.StopTimer()
 	r.Close()
+}
+
+// BenchmarkLatencyUnderLoad times Sync, Checkpoint and TruncateFront while
+// 8 or 64 writers append continuously, and reports each call's p50 and p99
+// latency: each must wait for a bounded number of group commits, not until
+// nothing at all is pending. Sync is timed in NoSync mode (with sync on it
+// only reports the log's state); the others with sync on. op=Append (one
+// more durable append) is the yardstick: the latency of one group commit
+// under the same load.
+func BenchmarkLatencyUnderLoad(b *testing.B) {
+	ops := []struct {
+		name   string
+		noSync bool
+		op     func(l *Log) error
+	}{
+		{"Append", false, func(l *Log) error {
+			_, err := l.Append(make([]byte, 128))
+			return err
+		}},
+		{"Sync/NoSync", true, (*Log).Sync},
+		{"TruncateFront", false, func(l *Log) error {
+			first := l.FirstIndex()
+			return l.TruncateFront(first + (l.LastIndex()-first)/2)
+		}},
+		{"Checkpoint", false, func(l *Log) error {
+			i := l.LastIndex()
+			return l.Checkpoint(i, stateStream(4<<10))
+		}},
+	}
+	for _, op := range ops {
+		for _, writers := range []int{8, 64} {
+			b.Run(fmt.Sprintf("op=%s/writers=%d", op.name, writers), func(b *testing.B) {
+				l, err := Open(b.TempDir(), &Options{NoSync: op.noSync})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				stop := loadWriters(b, l, writers)
+				defer stop()
+				time.Sleep(20 * time.Millisecond) // let the load build up
+				var lat []time.Duration
+				for b.Loop() {
+					start := time.Now()
+					if err := op.op(l); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(start))
+					time.Sleep(time.Millisecond) // appends gather between calls
+				}
+				slices.Sort(lat)
+				b.ReportMetric(quantileMs(lat, 0.50), "p50-ms")
+				b.ReportMetric(quantileMs(lat, 0.99), "p99-ms")
+				b.ReportMetric(quantileMs(lat, 1), "max-ms")
+			})
+		}
+	}
+}
+
+// quantileMs is the q-quantile of sorted latencies, in milliseconds.
+func quantileMs(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(len(sorted)-1, int(q*float64(len(sorted))))
+	return float64(sorted[i]) / float64(time.Millisecond)
 }

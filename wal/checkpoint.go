@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/vfs"
 )
 
 // ErrNoSnapshot is returned by Snapshot when no checkpoint was written.
@@ -41,7 +43,8 @@ type CheckpointOptions struct {
 	// write may run after State returns.
 	State func() (index uint64, write func(w io.Writer) error, err error)
 	// OnError, if set, is called with every background checkpoint error
-	// (they are also logged and kept for CheckpointErr).
+	// (they are also logged and kept for CheckpointErr). It runs on the
+	// checkpoint goroutine and may call Close.
 	OnError func(error)
 }
 
@@ -76,8 +79,11 @@ type checkpointer struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	mu  sync.Mutex // serialises checkpoints
-	err error      // the last background error, guarded by mu
+	mu  sync.Mutex
+	err error // the last background error, guarded by mu
+	// inCallback is set while OnError runs, so that a Close it calls
+	// does not wait for the checkpoint goroutine it is running on.
+	inCallback atomic.Bool
 }
 
 // Checkpoint writes a snapshot of the state as of index (write streams it;
@@ -85,42 +91,99 @@ type checkpointer struct {
 // TruncateFront(index+1) does. The snapshot is durable (written to a
 // temporary file, fdatasync'd, renamed over the snapshot file, directory
 // synced) before any record is released, so after a crash the directory
-// holds either the old snapshot and the longer log, or the new snapshot and
-// the shorter one. index must lie in [FirstIndex-1, LastIndex].
+// holds the old snapshot and the longer log, the new snapshot and the
+// shorter log, or (a crash between the two steps) the new snapshot and the
+// longer log: the records up to index are then still there as well as in
+// the snapshot, and a restart that loads the snapshot and replays from
+// index+1 sees the same state. index must lie in [FirstIndex-1, LastIndex]
+// and be at least 1 (a snapshot covers at least one record); otherwise
+// Checkpoint returns ErrOutOfRange.
+//
+// Checkpoints, truncations and Close are serialised: a truncation waits
+// for a checkpoint in flight, so the snapshot rule is checked against the
+// snapshot that exists when each commits. Close cancels a checkpoint in
+// flight: its writes fail with ErrClosed. If the rename or the directory
+// sync that commits the snapshot fails, which snapshot is durable is
+// unknown and the log fails (ErrFailed) until reopened; an error before
+// that (from write, or writing the temporary file) leaves the previous
+// snapshot and the log usable. write must not call Checkpoint, a
+// truncation or Close on the same Log: they wait for it.
 func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
-	l.ckpt.mu.Lock()
-	defer l.ckpt.mu.Unlock()
-	l.mu.Lock()
-	first, last, err := l.first, l.last, l.usable()
-	l.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if index+1 < first || index > last {
-		return fmt.Errorf("%w: Checkpoint(%d), log holds [%d, %d]", ErrOutOfRange, index, first, last)
-	}
-	// The snapshot must never cover records a crash could still take.
-	if err := l.Sync(); err != nil {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if err := l.checkpointable(index); err != nil {
 		return err
 	}
 	opts := checkpoint.WriteOptions{Compress: l.opts.Checkpoint.Compress}
-	if rate := cmp.Or(l.opts.Checkpoint.MaxRate, DefaultCheckpointRate); rate > 0 {
-		unthrottled := write
-		write = func(w io.Writer) error {
-			return unthrottled(&throttle{w: w, rate: rate, start: time.Now()})
+	rate := cmp.Or(l.opts.Checkpoint.MaxRate, DefaultCheckpointRate)
+	watch := &commitWatch{FS: l.fs}
+	err := checkpoint.Write(watch, l.dir, index, opts, func(w io.Writer) error {
+		w = &cancellable{w: w, closing: &l.closing}
+		if rate > 0 {
+			w = &throttle{w: w, rate: rate, start: time.Now()}
 		}
-	}
-	if err := checkpoint.Write(l.fs, l.dir, index, opts, write); err != nil {
-		return fmt.Errorf("journal: checkpoint at %d: %w", index, err)
-	}
+		return write(w)
+	})
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("journal: checkpoint at %d: %w", index, err)
+		if watch.renamed {
+			return l.fail(err)
+		}
+		return err
+	}
 	l.sinceCheckpoint, l.snapshot = 0, index
-	released := index+1 <= l.first
-	l.mu.Unlock()
-	if released {
+	if index+1 <= l.first {
 		return nil
 	}
-	return l.TruncateFront(index + 1)
+	return l.truncateFront(index + 1)
+}
+
+// checkpointable checks that a checkpoint at index may start and makes the
+// records it covers durable: the snapshot must never cover records a crash
+// could still take. Called with opMu held.
+func (l *Log) checkpointable(index uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if index == 0 || index+1 < l.first || index > l.last {
+		return fmt.Errorf("%w: Checkpoint(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
+	}
+	if l.opts.NoSync {
+		return l.syncAll()
+	}
+	return nil
+}
+
+// commitWatch notes whether a snapshot's replacement reached its rename:
+// from there on a failure (of the rename or of the directory sync after
+// it) leaves unknown which snapshot a power loss would keep.
+type commitWatch struct {
+	vfs.FS
+	renamed bool
+}
+
+func (c *commitWatch) Rename(oldname, newname string) error {
+	c.renamed = true
+	return c.FS.Rename(oldname, newname)
+}
+
+// cancellable fails writes once Close has begun, so that Close need not
+// wait for a long snapshot and never releases the directory while one is
+// being written.
+type cancellable struct {
+	w       io.Writer
+	closing *atomic.Bool
+}
+
+func (c *cancellable) Write(p []byte) (int, error) {
+	if c.closing.Load() {
+		return 0, ErrClosed
+	}
+	return c.w.Write(p)
 }
 
 // Snapshot opens the latest snapshot: the index of the last record it
@@ -130,7 +193,7 @@ func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 // and replaying NewReader(index+1).
 func (l *Log) Snapshot() (index uint64, r io.ReadCloser, err error) {
 	l.mu.Lock()
-	closed := l.closed
+	closed := l.isClosed()
 	l.mu.Unlock()
 	if closed {
 		return 0, nil, ErrClosed
@@ -173,6 +236,11 @@ func (l *Log) checkpointLoop() {
 		case <-tick:
 		case <-l.ckpt.kick:
 		}
+		select {
+		case <-l.ckpt.stop: // a tick and the stop arrived together
+			return
+		default:
+		}
 		l.checkpointNow()
 	}
 }
@@ -192,6 +260,8 @@ func (l *Log) checkpointNow() {
 	if err != nil {
 		l.opts.Logger.Error("journal: background checkpoint failed", "dir", l.dir, "err", err)
 		if l.opts.Checkpoint.OnError != nil {
+			l.ckpt.inCallback.Store(true)
+			defer l.ckpt.inCallback.Store(false)
 			l.opts.Checkpoint.OnError(err)
 		}
 	}
@@ -209,10 +279,14 @@ func (l *Log) noteAppended(n int) {
 	}
 }
 
-// stopCheckpointer waits for a running checkpoint and stops the loop.
+// stopCheckpointer stops the loop and waits for it to end, unless Close
+// was called from OnError: the loop then ends when the callback returns,
+// without touching the log again (Close cancels a checkpoint in flight).
 func (l *Log) stopCheckpointer() {
 	if l.ckpt.stop != nil {
 		l.ckpt.stopOnce.Do(func() { close(l.ckpt.stop) })
-		<-l.ckpt.done
+		if !l.ckpt.inCallback.Load() {
+			<-l.ckpt.done
+		}
 	}
 }

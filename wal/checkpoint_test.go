@@ -82,6 +82,11 @@ func TestCheckpointReleasesTheLogAndRestartReplays(t *testing.T) {
 func TestCheckpointRange(t *testing.T) {
 	l := openT(t, t.TempDir(), nil)
 	defer l.Close()
+	// Found by the concurrent model check: index 0 lies in
+	// [FirstIndex-1, LastIndex] of a new log, but no snapshot can cover it.
+	if err := l.Checkpoint(0, writeState(0)); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Checkpoint(0) of an empty log: %v, want ErrOutOfRange", err)
+	}
 	appendN(t, l, 5)
 	if err := l.Checkpoint(6, writeState(6)); !errors.Is(err, ErrOutOfRange) {
 		t.Fatalf("Checkpoint past the log: %v, want ErrOutOfRange", err)

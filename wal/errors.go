@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
@@ -21,10 +22,10 @@ var (
 	// ErrCorrupt is returned (wrapped, usually in a *CorruptionError) when
 	// stored bytes fail their checksum or damage is found inside data the log
 	// had made durable.
-	ErrCorrupt = segment.ErrCorrupt
+	ErrCorrupt = errs.ErrCorrupt
 	// ErrFormat is returned by Open when a file in the directory is not a
 	// journal file of a format version this build reads.
-	ErrFormat = segment.ErrFormat
+	ErrFormat = errs.ErrFormat
 	// ErrNotFound is returned by Read for an index outside
 	// [FirstIndex, LastIndex].
 	ErrNotFound = errors.New("journal: record not found")
@@ -42,10 +43,15 @@ var (
 	// (TruncateFront, Checkpoint) before it reached them, and for a Reader
 	// created below FirstIndex. The message names the records lost.
 	ErrCompacted = errors.New("journal: records were released before the reader reached them")
-	// ErrTruncated is returned by Reader.Next when TruncateBack dropped
-	// the last record the Reader returned: what the Reader returned is no
-	// longer the log's history from that index on.
-	ErrTruncated = errors.New("journal: records the reader returned were dropped by TruncateBack")
+	// ErrTruncated is returned when a TruncateBack dropped records a call
+	// was given: by Append and AppendBatch when a TruncateBack that ran
+	// before the call returned dropped the records it appended (they were
+	// written, and may have been durable, but are no longer in the log,
+	// and their indexes may already hold other records); by Reader.Next
+	// when TruncateBack dropped the last record the Reader returned (what
+	// it returned is no longer the log's history from that index on). The
+	// message says which records.
+	ErrTruncated = errors.New("journal: records were dropped by TruncateBack")
 	// ErrFailed is returned by every write after a write, fdatasync or
 	// file operation failed: the state on disk is unknown, so the log
 	// refuses to go on (an fsync that failed once must not be retried as
@@ -54,7 +60,7 @@ var (
 )
 
 // CorruptionError says where damage was found: file, offset, index.
-type CorruptionError = segment.CorruptionError
+type CorruptionError = errs.CorruptionError
 
 // Limits on what one call may append.
 const (

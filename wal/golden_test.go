@@ -245,18 +245,11 @@ func equalJSON(t *testing.T, a, b any) bool {
 // codecsIn counts the record frames of each codec in a segment.
 func codecsIn(t *testing.T, path string) map[segment.Codec]int {
 	t.Helper()
-	f, err := vfs.Default.OpenFile(path, os.O_RDONLY, 0)
+	h, err := segment.OpenHandle(vfs.Default, path)
 	must(t, err)
-	defer f.Close()
-	size, err := f.Size()
-	must(t, err)
-	head := make([]byte, segment.HeaderSize)
-	_, err = f.ReadAt(head, 0)
-	must(t, err)
-	h, err := segment.DecodeHeader(head)
-	must(t, err)
+	defer h.Close()
 	n := map[segment.Codec]int{}
-	sc := segment.NewScanner(f, size, h)
+	sc := h.Scan()
 	for sc.Next() {
 		n[sc.Frame().Codec]++
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
@@ -82,7 +83,7 @@ func (r *Reader) Next() bool {
 		return r.take(r.sc.Frame())
 	}
 	if r.err = r.sc.Err(); r.err == nil {
-		r.err = &segment.CorruptionError{Path: r.path, Offset: r.sc.Offset(), Index: r.next, Reason: r.sc.Why()}
+		r.err = &errs.CorruptionError{Path: r.path, Offset: r.sc.Offset(), Index: r.next, Reason: r.sc.Why()}
 	}
 	return false
 }
@@ -94,7 +95,7 @@ func (r *Reader) check() (*readSpan, bool, error) {
 	l := r.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.isClosed() {
 		return nil, false, ErrClosed
 	}
 	if r.next == 0 {
@@ -135,12 +136,12 @@ func (l *Log) saltOf(index uint64) uint64 {
 
 func (r *Reader) take(f segment.Frame) bool {
 	if f.Index != r.next {
-		r.err = &segment.CorruptionError{Path: r.path, Offset: f.Offset, Index: r.next, Reason: fmt.Sprintf("frame carries index %d", f.Index)}
+		r.err = &errs.CorruptionError{Path: r.path, Offset: f.Offset, Index: r.next, Reason: fmt.Sprintf("frame carries index %d", f.Index)}
 		return false
 	}
 	rec, err := segment.Decompress(f.Codec, f.Data)
 	if err != nil {
-		r.err = &segment.CorruptionError{Path: r.path, Offset: f.Offset, Index: r.next, Reason: err.Error()}
+		r.err = &errs.CorruptionError{Path: r.path, Offset: f.Offset, Index: r.next, Reason: err.Error()}
 		return false
 	}
 	// Capped: an uncompressed record lies in the scanner's buffer, and a

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"syscall"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -17,12 +18,27 @@ import (
 // Once a checkpoint exists, the log must continue it: index may not exceed
 // the snapshot's index plus one (ErrOutOfRange).
 // The truncation is durable when TruncateFront returns; after a crash the
-// log is either as before or as after it. Segments holding only dropped
-// records are deleted.
+// log is either as before or as after it, NoSync or not (with NoSync the
+// records kept are synced first). Segments holding only dropped records
+// are deleted.
+//
+// Appends go on while it runs; it waits for a Checkpoint or TruncateBack
+// in flight. On a full disk it gives back the active segment's
+// preallocated space to write its meta file; if that fails before the
+// commit the error (ENOSPC) leaves the log as it was, and usable.
 func (l *Log) TruncateFront(index uint64) error {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.quiesce(); err != nil {
+	return l.truncateFront(index)
+}
+
+// truncateFront is TruncateFront. It does not stop appends: the meta file
+// it commits says nothing about the end of the log. Called with opMu and mu
+// held.
+func (l *Log) truncateFront(index uint64) error {
+	if err := l.usable(); err != nil {
 		return err
 	}
 	if index < l.first || index > l.last+1 {
@@ -35,10 +51,17 @@ func (l *Log) TruncateFront(index uint64) error {
 	if index == l.first {
 		return nil
 	}
+	// The records kept (up to index-1 at least) must be durable before
+	// the meta file says the log starts at index, or a power loss could
+	// leave a log that ends before it begins.
+	if l.opts.NoSync {
+		if err := l.syncAll(); err != nil {
+			return err
+		}
+	}
 	m := l.meta
 	m.FirstIndex = index
-	// The meta file's rename is the commit point.
-	if err := l.whileBusy(func() error { return recovery.WriteMeta(l.fs, l.dir, m) }); err != nil {
+	if err := l.commitFront(m); err != nil {
 		return err
 	}
 	l.meta, l.first = m, index
@@ -60,19 +83,58 @@ func (l *Log) TruncateFront(index uint64) error {
 	return nil
 }
 
-// whileBusy runs op with appends held off and mu released; a failed op fails
-// the log. Called with mu held and the log idle.
-func (l *Log) whileBusy(op func() error) error {
-	l.busy = true
+// commitFront writes the meta file that commits a TruncateFront; its
+// rename is the commit point. On a full disk (ENOSPC) it gives back the
+// active segment's preallocated space and tries once more, so that an
+// application can release records to free space; if there is still no
+// room, the log is left as it was, and usable (nothing was committed, and
+// the temporary file is gone). Any other failure fails the log, as every
+// failed file operation does. Called with mu held.
+func (l *Log) commitFront(m recovery.Meta) error {
+	for retried := false; ; retried = true {
+		watch := &commitWatch{FS: l.fs}
+		l.mu.Unlock()
+		err := recovery.WriteMeta(watch, l.dir, m)
+		l.mu.Lock()
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.ENOSPC) || watch.renamed:
+			return l.fail(err)
+		case retried:
+			return fmt.Errorf("journal: TruncateFront(%d): %w", m.FirstIndex, err)
+		}
+		if err := l.releasePrealloc(); err != nil {
+			return err
+		}
+	}
+}
+
+// releasePrealloc trims the active segment's preallocated space after its
+// data. Appends are held off meanwhile and everything written is synced
+// first, so no write lands past the cut and nothing unsynced is cut; after
+// a crash the file is either as long as before (zeros past the data) or
+// as short as after, and recovery reads both alike. Appends then grow the
+// file until the next segment, which is preallocated again. Called with
+// mu held.
+func (l *Log) releasePrealloc() error {
+	if err := l.exclusive(true); err != nil {
+		return err
+	}
+	defer l.endExclusive()
+	a := l.active
 	l.mu.Unlock()
-	err := op()
+	err := a.f.Truncate(a.tail)
 	l.mu.Lock()
-	l.busy = false
-	l.cond.Broadcast()
 	if err != nil {
-		return l.fail(err)
+		return l.fail(fmt.Errorf("journal: release preallocated space of %s: %w", a.path, err))
 	}
 	return nil
+}
+
+// writeMeta durably replaces the meta file with m.
+func (l *Log) writeMeta(m recovery.Meta) error {
+	return recovery.WriteMeta(l.fs, l.dir, m)
 }
 
 // removeSealed closes and deletes segments no longer part of the log.
@@ -102,19 +164,27 @@ func (l *Log) removeSealed(segs []*sealedSegment) error {
 
 // TruncateBack drops the records after index: afterwards LastIndex() is
 // index and the next Append gets index+1. Any index in [FirstIndex-1,
-// LastIndex] is allowed, but not below the snapshot's index. The truncation is durable when TruncateBack
-// returns; after a crash the log is either as before or as after it. Reads
-// wait while it runs.
+// LastIndex] is allowed, but not below the snapshot's index. The
+// truncation is durable when TruncateBack returns; after a crash the log is
+// either as before or as after it, NoSync or not (everything written is
+// synced before the commit). Reads wait while it runs.
+//
+// New appends wait while it runs. Appends already given their indexes are
+// written first; those whose records it then drops return ErrTruncated
+// (an Append that returned its index before the truncation committed saw
+// its record dropped afterwards, like any record TruncateBack drops).
 //
 // The segment holding index is sealed right after it (its footer goes to a
 // fresh sector, so the records kept are never rewritten), later segments
 // are deleted, and appends continue in a new segment.
 func (l *Log) TruncateBack(index uint64) error {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	l.filesMu.Lock()
 	defer l.filesMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.quiesce(); err != nil {
+	if err := l.usable(); err != nil {
 		return err
 	}
 	if index+1 < l.first || index > l.last {
@@ -123,37 +193,54 @@ func (l *Log) TruncateBack(index uint64) error {
 	if index < l.snapshot {
 		return fmt.Errorf("%w: TruncateBack(%d) would drop records the snapshot (as of %d) covers", ErrOutOfRange, index, l.snapshot)
 	}
+	// Everything written so far is made durable first, NoSync or not:
+	// once the meta file below commits, recovery seals the segment after
+	// the records kept, and they must be there to seal.
+	if err := l.exclusive(true); err != nil {
+		return err
+	}
+	defer l.endExclusive()
 	if index == l.last {
 		return nil
 	}
 	m := l.meta
 	m.Back, m.BackPending = index, true
-	var kept []*sealedSegment
-	var next *activeSegment
-	err := l.whileBusy(func() error {
-		// The meta file's rename is the commit point; recovery finishes
-		// the work if we crash before the second meta write.
-		err := recovery.WriteMeta(l.fs, l.dir, m)
-		if err == nil {
-			kept, err = l.sealBefore(index + 1)
-		}
-		if err == nil {
-			// Create syncs the directory, which makes sealBefore's
-			// removals durable too.
-			next, err = l.create(index + 1)
-		}
-		if err == nil {
-			m.BackPending = false
-			err = recovery.WriteMeta(l.fs, l.dir, m)
-		}
-		return err
-	})
+	l.mu.Unlock()
+	kept, next, err := l.cutBack(m)
+	l.mu.Lock()
 	if err != nil {
+		err = l.fail(err)
+		l.cutWaiters(index, err)
 		return err
 	}
+	l.cutWaiters(index, ErrTruncated)
+	m.BackPending = false
 	l.meta, l.last, l.next = m, index, index+1
 	l.sealed, l.active = kept, next
 	return nil
+}
+
+// cutBack commits and applies a TruncateBack to m.Back: the meta file's
+// rename is the commit point; recovery finishes the work if we crash
+// before the second meta write. Called with the log busy and filesMu held.
+func (l *Log) cutBack(m recovery.Meta) (kept []*sealedSegment, next *activeSegment, err error) {
+	if err := l.writeMeta(m); err != nil {
+		return nil, nil, err
+	}
+	if kept, err = l.sealBefore(m.Back + 1); err != nil {
+		return nil, nil, err
+	}
+	// Create syncs the directory, which makes sealBefore's removals
+	// durable too.
+	if next, err = l.create(m.Back+1, l.opts.SegmentSize); err != nil {
+		return nil, nil, err
+	}
+	m.BackPending = false
+	if err := l.writeMeta(m); err != nil {
+		next.f.Close()
+		return nil, nil, err
+	}
+	return kept, next, nil
 }
 
 // sealBefore ends the log before index: the segment holding index-1 is

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -41,6 +43,15 @@ type Log struct {
 	codec segment.Codec
 	found Recovery
 
+	// opMu serialises the operations that change the log's range or
+	// snapshot: TruncateFront, TruncateBack, Checkpoint and Close. Each
+	// checks the snapshot rule against the snapshot and range that exist
+	// when it commits. Take it before filesMu and mu.
+	opMu sync.Mutex
+	// closing is set when Close begins: new calls get ErrClosed and a
+	// checkpoint writing its snapshot is cancelled.
+	closing atomic.Bool
+
 	// filesMu is held shared while a read locates and uses a segment file,
 	// and exclusively while files are cut, closed or removed. Take it
 	// before mu, never while holding mu.
@@ -57,13 +68,21 @@ type Log struct {
 	meta              recovery.Meta
 	pend              []byte // frames gathering for the next write
 	spare             []byte
-	flushing          bool  // a write (and fdatasync) is in flight
-	busy              bool  // rotation or truncation: no appends may enqueue
-	err               error // sticky failure, wraps ErrFailed
-	closed            bool
-	stats             Stats
-	sinceCheckpoint   int64  // bytes appended since the last checkpoint
-	snapshot          uint64 // index the snapshot covers, 0 if none
+	// pendMark is the synced field of the last frame in pend; writeMark
+	// that of the last frame of the write in flight.
+	pendMark, writeMark int64
+	flushing            bool  // a write (and fdatasync) is in flight
+	busy                bool  // rotation, truncation or Close: no appends may enqueue
+	err                 error // sticky failure, wraps ErrFailed
+	closed              bool
+	stats               Stats
+	sinceCheckpoint     int64   // bytes appended since the last checkpoint
+	snapshot            uint64  // index the snapshot covers, 0 if none
+	waiting, idle       *waiter // appends waiting for their records; recycled waiters
+	// syncWanted counts NoSync Syncs waiting for a group commit that
+	// fdatasyncs; syncsBegun and syncsDone count those commits.
+	syncWanted            int
+	syncsBegun, syncsDone uint64
 
 	ckpt checkpointer
 }
@@ -104,8 +123,9 @@ type activeSegment struct {
 	tail    int64   // where the pending buffer will be written
 	synced  int64   // the file is durable up to here
 	// proven is how far the frames on disk prove the file durable (their
-	// synced fields); tail when nothing written since is unproven.
-	proven int64
+	// synced fields); dataEnd is where the last write of frames ended.
+	// Recovery can tell damage before proven from a torn tail.
+	proven, dataEnd int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -221,20 +241,25 @@ func (l *Log) recover() error {
 		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer})
 	}
 	if l.active == nil {
-		return l.startSegment()
+		return l.startSegment(len(st.Segments) > 0)
 	}
 	return nil
 }
 
-// resume makes the newest, unsealed segment the active one.
+// resume makes the newest, unsealed segment the active one. Its
+// preallocation is restored if the disk has room: on a full disk the log
+// opens anyway (appends then grow the file, each fdatasync persisting the
+// size), so that the application can release records to free space.
 func (l *Log) resume(s recovery.Segment) error {
 	f, err := l.fs.OpenFile(s.Path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("journal: open %s: %w", s.Path, err)
 	}
-	if err := f.Preallocate(l.opts.SegmentSize); err != nil {
+	if err := f.Preallocate(l.opts.SegmentSize); err != nil && !errors.Is(err, syscall.ENOSPC) {
 		f.Close()
 		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
+	} else if err != nil {
+		l.opts.Logger.Warn("journal: disk full; the active segment is not preallocated", "file", s.Path)
 	}
 	// What recovery kept may never have been synced (a NoSync log, or a
 	// complete batch of a torn write): the frames written next claim it
@@ -243,13 +268,21 @@ func (l *Log) resume(s recovery.Segment) error {
 		f.Close()
 		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End}
 	return nil
 }
 
-// startSegment creates a new active segment starting at l.next.
-func (l *Log) startSegment() (err error) {
-	l.active, err = l.create(l.next)
+// startSegment creates a new active segment starting at l.next, at Open.
+// When the log existed (its newest segment is sealed) and the disk is
+// full, the segment is created without preallocation, as resume does, so
+// that the application can open the log and release records. A new log
+// on a full disk fails to open: it has nothing to release.
+func (l *Log) startSegment(existing bool) (err error) {
+	l.active, err = l.create(l.next, l.opts.SegmentSize)
+	if existing && errors.Is(err, syscall.ENOSPC) {
+		l.opts.Logger.Warn("journal: disk full; the new segment is not preallocated", "first", l.next)
+		l.active, err = l.create(l.next, 0)
+	}
 	return err
 }
 
@@ -277,14 +310,19 @@ func (l *Log) LastIndex() uint64 {
 	return l.last
 }
 
-// usable returns the error every write gets in the log's current state.
-// Called with mu held.
+// usable returns the error every new write gets in the log's current
+// state. Called with mu held.
 func (l *Log) usable() error {
-	if l.closed {
+	if l.isClosed() {
 		return ErrClosed
 	}
 	return l.err
 }
+
+// isClosed reports whether Close has begun: from then on every call that
+// reads or changes the log gets ErrClosed, so Close takes effect at one
+// point for all of them.
+func (l *Log) isClosed() bool { return l.closed || l.closing.Load() }
 
 // fail records the first failure: the log refuses writes until reopened.
 // Called with mu held.
@@ -297,25 +335,28 @@ func (l *Log) fail(err error) error {
 }
 
 // Close flushes what is pending, syncs, and closes the log, releasing the
-// directory lock. Later calls return ErrClosed. It leaves the proof that
-// every record is durable on disk (a sync frame after the last write), so
-// that recovery tells damage to any of them from a torn tail.
+// directory lock. It waits for a truncation in flight and cancels a
+// checkpoint in flight (which then returns ErrClosed and leaves the
+// previous snapshot in place): nothing is written in the directory once
+// Close has returned. Close may be called from CheckpointOptions.OnError.
+// Appends and truncations called once Close has begun, and later calls,
+// return ErrClosed.
+// It leaves the proof that every record is durable on disk (a sync frame
+// after the last write), so that recovery tells damage to any of them
+// from a torn tail.
 func (l *Log) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	if !l.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	l.mu.Unlock()
 	l.stopCheckpointer()
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return ErrClosed
-	}
-	err := l.quiesce()
+	// Frames gathered behind a failed write claim it was made durable:
+	// exclusive writes nothing after a failure.
+	err := l.exclusive(true)
 	if err == nil {
-		err = l.syncActive(true)
+		err = l.prove(true)
 	}
 	l.closed = true
 	l.cond.Broadcast()
@@ -341,57 +382,41 @@ func (l *Log) closeFiles() {
 	}
 }
 
-// quiesce waits until nothing is in flight and flushes what is pending.
-// Called with mu held; returns with mu held and the log idle.
-func (l *Log) quiesce() error {
-	for {
-		switch {
-		case l.busy || l.flushing:
-			l.cond.Wait()
-		case l.err != nil || l.closed:
-			// Nothing is written after a failure: frames gathered behind a
-			// failed write claim it was made durable.
-			return l.usable()
-		case len(l.pend) > 0:
-			l.flush()
-		default:
-			return nil
-		}
-	}
-}
-
-// Sync makes every record appended so far durable. With Options.NoSync it
-// issues an fdatasync; otherwise appends are durable when they return and
-// Sync only reports whether the log has failed.
+// Sync makes every record whose Append has returned durable. With
+// Options.NoSync it waits for a group commit that fdatasyncs (at most the
+// one in flight and the next, however many appends keep arriving);
+// otherwise appends are durable when they return and Sync only reports
+// whether the log has failed.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.quiesce(); err != nil {
+	if err := l.usable(); err != nil {
 		return err
 	}
 	if !l.opts.NoSync {
 		return nil
 	}
-	return l.syncActive(false)
+	if err := l.syncAll(); err != nil {
+		return err
+	}
+	if !l.flushing && !l.busy && len(l.pend) == 0 {
+		// Nothing written after the fdatasync will carry its proof.
+		return l.prove(false)
+	}
+	return nil
 }
 
-// syncActive fdatasyncs the active segment and leaves the proof of it: a
-// sync frame after the data, so that recovery can tell damage to data this
-// sync made durable from a torn tail even when nothing is appended after
-// it (appended frames carry the proof too). The frame is written only
-// after the fdatasync, so it never claims more than was durable. Closing
-// syncs the frame too; otherwise the next sync does, and until then a
-// power loss may take the proof (never a record). Called with mu held and
-// the log idle (flushes cannot run: the caller holds mu throughout).
-func (l *Log) syncActive(closing bool) error {
+// prove leaves on disk the proof that every record written is durable: a
+// sync frame after the data, so that recovery tells damage to data a Sync
+// or Close made durable from a torn tail even when nothing was appended
+// after it (appended frames carry the proof too, in their synced fields).
+// The frame is written only once the data is synced, so it never claims
+// more than was durable. Closing syncs the frame too; otherwise the next
+// sync does, and until then a power loss may take the proof (never a
+// record). Called with mu held, the log idle and the active segment synced.
+func (l *Log) prove(closing bool) error {
 	a := l.active
-	if a.synced < a.tail {
-		if err := a.f.Sync(); err != nil {
-			return l.fail(fmt.Errorf("journal: fdatasync %s: %w", a.path, err))
-		}
-		a.synced = a.tail
-	}
-	if a.proven == a.tail || a.tail == segment.DataStart {
+	if a.proven >= a.dataEnd || a.synced < a.tail {
 		return nil
 	}
 	mark := segment.AppendFrame(l.spare[:0], a.h.Salt, segment.TypeSync, segment.None, l.next, a.tail, nil)
@@ -399,8 +424,8 @@ func (l *Log) syncActive(closing bool) error {
 	if _, err := a.f.WriteAt(mark, a.tail); err != nil {
 		return l.fail(fmt.Errorf("journal: write %s at %d: %w", a.path, a.tail, err))
 	}
-	a.tail += int64(len(mark))
 	a.proven = a.tail
+	a.tail += int64(len(mark))
 	if !closing {
 		return nil
 	}
@@ -444,7 +469,7 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 	l.filesMu.RLock()
 	defer l.filesMu.RUnlock()
 	l.mu.Lock()
-	if l.closed {
+	if l.isClosed() {
 		l.mu.Unlock()
 		return nil, ErrClosed
 	}

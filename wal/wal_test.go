@@ -335,6 +335,29 @@ func TestNothingIsWrittenAfterAFailedWrite(t *testing.T) {
 	checkRange(t, l, 1, 0)
 }
 
+// An empty batch linearizes as a call that appends nothing: it returns
+// LastIndex()+1, not an index past appends still in flight, which may fail
+// and never hold a record (found by the concurrent model check in fuzz/).
+func TestEmptyBatchIgnoresAppendsInFlight(t *testing.T) {
+	bfs := &blockingFS{FS: vfs.Default, started: make(chan struct{}), release: make(chan struct{})}
+	l := openT(t, t.TempDir(), &Options{FS: bfs})
+	failing := make(chan error)
+	go func() {
+		_, err := l.Append([]byte("in flight, then fails"))
+		failing <- err
+	}()
+	<-bfs.started
+	if next, err := l.AppendBatch(nil); err != nil || next != 1 {
+		t.Errorf("empty AppendBatch with an append in flight = %d, %v; want 1 (LastIndex()+1), nil", next, err)
+	}
+	close(bfs.release)
+	if err := <-failing; !errors.Is(err, ErrFailed) {
+		t.Fatalf("the failing append: %v, want ErrFailed", err)
+	}
+	checkRange(t, l, 1, 0)
+	l.Close()
+}
+
 func TestEmptyRecordsAndBatches(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []Compression{NoCompression, Zstd} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -161,7 +162,7 @@ func (d *dumper) segment(seg recovery.Segment, end uint64) (more bool, err error
 	if seg.Sealed {
 		for i := max(d.from, seg.First); i < end; i++ {
 			f, rec, err := h.Record(seg.Footer, int64(i-seg.First))
-			var ce *segment.CorruptionError
+			var ce *errs.CorruptionError
 			if errors.As(err, &ce) {
 				return false, d.damage(seg.Path, ce.Offset, i, ce.Reason)
 			} else if err != nil {

@@ -166,27 +166,20 @@ func seg(dir string, first uint64) string { return filepath.Join(dir, segment.Na
 // recordOffset is where record index starts in the sealed segment path.
 func recordOffset(t *testing.T, path string, index uint64) int64 {
 	t.Helper()
-	f, err := os.Open(path)
+	h, err := segment.OpenHandle(vfs.Default, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	head := make([]byte, segment.HeaderSize)
-	f.ReadAt(head, 0)
-	h, err := segment.DecodeHeader(head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ft, reason, err := segment.ReadFooter(f, fi.Size(), h)
-	if err != nil || reason != "" {
+	defer h.Close()
+	ft, reason, err := h.Footer()
+	if err != nil || !ft.Valid() {
 		t.Fatalf("footer of %s: %v %s", path, err, reason)
 	}
-	off, _, err := ft.RecordSpan(f, int64(index-h.FirstIndex))
+	offs, err := h.Offsets(ft, int(index-h.Header().FirstIndex)+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return off
+	return offs[len(offs)-1]
 }
 
 // footerOffset is where the footer of the sealed segment path starts.

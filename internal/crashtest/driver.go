@@ -83,6 +83,15 @@ func (d *Driver) Batch(sizes ...int) bool {
 	if d.failed.Load() {
 		return false
 	}
+	return d.stop(d.batch(sizes))
+}
+
+// AppendNow appends one record with n bytes of filler, even after a call
+// failed, and returns the log's error: for tests of what a failed log
+// does. The model learns of it like of any append.
+func (d *Driver) AppendNow(n int) error { return d.batch([]int{n}) }
+
+func (d *Driver) batch(sizes []int) error {
 	ids := make([]uint64, len(sizes))
 	recs := make([][]byte, len(sizes))
 	for i, n := range sizes {
@@ -104,7 +113,7 @@ func (d *Driver) Batch(sizes ...int) bool {
 		d.m.Ack(ids, first, d.Opts.NoSync)
 		d.mu.Unlock()
 	}
-	return d.stop(err)
+	return err
 }
 
 // Sync calls Sync.
@@ -247,12 +256,26 @@ func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
 	if err != nil {
 		return nil, Log{}, err
 	}
+	got, err := ReadLog(l)
+	if err != nil || !keep {
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
+		return nil, got, err
+	}
+	return l, got, nil
+}
+
+// ReadLog reads an open log whole with a Reader, compares a few records
+// with what Read returns, and loads the snapshot (whose state must be
+// SnapshotState of its index).
+func ReadLog(l *wal.Log) (Log, error) {
 	got := Log{First: l.FirstIndex(), Last: l.LastIndex(), Records: map[uint64][]byte{}}
 	r := l.NewReader(got.First)
 	for r.Next() {
 		got.Records[r.Index()] = append([]byte(nil), r.Record()...)
 	}
-	err = r.Err()
+	err := r.Err()
 	r.Close()
 	if err == nil {
 		got.Snapshot, err = readSnapshot(l)
@@ -263,13 +286,7 @@ func Recover(fsys vfs.FS, opts wal.Options, keep bool) (*wal.Log, Log, error) {
 			err = fmt.Errorf("Read(%d) and the Reader disagree", i)
 		}
 	}
-	if err != nil || !keep {
-		if cerr := l.Close(); err == nil {
-			err = cerr
-		}
-		return nil, got, err
-	}
-	return l, got, nil
+	return got, err
 }
 
 // readSnapshot loads the log's snapshot, checking its contents.

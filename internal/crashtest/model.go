@@ -2,6 +2,14 @@
 // file system, records what was acknowledged, and checks a recovered log
 // against it: the invariants of journal's crash-safety battery.
 //
+// Model is the one checker of acknowledged records: the crash battery
+// (fuzz/), the SIGKILL test (wal_test.go) and the power-cut test (powercut/)
+// all check their recovered logs with it, so they cannot disagree about
+// what an acknowledged record is owed. Workloads in other processes draw
+// their calls from Streams, which the checker replays (Writers). LinModel
+// and Concurrent are the concurrent model check: histories of racing calls,
+// a power cut, and a linearizability check with porcupine.
+//
 //   - I1 every record whose Append/AppendBatch returned nil (or that a
 //     successful Sync covered) is present, byte for byte;
 //   - I2 the log is a prefix of what was appended: no holes, duplicates,
@@ -22,15 +30,23 @@ import (
 
 // Payload returns the record for payload id with n bytes of filler. Every
 // record names its id in its first 8 bytes, so a recovered record can be
-// traced to the call that appended it.
+// traced to the call that appended it. The filler mixes runs with random
+// bytes, so compression has something to do.
 func Payload(id uint64, n int) []byte {
 	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+n), id)
 	x := id*0x9e3779b97f4a7c15 + 1
-	for range n {
+	for len(b) < 8+n {
 		x ^= x << 13
 		x ^= x >> 7
 		x ^= x << 17
-		b = append(b, byte(x))
+		run := min(1+int(x>>58), 8+n-len(b))
+		if x&1 == 0 {
+			b = append(b, bytes.Repeat([]byte{byte(x >> 8)}, run)...)
+			continue
+		}
+		for k := range run {
+			b = append(b, byte(x>>(8*(k%7)+8)))
+		}
 	}
 	return b
 }
@@ -103,6 +119,46 @@ func (m *Model) Ack(ids []uint64, first uint64, noSync bool) {
 	}
 }
 
+// AckRecord records that rec was acknowledged at index (a workload that
+// reports acknowledgements record by record, such as a child process).
+func (m *Model) AckRecord(index uint64, rec []byte) {
+	m.Acked[index] = rec
+	if id, ok := PayloadID(rec); ok {
+		delete(m.pending, id)
+	}
+}
+
+// FromLog is the model of a log verified to hold got: every record in it
+// counts as acknowledged from now on.
+func FromLog(got Log) *Model {
+	m := NewModel()
+	m.First, m.Snapshot = got.First, got.Snapshot
+	maps.Copy(m.Acked, got.Records)
+	return m
+}
+
+// SettleFront records that an Open found FirstIndex first: the
+// TruncateFront in flight took effect if first is its index, and did not
+// otherwise. It is for workloads that truncate only the front.
+func (m *Model) SettleFront(first uint64) {
+	if m.trunc != nil && m.trunc.front && first == m.trunc.index {
+		m.apply(*m.trunc)
+	}
+	m.trunc = nil
+}
+
+// Firsts lists the values FirstIndex may have after a crash: as
+// acknowledged, or as the truncation in flight would leave it.
+func (m *Model) Firsts() []uint64 {
+	if m.trunc != nil && m.trunc.front {
+		return []uint64{m.First, m.trunc.index}
+	}
+	return []uint64{m.First}
+}
+
+// LastAcked is the highest acknowledged index (FirstIndex-1 if none).
+func (m *Model) LastAcked() uint64 { return m.lastAcked() }
+
 // Synced records that a Sync returned nil: every written record is durable.
 func (m *Model) Synced() {
 	for i, rec := range m.written {
@@ -124,18 +180,44 @@ func (m *Model) EndTruncate() {
 }
 
 func (m *Model) apply(t truncation) {
+	dropped := func(i uint64) bool { return (t.front && i < t.index) || (!t.front && i > t.index) }
 	for i := range m.Acked {
-		if (t.front && i < t.index) || (!t.front && i > t.index) {
+		if dropped(i) {
 			delete(m.Acked, i)
 		}
 	}
-	for i := range m.written {
-		if !t.front && i > t.index {
+	cut := map[*group]bool{}
+	for i, rec := range m.written {
+		if dropped(i) {
+			// A record a truncation dropped must never come back, not
+			// even as an unacknowledged one.
 			delete(m.written, i)
+			id, _ := PayloadID(rec)
+			cut[m.pending[id]] = true
+			delete(m.pending, id)
 		}
+	}
+	for g := range cut {
+		m.shrink(g)
 	}
 	if t.front {
 		m.First = t.index
+	}
+}
+
+// shrink replaces group g, some of whose records a truncation dropped, by
+// the group of those it kept: a batch cut short by TruncateBack is whole
+// without its dropped records. g itself is left alone, as a clone of the
+// model may share it.
+func (m *Model) shrink(g *group) {
+	kept := &group{data: g.data}
+	for _, id := range g.ids {
+		if m.pending[id] == g {
+			kept.ids = append(kept.ids, id)
+		}
+	}
+	for _, id := range kept.ids {
+		m.pending[id] = kept
 	}
 }
 
@@ -173,58 +255,90 @@ func (l Log) Equal(o Log) bool {
 	return l.First == o.First && l.Last == o.Last && l.Snapshot == o.Snapshot && maps.EqualFunc(l.Records, o.Records, bytes.Equal)
 }
 
+// Counts says what Verify found.
+type Counts struct {
+	Records int // records in the recovered log
+	Acked   int // acknowledged records found intact at their indexes
+	Unacked int // records of calls in flight found whole
+}
+
 // Check reports how got breaks I1 or I2, or nil. With a truncation in
 // flight, the log may be as before or as after it.
 func (m *Model) Check(got Log) error {
+	_, err := m.Verify(got)
+	return err
+}
+
+// Verify is Check, counting what it found.
+func (m *Model) Verify(got Log) (Counts, error) {
 	if got.Snapshot != m.Snapshot && (got.Snapshot != m.snapPending || got.Snapshot == 0) {
-		return fmt.Errorf("I1: snapshot as of %d, acknowledged %d (in flight: %d)", got.Snapshot, m.Snapshot, m.snapPending)
+		return Counts{}, fmt.Errorf("I1: snapshot as of %d, acknowledged %d (in flight: %d)", got.Snapshot, m.Snapshot, m.snapPending)
 	}
 	if got.Snapshot != 0 && got.First > got.Snapshot+1 {
-		return fmt.Errorf("I2: snapshot as of %d but the log starts at %d", got.Snapshot, got.First)
+		return Counts{}, fmt.Errorf("I2: snapshot as of %d but the log starts at %d", got.Snapshot, got.First)
 	}
-	err := m.check(got)
+	c, err := m.check(got)
 	if err == nil || m.trunc == nil {
-		return err
+		return c, err
 	}
 	after := m.clone()
 	after.apply(*m.trunc)
-	if err2 := after.check(got); err2 != nil {
-		return fmt.Errorf("neither before (%v) nor after (%v) the truncation in flight", err, err2)
+	c, err2 := after.check(got)
+	if err2 != nil {
+		return c, fmt.Errorf("neither before (%v) nor after (%v) the truncation in flight", err, err2)
 	}
-	return nil
+	return c, nil
 }
 
 func (m *Model) clone() *Model {
 	c := *m
 	c.Acked = maps.Clone(m.Acked)
 	c.written = maps.Clone(m.written)
+	c.pending = maps.Clone(m.pending)
 	return &c
 }
 
-func (m *Model) check(got Log) error {
+func (m *Model) check(got Log) (Counts, error) {
+	c := Counts{Records: len(got.Records)}
 	if got.First != m.First {
-		return fmt.Errorf("I2: FirstIndex %d, acknowledged %d", got.First, m.First)
+		return c, fmt.Errorf("I2: FirstIndex %d, acknowledged %d", got.First, m.First)
 	}
 	if last := m.lastAcked(); got.Last < last {
-		return fmt.Errorf("I1: LastIndex %d, but record %d was acknowledged", got.Last, last)
+		return c, fmt.Errorf("I1: LastIndex %d, but record %d was acknowledged", got.Last, last)
 	}
 	used := map[*group][]uint64{} // group -> indexes it was found at
+	var open *group               // the unacknowledged call being read
 	for i := got.First; i <= got.Last; i++ {
 		rec, ok := got.Records[i]
 		if !ok {
-			return fmt.Errorf("I2: hole at %d in [%d, %d]", i, got.First, got.Last)
+			return c, fmt.Errorf("I2: hole at %d in [%d, %d]", i, got.First, got.Last)
 		}
 		if want, ok := m.Acked[i]; ok {
 			if !bytes.Equal(rec, want) {
-				return fmt.Errorf("I1: record %d differs from what was acknowledged (%d bytes, want %d)", i, len(rec), len(want))
+				return c, fmt.Errorf("I1: record %d differs from what was acknowledged (%d bytes, want %d)", i, len(rec), len(want))
 			}
+			c.Acked++
+			open = nil
 			continue
 		}
-		if err := m.matchPending(i, rec, used); err != nil {
-			return err
+		if open != nil && len(used[open]) < len(open.ids) {
+			// the next record of the call: exactly, even if empty
+			if want := open.data[open.ids[len(used[open])]]; !bytes.Equal(rec, want) {
+				return c, fmt.Errorf("I2: record %d breaks the batch begun at %d (%d bytes, want %d)", i, used[open][0], len(rec), len(want))
+			}
+			used[open] = append(used[open], i)
+			c.Unacked++
+			continue
 		}
+		g, err := m.matchPending(i, rec, used)
+		if err != nil {
+			return c, err
+		}
+		open = g
+		used[g] = []uint64{i}
+		c.Unacked++
 	}
-	return checkBatches(used)
+	return c, checkBatches(used)
 }
 
 func (m *Model) lastAcked() uint64 {
@@ -234,22 +348,21 @@ func (m *Model) lastAcked() uint64 {
 	return max(m.First-1, slices.Max(slices.Collect(maps.Keys(m.Acked))))
 }
 
-// matchPending checks that an unacknowledged record at index i is one that a
-// call in flight appended, exactly and once.
-func (m *Model) matchPending(i uint64, rec []byte, used map[*group][]uint64) error {
+// matchPending checks that an unacknowledged record at index i starts a
+// call that was in flight, exactly, and that the call is found only once.
+func (m *Model) matchPending(i uint64, rec []byte, used map[*group][]uint64) (*group, error) {
 	id, ok := PayloadID(rec)
 	g := m.pending[id]
 	if !ok || g == nil {
-		return fmt.Errorf("I2: record %d (%d bytes) was never appended or was acknowledged elsewhere: garbage", i, len(rec))
+		return nil, fmt.Errorf("I2: record %d (%d bytes) was never appended or was acknowledged elsewhere: garbage", i, len(rec))
 	}
 	if !bytes.Equal(rec, g.data[id]) {
-		return fmt.Errorf("I2: record %d is a damaged copy of payload %d", i, id)
+		return nil, fmt.Errorf("I2: record %d is a damaged copy of payload %d", i, id)
 	}
-	if pos := slices.Index(g.ids, id); pos != len(used[g]) {
-		return fmt.Errorf("I2: record %d holds payload %d twice or out of its batch's order", i, id)
+	if len(used[g]) > 0 || g.ids[0] != id {
+		return nil, fmt.Errorf("I2: record %d holds payload %d twice or out of its batch's order", i, id)
 	}
-	used[g] = append(used[g], i)
-	return nil
+	return g, nil
 }
 
 // checkBatches checks that every unacknowledged call found is there whole,

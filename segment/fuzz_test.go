@@ -1,4 +1,4 @@
-package fuzz
+package segment
 
 import (
 	"bytes"
@@ -12,12 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/internal/errs"
 )
-
-// maxPayload is the largest stored payload a valid frame may have (check 5
-// of the segment package doc).
-const maxPayload = segment.MaxRecordSize + segment.MaxRecordSize/64 + 68
 
 // Allocation budgets, in bytes. Reading the structure of a segment may cost
 // a few times the file's size; decoding one record may cost up to the
@@ -28,7 +24,7 @@ const maxPayload = segment.MaxRecordSize + segment.MaxRecordSize/64 + 68
 // the slack covers that, and is still far below any of the maxima.
 const (
 	slack            = 4 << 20
-	decompressBudget = segment.MaxRecordSize + slack
+	decompressBudget = MaxRecordSize + slack
 )
 
 func structureBudget(size int) uint64 { return 4*uint64(size) + slack }
@@ -42,9 +38,9 @@ func readRecordBudget(size int64) uint64 { return uint64(size) + decompressBudge
 const costlyCalls = 2
 
 // FuzzSegmentDecode treats its input as the bytes of a whole segment file
-// and runs every reading path of package segment over it: DecodeHeader,
-// ReadFooter with Footer.RecordSpan and ReadRecord for each indexed record,
-// a Scanner over every frame, ScanTail from where the scan stopped, and
+// and runs every reading path of package segment over it: decodeHeader,
+// readFooter with Footer.RecordSpan and ReadRecord for each indexed record,
+// a Scanner over every frame, scanTail from where the scan stopped, and
 // Decompress and ReadRecord for each scanned frame. Nothing may panic, I/O
 // errors may not appear (the file is in memory), errors must be the
 // documented ones, the paths must agree with each other, and allocation
@@ -57,7 +53,7 @@ const costlyCalls = 2
 // classification.
 func FuzzSegmentDecode(f *testing.F) {
 	// Initialize the shared zstd coder outside any budget.
-	segment.Decompress(segment.Zstd, segment.Compress(segment.Zstd, nil, []byte("warm up")))
+	Decompress(Zstd, Compress(Zstd, nil, []byte("warm up")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeSegment(t, data)
 		if fixed := withChecksumsRecomputed(data); fixed != nil && !bytes.Equal(fixed, data) {
@@ -75,47 +71,47 @@ type scannedFrame struct {
 func decodeSegment(t *testing.T, data []byte) {
 	size := int64(len(data))
 	r := bytes.NewReader(data)
-	h, err := segment.DecodeHeader(data)
+	h, err := decodeHeader(data)
 	if err != nil {
-		if !errors.Is(err, segment.ErrFormat) && !errors.Is(err, segment.ErrCorrupt) {
-			t.Fatalf("DecodeHeader: undocumented error %v", err)
+		if !errors.Is(err, errs.ErrFormat) && !errors.Is(err, errs.ErrCorrupt) {
+			t.Fatalf("decodeHeader: undocumented error %v", err)
 		}
 		return
 	}
 	costly := 0
 
 	// The footer, and the records it indexes.
-	var ft segment.Footer
+	var ft Footer
 	var why string
 	withinBudget(t, "ReadFooter", structureBudget(len(data)), func() {
-		ft, why, err = segment.ReadFooter(r, size, h)
+		ft, why, err = readFooter(r, size, h)
 	})
 	if err != nil {
-		t.Fatalf("ReadFooter: I/O error on an in-memory file: %v", err)
+		t.Fatalf("readFooter: I/O error on an in-memory file: %v", err)
 	}
 	sealed := ft.Valid()
-	if sealed != (why == "") || (!sealed && ft != segment.Footer{}) {
-		t.Fatalf("ReadFooter = %+v, %q: want a valid footer and no reason, or the zero Footer and a reason", ft, why)
+	if sealed != (why == "") || (!sealed && ft != Footer{}) {
+		t.Fatalf("readFooter = %+v, %q: want a valid footer and no reason, or the zero Footer and a reason", ft, why)
 	}
 	if sealed {
-		if ft.Offset < segment.DataStart || ft.Offset%segment.SectorSize != 0 ||
-			ft.Next != h.FirstIndex+uint64(ft.Count) || segment.SealedSize(ft.Offset, int(ft.Count)) != size {
-			t.Fatalf("ReadFooter accepted an inconsistent footer %+v in a %d-byte file", ft, size)
+		if ft.Offset < DataStart || ft.Offset%SectorSize != 0 ||
+			ft.Next != h.FirstIndex+uint64(ft.Count) || SealedSize(ft.Offset, int(ft.Count)) != size {
+			t.Fatalf("readFooter accepted an inconsistent footer %+v in a %d-byte file", ft, size)
 		}
 	}
 
 	// Every frame, in order.
-	sc := segment.NewScanner(r, size, h)
+	sc := newScanner(r, size, h)
 	var frames []scannedFrame
-	next, off, closed := h.FirstIndex, int64(segment.DataStart), true
+	next, off, closed := h.FirstIndex, int64(DataStart), true
 	withinBudget(t, "Scanner", structureBudget(len(data)), func() {
 		for sc.Next() {
 			f := sc.Frame()
 			checkValidFrame(t, data, h, f, off, closed, next)
-			if f.Type != segment.TypeRecord && f.Type != segment.TypeBatch {
+			if f.Type != TypeRecord && f.Type != TypeBatch {
 				t.Fatalf("Scanner returned a frame of type %d as a record", f.Type)
 			}
-			closed = f.Type == segment.TypeRecord
+			closed = f.Type == TypeRecord
 			frames = append(frames, scannedFrame{f.Offset, f.Size(), f.Index, closed})
 			off = f.Offset + f.Size()
 			next++
@@ -131,10 +127,10 @@ func decodeSegment(t *testing.T, data []byte) {
 	if sc.Unfinished() {
 		// A torn write held more than one batch: the cut is an earlier,
 		// sector-aligned commit point.
-		if cutOff%segment.SectorSize != 0 || cutOff < segment.DataStart || cutOff > commitOff || cutNext > commitNext || cutNext < h.FirstIndex {
+		if cutOff%SectorSize != 0 || cutOff < DataStart || cutOff > commitOff || cutNext > commitNext || cutNext < h.FirstIndex {
 			t.Fatalf("Cut() = %d, %d; Committed() = %d, %d", cutOff, cutNext, commitOff, commitNext)
 		}
-	} else if cutOff != segment.AlignSector(commitOff) || cutNext != commitNext {
+	} else if cutOff != AlignSector(commitOff) || cutNext != commitNext {
 		// Whatever follows a complete batch in its sector is write
 		// padding: every record of the batch is kept.
 		t.Fatalf("Cut() = %d, %d; want the sector boundary after Committed() = %d, %d", cutOff, cutNext, commitOff, commitNext)
@@ -143,7 +139,7 @@ func decodeSegment(t *testing.T, data []byte) {
 	// Resuming mid-segment reads the same frames.
 	if len(frames) > 0 {
 		k := len(frames) / 2
-		rs := segment.NewScannerAt(r, size, h, frames[k].off, frames[k].index)
+		rs := NewScannerAt(r, size, h, frames[k].off, frames[k].index)
 		for _, want := range frames[k:] {
 			if !rs.Next() || rs.Frame().Offset != want.off || rs.Frame().Index != want.index {
 				t.Fatalf("NewScannerAt(%d, %d) disagrees with the scan at frame %d", frames[k].off, frames[k].index, want.index)
@@ -156,15 +152,15 @@ func decodeSegment(t *testing.T, data []byte) {
 	}
 
 	// What follows the stop.
-	for _, from := range []int64{stop, commitOff, segment.HeaderSize} {
+	for _, from := range []int64{stop, commitOff, HeaderSize} {
 		checkTail(t, data, h, from)
 	}
 
 	// Each scanned record, by frame and by ReadRecord.
 	records := map[uint64][]byte{}
 	for _, fr := range frames {
-		f, fstop := segment.ParseFrame(data[fr.off:], h.Salt, fr.off)
-		if fstop != segment.StopNone {
+		f, fstop := parseFrame(data[fr.off:], h.Salt, fr.off)
+		if fstop != StopNone {
 			t.Fatalf("scanned frame at %d no longer parses: %v", fr.off, fstop)
 		}
 		if claimsMuch(f, len(data)) {
@@ -175,12 +171,12 @@ func decodeSegment(t *testing.T, data []byte) {
 		var rec []byte
 		var decErr error
 		withinBudget(t, "Decompress", decompressBudget+structureBudget(len(data)), func() {
-			rec, decErr = segment.Decompress(f.Codec, f.Data)
+			rec, decErr = Decompress(f.Codec, f.Data)
 		})
-		if decErr != nil && !errors.Is(decErr, segment.ErrCorrupt) {
+		if decErr != nil && !errors.Is(decErr, errs.ErrCorrupt) {
 			t.Fatalf("Decompress: undocumented error %v", decErr)
 		}
-		if len(rec) > segment.MaxRecordSize {
+		if len(rec) > MaxRecordSize {
 			t.Fatalf("Decompress returned %d bytes, over MaxRecordSize", len(rec))
 		}
 		if decErr == nil {
@@ -193,7 +189,7 @@ func decodeSegment(t *testing.T, data []byte) {
 		}
 		var got []byte
 		withinBudget(t, "ReadRecord", readRecordBudget(fr.size), func() {
-			got, err = segment.ReadRecord(r, "fuzz", h, fr.off, fr.size, fr.index)
+			got, err = ReadRecord(r, "fuzz", h, fr.off, fr.size, fr.index)
 		})
 		if (err == nil) != (decErr == nil) || !bytes.Equal(got, rec) {
 			t.Fatalf("record %d at %d: ReadRecord = %d bytes, %v; Decompress = %d bytes, %v",
@@ -220,7 +216,7 @@ func decodeSegment(t *testing.T, data []byte) {
 		index := h.FirstIndex + uint64(k)
 		var rec []byte
 		withinBudget(t, "ReadRecord", readRecordBudget(max(n, 0)), func() {
-			rec, err = segment.ReadRecord(r, "fuzz", h, off, n, index)
+			rec, err = ReadRecord(r, "fuzz", h, off, n, index)
 		})
 		if err != nil {
 			if off >= 0 && off+n <= size && !isCorruptionAt(err, off, index) {
@@ -231,7 +227,7 @@ func decodeSegment(t *testing.T, data []byte) {
 		if want, ok := records[index]; ok && scannedAt(frames, off, index) && !bytes.Equal(rec, want) {
 			t.Fatalf("record %d at %d: the footer's span and the scan read different records", index, off)
 		}
-		if len(rec) > segment.MaxRecordSize {
+		if len(rec) > MaxRecordSize {
 			t.Fatalf("ReadRecord returned %d bytes, over MaxRecordSize", len(rec))
 		}
 	}
@@ -240,43 +236,43 @@ func decodeSegment(t *testing.T, data []byte) {
 // checkValidFrame checks what Scanner.Next promises of a frame it returns:
 // it follows the previous frame, which ended at prevEnd (right after it, or
 // after write padding when the previous frame closed a batch, or after sync
-// frames), carries the next index and passes ParseFrame.
-func checkValidFrame(t *testing.T, data []byte, h segment.Header, f segment.Frame, prevEnd int64, closed bool, wantIndex uint64) {
+// frames), carries the next index and passes parseFrame.
+func checkValidFrame(t *testing.T, data []byte, h Header, f Frame, prevEnd int64, closed bool, wantIndex uint64) {
 	t.Helper()
 	if !followsAny(syncEnds(data, h.Salt, prevEnd, closed, wantIndex), f.Offset, closed) {
 		t.Fatalf("frame at %d does not follow the previous frame, which ends at %d", f.Offset, prevEnd)
 	}
-	if f.Index != wantIndex || f.Offset%segment.FrameAlign != 0 {
+	if f.Index != wantIndex || f.Offset%FrameAlign != 0 {
 		t.Fatalf("frame %+v, want index %d at a multiple of 8", f, wantIndex)
 	}
-	if f.Synced < segment.HeaderSize || f.Synced > f.Offset || len(f.Data) > maxPayload {
+	if f.Synced < HeaderSize || f.Synced > f.Offset || len(f.Data) > maxPayload {
 		t.Fatalf("frame at %d: synced %d, %d-byte payload out of range", f.Offset, f.Synced, len(f.Data))
 	}
-	if f.Offset+segment.FrameHeader+int64(len(f.Data)) > int64(len(data)) {
+	if f.Offset+FrameHeader+int64(len(f.Data)) > int64(len(data)) {
 		t.Fatalf("frame at %d: payload runs past the end of the file", f.Offset)
 	}
-	if _, stop := segment.ParseFrame(data[f.Offset:], h.Salt, f.Offset); stop != segment.StopNone {
-		t.Fatalf("frame at %d returned by the scan fails ParseFrame: %v", f.Offset, stop)
+	if _, stop := parseFrame(data[f.Offset:], h.Salt, f.Offset); stop != StopNone {
+		t.Fatalf("frame at %d returned by the scan fails parseFrame: %v", f.Offset, stop)
 	}
 }
 
 // checkStop checks where and why the scan stopped: its last record frame
 // ended at end (closed: it completed its batch), and next is the index
 // after it.
-func checkStop(t *testing.T, data []byte, h segment.Header, sc *segment.Scanner, end int64, closed bool, next uint64) {
+func checkStop(t *testing.T, data []byte, h Header, sc *Scanner, end int64, closed bool, next uint64) {
 	t.Helper()
 	stop, size := sc.Offset(), int64(len(data))
 	ends := syncEnds(data, h.Salt, end, closed, next)
 	switch sc.Stop() {
-	case segment.StopNone:
+	case StopNone:
 		t.Fatalf("scan ended at %d without a stop", stop)
-	case segment.StopFooter:
+	case StopFooter:
 		// The footer follows the last record as a record frame would.
 		isFooter := func(p int64) bool {
-			f, fstop := segment.ParseFrame(data[min(p, size):], h.Salt, p)
-			return fstop == segment.StopNone && f.Type == segment.TypeFooter && f.Index == next && p+f.Size() == stop
+			f, fstop := parseFrame(data[min(p, size):], h.Salt, p)
+			return fstop == StopNone && f.Type == TypeFooter && f.Index == next && p+f.Size() == stop
 		}
-		if !slices.ContainsFunc(ends, func(p int64) bool { return isFooter(p) || (closed && isFooter(segment.AlignSector(p))) }) {
+		if !slices.ContainsFunc(ends, func(p int64) bool { return isFooter(p) || (closed && isFooter(AlignSector(p))) }) {
 			t.Fatalf("scan sealed at %d, but no footer ending there follows the last record (end %d)", stop, end)
 		}
 	default:
@@ -284,15 +280,15 @@ func checkStop(t *testing.T, data []byte, h segment.Header, sc *segment.Scanner,
 		// record or a sync frame after it, or after the write padding
 		// that follows a commit point (zeros as far as the file goes).
 		if !slices.ContainsFunc(ends, func(p int64) bool {
-			return stop == p || (closed && stop == segment.AlignSector(p) && zerosBetween(data, p, stop))
+			return stop == p || (closed && stop == AlignSector(p) && zerosBetween(data, p, stop))
 		}) {
 			t.Fatalf("scan stopped at %d (%s), but its frames end at %d", stop, sc.Why(), end)
 		}
 	}
-	if (sc.Stop() == segment.StopEOF) != (stop >= size && !sc.Sealed()) {
+	if (sc.Stop() == StopEOF) != (stop >= size && !sc.Sealed()) {
 		t.Fatalf("scan stopped at %d of %d with %v", stop, size, sc.Stop())
 	}
-	if sc.Why() == "" || (sc.Stop() == segment.StopIndex && !strings.Contains(sc.Why(), "expected")) {
+	if sc.Why() == "" || (sc.Stop() == StopIndex && !strings.Contains(sc.Why(), "expected")) {
 		t.Fatalf("scan stopped with %v, saying %q", sc.Stop(), sc.Why())
 	}
 }
@@ -301,14 +297,14 @@ func checkStop(t *testing.T, data []byte, h segment.Header, sc *segment.Scanner,
 // completed its batch (or is the start of the data), right after it, after
 // sync frames or after write padding, and Unfinished says whether records
 // were read past it.
-func checkCommitted(t *testing.T, data []byte, h segment.Header, sc *segment.Scanner, frames []scannedFrame, next uint64) (int64, uint64) {
+func checkCommitted(t *testing.T, data []byte, h Header, sc *Scanner, frames []scannedFrame, next uint64) (int64, uint64) {
 	t.Helper()
 	off, index := sc.Committed()
-	if off < segment.DataStart || off > sc.Offset() || index < h.FirstIndex || index > next {
+	if off < DataStart || off > sc.Offset() || index < h.FirstIndex || index > next {
 		t.Fatalf("Committed() = %d, %d outside the scan [%d, %d) and indexes [%d, %d]",
-			off, index, segment.DataStart, sc.Offset(), h.FirstIndex, next)
+			off, index, DataStart, sc.Offset(), h.FirstIndex, next)
 	}
-	prevEnd := int64(segment.DataStart)
+	prevEnd := int64(DataStart)
 	if k := index - h.FirstIndex; k > 0 {
 		prev := frames[k-1]
 		if !prev.closes {
@@ -337,12 +333,12 @@ func syncEnds(data []byte, salt uint64, end int64, closed bool, index uint64) []
 	}
 	seen := map[int64]bool{end: true}
 	for i := 0; i < len(ends); i++ {
-		for _, p := range []int64{ends[i], segment.AlignSector(ends[i])} {
+		for _, p := range []int64{ends[i], AlignSector(ends[i])} {
 			if p >= int64(len(data)) {
 				continue
 			}
-			f, stop := segment.ParseFrame(data[p:], salt, p)
-			if stop == segment.StopNone && f.Type == segment.TypeSync && f.Index == index && !seen[p+f.Size()] {
+			f, stop := parseFrame(data[p:], salt, p)
+			if stop == StopNone && f.Type == TypeSync && f.Index == index && !seen[p+f.Size()] {
 				seen[p+f.Size()] = true
 				ends = append(ends, p+f.Size())
 			}
@@ -354,7 +350,7 @@ func syncEnds(data []byte, salt uint64, end int64, closed bool, index uint64) []
 // followsAny reports whether off is one of ends, or (after a commit point)
 // the sector boundary after one.
 func followsAny(ends []int64, off int64, closed bool) bool {
-	return slices.ContainsFunc(ends, func(p int64) bool { return off == p || (closed && off == segment.AlignSector(p)) })
+	return slices.ContainsFunc(ends, func(p int64) bool { return off == p || (closed && off == AlignSector(p)) })
 }
 
 // zerosBetween reports whether data holds only zeros in [from, to), as far
@@ -364,33 +360,33 @@ func zerosBetween(data []byte, from, to int64) bool {
 	return from >= to || !slices.ContainsFunc(data[from:to], func(b byte) bool { return b != 0 })
 }
 
-func checkTail(t *testing.T, data []byte, h segment.Header, from int64) {
+func checkTail(t *testing.T, data []byte, h Header, from int64) {
 	t.Helper()
 	size := int64(len(data))
-	var tail segment.Tail
+	var tail Tail
 	var err error
 	withinBudget(t, "ScanTail", structureBudget(len(data)), func() {
-		tail, err = segment.ScanTail(bytes.NewReader(data), size, h, from)
+		tail, err = scanTail(bytes.NewReader(data), size, h, from)
 	})
 	if err != nil {
-		t.Fatalf("ScanTail(%d): I/O error on an in-memory file: %v", from, err)
+		t.Fatalf("scanTail(%d): I/O error on an in-memory file: %v", from, err)
 	}
 	if tail.End < from || tail.End > max(size, from) {
-		t.Fatalf("ScanTail(%d) of %d bytes: End %d", from, size, tail.End)
+		t.Fatalf("scanTail(%d) of %d bytes: End %d", from, size, tail.End)
 	}
 	if tail.Durable == nil {
 		if from < size && slices.ContainsFunc(data[tail.End:], func(b byte) bool { return b != 0 }) {
-			t.Fatalf("ScanTail(%d): non-zero bytes after End %d", from, tail.End)
+			t.Fatalf("scanTail(%d): non-zero bytes after End %d", from, tail.End)
 		}
 		return
 	}
 	d := tail.Durable
-	if d.Offset <= from || d.Offset%segment.FrameAlign != 0 || d.Synced <= from || d.Synced > d.Offset {
-		t.Fatalf("ScanTail(%d): durable frame at %d synced %d does not prove anything", from, d.Offset, d.Synced)
+	if d.Offset <= from || d.Offset%FrameAlign != 0 || d.Synced <= from || d.Synced > d.Offset {
+		t.Fatalf("scanTail(%d): durable frame at %d synced %d does not prove anything", from, d.Offset, d.Synced)
 	}
-	f, stop := segment.ParseFrame(data[d.Offset:], h.Salt, d.Offset)
-	if stop != segment.StopNone || f.Index != d.Index || !bytes.Equal(f.Data, d.Data) {
-		t.Fatalf("ScanTail(%d): durable frame at %d is not valid: %v", from, d.Offset, stop)
+	f, stop := parseFrame(data[d.Offset:], h.Salt, d.Offset)
+	if stop != StopNone || f.Index != d.Index || !bytes.Equal(f.Data, d.Data) {
+		t.Fatalf("scanTail(%d): durable frame at %d is not valid: %v", from, d.Offset, stop)
 	}
 }
 
@@ -398,13 +394,13 @@ func scannedAt(frames []scannedFrame, off int64, index uint64) bool {
 	return slices.ContainsFunc(frames, func(f scannedFrame) bool { return f.off == off && f.index == index })
 }
 
-func claimsMuch(f segment.Frame, size int) bool {
-	return f.Codec != segment.None && len(f.Data) >= 4 && binary.LittleEndian.Uint32(f.Data) > 1<<20+uint32(size)
+func claimsMuch(f Frame, size int) bool {
+	return f.Codec != None && len(f.Data) >= 4 && binary.LittleEndian.Uint32(f.Data) > 1<<20+uint32(size)
 }
 
 func isCorruptionAt(err error, off int64, index uint64) bool {
-	var ce *segment.CorruptionError
-	return errors.As(err, &ce) && errors.Is(err, segment.ErrCorrupt) && ce.Offset == off && ce.Index == index
+	var ce *errs.CorruptionError
+	return errors.As(err, &ce) && errors.Is(err, errs.ErrCorrupt) && ce.Offset == off && ce.Index == index
 }
 
 var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
@@ -429,32 +425,32 @@ func withinBudget(t *testing.T, what string, budget uint64, f func()) {
 // the footer the trailer points to made valid; nil if data does not start
 // with the magic.
 func withChecksumsRecomputed(data []byte) []byte {
-	if len(data) < segment.HeaderSize || string(data[:len(segment.Magic)]) != segment.Magic {
+	if len(data) < HeaderSize || string(data[:len(Magic)]) != Magic {
 		return nil
 	}
 	b := bytes.Clone(data)
-	binary.LittleEndian.PutUint64(b[32:], segment.Checksum(0, b[:32]))
+	binary.LittleEndian.PutUint64(b[32:], checksum(0, b[:32]))
 	salt := binary.LittleEndian.Uint64(b[24:])
 	fix := func(off int64) (next int64, ok bool) {
-		if off < 0 || off+segment.FrameHeader > int64(len(b)) {
+		if off < 0 || off+FrameHeader > int64(len(b)) {
 			return 0, false
 		}
 		n := int64(binary.LittleEndian.Uint32(b[off+24:]))
-		if off+segment.FrameHeader+n > int64(len(b)) {
+		if off+FrameHeader+n > int64(len(b)) {
 			return 0, false
 		}
-		binary.LittleEndian.PutUint64(b[off:], segment.Checksum(salt, b[off+8:off+segment.FrameHeader+n]))
-		return off + segment.FrameSize(int(n)), true
+		binary.LittleEndian.PutUint64(b[off:], checksum(salt, b[off+8:off+FrameHeader+n]))
+		return off + FrameSize(int(n)), true
 	}
-	for off, ok := int64(segment.DataStart), true; ok; {
+	for off, ok := int64(DataStart), true; ok; {
 		end := off
-		if end, ok = fix(off); ok && zerosBetween(b, end, segment.AlignSector(end)) {
-			end = segment.AlignSector(end) // write padding
+		if end, ok = fix(off); ok && zerosBetween(b, end, AlignSector(end)) {
+			end = AlignSector(end) // write padding
 		}
 		off = end
 	}
-	if n := len(b); n >= segment.TrailerSize && string(b[n-8:]) == segment.EndMagic {
-		fix(int64(binary.LittleEndian.Uint64(b[n-segment.TrailerSize:]) & (1<<62 - 1)))
+	if n := len(b); n >= TrailerSize && string(b[n-8:]) == EndMagic {
+		fix(int64(binary.LittleEndian.Uint64(b[n-TrailerSize:]) & (1<<62 - 1)))
 	}
 	return b
 }
@@ -466,7 +462,7 @@ func withChecksumsRecomputed(data []byte) []byte {
 const seedSalt = 0x0123456789abcdef
 
 type seedWriter struct {
-	h      segment.Header
+	h      Header
 	buf    []byte
 	next   uint64
 	synced int64
@@ -474,28 +470,28 @@ type seedWriter struct {
 }
 
 func newSeedWriter(first uint64) *seedWriter {
-	h := segment.Header{FirstIndex: first, Salt: seedSalt}
-	buf := segment.AppendHeader(nil, h)
-	buf = append(buf, make([]byte, segment.DataStart-len(buf))...)
-	return &seedWriter{h: h, buf: buf, next: first, synced: segment.DataStart}
+	h := Header{FirstIndex: first, Salt: seedSalt}
+	buf := appendHeader(nil, h)
+	buf = append(buf, make([]byte, DataStart-len(buf))...)
+	return &seedWriter{h: h, buf: buf, next: first, synced: DataStart}
 }
 
-func (w *seedWriter) add(t segment.Type, c segment.Codec, rec string) *seedWriter {
+func (w *seedWriter) add(t Type, c Codec, rec string) *seedWriter {
 	w.starts = append(w.starts, uint32(len(w.buf)))
-	w.buf = segment.AppendFrame(w.buf, w.h.Salt, t, c, w.next, w.synced, segment.Compress(c, nil, []byte(rec)))
+	w.buf = AppendFrame(w.buf, w.h.Salt, t, c, w.next, w.synced, Compress(c, nil, []byte(rec)))
 	w.next++
 	return w
 }
 
-func (w *seedWriter) record(c segment.Codec, rec string) *seedWriter {
-	return w.add(segment.TypeRecord, c, rec)
+func (w *seedWriter) record(c Codec, rec string) *seedWriter {
+	return w.add(TypeRecord, c, rec)
 }
 
 // endWrite pads the current write to a sector boundary; sync also records
 // that it was made durable, as the log does between writes.
 func (w *seedWriter) endWrite() *seedWriter {
 	end := int64(len(w.buf))
-	w.buf = append(w.buf, make([]byte, segment.AlignSector(end)-end)...)
+	w.buf = append(w.buf, make([]byte, AlignSector(end)-end)...)
 	return w
 }
 
@@ -509,33 +505,33 @@ func (w *seedWriter) sync() *seedWriter {
 // at the sector boundary where the synced data ends, padded to the next.
 func (w *seedWriter) syncMark() *seedWriter {
 	w.sync()
-	w.buf = segment.AppendFrame(w.buf, w.h.Salt, segment.TypeSync, segment.None, w.next, w.synced, nil)
+	w.buf = AppendFrame(w.buf, w.h.Salt, TypeSync, None, w.next, w.synced, nil)
 	return w.endWrite()
 }
 
 func (w *seedWriter) seal() []byte {
 	w.endWrite()
-	return segment.AppendFooter(w.buf, w.h, int64(len(w.buf)), w.starts)
+	return appendFooter(w.buf, w.h, int64(len(w.buf)), w.starts)
 }
 
 func seedSegments() map[string][]byte {
 	text := string(bytes.Repeat([]byte("to be or not to be, "), 20))
 	seeds := map[string][]byte{
 		"empty":           newSeedWriter(1).buf,
-		"empty-zeroed":    append(newSeedWriter(1).buf, make([]byte, segment.SectorSize)...),
-		"records":         newSeedWriter(7).record(segment.None, "hello").record(segment.None, "").sync().record(segment.None, "world").endWrite().buf,
-		"batch":           newSeedWriter(1).record(segment.None, "solo").add(segment.TypeBatch, segment.None, "b1").add(segment.TypeBatch, segment.None, "b2").record(segment.None, "b3").endWrite().buf,
-		"unfinished":      append(newSeedWriter(1).record(segment.None, "solo").sync().add(segment.TypeBatch, segment.None, "b1").buf, make([]byte, 48)...),
-		"s2":              newSeedWriter(1).record(segment.S2, text).record(segment.S2, "x").endWrite().buf,
-		"zstd":            newSeedWriter(1).record(segment.Zstd, text).record(segment.Zstd, "y").endWrite().buf,
-		"sealed":          newSeedWriter(3).record(segment.None, "a").record(segment.S2, text).sync().record(segment.Zstd, text).sync().seal(),
+		"empty-zeroed":    append(newSeedWriter(1).buf, make([]byte, SectorSize)...),
+		"records":         newSeedWriter(7).record(None, "hello").record(None, "").sync().record(None, "world").endWrite().buf,
+		"batch":           newSeedWriter(1).record(None, "solo").add(TypeBatch, None, "b1").add(TypeBatch, None, "b2").record(None, "b3").endWrite().buf,
+		"unfinished":      append(newSeedWriter(1).record(None, "solo").sync().add(TypeBatch, None, "b1").buf, make([]byte, 48)...),
+		"s2":              newSeedWriter(1).record(S2, text).record(S2, "x").endWrite().buf,
+		"zstd":            newSeedWriter(1).record(Zstd, text).record(Zstd, "y").endWrite().buf,
+		"sealed":          newSeedWriter(3).record(None, "a").record(S2, text).sync().record(Zstd, text).sync().seal(),
 		"sealed-empty":    newSeedWriter(1).seal(),
 		"truncated-back":  truncatedBack(),
 		"torn":            torn(),
 		"corrupt-durable": corruptBeforeDurable(),
-		"sync-frames": newSeedWriter(1).record(segment.None, "a").syncMark().record(segment.None, "b").
-			add(segment.TypeBatch, segment.None, "c1").record(segment.None, "c2").syncMark().add(segment.TypeBatch, segment.None, "d1").buf,
-		"sync-sealed":       newSeedWriter(1).record(segment.S2, text).syncMark().seal(),
+		"sync-frames": newSeedWriter(1).record(None, "a").syncMark().record(None, "b").
+			add(TypeBatch, None, "c1").record(None, "c2").syncMark().add(TypeBatch, None, "d1").buf,
+		"sync-sealed":       newSeedWriter(1).record(S2, text).syncMark().seal(),
 		"corrupt-then-sync": corruptBeforeSyncFrame(),
 	}
 	return seeds
@@ -545,25 +541,25 @@ func seedSegments() map[string][]byte {
 // TruncateBack seals one: the footer at the sector boundary after the start
 // of the first record dropped, the dropped records' bytes left before it.
 func truncatedBack() []byte {
-	w := newSeedWriter(1).record(segment.None, "keep 1").record(segment.None, "keep 2")
-	w.record(segment.None, "drop 3").record(segment.None, "drop 4").endWrite()
-	at := segment.AlignSector(int64(w.starts[2]))
-	return segment.AppendFooter(w.buf[:at], w.h, at, w.starts[:2])
+	w := newSeedWriter(1).record(None, "keep 1").record(None, "keep 2")
+	w.record(None, "drop 3").record(None, "drop 4").endWrite()
+	at := AlignSector(int64(w.starts[2]))
+	return appendFooter(w.buf[:at], w.h, at, w.starts[:2])
 }
 
 // torn is a segment whose last write, two frames, was cut short.
 func torn() []byte {
-	w := newSeedWriter(1).record(segment.None, "kept").sync()
-	cut := len(w.record(segment.None, "lost 1").record(segment.None, "lost 2").buf) - 5
+	w := newSeedWriter(1).record(None, "kept").sync()
+	cut := len(w.record(None, "lost 1").record(None, "lost 2").buf) - 5
 	return append(w.buf[:cut], "\xde\xad"...)
 }
 
 // corruptBeforeDurable has a damaged record followed by one written after
 // the damaged one was synced.
 func corruptBeforeDurable() []byte {
-	w := newSeedWriter(1).record(segment.None, "a").sync()
-	damaged := len(w.buf) + segment.FrameHeader
-	w.record(segment.None, "b").sync().record(segment.None, "c")
+	w := newSeedWriter(1).record(None, "a").sync()
+	damaged := len(w.buf) + FrameHeader
+	w.record(None, "b").sync().record(None, "c")
 	w.buf[damaged] ^= 0x01
 	return w.buf
 }
@@ -571,9 +567,9 @@ func corruptBeforeDurable() []byte {
 // corruptBeforeSyncFrame has a damaged record whose only proof of
 // durability is the sync frame written after it.
 func corruptBeforeSyncFrame() []byte {
-	w := newSeedWriter(1).record(segment.None, "a").sync()
-	damaged := len(w.buf) + segment.FrameHeader
-	w.record(segment.None, "b").syncMark()
+	w := newSeedWriter(1).record(None, "a").sync()
+	damaged := len(w.buf) + FrameHeader
+	w.record(None, "b").syncMark()
 	w.buf[damaged] ^= 0x01
 	return w.buf
 }
@@ -601,7 +597,7 @@ func TestSeedCorpusIsCurrent(t *testing.T) {
 		}
 		got, err := os.ReadFile(path)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s is missing or stale (rewrite with JOURNAL_UPDATE_CORPUS=1 go test ./fuzz -run TestSeedCorpusIsCurrent): %v", path, err)
+			t.Errorf("%s is missing or stale (rewrite with JOURNAL_UPDATE_CORPUS=1 go test ./segment -run TestSeedCorpusIsCurrent): %v", path, err)
 		}
 	}
 }

@@ -1,0 +1,127 @@
+package crashtest
+
+import (
+	"testing"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// call is one call of a hand-written history: client, interval, input and
+// output.
+func call(client int, from, to int64, in LinInput, out LinOutput) porcupine.Operation {
+	in.Client = client
+	return porcupine.Operation{ClientId: client, Call: from, Return: to, Input: in, Output: out}
+}
+
+func appendCall(client int, from, to int64, id, index uint64) porcupine.Operation {
+	return call(client, from, to, LinInput{Kind: OpAppend, IDs: []uint64{id}}, LinOutput{Index: index})
+}
+
+func recoverCall(at int64, first uint64, ids ...uint64) porcupine.Operation {
+	return call(9, at, at+1, LinInput{Kind: OpRecover}, LinOutput{Log: LinLog{First: first, IDs: ids}})
+}
+
+// The model accepts what a linearizable log may do and refuses the rest.
+func TestLinModel(t *testing.T) {
+	cases := []struct {
+		name   string
+		noSync bool
+		ops    []porcupine.Operation
+		ok     bool
+	}{
+		{"ConcurrentAppendsInEitherOrder", false, []porcupine.Operation{
+			appendCall(0, 0, 10, 1, 2), appendCall(1, 1, 9, 2, 1), recoverCall(20, 1, 2, 1),
+		}, true},
+		{"TwoAppendsOneIndex", false, []porcupine.Operation{
+			appendCall(0, 0, 10, 1, 1), appendCall(1, 1, 9, 2, 1), recoverCall(20, 1, 1),
+		}, false},
+		{"StaleRead", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(1, 2, 3, LinInput{Kind: OpRead, Index: 1}, LinOutput{Err: ErrKindNotFound}),
+			recoverCall(20, 1, 1),
+		}, false},
+		{"AcknowledgedRecordLost", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2), recoverCall(20, 1, 1),
+		}, false},
+		{"NoSyncMayLoseTheUnsyncedTail", true, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), call(0, 2, 3, LinInput{Kind: OpSync}, LinOutput{}),
+			appendCall(0, 4, 5, 2, 2), recoverCall(20, 1, 1),
+		}, true},
+		{"NoSyncMustKeepWhatSyncCovered", true, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), call(0, 2, 3, LinInput{Kind: OpSync}, LinOutput{}),
+			recoverCall(20, 1),
+		}, false},
+		{"NoSyncMayNotCutABatch", true, []porcupine.Operation{
+			call(0, 0, 1, LinInput{Kind: OpBatch, IDs: []uint64{1, 2}}, LinOutput{Index: 1}),
+			recoverCall(20, 1, 1),
+		}, false},
+		{"TruncateBackThenTheIndexIsReused", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(0, 2, 3, LinInput{Kind: OpTruncateBack, Index: 0}, LinOutput{}),
+			appendCall(0, 4, 5, 2, 1), recoverCall(20, 1, 2),
+		}, true},
+		{"AppendRefusedByARacingTruncateBackMustNotSurvive", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(1, 2, 10, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindOther, ErrMsg: "dropped"}),
+			call(0, 3, 4, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			recoverCall(20, 1, 1, 2),
+		}, false},
+		{"TruncateFrontPastTheSnapshot", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpCheckpoint, Index: 1}, LinOutput{}),
+			call(0, 6, 7, LinInput{Kind: OpTruncateFront, Index: 3}, LinOutput{}),
+			recoverCall(20, 3),
+		}, false},
+		{"CheckpointOfIndexZero", false, []porcupine.Operation{
+			call(0, 0, 1, LinInput{Kind: OpCheckpoint, Index: 0}, LinOutput{Err: ErrKindOutOfRange}),
+			recoverCall(20, 1),
+		}, true},
+		{"ReaderBelowFirstIndexGetsErrCompacted", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateFront, Index: 2}, LinOutput{}),
+			call(1, 6, 7, LinInput{Kind: OpNext, Index: 1}, LinOutput{Err: ErrKindCompacted}),
+			call(1, 8, 9, LinInput{Kind: OpNext}, LinOutput{Err: ErrKindCompacted}), // sticky
+			recoverCall(20, 2, 2),
+		}, true},
+		{"ReaderSkippingReleasedRecordsSilently", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateFront, Index: 2}, LinOutput{}),
+			call(1, 6, 7, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 2, ID: 2}),
+			recoverCall(20, 2, 2),
+		}, false},
+		{"ReaderWhoseRecordTruncateBackDroppedGetsErrTruncated", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(1, 4, 5, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 1, ID: 1}),
+			call(1, 6, 7, LinInput{Kind: OpNext}, LinOutput{More: true, Index: 2, ID: 2}),
+			call(0, 8, 9, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			appendCall(0, 10, 11, 3, 2),
+			call(1, 12, 13, LinInput{Kind: OpNext}, LinOutput{Err: ErrKindTruncated}),
+			recoverCall(20, 1, 1, 3),
+		}, true},
+		{"ReaderGoesOnWhenTruncateBackDropsOnlyWhatItHadNotReached", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(1, 4, 5, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 1, ID: 1}),
+			call(0, 6, 7, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			appendCall(0, 8, 9, 3, 2),
+			call(1, 10, 11, LinInput{Kind: OpNext}, LinOutput{More: true, Index: 2, ID: 3}),
+			recoverCall(20, 1, 1, 3),
+		}, true},
+		{"ReaderReturnsAReleasedRecord", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateFront, Index: 2}, LinOutput{}),
+			call(1, 6, 7, LinInput{Kind: OpNext, Index: 1}, LinOutput{More: true, Index: 1, ID: 1}),
+			recoverCall(20, 2, 2),
+		}, false},
+		{"CallCutByTheCrashMayHaveTakenEffect", false, []porcupine.Operation{
+			call(0, 0, 1, LinInput{Kind: OpAppend, IDs: []uint64{1}}, LinOutput{Err: ErrKindUnknown}),
+			recoverCall(20, 1, 1),
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := porcupine.CheckOperations(LinModel(tc.noSync), tc.ops); got != tc.ok {
+				t.Fatalf("linearizable = %v, want %v", got, tc.ok)
+			}
+		})
+	}
+}
