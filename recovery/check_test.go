@@ -3,8 +3,10 @@ package recovery_test
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gojournal/journal/recovery"
@@ -142,5 +144,100 @@ func TestCheckReadsSealedSegmentsFrameByFrame(t *testing.T) {
 	var ce *wal.CorruptionError
 	if !errors.As(err, &ce) || ce.Path != path || ce.Offset != 1024 {
 		t.Fatalf("Open with Verify: %v, want a CorruptionError at offset 1024", err)
+	}
+}
+
+// staleListing is a file system whose first few directory listings miss
+// one name, as a listing can while another process creates that file: the
+// read of a directory is not atomic. Or, with gone set, one whose first
+// few opens of that file fail as if it had been removed since the listing.
+type staleListing struct {
+	vfs.FS
+	miss  string
+	times int
+	gone  bool
+}
+
+func (s *staleListing) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	if s.gone && s.times > 0 && filepath.Base(name) == s.miss {
+		s.times--
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return s.FS.OpenFile(name, flag, perm)
+}
+
+func (s *staleListing) ReadDir(dir string) ([]string, error) {
+	names, err := s.FS.ReadDir(dir)
+	if s.gone || s.times == 0 || err != nil {
+		return names, err
+	}
+	s.times--
+	return slices.DeleteFunc(names, func(n string) bool { return n == s.miss }), nil
+}
+
+// TestStaleListingIsNotAGap: a segment missing from a listing that holds
+// a later one looks like a gap between segments; the walk finds the file
+// there, lists again and judges the log whole. A listing that keeps
+// missing it is damage. A listed segment gone when opened (removed by
+// TruncateFront since the listing) sends the walk back to a fresh listing
+// too.
+func TestStaleListingIsNotAGap(t *testing.T) {
+	dir := t.TempDir()
+	o := options(vfs.Default)
+	o.SegmentSize = wal.MinSegmentSize
+	l, err := wal.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		if _, err := l.Append(bytes.Repeat([]byte{'r'}, 400)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := vfs.Default.ReadDir(dir)
+	var segs []string
+	for _, n := range names {
+		if _, ok := segment.ParseName(n); ok {
+			segs = append(segs, n)
+		}
+	}
+	if len(segs) < 3 {
+		t.Fatalf("want 3 segments or more, got %v", segs)
+	}
+	for _, tc := range []struct {
+		name    string
+		times   int
+		gone    bool // the file is gone when opened, rather than missing from the listing
+		damaged bool
+	}{
+		{"Once", 1, false, false}, {"ThreeTimes", 3, false, false}, {"Always", 1 << 30, false, true},
+		{"GoneOnce", 1, true, false}, {"GoneTwice", 2, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, check := range []bool{false, true} {
+				fsys := &staleListing{FS: vfs.Default, miss: segs[1], times: tc.times, gone: tc.gone}
+				var st *recovery.State
+				if check {
+					st, err = recovery.Check(fsys, dir, recovery.CheckOptions{})
+				} else {
+					st, err = recovery.Scan(fsys, dir, recovery.Options{})
+					if errors.Is(err, wal.ErrCorrupt) {
+						err = nil
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Damaged() != tc.damaged {
+					t.Errorf("Check %v: damage %v, want damaged %v", check, st.Damage, tc.damaged)
+				}
+				if !tc.damaged && len(st.Segments) != len(segs) {
+					t.Errorf("Check %v: %d segments, want %d", check, len(st.Segments), len(segs))
+				}
+			}
+		})
 	}
 }

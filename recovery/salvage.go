@@ -81,6 +81,10 @@ type SalvagePlan struct {
 	Cut *Cut
 	// Restart, when set, moves the log's first index (missing records).
 	Restart *Restart
+	// Copies lists the files Apply copies whole into the quarantine
+	// directory before it changes anything: every file that changes or
+	// goes.
+	Copies []string
 	// Quarantine is the directory Apply copied files into ("" before
 	// Apply, or when nothing needed copying).
 	Quarantine string
@@ -159,6 +163,49 @@ func PlanSalvage(fsys vfs.FS, dir string, opts SalvageOptions) (*SalvagePlan, er
 // PlanSalvageFor works out what Salvage would do from what Check found;
 // snapshot is the index the directory's snapshot covers (0: none).
 func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, error) {
+	p, err := planSalvage(fsys, rep, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	p.Copies = slices.Clone(p.Reseal)
+	if c := p.Cut; c != nil {
+		p.Copies = append(p.Copies, c.Path)
+		p.Copies = append(p.Copies, c.Later...)
+	}
+	if p.Restart != nil {
+		meta := filepath.Join(p.Dir, MetaName)
+		if _, err := fsys.Stat(meta); err == nil {
+			p.Copies = append(p.Copies, meta)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("journal: salvage: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Result is the range of records the log holds once the plan is carried
+// out: the first index and the index the next append gets. The cut and
+// the restart decide it; a reseal changes nothing, and neither does the
+// Repair that follows (the cut segment ends at the cut).
+func (p *SalvagePlan) Result() (first, next uint64) {
+	rep := p.Report
+	first, next = max(rep.FirstIndex, 1), rep.NextIndex()
+	if r := p.Restart; r != nil {
+		first = r.First
+		if r.Fresh {
+			next = r.First
+		}
+	}
+	if c := p.Cut; c != nil {
+		next = c.Index
+		if c.Snapshot != 0 || (c.Fresh != 0 && c.Fresh > first) {
+			first = c.Fresh
+		}
+	}
+	return first, next
+}
+
+func planSalvage(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, error) {
 	p := &SalvagePlan{Dir: rep.Dir, Report: rep}
 	segs := rep.Segments
 	at := func(path string) int {
@@ -185,10 +232,10 @@ func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, err
 					"restore the missing segments from a backup, or have the application write a new snapshot",
 					ErrNoSalvage, d, p.Restart.First, snapshot)
 			}
-			if p.Restart.Fresh {
-				return p, nil // every segment holds only released records
-			}
 		}
+	}
+	if p.Restart != nil && p.Restart.Fresh {
+		return p, nil // every segment holds only released records
 	}
 	for _, d := range inLogOrder(rep) {
 		switch d.Kind {
@@ -266,7 +313,7 @@ func planRestart(rep *State, d Damage) *Restart {
 	if first > want {
 		return &Restart{Damage: d, First: first, Missing: first - want}
 	}
-	next := rep.NextIndex()
+	next := rep.segmentsEnd()
 	return &Restart{Damage: d, First: want, Fresh: true, Missing: want - min(next, want)}
 }
 
@@ -290,8 +337,11 @@ func planCut(fsys vfs.FS, rep *State, i int, d Damage, snapshot uint64) (*Cut, e
 		}
 	}
 	// Records below the log's first live index were released, not given
-	// up: a cut among them leaves an empty log that starts there.
-	c.Index = max(c.Index, rep.FirstIndex)
+	// up: a cut among them leaves an empty log that starts there, in an
+	// empty segment (the segments before it hold only released records).
+	if c.Index < rep.FirstIndex {
+		c.Offset, c.Index, c.Fresh = 0, rep.FirstIndex, rep.FirstIndex
+	}
 	if snapshot != 0 && c.Index <= snapshot {
 		// The log would end before the snapshot: continue after it.
 		c.Covered = snapshot + 1 - c.Index
@@ -360,17 +410,7 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 	if p.Empty() {
 		return nil
 	}
-	copies := slices.Clone(p.Reseal)
-	if c := p.Cut; c != nil {
-		copies = append(copies, c.Path)
-		copies = append(copies, c.Later...)
-	}
-	if p.Restart != nil {
-		if _, err := fsys.Stat(filepath.Join(p.Dir, MetaName)); err == nil {
-			copies = append(copies, filepath.Join(p.Dir, MetaName))
-		}
-	}
-	q, err := p.quarantine(fsys, now, copies)
+	q, err := p.quarantine(fsys, now, p.Copies)
 	if err != nil {
 		return err
 	}

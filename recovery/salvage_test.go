@@ -432,6 +432,36 @@ func TestSalvageRefuses(t *testing.T) {
 			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (snapshot)", err)
 		}
 	})
+	t.Run("DamagedSnapshotBehindARestart", func(t *testing.T) {
+		// The meta file names a first index past the end of the log
+		// (salvage restarts it there, in an empty segment) and the
+		// snapshot is damaged: salvage used to plan the restart alone and
+		// leave a log Open refuses.
+		fsys := build(t, 0)
+		m, err := recovery.ReadMeta(fsys, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.FirstIndex = 260
+		if err := recovery.WriteMeta(fsys, dir, m); err != nil {
+			t.Fatal(err)
+		}
+		remove(t, fsys, path(255)) // the log now ends at 254, before its first index
+		if err := checkpoint.Write(fsys, dir, 259, checkpoint.WriteOptions{}, func(w io.Writer) error {
+			_, err := w.Write(bytes.Repeat([]byte("state "), 500))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		mutate(t, fsys, filepath.Join(dir, checkpoint.FileName), func(f vfs.File) error {
+			_, err := f.WriteAt([]byte{0xff}, 1000) // in the contents
+			return err
+		})
+		_, err = recovery.PlanSalvage(fsys, dir, recovery.SalvageOptions{Snapshot: 259})
+		if !errors.Is(err, recovery.ErrNoSalvage) || !strings.Contains(err.Error(), "restore the snapshot") {
+			t.Fatalf("PlanSalvage: %v, want ErrNoSalvage (restore the snapshot)", err)
+		}
+	})
 	t.Run("MissingStartAfterTheSnapshot", func(t *testing.T) {
 		// Starting the log at its first segment (128) would leave records
 		// 101-127 missing between it and the snapshot.

@@ -108,9 +108,6 @@ func damageOf(kind Kind, path string, err error) (Damage, bool) {
 	return Damage{}, false
 }
 
-// unreadable reports whether the kind is a file this build cannot read.
-func (k Kind) unreadable() bool { return k == KindForeign || k == KindVersion }
-
 // Segment is what the walk found in one live segment file.
 type Segment struct {
 	Path   string
@@ -163,7 +160,8 @@ type State struct {
 	Segments   []Segment // live segments in log order; the last is the newest
 	Torn       *Torn     // nil when the tail is clean
 	// Damage lists what the walk found damaged, in the order Open meets
-	// it: files of an unknown format first, then by segment and offset,
+	// it: segments whose header is unreadable (foreign, newer, damaged or
+	// cut short) first, then by segment and offset,
 	// then the snapshot. A quick walk (Scan) stops at the first.
 	Damage []Damage
 	// Released lists damage found in records already released (below
@@ -189,6 +187,16 @@ func (st *State) NextIndex() uint64 {
 		next = max(st.Segments[n-1].Next, st.FirstIndex)
 	}
 	return next
+}
+
+// segmentsEnd is the index after the newest segment's last valid record,
+// as the segments say: unlike NextIndex it may lie below FirstIndex (when
+// records are missing). 0 when unknown.
+func (st *State) segmentsEnd() uint64 {
+	if n := len(st.Segments); n > 0 {
+		return st.Segments[n-1].Next
+	}
+	return 0
 }
 
 // Records is the number of live records.

@@ -3,6 +3,7 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,17 @@ type walker struct {
 	stopEarly bool // stop at the first damage
 	progress  func(int64)
 	st        *State
+	// stale is set when the directory listing proved out of date: a
+	// segment it lacks exists, or one it holds is gone.
+	stale  bool
+	listed map[string]bool // the names in the listing
+}
+
+// vanished notes an error opening a listed segment: one that is gone was
+// removed since the listing (TruncateFront, in the process that has the
+// log open), so the walk must start again on a fresh listing.
+func (w *walker) vanished(err error) {
+	w.stale = w.stale || errors.Is(err, fs.ErrNotExist)
 }
 
 // stop reports whether the walk ends here.
@@ -78,7 +90,30 @@ func (w *walker) stop() bool { return w.stopEarly && w.st.Damaged() }
 
 func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
 
+// walk judges dir. On a log another process has open, the directory
+// changes under the walk. Reading a directory is not atomic: a segment
+// created meanwhile may be missing from the listing while a later one is
+// in it, which looks like a gap between segments; and a segment listed
+// may be removed (released by TruncateFront, whose meta file the walk read
+// before it committed) before the walk opens it. A walk that meets a gap
+// whose missing segment is there after all, or a listed segment that is
+// gone, starts again on a fresh listing: only a gap that stays is damage.
 func (w *walker) walk(dir string) (*State, error) {
+	for range maxRelists {
+		w.stale = false
+		st, err := w.walkOnce(dir)
+		if !w.stale {
+			return st, err
+		}
+	}
+	return w.walkOnce(dir)
+}
+
+// maxRelists bounds how often a walk starts again on a fresh listing: a
+// directory that changes this often is judged as it is then.
+const maxRelists = 16
+
+func (w *walker) walkOnce(dir string) (*State, error) {
 	w.st = &State{Dir: dir}
 	live, err := w.list(dir)
 	if err != nil || w.stop() {
@@ -125,7 +160,9 @@ func (w *walker) list(dir string) ([]string, error) {
 		return nil, err
 	}
 	var paths []string
+	w.listed = make(map[string]bool, len(names))
 	for _, name := range names {
+		w.listed[name] = true
 		switch _, seg := segment.ParseName(name); {
 		case strings.HasPrefix(name, vfs.TempPrefix):
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
@@ -166,8 +203,10 @@ func firstOf(path string) uint64 {
 }
 
 // formats reads every live segment's header before any is judged, so a
-// foreign file or one of a newer version is reported as such, first,
-// rather than as damage to the segments around it.
+// foreign file, one of a newer version, or one whose header is damaged or
+// cut short is reported as such, first, rather than as damage to the
+// segments around it (the segment before it would otherwise be reported
+// first, as unsealed with a later segment present).
 func (w *walker) formats(paths []string) error {
 	for _, path := range paths {
 		h, err := segment.OpenHandle(w.fs, path)
@@ -177,13 +216,12 @@ func (w *walker) formats(paths []string) error {
 		}
 		d, judged := damageOf(KindHeader, path, err)
 		if !judged {
+			w.vanished(err)
 			return err
 		}
-		if d.Kind.unreadable() {
-			w.damage(d)
-			if w.stop() {
-				return nil
-			}
+		w.damage(d)
+		if w.stop() {
+			return nil
 		}
 	}
 	return nil
@@ -194,6 +232,12 @@ func (w *walker) formats(paths []string) error {
 func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, error) {
 	seg := Segment{Path: path, First: firstOf(path)}
 	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
+		// The segment that would fill the gap, if it exists unlisted.
+		// (Listed, it is prev itself, holding no record.)
+		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.listed[missing] {
+			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), missing))
+			w.stale = w.stale || err == nil
+		}
 		w.damage(Damage{Kind: KindOrder, Path: path, Index: prev.Next, Reason: fmt.Sprintf(
 			"segment starts at index %d, but %s ends before %d: segments missing or overlapping",
 			seg.First, filepath.Base(prev.Path), prev.Next)})
@@ -203,15 +247,13 @@ func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, erro
 	}
 	h, err := segment.OpenHandle(w.fs, path)
 	if err != nil {
-		d, judged := damageOf(KindHeader, path, err)
-		if !judged {
+		// Damage to the header was reported first, by formats.
+		if _, judged := damageOf(KindHeader, path, err); !judged {
+			w.vanished(err)
 			return seg, err
 		}
 		if fi, err := w.fs.Stat(path); err == nil {
 			seg.Size = fi.Size()
-		}
-		if !d.Kind.unreadable() { // those were reported first, by formats
-			w.damage(d)
 		}
 		return seg, nil
 	}
@@ -254,7 +296,7 @@ func (w *walker) bounds() {
 	if st.Damaged() {
 		return // where damaged segments end is not known
 	}
-	if next := st.NextIndex(); want > next {
+	if next := st.segmentsEnd(); next != 0 && want > next {
 		w.damage(Damage{Kind: KindMissing, Path: filepath.Join(st.Dir, MetaName), Index: next, Reason: fmt.Sprintf(
 			"first index %d lies past the end of the log (next index %d): records %d to %d are missing",
 			want, next, next, want-1)})

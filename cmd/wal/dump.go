@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"unicode"
@@ -94,13 +95,39 @@ func (d *dumper) damage(path string, off int64, index uint64, reason string) err
 	return damaged()
 }
 
+// errVanished is returned by segment when a segment file the walk found is
+// gone: released meanwhile by the process that has the log open.
+var errVanished = errors.New("segment removed while dump read the log")
+
 func (d *dumper) run() error {
+	// A segment released (and removed) by a running process between the
+	// walk and the dump's reading it sends the dump back to a fresh walk,
+	// from the record after the last one printed.
+	for try := 0; ; try++ {
+		err := d.pass(try > 0)
+		if !errors.Is(err, errVanished) || try == 16 {
+			if errors.Is(err, errVanished) {
+				return fail("%v", err)
+			}
+			return err
+		}
+	}
+}
+
+// pass walks the log and prints its records from d.from on. again is set
+// when an earlier pass stopped at a segment that went: the records from
+// d.from to the new first index were released meanwhile, and dump says so.
+func (d *dumper) pass(again bool) error {
 	st, err := recovery.Scan(vfs.Default, d.dir, recovery.Options{})
 	var first *recovery.Damage
 	if st != nil && st.Damaged() {
 		first = &st.Damage[0]
 	} else if err != nil {
 		return fail("%v", err)
+	}
+	if again && st.FirstIndex > d.from && d.from <= d.to {
+		fmt.Fprintf(os.Stderr, "wal: records %d to %d were released (TruncateFront or Checkpoint) while dump read them\n",
+			d.from, min(st.FirstIndex-1, d.to))
 	}
 	d.from = max(d.from, st.FirstIndex)
 	for _, seg := range st.Segments {
@@ -126,7 +153,9 @@ func (d *dumper) run() error {
 // false once --to is passed.
 func (d *dumper) segment(seg recovery.Segment, end uint64) (more bool, err error) {
 	h, err := segment.OpenHandle(vfs.Default, seg.Path)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("%w: %v", errVanished, err)
+	} else if err != nil {
 		return false, fail("%v", err)
 	}
 	defer h.Close()
@@ -166,6 +195,7 @@ func (d *dumper) segment(seg recovery.Segment, end uint64) (more bool, err error
 
 func (d *dumper) print(index uint64, codec segment.Codec, rec []byte) {
 	d.printed++
+	d.from = index + 1 // a later pass goes on from here
 	switch d.format {
 	case "json":
 		j := struct {

@@ -126,11 +126,19 @@ type jsonCut struct {
 	Damage    string   `json:"damage"`
 }
 
+type jsonRestart struct {
+	First   uint64 `json:"first_index"`
+	Fresh   bool   `json:"empty_segment"`
+	Missing uint64 `json:"records_missing"`
+	Damage  string `json:"damage"`
+}
+
 type jsonSalvage struct {
-	Reseal     []string `json:"reseal,omitempty"`
-	Cut        *jsonCut `json:"cut,omitempty"`
-	Refused    string   `json:"refused,omitempty"`
-	Quarantine string   `json:"quarantine,omitempty"`
+	Reseal     []string     `json:"reseal,omitempty"`
+	Restart    *jsonRestart `json:"restart,omitempty"`
+	Cut        *jsonCut     `json:"cut,omitempty"`
+	Refused    string       `json:"refused,omitempty"`
+	Quarantine string       `json:"quarantine,omitempty"`
 }
 
 type jsonReport struct {
@@ -209,6 +217,9 @@ func salvageJSON(dir string, p *recovery.SalvagePlan, err error) *jsonSalvage {
 	for _, r := range p.Reseal {
 		j.Reseal = append(j.Reseal, rel(dir, r))
 	}
+	if rs := p.Restart; rs != nil {
+		j.Restart = &jsonRestart{First: rs.First, Fresh: rs.Fresh, Missing: rs.Missing, Damage: describeDamage(dir, rs.Damage)}
+	}
 	if c := p.Cut; c != nil {
 		j.Cut = &jsonCut{File: rel(dir, c.Path), Offset: c.Offset, FromIndex: c.Index, Records: c.Records, Bytes: c.Bytes,
 			Damage: describeDamage(dir, c.Damage)}
@@ -256,6 +267,10 @@ func (ex *examination) printTail(w io.Writer) {
 		fmt.Fprintf(w, "           expected after a crash, not damage: the next Open, or `wal recover %s`, cuts it\n", ex.dir)
 	} else {
 		fmt.Fprintf(w, "tail:      clean\n")
+	}
+	if n := len(r.Released); n > 0 {
+		fmt.Fprintf(w, "released:  %s damaged (not part of the log; Open steps over it): %s\n",
+			plural(int64(n), "place"), describeDamage(ex.dir, r.Released[0]))
 	}
 	if n := len(r.Temps) + len(r.Obsolete); n > 0 {
 		var names []string

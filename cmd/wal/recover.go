@@ -145,6 +145,9 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 			}
 			r.Status = "damaged"
 			r.say("then:       the ordinary repair (torn tail, leftovers) runs on what remains")
+			first, next := plan.Result()
+			r.First, r.Last = first, next-1
+			r.sayResult(would)
 			return r.finish(w, o, code)
 		}
 	}
@@ -222,12 +225,19 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 			return r.finish(w, o, code)
 		}
 	}
-	if r.Last+1 <= r.First {
-		r.say("result:     %s: the log is empty (next index %d)", would("the log opens cleanly", "after this the log opens cleanly"), r.First)
-	} else {
-		r.say("result:     %s: records %d to %d", would("the log opens cleanly", "after this the log opens cleanly"), r.First, r.Last)
-	}
+	r.sayResult(would)
 	return r.finish(w, o, code)
+}
+
+// sayResult says what the log holds once recover is done (or would hold:
+// a dry run's range is the one the real run reaches).
+func (r *recoverReport) sayResult(would func(string, string) string) {
+	opens := would("the log opens cleanly", "after this the log opens cleanly")
+	if r.Last+1 <= r.First {
+		r.say("result:     %s: the log is empty (next index %d)", opens, r.First)
+	} else {
+		r.say("result:     %s: records %d to %d", opens, r.First, r.Last)
+	}
 }
 
 func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(string, string) string) {
@@ -279,10 +289,7 @@ func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(stri
 }
 
 func (r *recoverReport) describeQuarantine(p *recovery.SalvagePlan) {
-	n := len(p.Reseal)
-	if c := p.Cut; c != nil {
-		n += 1 + len(c.Later)
-	}
+	n := len(p.Copies)
 	if p.Quarantine == "" {
 		r.say("quarantine: whole copies of %s would be kept in %s", plural(int64(n), "file"),
 			filepath.Join(r.Dir, recovery.QuarantinePrefix+"<time>"))
