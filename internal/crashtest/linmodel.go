@@ -60,9 +60,7 @@ const (
 	// under it (crashfs.ErrCrashed, or wal.ErrFailed after that): it may or
 	// may not have taken effect.
 	ErrKindUnknown
-	// ErrKindOther is any other error. Append and AppendBatch may return
-	// one when a concurrent TruncateBack dropped their records, and then
-	// the records must not be in the log; elsewhere it is a violation.
+	// ErrKindOther is any other error: a violation wherever it occurs.
 	ErrKindOther
 )
 
@@ -128,10 +126,15 @@ type linState struct {
 	// failed is set once a call failed with the crash: the log is failed
 	// (wal.ErrFailed), and reads may fail too (never return wrong data).
 	failed bool
-	// gone holds the payload ids (8 bytes each) of appends that returned an
-	// error: whether or not they took effect, their records must not
+	// gone holds the payload ids (8 bytes each) of records whose append
+	// returned ErrTruncated: a TruncateBack dropped them, so they must not
 	// survive.
 	gone string
+	// hidden, once the crash failed the log, is the first index a crashed
+	// append may have written: the failed log never published those
+	// records, so reads need not see them, but a power loss may keep
+	// them. 0: none.
+	hidden uint64
 	// readers[c] is the next index client c's Reader returns; 0: none.
 	// returned[c] is the payload id of the record it returned last (0:
 	// none), and stopped[c] the error that stopped it (sticky).
@@ -208,6 +211,12 @@ func LinModel(noSync bool) porcupine.Model {
 				s.failed = true
 				next := []any{s}
 				if t, ok := effect(s, in, noSync); ok {
+					if (in.Kind == OpAppend || in.Kind == OpBatch) && t.hidden == 0 {
+						// The write may have reached the disk while its
+						// fdatasync failed: the records were never
+						// readable, yet a power loss may keep them.
+						t.hidden = s.last() + 1
+					}
 					next = append(next, t)
 					if in.Kind == OpCheckpoint {
 						// The snapshot committed, the release did not.
@@ -217,12 +226,13 @@ func LinModel(noSync bool) porcupine.Model {
 				}
 				return next
 			}
-			if refused(s, in, out) {
-				// It may have appended, and a TruncateBack dropped the
-				// records before it returned; or it appended nothing.
-				s = s.forget(in.IDs)
-				t, _ := appendStep(s, in, LinOutput{Index: s.last() + 1}, noSync)
-				return []any{s, t}
+			if dropped(in, out) {
+				// It appended, and a TruncateBack dropped some of the
+				// records (at least the last) before it returned.
+				if t, ok := appendStep(s, in, LinOutput{Index: s.last() + 1}, noSync); ok {
+					return []any{t.forget(in.IDs[len(in.IDs)-1:])}
+				}
+				return nil
 			}
 			if t, ok := step(s, in, out, noSync); ok {
 				return []any{t}
@@ -235,14 +245,14 @@ func LinModel(noSync bool) porcupine.Model {
 	return nm.ToModel()
 }
 
-// refused reports whether out is an append's error that a TruncateBack
-// racing it explains: any error but ErrClosed, or ErrClosed from a log not
-// closed yet (the append waited, its records were dropped, then Close came).
-func refused(s linState, in LinInput, out LinOutput) bool {
-	if in.Kind != OpAppend && in.Kind != OpBatch {
-		return false
-	}
-	return out.Err == ErrKindOther || out.Err == ErrKindClosed && !s.closed
+// dropped reports whether out is an append's ErrTruncated: a TruncateBack
+// racing the append dropped its records, or (a batch) some of them, the
+// last included, keeping a prefix (see wal.Log.AppendBatch). Any other
+// error from an append is a violation, ErrClosed included: Close flushes
+// the appends given an index before it takes effect, so an append that
+// gets ErrClosed linearizes after Close and appended nothing.
+func dropped(in LinInput, out LinOutput) bool {
+	return (in.Kind == OpAppend || in.Kind == OpBatch) && len(in.IDs) > 0 && out.Err == ErrKindTruncated
 }
 
 // forget notes that ids must not survive.
@@ -289,11 +299,12 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 	if s.failed && out.Err != ErrNone && (in.Kind == OpRead || in.Kind == OpNext) {
 		return s, true
 	}
+
 	switch in.Kind {
 	case OpAppend, OpBatch:
 		return appendStep(s, in, out, noSync)
 	case OpRead:
-		if in.Index < s.first || in.Index > s.last() {
+		if in.Index < s.first || in.Index > s.last() || s.unpublished(in.Index) && out.Err == ErrKindNotFound {
 			return s, out.Err == ErrKindNotFound
 		}
 		return s, out.Err == ErrNone && out.ID == s.id(in.Index)
@@ -320,6 +331,10 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 	}
 	return s, false
 }
+
+// unpublished reports whether a read of the failed log may miss index i:
+// the crash cut the append that wrote it, which never published it.
+func (s linState) unpublished(i uint64) bool { return s.hidden != 0 && i >= s.hidden }
 
 func okOrOutOfRange(s linState, ok bool, out LinOutput, apply func() linState) (linState, bool) {
 	if !ok {
@@ -361,7 +376,7 @@ func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 		return stop(ErrKindCompacted)
 	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
 		return stop(ErrKindTruncated)
-	case pos > s.last():
+	case pos > s.last(), s.unpublished(pos) && !out.More:
 		return s, !out.More && out.Err == ErrNone
 	}
 	s.readers[c], s.returned[c] = pos+1, s.id(pos)
@@ -431,6 +446,6 @@ func describeState(s linState) string {
 	for i := s.first; i <= s.last(); i++ {
 		ids = append(ids, fmt.Sprint(s.id(i)))
 	}
-	return fmt.Sprintf("[%d, %d] snapshot %d synced %d closed %v failed %v readers %v: %s",
-		s.first, s.last(), s.snap, s.synced, s.closed, s.failed, slices.Clone(s.readers[:]), strings.Join(ids, " "))
+	return fmt.Sprintf("[%d, %d] snapshot %d synced %d closed %v failed %v hidden from %d readers %v: %s",
+		s.first, s.last(), s.snap, s.synced, s.closed, s.failed, s.hidden, slices.Clone(s.readers[:]), strings.Join(ids, " "))
 }
