@@ -130,11 +130,14 @@ type linState struct {
 	// returned ErrTruncated: a TruncateBack dropped them, so they must not
 	// survive.
 	gone string
-	// hidden, once the crash failed the log, is the first index a crashed
-	// append may have written: the failed log never published those
-	// records, so reads need not see them, but a power loss may keep
-	// them. 0: none.
-	hidden uint64
+	// viewFirst and viewRecs, once the crash failed the log (viewSet), are
+	// the log as it was before the first call the crash cut. The failed
+	// log's reads may still show it: the outcome of that call (records an
+	// append wrote, records a truncation dropped) is known only once
+	// recovery has read the disk. See wal.ErrFailed.
+	viewFirst uint64
+	viewRecs  string
+	viewSet   bool
 	// readers[c] is the next index client c's Reader returns; 0: none.
 	// returned[c] is the payload id of the record it returned last (0:
 	// none), and stopped[c] the error that stopped it (sticky).
@@ -208,15 +211,12 @@ func LinModel(noSync bool) porcupine.Model {
 			if out.Err == ErrKindUnknown {
 				// A call the crash cut: as if it never ran, or as if it
 				// took effect (what it returned tells nothing).
+				if !s.failed {
+					s.viewFirst, s.viewRecs, s.viewSet = s.first, s.recs, true
+				}
 				s.failed = true
 				next := []any{s}
 				if t, ok := effect(s, in, noSync); ok {
-					if (in.Kind == OpAppend || in.Kind == OpBatch) && t.hidden == 0 {
-						// The write may have reached the disk while its
-						// fdatasync failed: the records were never
-						// readable, yet a power loss may keep them.
-						t.hidden = s.last() + 1
-					}
 					next = append(next, t)
 					if in.Kind == OpCheckpoint {
 						// The snapshot committed, the release did not.
@@ -225,6 +225,9 @@ func LinModel(noSync bool) porcupine.Model {
 					}
 				}
 				return next
+			}
+			if s.viewSet && (in.Kind == OpRead || in.Kind == OpNext) {
+				return failedRead(s, in, out, noSync)
 			}
 			if dropped(in, out) {
 				// It appended, and a TruncateBack dropped some of the
@@ -304,7 +307,7 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 	case OpAppend, OpBatch:
 		return appendStep(s, in, out, noSync)
 	case OpRead:
-		if in.Index < s.first || in.Index > s.last() || s.unpublished(in.Index) && out.Err == ErrKindNotFound {
+		if in.Index < s.first || in.Index > s.last() {
 			return s, out.Err == ErrKindNotFound
 		}
 		return s, out.Err == ErrNone && out.ID == s.id(in.Index)
@@ -332,9 +335,21 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 	return s, false
 }
 
-// unpublished reports whether a read of the failed log may miss index i:
-// the crash cut the append that wrote it, which never published it.
-func (s linState) unpublished(i uint64) bool { return s.hidden != 0 && i >= s.hidden }
+// failedRead is a read of the log the crash failed: it sees the log as
+// the model has it, or as it was before the first call the crash cut.
+func failedRead(s linState, in LinInput, out LinOutput, noSync bool) []any {
+	var next []any
+	if t, ok := step(s, in, out, noSync); ok {
+		next = append(next, t)
+	}
+	v := s
+	v.first, v.recs = s.viewFirst, s.viewRecs
+	if t, ok := step(v, in, out, noSync); ok {
+		t.first, t.recs = s.first, s.recs // a read changes only its Reader
+		next = append(next, t)
+	}
+	return next
+}
 
 func okOrOutOfRange(s linState, ok bool, out LinOutput, apply func() linState) (linState, bool) {
 	if !ok {
@@ -376,7 +391,7 @@ func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 		return stop(ErrKindCompacted)
 	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
 		return stop(ErrKindTruncated)
-	case pos > s.last(), s.unpublished(pos) && !out.More:
+	case pos > s.last():
 		return s, !out.More && out.Err == ErrNone
 	}
 	s.readers[c], s.returned[c] = pos+1, s.id(pos)
@@ -446,6 +461,6 @@ func describeState(s linState) string {
 	for i := s.first; i <= s.last(); i++ {
 		ids = append(ids, fmt.Sprint(s.id(i)))
 	}
-	return fmt.Sprintf("[%d, %d] snapshot %d synced %d closed %v failed %v hidden from %d readers %v: %s",
-		s.first, s.last(), s.snap, s.synced, s.closed, s.failed, s.hidden, slices.Clone(s.readers[:]), strings.Join(ids, " "))
+	return fmt.Sprintf("[%d, %d] snapshot %d synced %d closed %v failed %v readers %v: %s",
+		s.first, s.last(), s.snap, s.synced, s.closed, s.failed, slices.Clone(s.readers[:]), strings.Join(ids, " "))
 }

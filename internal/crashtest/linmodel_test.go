@@ -108,9 +108,11 @@ func TestLinModel(t *testing.T) {
 			call(1, 2, 3, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
 			recoverCall(20, 1, 1, 2, 3),
 		}, false},
-		// An append whose fdatasync the crash failed was written, never
-		// published: the failed log's reads do not see it (Read: not
-		// found, a Reader: the end), yet the power loss may keep it.
+		// A call the crash cut has an unknown outcome: the failed log's
+		// reads still show the log as it was before it (wal.ErrFailed),
+		// and recovery may find it done. An append whose fdatasync the
+		// crash failed was written, never published: Read finds no
+		// record, a Reader ends, yet the power loss may keep it.
 		{"AppendCutByTheCrashUnseenByTheFailedLogYetKept", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1),
 			call(0, 2, 3, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindUnknown}),
@@ -118,6 +120,22 @@ func TestLinModel(t *testing.T) {
 			call(1, 6, 7, LinInput{Kind: OpNext, Index: 2}, LinOutput{}),
 			recoverCall(20, 1, 1, 2),
 		}, true},
+		// A TruncateBack whose commit the crash cut: the failed log
+		// still reads the records it meant to drop, recovery finds them
+		// dropped.
+		{"TruncateBackCutByTheCrashSeenUndoneByTheFailedLogYetDone", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 6, 7, LinInput{Kind: OpRead, Index: 2}, LinOutput{ID: 2}),
+			call(1, 8, 9, LinInput{Kind: OpNext, Index: 2}, LinOutput{More: true, Index: 2, ID: 2}),
+			recoverCall(20, 1, 1),
+		}, true},
+		{"FailedLogReadsWhatNoStateHeld", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 6, 7, LinInput{Kind: OpRead, Index: 2}, LinOutput{ID: 1}),
+			recoverCall(20, 1, 1),
+		}, false},
 		{"FailedLogHidesAPublishedRecord", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1),
 			call(0, 2, 3, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindUnknown}),
