@@ -101,8 +101,11 @@ type checkpointer struct {
 //
 // Checkpoints, truncations and Close are serialised: a truncation waits
 // for a checkpoint in flight, so the snapshot rule is checked against the
-// snapshot that exists when each commits. Close cancels a checkpoint in
-// flight: its writes fail with ErrClosed. If the rename or the directory
+// snapshot that exists when each commits. Close cancels a checkpoint
+// still writing its snapshot: its writes fail with ErrClosed, and the
+// previous snapshot stays. A checkpoint whose snapshot is written when
+// Close begins completes (commit and release) before Close goes on, and
+// returns nil. If the rename or the directory
 // sync that commits the snapshot fails, which snapshot is durable is
 // unknown and the log fails (ErrFailed) until reopened; an error before
 // that (from write, or writing the temporary file) leaves the previous
@@ -137,6 +140,8 @@ func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	if index+1 <= l.first {
 		return nil
 	}
+	// Even if Close began since the snapshot was written: the snapshot is
+	// committed, so the checkpoint happened and must not report ErrClosed.
 	return l.truncateFront(index + 1)
 }
 

@@ -55,7 +55,10 @@ var (
 	// ErrFailed is returned by every write after a write, fdatasync or
 	// file operation failed: the state on disk is unknown, so the log
 	// refuses to go on (an fsync that failed once must not be retried as
-	// if it had succeeded). Reopen the log to recover.
+	// if it had succeeded). Reopen the log to recover. Reads go on and
+	// show the log as it was before the call that failed: that call's
+	// outcome (records an append wrote, records a truncation dropped) is
+	// known only once Open has read the disk.
 	ErrFailed = errors.New("journal: log failed earlier; reopen it")
 )
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
@@ -338,6 +340,64 @@ func TestCloseWaitsForAnExplicitCheckpoint(t *testing.T) {
 		t.Fatalf("Snapshot after the cancelled checkpoint: %v, want ErrNoSnapshot", err)
 	}
 	checkRange(t, l, 1, 10)
+}
+
+// renameGateFS holds the first Rename onto the snapshot file until
+// release: the point where a checkpoint has written its snapshot and is
+// about to commit it.
+type renameGateFS struct {
+	vfs.FS
+	once    sync.Once
+	held    chan struct{} // closed when the Rename is held
+	release chan struct{}
+}
+
+func (g *renameGateFS) Rename(oldname, newname string) error {
+	if filepath.Base(newname) == checkpoint.FileName {
+		g.once.Do(func() {
+			close(g.held)
+			<-g.release
+		})
+	}
+	return g.FS.Rename(oldname, newname)
+}
+
+// TestCloseDuringACheckpointCommit: Close begins once a Checkpoint has
+// written its snapshot and is committing it. Close cancels only the
+// writing: the checkpoint must finish (snapshot and release) and return
+// nil. Before the fix it committed the snapshot, then refused to release
+// the records and returned ErrClosed: the caller was told the checkpoint
+// had not happened, yet the snapshot was there after a restart.
+func TestCloseDuringACheckpointCommit(t *testing.T) {
+	dir := t.TempDir()
+	g := &renameGateFS{FS: vfs.Default, held: make(chan struct{}), release: make(chan struct{})}
+	l := openT(t, dir, &Options{FS: g, Logger: quiet})
+	appendN(t, l, 10)
+	ckpt := make(chan error, 1)
+	go func() { ckpt <- l.Checkpoint(6, writeState(6)) }()
+	<-g.held
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	for !errors.Is(l.Sync(), ErrClosed) { // Close has begun
+		runtime.Gosched()
+	}
+	close(g.release)
+	within(t, 10*time.Second, "Checkpoint and Close", func() {
+		if err := <-ckpt; err != nil {
+			t.Errorf("Checkpoint committing when Close began: %v, want nil", err)
+		}
+		if err := <-closed; err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	l = openT(t, dir, &Options{Logger: quiet})
+	defer l.Close()
+	if index, r, err := l.Snapshot(); err != nil || index != 6 {
+		t.Fatalf("Snapshot after the checkpoint: index %d, %v; want 6", index, err)
+	} else {
+		r.Close()
+	}
+	checkRange(t, l, 7, 10)
 }
 
 // TestCloseFromOnError: OnError may close the log; Close must return and

@@ -31,15 +31,21 @@ func (l *Log) TruncateFront(index uint64) error {
 	defer l.opMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
 	return l.truncateFront(index)
 }
 
-// truncateFront is TruncateFront. It does not stop appends: the meta file
-// it commits says nothing about the end of the log. Called with opMu and mu
+// truncateFront is TruncateFront once the log was found usable. It does
+// not stop appends: the meta file it commits says nothing about the end
+// of the log. It does not check for Close: a Checkpoint whose snapshot is
+// committed finishes its release even if Close began meanwhile (Close
+// waits for opMu, so the files are still open). Called with opMu and mu
 // held.
 func (l *Log) truncateFront(index uint64) error {
-	if err := l.usable(); err != nil {
-		return err
+	if l.err != nil {
+		return l.err
 	}
 	if index < l.first || index > l.last+1 {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)

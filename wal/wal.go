@@ -336,9 +336,10 @@ func (l *Log) fail(err error) error {
 
 // Close flushes what is pending, syncs, and closes the log, releasing the
 // directory lock. It waits for a truncation in flight and cancels a
-// checkpoint in flight (which then returns ErrClosed and leaves the
-// previous snapshot in place): nothing is written in the directory once
-// Close has returned. Close may be called from CheckpointOptions.OnError.
+// checkpoint still writing its snapshot (which then returns ErrClosed and
+// leaves the previous snapshot in place; one already committing its
+// snapshot finishes and returns nil): nothing is written in the directory
+// once Close has returned. Close may be called from CheckpointOptions.OnError.
 // Appends and truncations called once Close has begun, and later calls,
 // return ErrClosed.
 // It leaves the proof that every record is durable on disk (a sync frame

@@ -216,7 +216,7 @@ func (h *recorder) record(in LinInput, call, ret int64, out LinOutput) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ops = append(h.ops, porcupine.Operation{ClientId: in.Client, Input: in, Call: call, Output: out, Return: ret})
-	if out.Err == ErrKindOther && (in.Kind == OpAppend || in.Kind == OpBatch) {
+	if dropped(in, out) {
 		h.dropped = append(h.dropped, out.ErrMsg)
 	}
 }

@@ -60,9 +60,7 @@ const (
 	// under it (crashfs.ErrCrashed, or wal.ErrFailed after that): it may or
 	// may not have taken effect.
 	ErrKindUnknown
-	// ErrKindOther is any other error. Append and AppendBatch may return
-	// one when a concurrent TruncateBack dropped their records, and then
-	// the records must not be in the log; elsewhere it is a violation.
+	// ErrKindOther is any other error: a violation wherever it occurs.
 	ErrKindOther
 )
 
@@ -128,10 +126,18 @@ type linState struct {
 	// failed is set once a call failed with the crash: the log is failed
 	// (wal.ErrFailed), and reads may fail too (never return wrong data).
 	failed bool
-	// gone holds the payload ids (8 bytes each) of appends that returned an
-	// error: whether or not they took effect, their records must not
+	// gone holds the payload ids (8 bytes each) of records whose append
+	// returned ErrTruncated: a TruncateBack dropped them, so they must not
 	// survive.
 	gone string
+	// viewFirst and viewRecs, once the crash failed the log (viewSet), are
+	// the log as it was before the first call the crash cut. The failed
+	// log's reads may still show it: the outcome of that call (records an
+	// append wrote, records a truncation dropped) is known only once
+	// recovery has read the disk. See wal.ErrFailed.
+	viewFirst uint64
+	viewRecs  string
+	viewSet   bool
 	// readers[c] is the next index client c's Reader returns; 0: none.
 	// returned[c] is the payload id of the record it returned last (0:
 	// none), and stopped[c] the error that stopped it (sticky).
@@ -205,6 +211,9 @@ func LinModel(noSync bool) porcupine.Model {
 			if out.Err == ErrKindUnknown {
 				// A call the crash cut: as if it never ran, or as if it
 				// took effect (what it returned tells nothing).
+				if !s.failed {
+					s.viewFirst, s.viewRecs, s.viewSet = s.first, s.recs, true
+				}
 				s.failed = true
 				next := []any{s}
 				if t, ok := effect(s, in, noSync); ok {
@@ -217,12 +226,16 @@ func LinModel(noSync bool) porcupine.Model {
 				}
 				return next
 			}
-			if refused(s, in, out) {
-				// It may have appended, and a TruncateBack dropped the
-				// records before it returned; or it appended nothing.
-				s = s.forget(in.IDs)
-				t, _ := appendStep(s, in, LinOutput{Index: s.last() + 1}, noSync)
-				return []any{s, t}
+			if s.viewSet && (in.Kind == OpRead || in.Kind == OpNext) {
+				return failedRead(s, in, out, noSync)
+			}
+			if dropped(in, out) {
+				// It appended, and a TruncateBack dropped some of the
+				// records (at least the last) before it returned.
+				if t, ok := appendStep(s, in, LinOutput{Index: s.last() + 1}, noSync); ok {
+					return []any{t.forget(in.IDs[len(in.IDs)-1:])}
+				}
+				return nil
 			}
 			if t, ok := step(s, in, out, noSync); ok {
 				return []any{t}
@@ -235,14 +248,14 @@ func LinModel(noSync bool) porcupine.Model {
 	return nm.ToModel()
 }
 
-// refused reports whether out is an append's error that a TruncateBack
-// racing it explains: any error but ErrClosed, or ErrClosed from a log not
-// closed yet (the append waited, its records were dropped, then Close came).
-func refused(s linState, in LinInput, out LinOutput) bool {
-	if in.Kind != OpAppend && in.Kind != OpBatch {
-		return false
-	}
-	return out.Err == ErrKindOther || out.Err == ErrKindClosed && !s.closed
+// dropped reports whether out is an append's ErrTruncated: a TruncateBack
+// racing the append dropped its records, or (a batch) some of them, the
+// last included, keeping a prefix (see wal.Log.AppendBatch). Any other
+// error from an append is a violation, ErrClosed included: Close flushes
+// the appends given an index before it takes effect, so an append that
+// gets ErrClosed linearizes after Close and appended nothing.
+func dropped(in LinInput, out LinOutput) bool {
+	return (in.Kind == OpAppend || in.Kind == OpBatch) && len(in.IDs) > 0 && out.Err == ErrKindTruncated
 }
 
 // forget notes that ids must not survive.
@@ -289,6 +302,7 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 	if s.failed && out.Err != ErrNone && (in.Kind == OpRead || in.Kind == OpNext) {
 		return s, true
 	}
+
 	switch in.Kind {
 	case OpAppend, OpBatch:
 		return appendStep(s, in, out, noSync)
@@ -319,6 +333,22 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 		return s, out.Err == ErrNone
 	}
 	return s, false
+}
+
+// failedRead is a read of the log the crash failed: it sees the log as
+// the model has it, or as it was before the first call the crash cut.
+func failedRead(s linState, in LinInput, out LinOutput, noSync bool) []any {
+	var next []any
+	if t, ok := step(s, in, out, noSync); ok {
+		next = append(next, t)
+	}
+	v := s
+	v.first, v.recs = s.viewFirst, s.viewRecs
+	if t, ok := step(v, in, out, noSync); ok {
+		t.first, t.recs = s.first, s.recs // a read changes only its Reader
+		next = append(next, t)
+	}
+	return next
 }
 
 func okOrOutOfRange(s linState, ok bool, out LinOutput, apply func() linState) (linState, bool) {

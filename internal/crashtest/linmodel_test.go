@@ -60,11 +60,96 @@ func TestLinModel(t *testing.T) {
 			call(0, 2, 3, LinInput{Kind: OpTruncateBack, Index: 0}, LinOutput{}),
 			appendCall(0, 4, 5, 2, 1), recoverCall(20, 1, 2),
 		}, true},
+		// wal.Append documents ErrTruncated for a record a racing
+		// TruncateBack dropped: the append took index 2, the truncation
+		// dropped it. (The model had been written for an unclassified
+		// error there and refused ErrTruncated: most violations the long
+		// run reported were this.)
+		{"AppendDroppedByARacingTruncateBackGetsErrTruncated", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(1, 2, 10, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindTruncated}),
+			call(0, 3, 4, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			appendCall(0, 5, 6, 3, 2),
+			recoverCall(20, 1, 1, 3),
+		}, true},
 		{"AppendRefusedByARacingTruncateBackMustNotSurvive", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1),
-			call(1, 2, 10, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindOther, ErrMsg: "dropped"}),
+			call(1, 2, 10, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindTruncated}),
 			call(0, 3, 4, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
 			recoverCall(20, 1, 1, 2),
+		}, false},
+		{"AppendErrTruncatedWithoutATruncateBack", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(1, 2, 10, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindTruncated}),
+			recoverCall(20, 1, 1, 2),
+		}, false},
+		// An append gets ErrClosed only once Close has begun, and Close
+		// flushes the appends already given an index: an append refused
+		// with ErrClosed while no Close ran is a violation, and so is any
+		// other error.
+		{"AppendErrClosedWithoutClose", false, []porcupine.Operation{
+			call(0, 0, 1, LinInput{Kind: OpAppend, IDs: []uint64{1}}, LinOutput{Err: ErrKindClosed}),
+			recoverCall(20, 1),
+		}, false},
+		{"AppendUnexplainedError", false, []porcupine.Operation{
+			call(0, 0, 1, LinInput{Kind: OpAppend, IDs: []uint64{1}}, LinOutput{Err: ErrKindOther}),
+			recoverCall(20, 1),
+		}, false},
+		// wal.AppendBatch: a TruncateBack into the batch keeps its prefix
+		// (here record 1 at index 1) and the batch returns ErrTruncated.
+		{"BatchCutByARacingTruncateBackKeepsItsPrefix", false, []porcupine.Operation{
+			call(0, 0, 10, LinInput{Kind: OpBatch, IDs: []uint64{1, 2, 3}}, LinOutput{Err: ErrKindTruncated}),
+			call(1, 2, 3, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			call(1, 4, 5, LinInput{Kind: OpRead, Index: 1}, LinOutput{ID: 1}),
+			recoverCall(20, 1, 1),
+		}, true},
+		{"BatchThatGotErrTruncatedSurvivesWhole", false, []porcupine.Operation{
+			call(0, 0, 10, LinInput{Kind: OpBatch, IDs: []uint64{1, 2, 3}}, LinOutput{Err: ErrKindTruncated}),
+			call(1, 2, 3, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{}),
+			recoverCall(20, 1, 1, 2, 3),
+		}, false},
+		// A call the crash cut has an unknown outcome: the failed log's
+		// reads still show the log as it was before it (wal.ErrFailed),
+		// and recovery may find it done. An append whose fdatasync the
+		// crash failed was written, never published: Read finds no
+		// record, a Reader ends, yet the power loss may keep it.
+		{"AppendCutByTheCrashUnseenByTheFailedLogYetKept", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(0, 2, 3, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 4, 5, LinInput{Kind: OpRead, Index: 2}, LinOutput{Err: ErrKindNotFound}),
+			call(1, 6, 7, LinInput{Kind: OpNext, Index: 2}, LinOutput{}),
+			recoverCall(20, 1, 1, 2),
+		}, true},
+		// A TruncateBack whose commit the crash cut: the failed log
+		// still reads the records it meant to drop, recovery finds them
+		// dropped.
+		{"TruncateBackCutByTheCrashSeenUndoneByTheFailedLogYetDone", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 6, 7, LinInput{Kind: OpRead, Index: 2}, LinOutput{ID: 2}),
+			call(1, 8, 9, LinInput{Kind: OpNext, Index: 2}, LinOutput{More: true, Index: 2, ID: 2}),
+			recoverCall(20, 1, 1),
+		}, true},
+		{"FailedLogReadsWhatNoStateHeld", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
+			call(0, 4, 5, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 6, 7, LinInput{Kind: OpRead, Index: 2}, LinOutput{ID: 1}),
+			recoverCall(20, 1, 1),
+		}, false},
+		{"FailedLogHidesAPublishedRecord", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1),
+			call(0, 2, 3, LinInput{Kind: OpAppend, IDs: []uint64{2}}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 4, 5, LinInput{Kind: OpNext, Index: 1}, LinOutput{}),
+			recoverCall(20, 1, 1, 2),
+		}, false},
+		// A Checkpoint that returned ErrClosed (Close began while it
+		// ran) must have left the previous snapshot: the library once
+		// committed the snapshot and then refused the release.
+		{"CheckpointThatGotErrClosedLeftItsSnapshot", true, []porcupine.Operation{
+			call(0, 0, 1, LinInput{Kind: OpBatch, IDs: []uint64{1, 2, 3}}, LinOutput{Index: 1}),
+			call(0, 2, 10, LinInput{Kind: OpCheckpoint, Index: 3}, LinOutput{Err: ErrKindClosed}),
+			call(1, 3, 20, LinInput{Kind: OpClose}, LinOutput{}),
+			call(9, 30, 31, LinInput{Kind: OpRecover}, LinOutput{Log: LinLog{First: 1, IDs: []uint64{1, 2, 3}, Snapshot: 3}}),
 		}, false},
 		{"TruncateFrontPastTheSnapshot", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
