@@ -511,7 +511,7 @@ func agreeSalvage(b *built, fig *agreeFigures) error {
 	if plan.Empty() {
 		return fmt.Errorf("Check found damage (%s), but salvage plans nothing", rep.Damage[0])
 	}
-	wantFirst, wantNext := predict(plan, rep)
+	wantFirst, wantNext := plan.Result() // what the dry run prints
 	if c := plan.Cut; c != nil && c.Records > 0 && c.Index+c.Records > b.hist.next() {
 		return fmt.Errorf("salvage (%s) would give up %d records from %d, but only indexes below %d were ever appended",
 			describePlan(plan), c.Records, c.Index, b.hist.next())
@@ -553,24 +553,6 @@ func refusable(d recovery.Damage, snapshot uint64) bool {
 		return snapshot != 0
 	}
 	return false
-}
-
-// predict is where the plan says the log starts and ends after salvage.
-func predict(p *recovery.SalvagePlan, rep *recovery.State) (first, next uint64) {
-	first, next = rep.FirstIndex, rep.NextIndex()
-	if r := p.Restart; r != nil {
-		first = r.First
-		if r.Fresh {
-			next = r.First
-		}
-	}
-	if c := p.Cut; c != nil {
-		next = c.Index
-		if c.Snapshot != 0 {
-			first = c.Fresh
-		}
-	}
-	return first, next
 }
 
 func describePlan(p *recovery.SalvagePlan) string {
