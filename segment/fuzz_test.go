@@ -205,6 +205,11 @@ func decodeSegment(t *testing.T, data []byte) {
 	}
 	for k := range ft.Count {
 		off, n, err := ft.RecordSpan(r, k)
+		if errors.Is(err, errs.ErrCorrupt) {
+			// readFooter does not check the offsets themselves;
+			// RecordSpan does, and refuses an entry no frame can have.
+			continue
+		}
 		if err != nil {
 			t.Fatalf("RecordSpan(%d) of %d: %v", k, ft.Count, err)
 		}
