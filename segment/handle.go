@@ -39,7 +39,7 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: stat %s: %w", path, err)
 	}
-	s := &Handle{f: f, path: path, w: window{r: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}}
+	s := &Handle{f: f, path: path, w: window{r: f, size: size, data: f.Data, buf: (*buffers.Get().(*[]byte))[:0]}}
 	head, err := s.w.at(0, HeaderSize)
 	if err == nil {
 		s.h, err = decodeHeader(head)
