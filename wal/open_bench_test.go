@@ -103,7 +103,7 @@ func buildOpenLog(b *testing.B, dir string, total, newest int64) openSource {
 
 // copySparse copies the file from to to, leaving unwritten what from
 // holds no data in (its preallocated space), as fallocate left it.
-func copySparse(b *testing.B, from, to string) {
+func copySparse(b testing.TB, from, to string) {
 	b.Helper()
 	src, err := os.Open(from)
 	if err != nil {
@@ -119,6 +119,9 @@ func copySparse(b *testing.B, from, to string) {
 		b.Fatal(err)
 	}
 	defer dst.Close()
+	if fi.Size() == 0 {
+		return
+	}
 	if err := unix.Fallocate(int(dst.Fd()), 0, 0, fi.Size()); err != nil {
 		b.Fatal(err)
 	}
