@@ -42,18 +42,27 @@ func (w *window) fill(off, n, ahead int64) ([]byte, error) {
 		return w.buf[off-w.off : off-w.off+n], nil
 	}
 	want := min(max(n, ahead), w.size-off)
-	if int64(cap(w.buf)) < want {
-		w.buf = make([]byte, want)
+	buf := w.buf
+	if int64(cap(buf)) < want {
+		buf = make([]byte, want)
 	}
-	got, err := w.r.ReadAt(w.buf[:want], off)
+	buf = buf[:want]
+	// What the buffer holds from off on is kept, not read again: a frame
+	// crossing the end of one read costs no second read of its start, so
+	// a scan reads each byte once.
+	keep := 0
+	if off >= w.off && off < w.off+int64(len(w.buf)) {
+		keep = copy(buf, w.buf[off-w.off:])
+	}
+	got, err := w.r.ReadAt(buf[keep:], off+int64(keep))
 	if err != nil && err != io.EOF {
-		w.buf = w.buf[:0]
+		w.buf = buf[:0]
 		return nil, err
 	}
 	// A file shorter than its stated size ends the data early, never
-	// with bytes left over from an earlier read.
-	w.buf, w.off = w.buf[:got], off
-	return w.buf[:min(n, int64(got))], nil
+	// with bytes left over from an earlier read of other offsets.
+	w.buf, w.off = buf[:keep+got], off
+	return w.buf[:min(n, int64(keep+got))], nil
 }
 
 // ReadAt serves reads through the window's buffer; reads past its size
