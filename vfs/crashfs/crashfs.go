@@ -21,6 +21,11 @@
 //     O_CREATE or O_TRUNC, Rename, Remove, MkdirAll) changes only current
 //     state. File.StartWriteback changes nothing: it is a hint to a real
 //     disk and makes nothing durable.
+//   - File.Data reports, at sector granularity, the sectors that may hold
+//     data: those ever written (and, after a crash, those it kept or
+//     garbled), less those a Truncate cut off; everything else, such as
+//     space Preallocate added, reads as zeros and is reported as a hole,
+//     as ext4 and XFS report space fallocate reserved.
 //
 // A file's permission bits are metadata, which fdatasync need not persist:
 // a File.Chmod becomes durable with the next SyncDir of a directory that
@@ -86,7 +91,7 @@
 // mutating operation after it fails with an error satisfying
 // errors.Is(err, ErrCrashed) and changes nothing, so the state stays as the
 // crash found it and Crash works from there. Reads, Stat, ReadDir, Size,
-// StartWriteback and Close keep working on that state.
+// Data, StartWriteback and Close keep working on that state.
 //
 // # Paths
 //
