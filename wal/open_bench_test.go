@@ -18,10 +18,12 @@ import (
 )
 
 // BenchmarkOpen measures Open of a log of 64 MiB segments, cleanly closed
-// ("clean") and as a crash leaves it ("crash": the directory as it was
-// while the log was open, after its last write returned, which is what a
-// SIGKILL leaves), with the newest segment holding newest bytes of
-// records. Each Open gets a fresh copy of the newest segment, made with its
+// ("clean") and as a crash leaves it ("crash": the directory copied while
+// the log was open, after a Sync of its NoSync appends returned, which is
+// what a SIGKILL then leaves: no sync frame after the last write), with the
+// newest segment holding about the given MiB of records. Run it with
+// go test ./wal -run XXX -bench BenchmarkOpen -benchtime=10x (-short: the
+// 1 GiB log with a small newest segment only). Each Open gets a fresh copy of the newest segment, made with its
 // preallocated space unwritten and fdatasync'd (untimed), so the two code
 // paths see the same files: "skip" is Open as it is, "read-all" the same
 // Open through a file system that cannot tell where data lies
