@@ -33,12 +33,27 @@
 //     they are cut, and their count reported. Before damage is believed,
 //     the scan is repeated on fresh reads: in a log another process is
 //     appending to, a write in flight looks like damage until it lands.
+//     The search reads only what the file system says may hold data
+//     (vfs.File.Data): the preallocated space after the last write was
+//     never written, reads as zeros and can hold no frame, so skipping it
+//     proves as much as reading it. Where the file system cannot tell, it
+//     reads every byte to the end of the file.
 //  7. Segments must continue each other without gap or overlap, the first
 //     must hold the meta file's first index (Check reports this one even
 //     after other damage: it needs only the file names), and that index
 //     must not lie past the end of the log.
 //  8. The log must continue the snapshot (if there is one): no record may
 //     be missing between the two.
+//
+// The search of step 6 runs even when the scan stops at zeros just after a
+// sync frame, as it does in a cleanly closed log. The sync frame proves
+// everything before it durable, but not that nothing follows it: the log
+// may have been reopened and appended to since, and a sector lost or
+// zeroed right after the sync frame would then hide durable records behind
+// it. Only the bytes after the stop can tell. So the rule is: the tail is
+// always searched to the end of the file, stepping over what was never
+// written; in a cleanly closed log nothing after its last write ever was,
+// so the search costs one question to the file system.
 //
 // What the directory cannot prove, and the walk therefore cannot report:
 // a newest segment deleted whole (the log then ends at the previous one,

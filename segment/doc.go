@@ -221,6 +221,13 @@
 // extent of the torn tail. (The search stops at the first durable frame, so
 // End is then only as far as it read.)
 //
+// The search reads only where the file may hold data: a Handle asks its
+// file (vfs.File.Data, lseek SEEK_DATA/SEEK_HOLE on Linux) and steps over
+// what was never written, such as the preallocated space after the last
+// write. That changes no answer: space never written reads as zeros, where
+// no frame starts (its checksum would be 0) and which moves no End. Where
+// the file system cannot tell, every byte is read.
+//
 // # Sync frames
 //
 // A log that does not sync every write (NoSync) still makes its data

@@ -39,8 +39,10 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: stat %s: %w", path, err)
 	}
-	s := &Handle{f: f, path: path, w: window{r: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}}
-	head, err := s.w.at(0, HeaderSize)
+	s := &Handle{f: f, path: path, w: window{r: f, size: size, data: f.Data, buf: (*buffers.Get().(*[]byte))[:0]}}
+	// Only the header: a walk that needs nothing else of a sealed segment
+	// reads its footer next, at the other end.
+	head, err := s.w.exactly(0, HeaderSize)
 	if err == nil {
 		s.h, err = decodeHeader(head)
 		err = headerError(path, err)

@@ -19,11 +19,21 @@ type window struct {
 	size int64
 	buf  []byte
 	off  int64 // file offset of buf[0]
+	// data, when set, says where the file may hold data (vfs.File.Data),
+	// so that a search can step over space never written.
+	data func(off int64) (start, end int64, known bool, err error)
 }
 
 // at returns up to n bytes from offset off (fewer at the end of the file).
 // The slice is valid until the next call.
-func (w *window) at(off, n int64) ([]byte, error) {
+func (w *window) at(off, n int64) ([]byte, error) { return w.fill(off, n, readChunk) }
+
+// exactly is at without reading ahead: it reads no byte past off+n.
+func (w *window) exactly(off, n int64) ([]byte, error) { return w.fill(off, n, n) }
+
+// fill returns up to n bytes from off, reading at least ahead bytes when it
+// must read.
+func (w *window) fill(off, n, ahead int64) ([]byte, error) {
 	n = min(n, w.size-off)
 	if n <= 0 {
 		return nil, nil
@@ -31,19 +41,28 @@ func (w *window) at(off, n int64) ([]byte, error) {
 	if off >= w.off && off+n <= w.off+int64(len(w.buf)) {
 		return w.buf[off-w.off : off-w.off+n], nil
 	}
-	want := min(max(n, readChunk), w.size-off)
-	if int64(cap(w.buf)) < want {
-		w.buf = make([]byte, want)
+	want := min(max(n, ahead), w.size-off)
+	buf := w.buf
+	if int64(cap(buf)) < want {
+		buf = make([]byte, want)
 	}
-	got, err := w.r.ReadAt(w.buf[:want], off)
+	buf = buf[:want]
+	// What the buffer holds from off on is kept, not read again: a frame
+	// crossing the end of one read costs no second read of its start, so
+	// a scan reads each byte once.
+	keep := 0
+	if off >= w.off && off < w.off+int64(len(w.buf)) {
+		keep = copy(buf, w.buf[off-w.off:])
+	}
+	got, err := w.r.ReadAt(buf[keep:], off+int64(keep))
 	if err != nil && err != io.EOF {
-		w.buf = w.buf[:0]
+		w.buf = buf[:0]
 		return nil, err
 	}
 	// A file shorter than its stated size ends the data early, never
-	// with bytes left over from an earlier read.
-	w.buf, w.off = w.buf[:got], off
-	return w.buf[:min(n, int64(got))], nil
+	// with bytes left over from an earlier read of other offsets.
+	w.buf, w.off = buf[:keep+got], off
+	return w.buf[:min(n, int64(keep+got))], nil
 }
 
 // ReadAt serves reads through the window's buffer; reads past its size
@@ -327,15 +346,25 @@ func tailIn(w *window, h Header, from int64) (Tail, error) {
 // findFrame tries every multiple of FrameAlign in [from, size) for a frame
 // of this segment that passes checks 1 to 8 and that accept takes, and
 // returns the first. end is just past the last non-zero byte seen (as far
-// as the search went).
+// as the search went). Where the window knows where data lies, it reads
+// only that: space never written reads as zeros, where no frame starts
+// (its checksum would be zero) and which moves no end.
 func findFrame(w *window, h Header, from int64, accept func(Frame) bool) (f Frame, found bool, end int64, err error) {
 	r, size := w.r, w.size
 	end = from
-	for p := from; p < size; p += readChunk {
-		chunk, err := w.at(p, readChunk)
+	for next := from; next < size; {
+		p, n, err := w.nextData(next)
+		if err != nil || p >= size {
+			return f, false, end, err
+		}
+		chunk, err := w.exactly(p, n)
 		if err != nil {
 			return f, false, end, err
 		}
+		if len(chunk) == 0 {
+			break // the file is shorter than its stated size
+		}
+		next = p + int64(len(chunk))
 		if bytes.Equal(chunk, zeroChunk[:len(chunk)]) {
 			continue // preallocated space: nothing to look at
 		}
@@ -358,6 +387,24 @@ func findFrame(w *window, h Header, from int64, accept func(Frame) bool) (f Fram
 		}
 	}
 	return f, false, end, nil
+}
+
+// nextData returns the first offset at or after off that may hold data and
+// how much to read there: up to readChunk bytes, no further than the data
+// the file system reports. Without that knowledge every byte may.
+func (w *window) nextData(off int64) (start, n int64, err error) {
+	if w.data == nil {
+		return off, readChunk, nil
+	}
+	start, end, known, err := w.data(off)
+	if err != nil || !known {
+		return off, readChunk, err
+	}
+	start = max(start, off)
+	if n = end - start; n <= 0 {
+		n = readChunk // an answer that names no range: read on
+	}
+	return start, min(n, readChunk), nil
 }
 
 func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1) }

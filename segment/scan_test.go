@@ -3,9 +3,12 @@ package segment
 import (
 	"bytes"
 	"cmp"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gojournal/journal/vfs/crashfs"
 )
 
 type scanResult struct {
@@ -552,6 +555,20 @@ func TestScanTail(t *testing.T) {
 			wantDurable: first + 2,
 		},
 		{
+			// Space never written (a hole, with File.Data) between the
+			// damage and a durable frame is stepped over, not taken for
+			// the end.
+			name: "DurableFrameAfterZeros",
+			build: func(b *segmentBuilder) []byte {
+				b.record("a").markDurable().record("b").markDurable()
+				b.buf = append(b.buf, make([]byte, 2<<20+3*SectorSize)...)
+				return b.record("c").bytes()
+			},
+			damage:      2,
+			wantStop:    frameStart(2),
+			wantDurable: first + 2,
+		},
+		{
 			// The reason TypeSync frames exist: a NoSync log that syncs
 			// and then appends nothing more still leaves a frame whose
 			// synced offset lies past the damage.
@@ -595,6 +612,13 @@ func TestScanTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same search through a file system that knows where
+			// data lies, with the zero sectors never written, must find
+			// the same: it skips only what reads as zeros.
+			if holes := tailWithHoles(t, b.h, file, stop); holes.End != tail.End || (holes.Durable == nil) != (tail.Durable == nil) ||
+				holes.Durable != nil && holes.Durable.Offset != tail.Durable.Offset {
+				t.Errorf("with holes the tail is %+v, without %+v", holes, tail)
+			}
 			durableAt := func(d *Frame) int64 { return b.frameStart(int(d.Index-first) + 1) }
 			if tt.durableAt != nil {
 				durableAt = func(*Frame) int64 { return tt.durableAt(b) }
@@ -617,3 +641,40 @@ func TestScanTail(t *testing.T) {
 }
 
 func endOfNonZero(_ *segmentBuilder, file []byte) int64 { return int64(lastNonZero(file) + 1) }
+
+// tailWithHoles writes file into a crashfs file, leaving every all-zero
+// sector unwritten and preallocating 3 MiB more, and searches the tail
+// after stop through a Handle, which asks the file where data lies.
+func tailWithHoles(t *testing.T, h Header, file []byte, stop int64) Tail {
+	t.Helper()
+	mem := crashfs.New()
+	f, err := mem.OpenFile("seg", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(file); off += SectorSize {
+		sector := file[off:min(off+SectorSize, len(file))]
+		if !isZero(sector) {
+			if _, err := f.WriteAt(sector, int64(off)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.Preallocate(int64(len(file)) + 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	hd, err := OpenHandle(mem, "seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hd.Close()
+	if hd.Header() != h {
+		t.Fatalf("header %+v, want %+v", hd.Header(), h)
+	}
+	tail, err := hd.Tail(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tail
+}

@@ -130,3 +130,37 @@ func (f osFile) StartWriteback(off, n int64) error {
 	}
 	return err
 }
+
+// Data asks the file system where data lies (lseek SEEK_DATA, then
+// SEEK_HOLE). ext4, XFS, btrfs and tmpfs report space reserved by
+// fallocate but never written as a hole, and data still in the page cache
+// as data. Where lseek cannot tell (an old kernel, a file system without
+// the whence values), Data reports unknown.
+//
+// ext4 and XFS also report as data the zero pages a read of never-written
+// space left in the page cache, and the kernel's read-ahead leaves them
+// past every sequential read near the end of the data (up to
+// read_ahead_kb, often megabytes; each read of them leaves more), so
+// Data first drops the clean cached pages from off on (posix_fadvise
+// DONTNEED). That changes nothing but speed: dirty pages stay, and a
+// written page dropped is read again from the disk.
+func (f osFile) Data(off int64) (start, end int64, known bool, err error) {
+	fd := int(f.Fd())
+	_ = unix.Fadvise(fd, off, 0, unix.FADV_DONTNEED) // only a hint
+	start, err = unix.Seek(fd, off, unix.SEEK_DATA)
+	if errors.Is(err, unix.ENXIO) {
+		// No data at or after off (or off is at or past the end).
+		size, err := f.Size()
+		return max(size, off), max(size, off), err == nil, err
+	}
+	if err == nil {
+		end, err = unix.Seek(fd, start, unix.SEEK_HOLE)
+	}
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, &os.PathError{Op: "lseek", Path: f.File.Name(), Err: err}
+	}
+	return start, end, true, nil
+}

@@ -8,9 +8,10 @@
 // The seam is deliberately small: only what a write-ahead log needs, with
 // durability made explicit (File.Sync is fdatasync, FS.SyncDir makes creates,
 // renames and removes in a directory durable). Behaviours only some file
-// systems have (File.Chmod, File.StartWriteback) are methods every File has
-// and may implement as a no-op, so the code under test never takes a
-// different path from the code in production.
+// systems have (File.Chmod, File.StartWriteback, File.Data) are methods
+// every File has and may implement as a no-op (or, for Data, as "unknown"),
+// so the code under test never takes a different path from the code in
+// production.
 //
 // The package owns the FS and File interfaces, the OS implementation
 // (Default), the lock that keeps one Log per directory (FS.Lock), and the
@@ -70,6 +71,14 @@ type File interface {
 	// only a hint: it makes nothing durable (only Sync does), and it may do
 	// nothing.
 	StartWriteback(off, n int64) error
+	// Data reports where written data may lie at or after off: every byte
+	// of [off, start) reads as zero because nothing was ever written there
+	// (preallocated space, a hole), and [start, end) may hold data. start
+	// is the file's size when nothing at or after off may. It may say
+	// more is data than was written (whole blocks, a file system that
+	// rounds), never less. known is false when the file system cannot
+	// tell; the caller must then read every byte.
+	Data(off int64) (start, end int64, known bool, err error)
 }
 
 // FS is a file system. Paths use the host's separator.

@@ -21,6 +21,11 @@
 //     O_CREATE or O_TRUNC, Rename, Remove, MkdirAll) changes only current
 //     state. File.StartWriteback changes nothing: it is a hint to a real
 //     disk and makes nothing durable.
+//   - File.Data reports, at sector granularity, the sectors that may hold
+//     data: those ever written (and, after a crash, those it kept or
+//     garbled), less those a Truncate cut off; everything else, such as
+//     space Preallocate added, reads as zeros and is reported as a hole,
+//     as ext4 and XFS report space fallocate reserved.
 //
 // A file's permission bits are metadata, which fdatasync need not persist:
 // a File.Chmod becomes durable with the next SyncDir of a directory that
@@ -86,7 +91,7 @@
 // mutating operation after it fails with an error satisfying
 // errors.Is(err, ErrCrashed) and changes nothing, so the state stays as the
 // crash found it and Crash works from there. Reads, Stat, ReadDir, Size,
-// StartWriteback and Close keep working on that state.
+// Data, StartWriteback and Close keep working on that state.
 //
 // # Paths
 //
@@ -194,6 +199,12 @@ type node struct {
 	data    []byte // current contents; len is the current size
 	durable []byte // contents a crash keeps for sure; len is the durable size
 	dirty   bitset // sectors changed since the last Sync
+	// written holds every sector that may hold a non-zero byte: those
+	// WriteAt touched and those a crash kept or garbled, less those a
+	// Truncate cut off. Invariant: every sector outside it (and below the
+	// size) reads as zeros. File.Data reports it, as a file system reports
+	// its written extents.
+	written bitset
 }
 
 // dirState holds a directory's entries. Invariant: applying pending in
@@ -680,6 +691,7 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	}
 	copy(f.n.data[off:], p)
 	f.n.dirty.mark(off, end)
+	f.n.written.mark(off, end)
 	return len(p), nil
 }
 
@@ -773,6 +785,30 @@ func (f *file) StartWriteback(off, n int64) error {
 	return nil
 }
 
+// Data reports the sectors that may hold data (see node.written): the
+// extents a file system would report written, at sector granularity. It is
+// not a mutating operation.
+func (f *file) Data(off int64) (start, end int64, known bool, err error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, 0, false, &fs.PathError{Op: "lseek", Path: f.name, Err: fs.ErrClosed}
+	}
+	size := int64(len(f.n.data))
+	s := max(off, 0) / SectorSize
+	for s*SectorSize < size && !f.n.written.has(s) {
+		s++
+	}
+	if s*SectorSize >= size {
+		return max(size, off), max(size, off), true, nil
+	}
+	e := s
+	for e*SectorSize < size && f.n.written.has(e) {
+		e++
+	}
+	return max(off, s*SectorSize), min(e*SectorSize, size), true, nil
+}
+
 func (f *file) Size() (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
@@ -800,6 +836,10 @@ func (n *node) setSize(size int64) {
 	old := int64(len(n.data))
 	n.data = resize(n.data, size)
 	n.dirty.mark(min(old, size), max(old, size))
+	if size < old {
+		// Sectors wholly past the end read as zeros when it grows again.
+		n.written.clearFrom((size + SectorSize - 1) / SectorSize)
+	}
 }
 
 // resize returns b with length n, reading as zeros past its old length.
@@ -829,6 +869,24 @@ func (b *bitset) mark(lo, hi int64) {
 	for s := lo / SectorSize; s <= last; s++ {
 		(*b)[s/64] |= 1 << (s % 64)
 	}
+}
+
+// clearFrom removes every sector from s on.
+func (b bitset) clearFrom(s int64) {
+	for i := range b {
+		lo := int64(i) * 64
+		switch {
+		case lo >= s:
+			b[i] = 0
+		case lo+64 > s:
+			b[i] &= 1<<(s-lo) - 1
+		}
+	}
+}
+
+// has reports whether sector s is in the set.
+func (b bitset) has(s int64) bool {
+	return s/64 < int64(len(b)) && b[s/64]&(1<<(s%64)) != 0
 }
 
 // each calls fn for each sector in the set, in increasing order.
@@ -919,6 +977,9 @@ func (c *crasher) file(n *node) *node {
 	lo, hi := min(dsize, csize), max(dsize, csize)
 	buf := resize(bytes.Clone(n.durable), hi)
 	resized := false
+	// Durable bytes were written once; sectors a crash keeps or garbles
+	// are added below.
+	written := slices.Clone(n.written)
 	if c.mode != SyncedOnly {
 		n.dirty.each(func(s int64) {
 			start := s * SectorSize
@@ -936,11 +997,13 @@ func (c *crasher) file(n *node) *node {
 			case lost:
 				return
 			case kept:
+				written.mark(start, end)
 				clear(buf[start:end])
 				if start < csize {
 					copy(buf[start:end], n.data[start:min(end, csize)])
 				}
 			case garbled:
+				written.mark(start, end)
 				fillRandom(c.rng, buf[start:end])
 			}
 			if end > lo {
@@ -954,7 +1017,8 @@ func (c *crasher) file(n *node) *node {
 	}
 	buf = buf[:size]
 	perm := c.perm(n)
-	out := &node{ino: n.ino, perm: perm, durablePerm: perm, data: buf, durable: bytes.Clone(buf)}
+	written.clearFrom((size + SectorSize - 1) / SectorSize)
+	out := &node{ino: n.ino, perm: perm, durablePerm: perm, data: buf, durable: bytes.Clone(buf), written: written}
 	c.files[n] = out
 	return out
 }

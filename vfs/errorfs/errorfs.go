@@ -66,6 +66,7 @@ const (
 	OpLock                      // FS.Lock
 	OpChmod                     // File.Chmod
 	OpWriteback                 // File.StartWriteback
+	OpData                      // File.Data
 	numOps
 )
 
@@ -88,6 +89,7 @@ var opNames = [numOps]string{
 	OpLock:        "lock",
 	OpChmod:       "chmod",
 	OpWriteback:   "writeback",
+	OpData:        "data",
 }
 
 // String returns the kind's name, such as "sync".
@@ -370,6 +372,15 @@ func (e *errFile) StartWriteback(off, n int64) error {
 		return err
 	}
 	return e.file.StartWriteback(off, n)
+}
+
+// Data passes the wrapped file's answer through; a rule can fail it like
+// a read.
+func (e *errFile) Data(off int64) (start, end int64, known bool, err error) {
+	if err := e.f.check(OpData, e.file.Name()); err != nil {
+		return 0, 0, false, err
+	}
+	return e.file.Data(off)
 }
 
 func (e *errFile) Size() (int64, error) {

@@ -171,6 +171,7 @@ func TestEachKind(t *testing.T) {
 				}
 			}},
 		{OpWriteback, func(_ *FS, f vfs.File) error { return f.StartWriteback(0, 5) }, nil},
+		{OpData, func(_ *FS, f vfs.File) error { _, _, _, err := f.Data(0); return err }, nil},
 		{OpClose, func(_ *FS, f vfs.File) error { return f.Close() },
 			func(t *testing.T, _ *crashfs.FS, f vfs.File) {
 				if _, err := f.ReadAt(make([]byte, 1), 0); !errors.Is(err, fs.ErrClosed) {

@@ -1,0 +1,165 @@
+package wal
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/crashfs"
+)
+
+// openBudget is what Open may read beyond the bytes written: one read
+// chunk of the scan past the end of the data, and slack for file-system
+// blocks.
+const openBudget = 1<<20 + 64<<10
+
+// TestOpenReadsOnlyWhatWasWritten opens a log whose one segment is
+// preallocated to 16 MiB but holds a few hundred KiB, cleanly closed and
+// as a crash left it, on crashfs and on the disk under t.TempDir(): Open
+// reads no more than the bytes written and one chunk, where a file system
+// that cannot tell where data lies makes it read the whole segment.
+func TestOpenReadsOnlyWhatWasWritten(t *testing.T) {
+	const segSize = 16 << 20
+	for _, disk := range []bool{false, true} {
+		for _, crash := range []bool{false, true} {
+			name := map[bool]string{false: "crashfs", true: "disk"}[disk] + "/" + map[bool]string{false: "clean", true: "crash"}[crash]
+			t.Run(name, func(t *testing.T) {
+				var base vfs.FS = vfs.Default
+				dir := filepath.Join(t.TempDir(), "log")
+				mem := crashfs.New()
+				if !disk {
+					base, dir = mem, "/log"
+				}
+				opts := Options{FS: base, SegmentSize: segSize, Logger: quiet}
+				l := openT(t, dir, &opts)
+				rec := make([]byte, 1000)
+				for i := range 30 {
+					batch := make([][]byte, 10)
+					for j := range batch {
+						rec[0], rec[1] = byte(i), byte(j)
+						batch[j] = append([]byte(nil), rec...)
+					}
+					if _, err := l.AppendBatch(batch); err != nil {
+						t.Fatal(err)
+					}
+				}
+				written := l.active.tail + 4<<10 // and the sync frame Close adds
+				switch {
+				case !crash:
+					if err := l.Close(); err != nil {
+						t.Fatal(err)
+					}
+				case disk:
+					// What a SIGKILL leaves: the files as they are now.
+					copySparseDir(t, dir, dir+".crash")
+					dir = dir + ".crash"
+					defer l.Close()
+				default:
+					base = mem.Crash(crashfs.SyncedOnly, nil)
+				}
+				// A file system that cannot tell where data lies (not
+				// ext4, XFS, btrfs or tmpfs) makes Open read it all.
+				known := dataKnown(t, base, dir)
+				for _, unknown := range []bool{false, true} {
+					fsys := &countFS{FS: base, unknown: unknown}
+					opts.FS = fsys
+					l := openT(t, dir, &opts)
+					if got := l.LastIndex(); got != 300 {
+						t.Errorf("reopened log ends at %d, want 300", got)
+					}
+					if err := l.Close(); err != nil {
+						t.Fatal(err)
+					}
+					read := fsys.read.Load()
+					t.Logf("Data unknown=%v: Open read %d bytes (%d written)", unknown, read, written)
+					switch {
+					case !unknown && known && read > written+openBudget:
+						t.Errorf("Open read %d bytes; %d were written (budget %d more)", read, written, openBudget)
+					case unknown && read < segSize-written:
+						t.Errorf("without File.Data Open read only %d bytes: the test no longer sees the search", read)
+					}
+				}
+			})
+		}
+	}
+}
+
+// copySparseDir copies the files of dir into a new directory to, leaving
+// the preallocated space of segments unwritten.
+func copySparseDir(t *testing.T, dir, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range listDir(t, dir) {
+		copySparse(t, filepath.Join(dir, name), filepath.Join(to, name))
+	}
+}
+
+// TestReopenWithLargerSegmentSize checks what Open does to the newest
+// segment when SegmentSize grew: it preallocates it to the new size,
+// because that segment is now sealed at the new size and the appends that
+// fill it should not extend the file (each fdatasync would then have to
+// persist a size change too). The space it adds is never written, so the
+// next Open does not read it.
+func TestReopenWithLargerSegmentSize(t *testing.T) {
+	mem := crashfs.New()
+	opts := Options{FS: mem, SegmentSize: 1 << 20, Logger: quiet}
+	l := openT(t, "/log", &opts)
+	rec := make([]byte, 10<<10)
+	for range 20 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := l.active.path
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.SegmentSize = 8 << 20
+	l = openT(t, "/log", &opts)
+	if fi, err := mem.Stat(first); err != nil || fi.Size() != 8<<20 {
+		t.Fatalf("newest segment after reopening with 8 MiB segments: %v, %v; want it preallocated to 8 MiB", fi, err)
+	}
+	for range 300 { // 3 MiB: past the old size, within the new
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.active.path != first {
+		t.Errorf("the segment was sealed at the old size: now writing %s", l.active.path)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fsys := &countFS{FS: mem}
+	opts.FS = fsys
+	l = openT(t, "/log", &opts)
+	defer l.Close()
+	if read, want := fsys.read.Load(), int64(320*(10<<10+64))+openBudget; read > want {
+		t.Errorf("Open read %d bytes of a segment holding about 3.2 MiB (budget %d)", read, want)
+	}
+	if got := l.LastIndex(); got != 320 {
+		t.Errorf("log ends at %d, want 320", got)
+	}
+}
+
+// dataKnown reports whether the file system of dir can tell where the
+// data of its segment lies.
+func dataKnown(t *testing.T, fsys vfs.FS, dir string) bool {
+	t.Helper()
+	f, err := fsys.OpenFile(filepath.Join(dir, "00000000000000000001.wal"), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, _, known, err := f.Data(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !known {
+		t.Logf("the file system under %s cannot tell where data lies: Open reads every byte", dir)
+	}
+	return known
+}
