@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/gojournal/journal/segment"
 )
@@ -353,37 +354,44 @@ func (l *Log) flush(sync bool) {
 	}
 	l.flushing = true
 	l.mu.Unlock()
-	err := l.write(a, buf, off, sync)
+	took, err := l.write(a, buf, off, sync)
 	l.mu.Lock()
 	l.flushing = false
 	l.recycle(buf)
 	if err != nil {
 		l.fail(err)
 	} else {
-		l.published(a, off+int64(len(buf)), len(buf), last, sync)
+		l.published(a, off+int64(len(buf)), len(buf), last, sync, took)
 	}
 	l.cond.Broadcast()
 }
 
-// write writes buf at off in the active segment and, if sync, fdatasyncs.
-func (l *Log) write(a *activeSegment, buf []byte, off int64, sync bool) error {
+// write writes buf at off in the active segment and, if sync, fdatasyncs,
+// returning how long the fdatasync took. Called without mu.
+func (l *Log) write(a *activeSegment, buf []byte, off int64, sync bool) (time.Duration, error) {
 	if len(buf) > 0 {
 		if _, err := a.f.WriteAt(buf, off); err != nil {
-			return fmt.Errorf("journal: write %s at %d: %w", a.path, off, err)
+			return 0, fmt.Errorf("journal: write %s at %d: %w", a.path, off, err)
 		}
 	}
-	if sync {
-		if err := a.f.Sync(); err != nil {
-			return fmt.Errorf("journal: fdatasync %s: %w", a.path, err)
-		}
+	if !sync {
+		return 0, nil
 	}
-	return nil
+	// Two clock reads per group commit, none per Append.
+	start := time.Now()
+	if err := a.f.Sync(); err != nil {
+		return 0, fmt.Errorf("journal: fdatasync %s: %w", a.path, err)
+	}
+	took := time.Since(start)
+	l.warnSlowSync(a.path, took)
+	return took, nil
 }
 
 // published makes records up to last readable after a write of n bytes
-// ending at end. Called with mu held.
-func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced bool) {
+// ending at end, fdatasync'd in took if synced. Called with mu held.
+func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced bool, took time.Duration) {
 	l.stats.Records += last - l.last
+	l.metrics.RecordsPerWrite.add(last - l.last)
 	l.stats.Writes++
 	l.stats.Bytes += uint64(n)
 	l.noteAppended(n)
@@ -392,8 +400,10 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 		// The frames just written prove the file durable as far as
 		// their synced fields say.
 		a.dataEnd, a.proven = end, max(a.proven, l.writeMark)
+		a.size = max(a.size, end)
 	}
 	if synced {
+		l.noteSync(took)
 		l.stats.Syncs++
 		l.syncsDone++
 		a.synced = end
@@ -410,7 +420,7 @@ func (l *Log) rotate() {
 	l.syncsBegun++
 	l.mu.Unlock()
 	// Sealed segments are always durable, NoSync or not.
-	err := l.write(a, buf, off, true)
+	took, err := l.write(a, buf, off, true)
 	wrote := err == nil
 	var sealed *sealedSegment
 	var next *activeSegment
@@ -420,17 +430,22 @@ func (l *Log) rotate() {
 	if err == nil {
 		next, err = l.create(last+1, l.opts.SegmentSize)
 	}
+	if err == nil {
+		l.opts.Logger.Info("journal: rotated", "sealed", sealed.path, "records", sealed.footer.Count,
+			"bytes", sealed.size, "next", next.path)
+	}
 	l.mu.Lock()
 	l.flushing, l.busy = false, false
 	l.recycle(buf)
 	if wrote {
-		l.published(a, off+int64(len(buf)), len(buf), last, true)
+		l.published(a, off+int64(len(buf)), len(buf), last, true, took)
 	}
 	if err != nil {
 		l.fail(err)
 	} else {
 		l.sealed = append(l.sealed, sealed)
 		l.active = next
+		l.metrics.Rotations++
 	}
 	l.cond.Broadcast()
 }
@@ -442,7 +457,7 @@ func seal(a *activeSegment) (*sealedSegment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: seal %s: %w", a.path, err)
 	}
-	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f}, nil
+	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f, size: segment.SealedSize(a.tail, len(a.offsets))}, nil
 }
 
 // create makes a new active segment for records from first on,
@@ -453,5 +468,6 @@ func (l *Log) create(first uint64, prealloc int64) (*activeSegment, error) {
 		return nil, err
 	}
 	return &activeSegment{path: segmentPath(l.dir, first), h: h, f: f,
-		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart}, nil
+		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart,
+		size: max(prealloc, segment.HeaderSize)}, nil
 }

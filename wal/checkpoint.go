@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,10 +113,31 @@ type checkpointer struct {
 // snapshot and the log usable. write must not call Checkpoint, a
 // truncation or Close on the same Log: they wait for it.
 func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
+	start := time.Now()
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
-	if err := l.checkpointable(index); err != nil {
+	committed, err := l.checkpoint(index, write)
+	if !committed {
 		return err
+	}
+	took := time.Since(start)
+	l.mu.Lock()
+	l.noteCheckpoint(took)
+	l.mu.Unlock()
+	var size int64
+	if fi, serr := l.fs.Stat(filepath.Join(l.dir, checkpoint.FileName)); serr == nil {
+		size = fi.Size()
+	}
+	l.opts.Logger.Info("journal: checkpoint", "dir", l.dir, "index", index, "bytes", size, "took", took)
+	return err
+}
+
+// checkpoint is Checkpoint with opMu held. It reports whether the snapshot
+// was committed: the checkpoint happened, even if releasing the records
+// then failed. Called with opMu held.
+func (l *Log) checkpoint(index uint64, write func(w io.Writer) error) (committed bool, _ error) {
+	if err := l.checkpointable(index); err != nil {
+		return false, err
 	}
 	opts := checkpoint.WriteOptions{Compress: l.opts.Checkpoint.Compress}
 	rate := cmp.Or(l.opts.Checkpoint.MaxRate, DefaultCheckpointRate)
@@ -132,17 +154,17 @@ func (l *Log) Checkpoint(index uint64, write func(w io.Writer) error) error {
 	if err != nil {
 		err = fmt.Errorf("journal: checkpoint at %d: %w", index, err)
 		if watch.renamed {
-			return l.fail(err)
+			return false, l.fail(err)
 		}
-		return err
+		return false, err
 	}
 	l.sinceCheckpoint, l.snapshot = 0, index
 	if index+1 <= l.first {
-		return nil
+		return true, nil
 	}
 	// Even if Close began since the snapshot was written: the snapshot is
 	// committed, so the checkpoint happened and must not report ErrClosed.
-	return l.truncateFront(index + 1)
+	return true, l.truncateFront(index + 1)
 }
 
 // checkpointable checks that a checkpoint at index may start and makes the

@@ -12,8 +12,8 @@ var (
 	// ErrClosed is returned, once Close has been called, by the methods
 	// that read or change the log: Append, AppendBatch, Read, Sync,
 	// TruncateFront, TruncateBack, Checkpoint, Snapshot, Reader.Next and a
-	// second Close. FirstIndex, LastIndex, Stats, Recovered, Dir and
-	// CheckpointErr have no error to return: they keep reporting the log
+	// second Close. FirstIndex, LastIndex, Stats, Metrics, Recovered, Dir
+	// and CheckpointErr have no error to return: they keep reporting the log
 	// as Close left it.
 	ErrClosed = errors.New("journal: log is closed")
 	// ErrLocked is returned by Open when another Log, in this process or

@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -36,6 +37,10 @@ const (
 	DefaultSegmentSize = 64 << 20
 	MinSegmentSize     = 64 << 10
 	MaxSegmentSize     = segment.MaxSegmentSize
+	// DefaultSlowSync is the default Options.SlowSync: an fdatasync slower
+	// than this holds every waiting append up for longer than a disk
+	// in good health should.
+	DefaultSlowSync = 100 * time.Millisecond
 )
 
 // Options configures a Log. The zero value (or a nil *Options) gives the
@@ -59,8 +64,17 @@ type Options struct {
 	Verify bool
 	// Compression compresses each record (default NoCompression).
 	Compression Compression
-	// Logger receives recovery reports and failures (default slog.Default()).
+	// Logger receives recovery reports and failures (default
+	// slog.Default()): Info on Open (what recovery did and how long it
+	// took), on each rotation and each checkpoint; Warn on a cut torn tail
+	// and on a slow fdatasync (SlowSync); Error on a failed background
+	// checkpoint.
 	Logger *slog.Logger
+	// SlowSync is the duration from which a group-commit fdatasync is
+	// logged at Warn level: zero means DefaultSlowSync, negative turns the
+	// warning off. A positive value below a microsecond (the resolution of
+	// Metrics.SyncMicros) is refused: it would log every fdatasync.
+	SlowSync time.Duration
 	// Checkpoint configures snapshots and background checkpoints.
 	Checkpoint CheckpointOptions
 	// FS is the file system (default vfs.Default, the OS). Tests substitute
@@ -84,6 +98,12 @@ func (o *Options) withDefaults() (Options, error) {
 	// even padded, so its fdatasync never has a size change to flush.
 	if r.SegmentSize%segment.SectorSize != 0 {
 		return r, fmt.Errorf("%w: SegmentSize %d is not a multiple of %d", ErrInvalidOptions, r.SegmentSize, segment.SectorSize)
+	}
+	if r.SlowSync == 0 {
+		r.SlowSync = DefaultSlowSync
+	}
+	if r.SlowSync > 0 && r.SlowSync < time.Microsecond {
+		return r, fmt.Errorf("%w: SlowSync %v is below 1µs: every fdatasync would be logged (negative turns the warning off)", ErrInvalidOptions, r.SlowSync)
 	}
 	if r.Compression > Zstd {
 		return r, fmt.Errorf("%w: unknown Compression %d", ErrInvalidOptions, r.Compression)

@@ -135,6 +135,7 @@ func (l *Log) releasePrealloc() error {
 	if err != nil {
 		return l.fail(fmt.Errorf("journal: release preallocated space of %s: %w", a.path, err))
 	}
+	a.size = a.tail
 	return nil
 }
 
@@ -308,5 +309,5 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 		f.Close()
 		return nil, fmt.Errorf("journal: seal %s before %d: %w", s.path, index, err)
 	}
-	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f}, nil
+	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f, size: segment.SealedSize(ft.Offset, n)}, nil
 }

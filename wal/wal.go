@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -76,6 +77,7 @@ type Log struct {
 	err                 error // sticky failure, wraps ErrFailed
 	closed              bool
 	stats               Stats
+	metrics             Metrics // all but Stats and the segment figures, which Metrics adds
 	sinceCheckpoint     int64   // bytes appended since the last checkpoint
 	snapshot            uint64  // index the snapshot covers, 0 if none
 	waiting, idle       *waiter // appends waiting for their records; recycled waiters
@@ -87,7 +89,8 @@ type Log struct {
 	ckpt checkpointer
 }
 
-// Stats counts what a Log has done since Open.
+// Stats counts what a Log has done since Open: the small subset of Metrics
+// that costs nothing to copy.
 type Stats struct {
 	Records uint64 // records appended
 	Writes  uint64 // write calls (one per group commit)
@@ -96,7 +99,8 @@ type Stats struct {
 }
 
 // Stats reports the log's counters. Records per sync (Records/Syncs) shows
-// how well group commit batches concurrent appends.
+// how well group commit batches concurrent appends; Metrics has the rest
+// (histograms, segments, checkpoints, recovery) and the same Stats.
 func (l *Log) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -108,6 +112,7 @@ type sealedSegment struct {
 	path   string
 	h      segment.Header
 	footer segment.Footer
+	size   int64    // the file's size
 	f      vfs.File // opened on first read; guarded by Log.mu
 }
 
@@ -126,6 +131,9 @@ type activeSegment struct {
 	// synced fields); dataEnd is where the last write of frames ended.
 	// Recovery can tell damage before proven from a torn tail.
 	proven, dataEnd int64
+	// size is the file's size: preallocated space, or the end of the
+	// furthest write past it.
+	size int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -137,6 +145,8 @@ type Recovery struct {
 	Torn *recovery.Torn
 	// Removed lists leftover temporary files and obsolete segments removed.
 	Removed []string
+	// Duration is how long Open took, recovery included.
+	Duration time.Duration
 }
 
 // Open opens the log in dir, creating the directory and an empty log if
@@ -146,6 +156,7 @@ type Recovery struct {
 // and offset. Open locks the directory: a second Open fails with ErrLocked
 // until Close. A nil opts means the defaults.
 func Open(dir string, opts *Options) (*Log, error) {
+	start := time.Now()
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -166,6 +177,8 @@ func Open(dir string, opts *Options) (*Log, error) {
 		l.lock.Close()
 		return nil, err
 	}
+	l.found.Duration = time.Since(start)
+	l.noteRecovery(l.found.Duration)
 	l.startCheckpointer()
 	return l, nil
 }
@@ -238,7 +251,7 @@ func (l *Log) recover() error {
 		segs = segs[:n-1]
 	}
 	for _, s := range segs {
-		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer})
+		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size})
 	}
 	if l.active == nil {
 		return l.startSegment(len(st.Segments) > 0)
@@ -255,11 +268,14 @@ func (l *Log) resume(s recovery.Segment) error {
 	if err != nil {
 		return fmt.Errorf("journal: open %s: %w", s.Path, err)
 	}
+	size := s.Size
 	if err := f.Preallocate(l.opts.SegmentSize); err != nil && !errors.Is(err, syscall.ENOSPC) {
 		f.Close()
 		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
 	} else if err != nil {
 		l.opts.Logger.Warn("journal: disk full; the active segment is not preallocated", "file", s.Path)
+	} else {
+		size = max(size, l.opts.SegmentSize)
 	}
 	// What recovery kept may never have been synced (a NoSync log, or a
 	// complete batch of a torn write): the frames written next claim it
@@ -268,7 +284,7 @@ func (l *Log) resume(s recovery.Segment) error {
 		f.Close()
 		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size}
 	return nil
 }
 
@@ -427,6 +443,7 @@ func (l *Log) prove(closing bool) error {
 	}
 	a.proven = a.tail
 	a.tail += int64(len(mark))
+	a.size = max(a.size, a.tail)
 	if !closing {
 		return nil
 	}
