@@ -64,8 +64,10 @@ func TestTruncateFrontFreesSpaceOnAFullDisk(t *testing.T) {
 	if after := len(listDir(t, dir)); after >= before {
 		t.Fatalf("no segment was removed: %d files before, %d after", before, after)
 	}
+	checkDisk(t, l, "after giving back the preallocated space")
 	appendN(t, l, 10) // appends continue, growing the segment
 	checkRange(t, l, 5000, 6010)
+	checkDisk(t, l, "after appends grew the segment")
 	l.Close()
 	l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
 	defer l.Close()
@@ -127,9 +129,12 @@ func TestOpenOnAFullDisk(t *testing.T) {
 			if efs.Injected() == 0 {
 				t.Fatal("Open never preallocated: the test tests nothing")
 			}
+			checkDisk(t, l, "after Open on a full disk")
 			last := l.LastIndex()
 			appendN(t, l, 3)
+			checkDisk(t, l, "after appends on a full disk")
 			l.Close()
+			checkDisk(t, l, "after Close (its sync frame) on a full disk")
 			l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
 			defer l.Close()
 			checkRange(t, l, 1, last+3)

@@ -22,6 +22,7 @@ func TestOpenRefusesInvalidOptions(t *testing.T) {
 		{"SegmentSizeNotASectorMultiple", "SegmentSize", Options{SegmentSize: MinSegmentSize + 100}},
 		{"SegmentSizeBelowTheMinimum", "SegmentSize", Options{SegmentSize: MinSegmentSize - 512}},
 		{"UnknownCompression", "Compression", Options{Compression: Zstd + 1}},
+		{"SlowSyncBelowAMicrosecond", "SlowSync", Options{SlowSync: time.Nanosecond}},
 		{"EveryBytesWithoutState", "Checkpoint.State", Options{Checkpoint: CheckpointOptions{EveryBytes: 1 << 20}}},
 		{"EveryIntervalWithoutState", "Checkpoint.State", Options{Checkpoint: CheckpointOptions{EveryInterval: time.Second}}},
 		{"OnErrorWithoutState", "Checkpoint.OnError", Options{Checkpoint: CheckpointOptions{OnError: func(error) {}}}},
