@@ -38,8 +38,9 @@ type Metrics struct {
 	DiskBytes int64
 	// Checkpoints counts the checkpoints that committed a snapshot;
 	// CheckpointLast and CheckpointMax are the durations of the latest
-	// and of the longest, from the call (or background trigger) to the
-	// release of the records it covers.
+	// and of the longest: from the Checkpoint call (for a background one,
+	// once State has returned) to the release of the records it covers,
+	// waiting for a truncation in flight and the MaxRate bound included.
 	Checkpoints                   uint64
 	CheckpointLast, CheckpointMax time.Duration
 	// Open is what Open's recovery took: how long Open ran, the bytes and
