@@ -31,6 +31,8 @@ type recorder struct {
 	recs []logged
 }
 
+// The log passes every attribute with its record (it never calls With),
+// so WithAttrs and WithGroup need keep nothing.
 func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
 func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
 func (r *recorder) WithGroup(string) slog.Handler            { return r }
@@ -167,6 +169,48 @@ func TestMetricsCountAppendsBatchesAndSyncs(t *testing.T) {
 		t.Fatalf("Rotations %d, Checkpoints %d in a log that did neither", m.Rotations, m.Checkpoints)
 	}
 	checkDisk(t, l, "after appends")
+}
+
+// A snapshot taken while appends, group commits and rotations go on is
+// consistent: its counters agree with its histograms.
+func TestMetricsSnapshotIsConsistentUnderLoad(t *testing.T) {
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	defer l.Close()
+	const writers, each = 8, 300
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := l.Append(bytes.Repeat([]byte("y"), 200)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	check := func(m Metrics) {
+		t.Helper()
+		if m.Records != m.RecordsPerWrite.Sum || m.Writes != m.RecordsPerWrite.Count() || m.Syncs != m.SyncMicros.Count() {
+			t.Fatalf("inconsistent snapshot: %+v", m)
+		}
+	}
+	for {
+		select {
+		case <-done:
+			m := l.Metrics()
+			check(m)
+			if m.Records != writers*each || m.Rotations == 0 {
+				t.Fatalf("after the load: %d records, %d rotations; want %d and some", m.Records, m.Rotations, writers*each)
+			}
+			return
+		default:
+			check(l.Metrics())
+		}
+	}
 }
 
 // NoSync writes count as group commits without fdatasyncs until Sync asks
