@@ -83,7 +83,9 @@ func span(first, last uint64) string {
 // openLog opens a log for the commands that change it, turning Open's
 // errors into advice.
 func openLog(dir string, segSize int64) (*wal.Log, error) {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Warnings and failures only: the commands report what they did
+	// themselves.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l, err := wal.Open(dir, &wal.Options{SegmentSize: segSize, Logger: logger})
 	switch {
 	case errors.Is(err, wal.ErrLocked):
