@@ -79,6 +79,9 @@ type Log struct {
 	sinceCheckpoint     int64   // bytes appended since the last checkpoint
 	snapshot            uint64  // index the snapshot covers, 0 if none
 	waiting, idle       *waiter // appends waiting for their records; recycled waiters
+	// turns queues the AppendApply calls whose applies have yet to run, in
+	// index order; lastTurn is its tail, idleTurns recycled turns.
+	turns, lastTurn, idleTurns *turn
 	// syncWanted counts NoSync Syncs waiting for a group commit that
 	// fdatasyncs; syncsBegun and syncsDone count those commits.
 	syncWanted            int
