@@ -6,6 +6,9 @@
 // segment describes the format); concurrent appends are group-committed:
 // while one write and fdatasync is in flight, newly arriving records gather,
 // and the next write and fdatasync makes all of them durable at once.
+// A state machine that must apply records in log order uses AppendApply,
+// which runs its apply in index order once the record is durable, rather
+// than a lock held across Append (which would defeat group commit).
 //
 // All methods of a Log are safe for concurrent use.
 package wal
