@@ -18,15 +18,20 @@ import "sync"
 //     that called AppendApply, before AppendApply returns index and nil.
 //     The Log's locks are not held: apply may read the log, append with
 //     Append, even truncate or close it, but must not call AppendApply or
-//     AppendBatchApply on the same Log, which would wait for its own turn.
+//     AppendBatchApply on the same Log, nor wait for such a call made by
+//     another goroutine: that call would wait for this apply's turn to end.
 //   - Exactly when acknowledged: apply runs if and only if AppendApply
 //     returns nil. It is skipped, and AppendApply returns the error, when
 //     the append fails (the log failed or was closed before the record was
-//     durable), or when a TruncateBack drops the record before its apply
-//     starts (ErrTruncated). A skipped apply never holds up later ones:
+//     durable), when a TruncateBack drops the record before its apply
+//     starts (ErrTruncated), or when a TruncateBack that may have dropped
+//     it fails (ErrFailed). A skipped apply never holds up later ones:
 //     they run as soon as the applies before them have. A record dropped
 //     by a TruncateBack after its apply started stays applied, as a record
 //     Append acknowledged stays acknowledged; undoing it is the caller's.
+//     Records appended after a TruncateBack reuse the indexes it dropped,
+//     so index order is the order of the log as it stands when each apply
+//     runs.
 //   - Blocking: an apply that blocks holds up every later apply, and so
 //     every later AppendApply call, but not appends: records keep being
 //     written and group-committed meanwhile.

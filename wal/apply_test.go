@@ -289,6 +289,33 @@ func TestTruncatedApplySkippedAndPassesTheTurn(t *testing.T) {
 	}
 }
 
+// TestFailedTruncationSkipsApply: a TruncateBack that fails may or may
+// not have dropped the record whose apply waits for its turn: the call
+// gets ErrFailed at once and its apply never runs.
+func TestFailedTruncationSkipsApply(t *testing.T) {
+	efs := errorfs.Wrap(vfs.Default)
+	l := openT(t, t.TempDir(), &Options{Logger: quiet, FS: efs})
+	defer l.Close()
+	b := newBlockingApply()
+	first := goApply(l, "first", b.fn)
+	<-b.started
+	waiting := goApply(l, "waiting", nil)
+	waitLast(t, l, 2)
+	efs.Add(errorfs.Rule{Op: errorfs.OpRename})
+	if err := l.TruncateBack(1); !errors.Is(err, ErrFailed) {
+		t.Fatalf("TruncateBack with a failing rename: %v, want ErrFailed", err)
+	}
+	wait(t, waiting, "an AppendApply behind a failed TruncateBack")
+	if !errors.Is(waiting.err, ErrFailed) || waiting.applied.Load() != 0 {
+		t.Fatalf("AppendApply behind a failed TruncateBack: %v, applied %d times", waiting.err, waiting.applied.Load())
+	}
+	close(b.release)
+	wait(t, first, "the blocked AppendApply")
+	if first.err != nil || first.applied.Load() != 1 {
+		t.Fatalf("the record before the truncation point: %v, applied %d times", first.err, first.applied.Load())
+	}
+}
+
 // TestTruncatedWhileGatheringApplies races apply calls gathered behind a
 // held write against a TruncateBack that drops them all: none may apply,
 // and later apply calls must not wait for them.
@@ -297,6 +324,7 @@ func TestTruncatedWhileGatheringApplies(t *testing.T) {
 	g := newGateFS(crashfs.New())
 	l := openT(t, "/log", &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: g})
 	defer l.Close()
+	dropped := 0
 	for round := range 30 {
 		appendN(t, l, 1)
 		back := l.LastIndex()
@@ -324,6 +352,9 @@ func TestTruncatedWhileGatheringApplies(t *testing.T) {
 			if c.err != nil && !errors.Is(c.err, ErrTruncated) {
 				t.Fatalf("round %d: %v", round, c.err)
 			}
+			if c.err != nil {
+				dropped++
+			}
 		}
 		after := goApply(l, fmt.Sprintf("round %d after", round), nil)
 		wait(t, after, "AppendApply after a truncation")
@@ -331,6 +362,7 @@ func TestTruncatedWhileGatheringApplies(t *testing.T) {
 			t.Fatalf("round %d: AppendApply after the truncation: %v, applied %d times", round, after.err, after.applied.Load())
 		}
 	}
+	t.Logf("apply calls that got ErrTruncated: %d of 120", dropped)
 }
 
 // TestAppendApplyFailuresSkipApply: a record too large, a failed fdatasync
