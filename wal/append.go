@@ -22,22 +22,7 @@ var scratch = sync.Pool{New: func() any { return new([]byte) }}
 // TruncateBack running concurrently drops the record before Append
 // returns, Append returns ErrTruncated, never an index that may by then
 // hold another record.
-func (l *Log) Append(data []byte) (uint64, error) {
-	if len(data) > MaxRecordSize {
-		return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(data), MaxRecordSize)
-	}
-	s := l.store(data)
-	l.mu.Lock()
-	index, err := l.enqueue(segment.FrameSize(len(s.data)), func(a *activeSegment, synced int64) {
-		l.addFrame(a, segment.TypeRecord, s.codec, synced, s.data)
-	})
-	if err == nil {
-		err = l.waitDurable(index, index)
-	}
-	l.mu.Unlock()
-	s.release()
-	return index, err
-}
+func (l *Log) Append(data []byte) (uint64, error) { return l.appendOne(data, nil) }
 
 // AppendBatch appends records atomically: after a crash either all of them
 // are in the log or none is. It returns the index of the first once all are
@@ -49,7 +34,32 @@ func (l *Log) Append(data []byte) (uint64, error) {
 // index the next record gets unless appends in flight take it first. (It
 // does not count those appends: one may yet fail, and the index returned
 // would then lie past the end of the log.)
-func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
+func (l *Log) AppendBatch(records [][]byte) (uint64, error) { return l.appendBatch(records, nil) }
+
+// appendOne is Append, and AppendApply when apply is not nil.
+func (l *Log) appendOne(data []byte, apply func(uint64)) (uint64, error) {
+	if len(data) > MaxRecordSize {
+		return 0, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrTooLarge, len(data), MaxRecordSize)
+	}
+	s := l.store(data)
+	l.mu.Lock()
+	index, err := l.enqueue(segment.FrameSize(len(s.data)), func(a *activeSegment, synced int64) {
+		l.addFrame(a, segment.TypeRecord, s.codec, synced, s.data)
+	})
+	var t *turn
+	if err == nil {
+		t, err = l.settle(index, index, apply != nil)
+	}
+	l.mu.Unlock()
+	s.release()
+	if t != nil {
+		l.applyInTurn(t, apply, index)
+	}
+	return index, err
+}
+
+// appendBatch is AppendBatch, and AppendBatchApply when apply is not nil.
+func (l *Log) appendBatch(records [][]byte, apply func(uint64)) (uint64, error) {
 	var size int64
 	for _, r := range records {
 		if len(r) > MaxRecordSize {
@@ -74,8 +84,8 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 		}
 	}()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if len(records) == 0 {
+		defer l.mu.Unlock()
 		return l.last + 1, l.usable()
 	}
 	var first uint64
@@ -91,8 +101,13 @@ func (l *Log) AppendBatch(records [][]byte) (uint64, error) {
 			l.addFrame(a, typ, s.codec, synced, s.data)
 		}
 	})
+	var t *turn
 	if err == nil {
-		err = l.waitDurable(first, last)
+		t, err = l.settle(first, last, apply != nil)
+	}
+	l.mu.Unlock()
+	if t != nil {
+		l.applyInTurn(t, apply, first)
 	}
 	return first, err
 }
@@ -220,19 +235,32 @@ func (l *Log) unregister(w *waiter) {
 	l.idle = w
 }
 
-// cutWaiters tells every waiter with records after index that a
-// TruncateBack to index committed (err is ErrTruncated) or failed (err is
-// the failure: their records' fate is unknown). Called with mu held.
+// cutWaiters tells every waiter and every turn with records after index
+// that a TruncateBack to index committed (err is ErrTruncated) or failed
+// (err is the failure: their records' fate is unknown). Called with mu
+// held.
 func (l *Log) cutWaiters(index uint64, err error) {
 	for w := l.waiting; w != nil; w = w.next {
 		if w.last > index && w.err == nil {
-			w.err = err
-			if errors.Is(err, ErrTruncated) {
-				w.err = fmt.Errorf("%w: records [%d, %d] appended, then TruncateBack(%d) dropped records after %d",
-					ErrTruncated, w.first, w.last, index, index)
-			}
+			w.err = cutError(w.first, w.last, index, err)
 		}
 	}
+	for t := l.turns; t != nil; t = t.next {
+		if t.last > index && t.err == nil {
+			t.err = cutError(t.first, t.last, index, err)
+			t.ready.Signal()
+		}
+	}
+}
+
+// cutError is the error a call appending [first, last] gets when a
+// TruncateBack to index ended with err.
+func cutError(first, last, index uint64, err error) error {
+	if errors.Is(err, ErrTruncated) {
+		return fmt.Errorf("%w: records [%d, %d] appended, then TruncateBack(%d) dropped records after %d",
+			ErrTruncated, first, last, index, index)
+	}
+	return err
 }
 
 // waitDurable waits until records [first, last] are readable, flushing

@@ -10,11 +10,11 @@ import (
 
 var (
 	// ErrClosed is returned, once Close has been called, by the methods
-	// that read or change the log: Append, AppendBatch, Read, Sync,
-	// TruncateFront, TruncateBack, Checkpoint, Snapshot, Reader.Next and a
-	// second Close. FirstIndex, LastIndex, Stats, Metrics, Recovered, Dir
-	// and CheckpointErr have no error to return: they keep reporting the log
-	// as Close left it.
+	// that read or change the log: Append, AppendBatch (and their Apply
+	// forms), Read, Sync, TruncateFront, TruncateBack, Checkpoint,
+	// Snapshot, Reader.Next and a second Close. FirstIndex, LastIndex,
+	// Stats, Metrics, Recovered, Dir and CheckpointErr have no error to
+	// return: they keep reporting the log as Close left it.
 	ErrClosed = errors.New("journal: log is closed")
 	// ErrLocked is returned by Open when another Log, in this process or
 	// another, has the directory open.
@@ -44,10 +44,11 @@ var (
 	// created below FirstIndex. The message names the records lost.
 	ErrCompacted = errors.New("journal: records were released before the reader reached them")
 	// ErrTruncated is returned when a TruncateBack dropped records a call
-	// was given: by Append and AppendBatch when a TruncateBack that ran
-	// before the call returned dropped the records it appended (they were
-	// written, and may have been durable, but are no longer in the log,
-	// and their indexes may already hold other records); by Reader.Next
+	// was given: by Append and AppendBatch (and their Apply forms) when a
+	// TruncateBack that ran before the call returned dropped the records
+	// it appended (they were written, and may have been durable, but are
+	// no longer in the log, and their indexes may already hold other
+	// records); by Reader.Next
 	// when TruncateBack dropped the last record the Reader returned (what
 	// it returned is no longer the log's history from that index on). The
 	// message says which records.

@@ -6,6 +6,9 @@
 // segment describes the format); concurrent appends are group-committed:
 // while one write and fdatasync is in flight, newly arriving records gather,
 // and the next write and fdatasync makes all of them durable at once.
+// A state machine that must apply records in log order uses AppendApply,
+// which runs its apply in index order once the record is durable, rather
+// than a lock held across Append (which would defeat group commit).
 //
 // All methods of a Log are safe for concurrent use.
 package wal
@@ -81,6 +84,9 @@ type Log struct {
 	sinceCheckpoint     int64   // bytes appended since the last checkpoint
 	snapshot            uint64  // index the snapshot covers, 0 if none
 	waiting, idle       *waiter // appends waiting for their records; recycled waiters
+	// turns queues the AppendApply calls whose applies have yet to run, in
+	// index order; lastTurn is its tail, idleTurns recycled turns.
+	turns, lastTurn, idleTurns *turn
 	// syncWanted counts NoSync Syncs waiting for a group commit that
 	// fdatasyncs; syncsBegun and syncsDone count those commits.
 	syncWanted            int
