@@ -1,0 +1,198 @@
+// Command peerbench runs journal and its peers side by side on durable
+// appends and prints a Markdown table: for each workload and log, the
+// median over repeats and the spread (min-max) of appends/s, with MB/s,
+// latency, CPU per append and fdatasyncs, and ratios against the ideal
+// group commit and against pebble.
+//
+//	go run ./cmd/peerbench -d 3s -n 3 -dir /var/tmp
+//
+// Each repeat runs every (workload, log) pair once, in turn, so a noisy
+// moment of the disk hits all logs rather than one.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gojournal/journal/bench"
+)
+
+func main() {
+	d := flag.Duration("d", 3*time.Second, "duration of each case")
+	n := flag.Int("n", 3, "repeats")
+	dir := flag.String("dir", os.TempDir(), "where the logs are written (fresh directories under it)")
+	peers := flag.String("peers", "", "comma-separated logs to run (default all)")
+	loads := flag.String("w", "1x128,8x128,64x128,1x4096,8x4096,64x4096", "workloads: writers x record bytes, comma-separated")
+	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes")
+	flag.Parse()
+	log.SetFlags(0)
+
+	ps, err := selectPeers(*peers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ws, err := parseWorkloads(*loads)
+	if err != nil {
+		log.Fatal(err)
+	}
+	res := map[key][]bench.Result{}
+	var seq []float64
+	for rep := range *n {
+		bw, err := bench.SeqBandwidth(*dir, *d, *seqMax)
+		if err != nil {
+			log.Fatalf("sequential bandwidth: %v", err)
+		}
+		seq = append(seq, bw)
+		for _, w := range ws {
+			for _, p := range ps {
+				r, err := bench.Run(p, w, *dir, *d)
+				if err != nil {
+					log.Fatalf("%s %v: %v", p.Name, w, err)
+				}
+				k := key{p.Name, w}
+				res[k] = append(res[k], r)
+				fmt.Fprintf(os.Stderr, "repeat %d %-8s %-10v %9.0f appends/s\n", rep+1, p.Name, w, r.AppendsPerSec())
+			}
+		}
+	}
+	report(os.Stdout, ps, ws, res, seq, *d, *n)
+}
+
+type key struct {
+	peer string
+	w    bench.Workload
+}
+
+func selectPeers(names string) ([]bench.Peer, error) {
+	if names == "" {
+		return bench.Peers, nil
+	}
+	var ps []bench.Peer
+	for _, name := range strings.Split(names, ",") {
+		i := slices.IndexFunc(bench.Peers, func(p bench.Peer) bool { return p.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown log %q", name)
+		}
+		ps = append(ps, bench.Peers[i])
+	}
+	return ps, nil
+}
+
+func parseWorkloads(s string) ([]bench.Workload, error) {
+	var ws []bench.Workload
+	for _, f := range strings.Split(s, ",") {
+		a, b, ok := strings.Cut(f, "x")
+		writers, err1 := strconv.Atoi(a)
+		size, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || writers < 1 || size < 0 {
+			return nil, fmt.Errorf("bad workload %q (want WRITERSxBYTES)", f)
+		}
+		ws = append(ws, bench.Workload{Writers: writers, Size: size})
+	}
+	return ws, nil
+}
+
+// report prints the machine line and one table row per (workload, log).
+func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]bench.Result, seq []float64, d time.Duration, n int) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(out, "%d repeats x %v per case; host %s; median (min-max) over repeats.\n\n", n, d, host)
+	fmt.Fprintf(out, "Sequential bandwidth (1 MiB writes, one fdatasync at the end): %s MB/s\n\n",
+		spread(scale(seq, 1e-6), "%.0f"))
+	fmt.Fprintln(out, "| workload | log | appends/s | MB/s | p50 | p99 | CPU/append | fdatasyncs/s | records/fdatasync | x ideal | x pebble |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, w := range ws {
+		ideal := median(pick(res[key{bench.Ideal, w}], bench.Result.AppendsPerSec))
+		pebble := median(pick(res[key{bench.Pebble, w}], bench.Result.AppendsPerSec))
+		for _, p := range ps {
+			rs := res[key{p.Name, w}]
+			aps := pick(rs, bench.Result.AppendsPerSec)
+			mbs := pick(rs, bench.Result.MBPerSec)
+			fmt.Fprintf(out, "| %v | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s |\n",
+				w, p.Name, spread(aps, "%.0f"), median(mbs),
+				durMedian(rs, func(r bench.Result) time.Duration { return r.P50 }),
+				durMedian(rs, func(r bench.Result) time.Duration { return r.P99 }),
+				durMedian(rs, bench.Result.CPUPerAppend),
+				syncCol(rs, bench.Result.SyncsPerSec, "%.0f"),
+				syncCol(rs, bench.Result.RecordsPerSync, "%.2f"),
+				ratio(median(aps), ideal), ratio(median(aps), pebble))
+		}
+	}
+	if slices.ContainsFunc(ps, func(p bench.Peer) bool { _, ok := syncsKnown(res, p.Name); return !ok }) {
+		fmt.Fprintln(out, "\n\"n/c\": the log has no in-process count of its fsyncs; see the strace verification run.")
+	}
+}
+
+func syncsKnown(res map[key][]bench.Result, name string) (int, bool) {
+	for k, rs := range res {
+		if k.peer == name && len(rs) > 0 {
+			return 0, rs[0].SyncsKnown
+		}
+	}
+	return 0, true
+}
+
+func syncCol(rs []bench.Result, f func(bench.Result) float64, format string) string {
+	if len(rs) == 0 || !rs[0].SyncsKnown {
+		return "n/c"
+	}
+	return fmt.Sprintf(format, median(pick(rs, f)))
+}
+
+func pick(rs []bench.Result, f func(bench.Result) float64) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	return v
+}
+
+func scale(v []float64, k float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = x * k
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread formats the median and, over more than one repeat, min-max.
+func spread(v []float64, format string) string {
+	m := fmt.Sprintf(format, median(v))
+	if len(v) < 2 {
+		return m
+	}
+	return fmt.Sprintf("%s ("+format+"-"+format+")", m, slices.Min(v), slices.Max(v))
+}
+
+func durMedian(rs []bench.Result, f func(bench.Result) time.Duration) string {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = float64(f(r))
+	}
+	return time.Duration(median(v)).Round(100 * time.Nanosecond).String()
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
