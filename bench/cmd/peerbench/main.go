@@ -30,7 +30,7 @@ func main() {
 	dir := flag.String("dir", os.TempDir(), "where the logs are written (fresh directories under it)")
 	peers := flag.String("peers", "", "comma-separated logs to run (default all)")
 	loads := flag.String("w", "1x128,8x128,64x128,1x4096,8x4096,64x4096", "workloads: writers x record bytes, comma-separated")
-	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes")
+	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes (0: skip it)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -45,11 +45,13 @@ func main() {
 	res := map[key][]bench.Result{}
 	var seq []float64
 	for rep := range *n {
-		bw, err := bench.SeqBandwidth(*dir, *d, *seqMax)
-		if err != nil {
-			log.Fatalf("sequential bandwidth: %v", err)
+		if *seqMax > 0 {
+			bw, err := bench.SeqBandwidth(*dir, *d, *seqMax)
+			if err != nil {
+				log.Fatalf("sequential bandwidth: %v", err)
+			}
+			seq = append(seq, bw)
 		}
-		seq = append(seq, bw)
 		for _, w := range ws {
 			for _, p := range ps {
 				r, err := bench.Run(p, w, *dir, *d)
@@ -103,8 +105,10 @@ func parseWorkloads(s string) ([]bench.Workload, error) {
 func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]bench.Result, seq []float64, d time.Duration, n int) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "%d repeats x %v per case; host %s; median (min-max) over repeats.\n\n", n, d, host)
-	fmt.Fprintf(out, "Sequential bandwidth (1 MiB writes, one fdatasync at the end): %s MB/s\n\n",
-		spread(scale(seq, 1e-6), "%.0f"))
+	if len(seq) > 0 {
+		fmt.Fprintf(out, "Sequential bandwidth (1 MiB writes, one fdatasync at the end): %s MB/s\n\n",
+			spread(scale(seq, 1e-6), "%.0f"))
+	}
 	fmt.Fprintln(out, "| workload | log | appends/s | MB/s | p50 | p99 | CPU/append | fdatasyncs/s | records/fdatasync | x ideal | x pebble |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, w := range ws {
