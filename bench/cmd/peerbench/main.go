@@ -31,6 +31,7 @@ func main() {
 	peers := flag.String("peers", "", "comma-separated logs to run (default all)")
 	loads := flag.String("w", "1x128,8x128,64x128,1x4096,8x4096,64x4096", "workloads: writers x record bytes, comma-separated")
 	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes (0: skip it)")
+	png := flag.String("png", "", "also draw a chart of appends/s relative to the ideal group commit to this PNG file")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -65,6 +66,12 @@ func main() {
 		}
 	}
 	report(os.Stdout, ps, ws, res, seq, *d, *n)
+	if *png != "" && slices.ContainsFunc(ps, func(p bench.Peer) bool { return p.Name == bench.Ideal }) {
+		title := fmt.Sprintf("Durable appends, %d repeats x %v per case", *n, *d)
+		if err := chart(*png, ps, ws, res, title); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
 type key struct {
@@ -191,7 +198,11 @@ func durMedian(rs []bench.Result, f func(bench.Result) time.Duration) string {
 	for i, r := range rs {
 		v[i] = float64(f(r))
 	}
-	return time.Duration(median(v)).Round(100 * time.Nanosecond).String()
+	m := time.Duration(median(v))
+	if m >= time.Millisecond {
+		return m.Round(10 * time.Microsecond).String()
+	}
+	return m.Round(time.Microsecond).String()
 }
 
 func ratio(a, b float64) string {
