@@ -232,6 +232,11 @@ func planSalvage(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, error)
 					"restore the missing segments from a backup, or have the application write a new snapshot",
 					ErrNoSalvage, d, p.Restart.First, snapshot)
 			}
+			if p.Restart.Fresh && p.Restart.First <= snapshot {
+				// An empty log must continue the snapshot: it starts
+				// after it (the records between are covered by it).
+				p.Restart.First = snapshot + 1
+			}
 		}
 	}
 	if p.Restart != nil && p.Restart.Fresh {
