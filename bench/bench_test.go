@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 )
@@ -14,7 +17,7 @@ var syncsEveryRecord = map[string]bool{"naive": true, "etcd": true}
 // fdatasyncs, that they were issued: at least one per append for the logs
 // that do not batch.
 func TestPeersAppendAndSync(t *testing.T) {
-	for _, p := range Peers {
+	for _, p := range slices.Concat(Peers, Variants) {
 		t.Run(p.Name, func(t *testing.T) {
 			r, err := Run(p, Workload{Writers: 4, Size: 128}, t.TempDir(), 200*time.Millisecond)
 			if err != nil {
@@ -44,5 +47,51 @@ func TestIdealBatches(t *testing.T) {
 	}
 	if r.Syncs >= uint64(r.Appends) {
 		t.Fatalf("16 writers: %d appends in %d fdatasyncs, no batching", r.Appends, r.Syncs)
+	}
+}
+
+// The JSON records replay from their seed, parse, and vary in size.
+func TestJSONRecordsSeeded(t *testing.T) {
+	const seed = 42
+	t.Logf("seed %d", seed)
+	a, b := JSONRecords(seed, 500), JSONRecords(seed, 500)
+	sizes := map[int]bool{}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			t.Fatalf("record %d differs between two draws of seed %d", i, seed)
+		}
+		if !json.Valid(a[i]) {
+			t.Fatalf("record %d is not JSON: %s", i, a[i])
+		}
+		sizes[len(a[i])] = true
+	}
+	if len(sizes) < 100 {
+		t.Fatalf("500 records have only %d distinct sizes", len(sizes))
+	}
+	if c := JSONRecords(seed+1, 1); bytes.Equal(c[0], a[0]) {
+		t.Fatal("seeds 42 and 43 drew the same first record")
+	}
+}
+
+// Each codec appends the pool's records and reports the bytes it wrote.
+func TestCodecsCountBytes(t *testing.T) {
+	pool := JSONRecords(7, 64)
+	lo, hi := len(pool[0]), 0
+	for _, r := range pool {
+		lo, hi = min(lo, len(r)), max(hi, len(r))
+	}
+	for _, c := range Codecs {
+		t.Run(c.Name, func(t *testing.T) {
+			r, err := RunRecords(c, 4, Pool(pool), t.TempDir(), 200*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Appends == 0 || r.Written == 0 {
+				t.Fatalf("%d appends, %d bytes written", r.Appends, r.Written)
+			}
+			if per := r.Bytes / int64(r.Appends); per < int64(lo) || per > int64(hi) {
+				t.Fatalf("%d record bytes per append, outside the pool's %d-%d", per, lo, hi)
+			}
+		})
 	}
 }

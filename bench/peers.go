@@ -55,21 +55,47 @@ var Peers = []Peer{
 	{"naive", openNaive},
 }
 
-// journalLog: wal.Open with default options (fdatasync on); its Stats
-// count the group-commit fdatasyncs.
+// journalLog: wal.Open (fdatasync on); its Metrics count the group-commit
+// fdatasyncs and the bytes written.
 type journalLog struct{ l *wal.Log }
 
-func openJournal(dir string) (Appender, error) {
-	// Default options; only the Info line on Open is silenced.
-	l, err := wal.Open(dir, &wal.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return nil, err
+// openJournal opens journal with default options.
+func openJournal(dir string) (Appender, error) { return openJournalWith(wal.Options{})(dir) }
+
+// openJournalWith opens journal with options o; only the Info line on Open
+// is silenced.
+func openJournalWith(o wal.Options) func(dir string) (Appender, error) {
+	o.Logger = slog.New(slog.DiscardHandler)
+	return func(dir string) (Appender, error) {
+		l, err := wal.Open(dir, &o)
+		if err != nil {
+			return nil, err
+		}
+		return journalLog{l}, nil
 	}
-	return journalLog{l}, nil
+}
+
+// Codecs are journal with each of its compression settings, for the
+// compression benchmark (cmd/compressbench).
+var Codecs = []Peer{
+	{"none", openJournalWith(wal.Options{})},
+	{"s2", openJournalWith(wal.Options{Compression: wal.S2})},
+	{"zstd", openJournalWith(wal.Options{Compression: wal.Zstd})},
+}
+
+// Variants are journal with options other than the defaults, run only when
+// named (peerbench -peers): 1 MiB segments show what a rotation every few
+// hundred milliseconds does to p99; s2 and zstd what compression costs
+// on random (incompressible) records.
+var Variants = []Peer{
+	{"journal-seg1m", openJournalWith(wal.Options{SegmentSize: 1 << 20})},
+	{"journal-s2", openJournalWith(wal.Options{Compression: wal.S2})},
+	{"journal-zstd", openJournalWith(wal.Options{Compression: wal.Zstd})},
 }
 
 func (j journalLog) Append(rec []byte) error { _, err := j.l.Append(rec); return err }
-func (j journalLog) Syncs() (uint64, bool)   { return j.l.Stats().Syncs, true }
+func (j journalLog) Syncs() (uint64, bool)   { return j.l.Metrics().Syncs, true }
+func (j journalLog) Written() uint64         { return j.l.Metrics().Bytes }
 func (j journalLog) Close() error            { return j.l.Close() }
 
 // syncFile is the file under pebble's LogWriter. Its Sync is fdatasync,

@@ -32,6 +32,15 @@ type Result struct {
 	CPU        time.Duration // user+sys of the whole process during the run
 	Syncs      uint64
 	SyncsKnown bool
+	// Written is what the log wrote to its files over the run (frames,
+	// padding and footers), for the logs that count it (Writer); 0 for
+	// the others.
+	Written uint64
+}
+
+// Writer is an Appender that counts the bytes it has written to disk.
+type Writer interface {
+	Written() uint64
 }
 
 func (r Result) AppendsPerSec() float64 { return float64(r.Appends) / r.Elapsed.Seconds() }
@@ -55,9 +64,46 @@ func (r Result) RecordsPerSync() float64 {
 	return float64(r.Appends) / float64(r.Syncs)
 }
 
+// Records gives each writer its records: Records(i) is writer i's source,
+// called for every append; the slice it returns may be reused by the
+// next call.
+type Records func(writer int) func() []byte
+
+// Random is records of size bytes of distinct pseudo-random content, so
+// no layer can shortcut zeros or repeats (and none compresses).
+func Random(size int) Records {
+	return func(writer int) func() []byte {
+		rec := make([]byte, size)
+		n := uint64(writer) << 32
+		return func() []byte {
+			n++
+			fill(rec, n)
+			return rec
+		}
+	}
+}
+
+// Pool is records taken in turn from pool, each writer starting at its own
+// place in it; pool is only read.
+func Pool(pool [][]byte) Records {
+	return func(writer int) func() []byte {
+		i := writer * 7919 // a prime stride spreads the starting points
+		return func() []byte {
+			i++
+			return pool[i%len(pool)]
+		}
+	}
+}
+
 // Run opens p in a fresh directory under root, has w.Writers goroutines
-// append for d, closes the log and removes the directory.
+// append records of w.Size bytes for d, closes the log and removes the
+// directory.
 func Run(p Peer, w Workload, root string, d time.Duration) (Result, error) {
+	return RunRecords(p, w.Writers, Random(w.Size), root, d)
+}
+
+// RunRecords is Run with the records recs gives.
+func RunRecords(p Peer, writers int, recs Records, root string, d time.Duration) (Result, error) {
 	dir, err := os.MkdirTemp(root, p.Name+"-")
 	if err != nil {
 		return Result{}, err
@@ -67,7 +113,7 @@ func Run(p Peer, w Workload, root string, d time.Duration) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: open: %w", p.Name, err)
 	}
-	res, err := drive(a, w, d)
+	res, err := drive(a, writers, recs, d)
 	if cerr := a.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("%s: close: %w", p.Name, cerr)
 	}
@@ -75,29 +121,34 @@ func Run(p Peer, w Workload, root string, d time.Duration) (Result, error) {
 }
 
 // drive runs the writers and gathers their latencies.
-func drive(a Appender, w Workload, d time.Duration) (Result, error) {
-	lats := make([][]time.Duration, w.Writers)
-	errs := make([]error, w.Writers)
+func drive(a Appender, writers int, recs Records, d time.Duration) (Result, error) {
+	lats := make([][]time.Duration, writers)
+	bytes := make([]int64, writers)
+	errs := make([]error, writers)
 	syncs0, _ := a.Syncs()
+	written0 := written(a)
 	cpu0 := cpuTime()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for i := range w.Writers {
+	for i := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lats[i], errs[i] = writer(a, w.Size, uint64(i), deadline)
+			lats[i], bytes[i], errs[i] = writer(a, recs(i), deadline)
 		}()
 	}
 	wg.Wait()
 	res := Result{Elapsed: time.Since(start), CPU: cpuTime() - cpu0}
 	syncs1, known := a.Syncs()
 	res.Syncs, res.SyncsKnown = syncs1-syncs0, known
+	res.Written = written(a) - written0
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	res.Appends = len(all)
-	res.Bytes = int64(len(all)) * int64(w.Size)
+	for _, b := range bytes {
+		res.Bytes += b
+	}
 	if len(all) > 0 {
 		res.P50 = all[len(all)*50/100]
 		res.P99 = all[len(all)*99/100]
@@ -110,20 +161,29 @@ func drive(a Appender, w Workload, d time.Duration) (Result, error) {
 	return res, nil
 }
 
-// writer appends records of size until the deadline, timing each append.
-func writer(a Appender, size int, seed uint64, deadline time.Time) ([]time.Duration, error) {
-	rec := make([]byte, size)
+func written(a Appender) uint64 {
+	if w, ok := a.(Writer); ok {
+		return w.Written()
+	}
+	return 0
+}
+
+// writer appends the records of next until the deadline, timing each
+// append, and returns the latencies and the record bytes appended.
+func writer(a Appender, next func() []byte, deadline time.Time) ([]time.Duration, int64, error) {
 	lats := make([]time.Duration, 0, 1024)
-	for n := uint64(0); ; n++ {
-		fill(rec, seed<<32|n)
+	var bytes int64
+	for {
+		rec := next()
 		t := time.Now()
 		if t.After(deadline) {
-			return lats, nil
+			return lats, bytes, nil
 		}
 		if err := a.Append(rec); err != nil {
-			return lats, err
+			return lats, bytes, err
 		}
 		lats = append(lats, time.Since(t))
+		bytes += int64(len(rec))
 	}
 }
 

@@ -28,9 +28,9 @@ func chart(path string, ps []bench.Peer, ws []bench.Workload, res map[key][]benc
 	for i, peer := range ps {
 		vals := make(plotter.Values, len(ws))
 		for j, w := range ws {
-			ideal := median(pick(res[key{bench.Ideal, w}], bench.Result.AppendsPerSec))
+			ideal := bench.Median(bench.Pick(res[key{bench.Ideal, w}], bench.Result.AppendsPerSec))
 			if ideal > 0 {
-				vals[j] = median(pick(res[key{peer.Name, w}], bench.Result.AppendsPerSec)) / ideal
+				vals[j] = bench.Median(bench.Pick(res[key{peer.Name, w}], bench.Result.AppendsPerSec)) / ideal
 			}
 			top = max(top, vals[j])
 		}

@@ -28,7 +28,7 @@ func main() {
 	d := flag.Duration("d", 3*time.Second, "duration of each case")
 	n := flag.Int("n", 3, "repeats")
 	dir := flag.String("dir", os.TempDir(), "where the logs are written (fresh directories under it)")
-	peers := flag.String("peers", "", "comma-separated logs to run (default all)")
+	peers := flag.String("peers", "", "comma-separated logs to run (default all peers; journal-seg1m, journal-s2, journal-zstd only when named)")
 	loads := flag.String("w", "1x128,8x128,64x128,1x4096,8x4096,64x4096", "workloads: writers x record bytes, comma-separated")
 	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes (0: skip it)")
 	png := flag.String("png", "", "also draw a chart of appends/s relative to the ideal group commit to this PNG file")
@@ -85,11 +85,12 @@ func selectPeers(names string) ([]bench.Peer, error) {
 	}
 	var ps []bench.Peer
 	for _, name := range strings.Split(names, ",") {
-		i := slices.IndexFunc(bench.Peers, func(p bench.Peer) bool { return p.Name == name })
+		all := slices.Concat(bench.Peers, bench.Variants)
+		i := slices.IndexFunc(all, func(p bench.Peer) bool { return p.Name == name })
 		if i < 0 {
 			return nil, fmt.Errorf("unknown log %q", name)
 		}
-		ps = append(ps, bench.Peers[i])
+		ps = append(ps, all[i])
 	}
 	return ps, nil
 }
@@ -114,25 +115,26 @@ func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]b
 	fmt.Fprintf(out, "%d repeats x %v per case; host %s; median (min-max) over repeats.\n\n", n, d, host)
 	if len(seq) > 0 {
 		fmt.Fprintf(out, "Sequential bandwidth (1 MiB writes, one fdatasync at the end): %s MB/s\n\n",
-			spread(scale(seq, 1e-6), "%.0f"))
+			bench.Spread(scale(seq, 1e-6), "%.0f"))
 	}
-	fmt.Fprintln(out, "| workload | log | appends/s | MB/s | p50 | p99 | CPU/append | fdatasyncs/s | records/fdatasync | x ideal | x pebble |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	disk := bench.Median(seq) / 1e6
+	fmt.Fprintln(out, "| workload | log | appends/s | MB/s | x disk | p50 | p99 | CPU/append | fdatasyncs/s | records/fdatasync | x ideal | x pebble |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, w := range ws {
-		ideal := median(pick(res[key{bench.Ideal, w}], bench.Result.AppendsPerSec))
-		pebble := median(pick(res[key{bench.Pebble, w}], bench.Result.AppendsPerSec))
+		ideal := bench.Median(bench.Pick(res[key{bench.Ideal, w}], bench.Result.AppendsPerSec))
+		pebble := bench.Median(bench.Pick(res[key{bench.Pebble, w}], bench.Result.AppendsPerSec))
 		for _, p := range ps {
 			rs := res[key{p.Name, w}]
-			aps := pick(rs, bench.Result.AppendsPerSec)
-			mbs := pick(rs, bench.Result.MBPerSec)
-			fmt.Fprintf(out, "| %v | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s |\n",
-				w, p.Name, spread(aps, "%.0f"), median(mbs),
+			aps := bench.Pick(rs, bench.Result.AppendsPerSec)
+			mbs := bench.Pick(rs, bench.Result.MBPerSec)
+			fmt.Fprintf(out, "| %v | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				w, p.Name, bench.Spread(aps, "%.0f"), bench.Median(mbs), ratio(bench.Median(mbs), disk),
 				durMedian(rs, func(r bench.Result) time.Duration { return r.P50 }),
 				durMedian(rs, func(r bench.Result) time.Duration { return r.P99 }),
 				cpuMedian(rs),
 				syncCol(rs, bench.Result.SyncsPerSec, "%.0f"),
 				syncCol(rs, bench.Result.RecordsPerSync, "%.2f"),
-				ratio(median(aps), ideal), ratio(median(aps), pebble))
+				ratio(bench.Median(aps), ideal), ratio(bench.Median(aps), pebble))
 		}
 	}
 	if slices.ContainsFunc(ps, func(p bench.Peer) bool { _, ok := syncsKnown(res, p.Name); return !ok }) {
@@ -153,15 +155,7 @@ func syncCol(rs []bench.Result, f func(bench.Result) float64, format string) str
 	if len(rs) == 0 || !rs[0].SyncsKnown {
 		return "n/c"
 	}
-	return fmt.Sprintf(format, median(pick(rs, f)))
-}
-
-func pick(rs []bench.Result, f func(bench.Result) float64) []float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	return v
+	return fmt.Sprintf(format, bench.Median(bench.Pick(rs, f)))
 }
 
 func scale(v []float64, k float64) []float64 {
@@ -172,33 +166,12 @@ func scale(v []float64, k float64) []float64 {
 	return out
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// spread formats the median and, over more than one repeat, min-max.
-func spread(v []float64, format string) string {
-	m := fmt.Sprintf(format, median(v))
-	if len(v) < 2 {
-		return m
-	}
-	return fmt.Sprintf("%s ("+format+"-"+format+")", m, slices.Min(v), slices.Max(v))
-}
-
 func durMedian(rs []bench.Result, f func(bench.Result) time.Duration) string {
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = float64(f(r))
 	}
-	m := time.Duration(median(v))
+	m := time.Duration(bench.Median(v))
 	if m >= time.Millisecond {
 		return m.Round(10 * time.Microsecond).String()
 	}
@@ -208,8 +181,8 @@ func durMedian(rs []bench.Result, f func(bench.Result) time.Duration) string {
 // cpuMedian shows CPU per append to a tenth of a microsecond: at 64
 // writers it is a few microseconds, and whole ones would hide the gaps.
 func cpuMedian(rs []bench.Result) string {
-	v := pick(rs, func(r bench.Result) float64 { return float64(r.CPUPerAppend()) })
-	return fmt.Sprintf("%.1fµs", median(v)/float64(time.Microsecond))
+	v := bench.Pick(rs, func(r bench.Result) float64 { return float64(r.CPUPerAppend()) })
+	return fmt.Sprintf("%.1fµs", bench.Median(v)/float64(time.Microsecond))
 }
 
 func ratio(a, b float64) string {
