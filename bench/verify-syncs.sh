@@ -14,15 +14,13 @@ go build -o "$bin" ./cmd/peerbench
 printf '| log | appends | fdatasync | fsync | appends per sync call |\n|---|---|---|---|---|\n'
 for peer in journal ideal pebble etcd raft-wal tidwall naive; do
   trace=$(dirname "$bin")/$peer.strace
-  out=$(strace -f -c -e trace=fdatasync,fsync -o "$trace" \
-    "$bin" -peers "$peer" -d "$d" -n 1 -w 8x128 -seqmax 0 -dir "$dir" 2>/dev/null)
-  appends=$(awk -F'|' -v p=" $peer " '$3 == p { a = $4; sub(/^ */, "", a); sub(/ .*/, "", a); print a }' <<<"$out")
-  # The table shows appends/s; the run lasted $d.
-  secs=${d%s}
-  total=$(awk -v a="$appends" -v s="$secs" 'BEGIN { printf "%d", a * s }')
+  # peerbench reports each case's appends on stderr: "... N appends".
+  total=$(strace -f -c -e trace=fdatasync,fsync -o "$trace" \
+    "$bin" -peers "$peer" -d "$d" -n 1 -w 8x128 -seqmax 0 -dir "$dir" 2>&1 >/dev/null |
+    awk '$NF == "appends" { print $(NF-1) }')
   count() { awk -v s="$1" '$NF == s { print $4 }' "$trace" | head -1; }
   fds=$(count fdatasync); fs=$(count fsync)
   fds=${fds:-0}; fs=${fs:-0}
   per=$(awk -v a="$total" -v n=$((fds + fs)) 'BEGIN { if (n) printf "%.2f", a / n; else print "-" }')
-  printf '| %s | ~%s | %s | %s | %s |\n' "$peer" "$total" "$fds" "$fs" "$per"
+  printf '| %s | %s | %s | %s | %s |\n' "$peer" "$total" "$fds" "$fs" "$per"
 done

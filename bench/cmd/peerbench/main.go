@@ -61,7 +61,7 @@ func main() {
 				}
 				k := key{p.Name, w}
 				res[k] = append(res[k], r)
-				fmt.Fprintf(os.Stderr, "repeat %d %-8s %-10v %9.0f appends/s\n", rep+1, p.Name, w, r.AppendsPerSec())
+				fmt.Fprintf(os.Stderr, "repeat %d %-8s %-10v %9.0f appends/s %9d appends\n", rep+1, p.Name, w, r.AppendsPerSec(), r.Appends)
 			}
 		}
 	}
@@ -188,6 +188,9 @@ func cpuMedian(rs []bench.Result) string {
 func ratio(a, b float64) string {
 	if b == 0 {
 		return "-"
+	}
+	if a/b < 0.01 {
+		return "<0.01" // small records: far from any bandwidth limit
 	}
 	return fmt.Sprintf("%.2f", a/b)
 }
