@@ -7,9 +7,25 @@ import (
 	"github.com/gojournal/journal/bench"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
+
+const chartWidth = 24 * vg.Centimeter
+
+// palette has a distinct colour for each log of the table and its variants
+// (plotutil's palettes repeat after seven).
+var palette = []color.Color{
+	color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, // journal: red
+	color.RGBA{R: 0xff, G: 0x98, B: 0x96, A: 0xff},
+	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+	color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+	color.RGBA{R: 0xbc, G: 0xbd, B: 0x22, A: 0xff},
+	color.RGBA{R: 0x17, G: 0xbe, B: 0xcf, A: 0xff},
+}
 
 // chart draws, per workload, each log's median appends/s as a multiple of
 // the ideal group commit's: absolute figures span two orders of magnitude
@@ -23,7 +39,9 @@ func chart(path string, ps []bench.Peer, ws []bench.Workload, res map[key][]benc
 		names[i] = w.String()
 	}
 	p.NominalX(names...)
-	width := vg.Points(60 / float64(len(ps)))
+	// Each workload's bars fill about 70% of its slot of the plot's
+	// width (about 21 of the 24 cm), however many workloads and logs.
+	width := min(chartWidth*0.875*0.7/vg.Length(len(ws)*len(ps)), vg.Centimeter)
 	top := 1.0
 	for i, peer := range ps {
 		vals := make(plotter.Values, len(ws))
@@ -39,7 +57,7 @@ func chart(path string, ps []bench.Peer, ws []bench.Workload, res map[key][]benc
 			return fmt.Errorf("chart: %w", err)
 		}
 		bars.LineStyle.Width = 0
-		bars.Color = plotutil.Color(i)
+		bars.Color = palette[i%len(palette)]
 		bars.Offset = width * vg.Length(float64(i)-float64(len(ps)-1)/2)
 		p.Add(bars)
 		p.Legend.Add(peer.Name, bars)
@@ -52,5 +70,5 @@ func chart(path string, ps []bench.Peer, ws []bench.Workload, res map[key][]benc
 	p.Y.Min, p.Y.Max = 0, top*1.7
 	p.Legend.Top = true
 	p.Legend.Left = true
-	return p.Save(24*vg.Centimeter, 12*vg.Centimeter, path)
+	return p.Save(chartWidth, 12*vg.Centimeter, path)
 }
