@@ -79,7 +79,10 @@ var workloads = []workload{
 	}},
 	{"TruncateFront past the end of a new log", small, func(d *crashtest.Driver) {
 		_ = d.TruncateFront(7) &&
-			appendAll(d, 3, 10)
+			appendAll(d, 3, 10) &&
+			d.TruncateFront(40) &&
+			d.TruncateFront(12) && // an empty log may move its start back
+			appendAll(d, 2, 10)
 	}},
 	{"TruncateBack", small, func(d *crashtest.Driver) {
 		_ = appendAll(d, 30, 6000) &&

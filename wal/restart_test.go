@@ -138,3 +138,36 @@ func TestRecoveryPendingRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncateFrontBelowAnEmptyLog: an empty log without a checkpoint may
+// move its start below FirstIndex; a log with records, or with a
+// checkpoint, may not.
+func TestTruncateFrontBelowAnEmptyLog(t *testing.T) {
+	dir := t.TempDir()
+	o := &Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	l := openT(t, dir, o)
+	must(t, l.TruncateFront(50))
+	must(t, l.TruncateFront(20))
+	checkRange(t, l, 20, 19)
+	appendN(t, l, 3)
+	if err := l.TruncateFront(10); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TruncateFront(10) below a log holding [20, 22]: %v, want ErrOutOfRange", err)
+	}
+	must(t, l.TruncateFront(23)) // empties it the ordinary way
+	must(t, l.TruncateFront(7))
+	if err := l.TruncateFront(0); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TruncateFront(0): %v, want ErrOutOfRange", err)
+	}
+	appendN(t, l, 4)
+	must(t, l.Checkpoint(10, writeState(10)))
+	checkRange(t, l, 11, 10)
+	if err := l.TruncateFront(5); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TruncateFront(5) below an empty log continuing a snapshot as of 10: %v, want ErrOutOfRange", err)
+	}
+	must(t, l.Close())
+	l = openT(t, dir, o)
+	defer l.Close()
+	checkRange(t, l, 11, 10)
+	appendN(t, l, 1)
+	checkRange(t, l, 11, 11)
+}

@@ -18,9 +18,12 @@ import (
 // empties the log too, and the next Append gets index: an empty log may
 // start anywhere, as a replicated log must once it installs a snapshot
 // taken elsewhere (this works on a brand-new log as well, to start it at
-// index). Once a checkpoint exists, the log must continue it: index may
-// not exceed the snapshot's index plus one (ErrOutOfRange), so a log with
-// a checkpoint never skips indexes.
+// index). An empty log without a checkpoint may also move its start below
+// FirstIndex (to any index >= 1): a replica that dropped a conflicting
+// tail along with its prefix continues from the leader's snapshot, which
+// may lie before the end it had. Once a checkpoint exists, the log must
+// continue it: index may not exceed the snapshot's index plus one
+// (ErrOutOfRange), so a log with a checkpoint never skips indexes.
 // The truncation is durable when TruncateFront returns; after a crash the
 // log is either as before or as after it, NoSync or not (with NoSync the
 // records kept are synced first). Segments holding only dropped records
@@ -53,7 +56,7 @@ func (l *Log) truncateFront(index uint64) error {
 	if l.err != nil {
 		return l.err
 	}
-	if index < l.first {
+	if index == 0 || (index < l.first && !l.movable()) {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
 	}
 	if l.snapshot != 0 && index > l.snapshot+1 {
@@ -63,17 +66,8 @@ func (l *Log) truncateFront(index uint64) error {
 	if index == l.first {
 		return nil
 	}
-	if index > l.last+1 {
-		if err := l.exclusive(false); err != nil {
-			return err
-		}
-		// Appends given indexes before we held them off are written
-		// now; if they reached index, it is an ordinary truncation.
-		if index > l.next {
-			defer l.endExclusive()
-			return l.restartAt(index)
-		}
-		l.endExclusive()
+	if index > l.last+1 || index < l.first {
+		return l.restart(index)
 	}
 	// The records kept (up to index-1 at least) must be durable before
 	// the meta file says the log starts at index, or a power loss could
@@ -105,6 +99,26 @@ func (l *Log) truncateFront(index uint64) error {
 		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
 	}
 	return nil
+}
+
+// movable reports whether the log may restart below its first index: it
+// is empty and has no checkpoint to continue. Called with mu held.
+func (l *Log) movable() bool { return l.first > l.last && l.snapshot == 0 }
+
+// restart is truncateFront outside [FirstIndex, LastIndex+1]. It holds
+// appends off; those given indexes before are written first, and if they
+// made the log reach index, or made it non-empty when index lies below
+// its start, the call is judged again on the range they left.
+func (l *Log) restart(index uint64) error {
+	if err := l.exclusive(false); err != nil {
+		return err
+	}
+	if index <= l.last+1 && (index >= l.first || !l.movable()) {
+		l.endExclusive()
+		return l.truncateFront(index)
+	}
+	defer l.endExclusive()
+	return l.restartAt(index)
 }
 
 // restartAt empties the log so that it continues at index, past its end.
