@@ -40,8 +40,8 @@ type Store struct {
 	noSync bool
 	// wmu serialises StoreLogs and DeleteRange: each reads the log's
 	// range and changes it according to what it read.
-	wmu sync.Mutex
-	buf []byte // encoding buffer, under wmu
+	wmu  sync.Mutex
+	buf  []byte // encoding buffer, under wmu
 	recs [][]byte
 
 	stable *stable
