@@ -174,7 +174,9 @@ func recovered(fsys *crashfs.FS) (state, error) {
 	return st, nil
 }
 
-func (s state) equal(o state) bool { return maps.Equal(s.terms, o.terms) && maps.Equal(s.stable, o.stable) }
+func (s state) equal(o state) bool {
+	return maps.Equal(s.terms, o.terms) && maps.Equal(s.stable, o.stable)
+}
 
 func (s state) String() string {
 	idx := slices.Sorted(maps.Keys(s.terms))
