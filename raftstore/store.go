@@ -43,6 +43,7 @@ type Store struct {
 	wmu  sync.Mutex
 	buf  []byte // encoding buffer, under wmu
 	recs [][]byte
+	ends []int
 
 	stable *stable
 	closed atomic.Bool
@@ -64,6 +65,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 	var lo wal.Options
 	if o.Log != nil {
 		lo = *o.Log
+	}
+	if lo.Checkpoint.State != nil {
+		// A checkpoint would bind the log to its snapshot's index, and
+		// raft must be able to restart an empty log anywhere.
+		return nil, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
+			wal.ErrInvalidOptions)
 	}
 	l, err := wal.Open(filepath.Join(dir, "log"), &lo)
 	if err != nil {
@@ -196,14 +203,13 @@ func (s *Store) startAt(next uint64) error {
 // records are sliced once the buffer has stopped growing, as append may
 // move it.
 func (s *Store) encode(logs []*raft.Log) {
-	s.buf, s.recs = s.buf[:0], s.recs[:0]
-	ends := make([]int, 0, 64)
+	s.buf, s.recs, s.ends = s.buf[:0], s.recs[:0], s.ends[:0]
 	for _, e := range logs {
 		s.buf = appendEntry(s.buf, e)
-		ends = append(ends, len(s.buf))
+		s.ends = append(s.ends, len(s.buf))
 	}
 	start := 0
-	for _, end := range ends {
+	for _, end := range s.ends {
 		s.recs = append(s.recs, s.buf[start:end:end])
 		start = end
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -355,5 +356,14 @@ func TestNoSyncLogIsStillDurable(t *testing.T) {
 	checkLog(t, s, 1, 5, 1)
 	if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 9 {
 		t.Fatalf("GetUint64 after a power loss = %d, %v; want 9", v, err)
+	}
+}
+
+func TestEntryLogCheckpointsRefused(t *testing.T) {
+	o := testOptions()
+	o.Log.Checkpoint = wal.CheckpointOptions{EveryBytes: 1 << 20,
+		State: func() (uint64, func(io.Writer) error, error) { return 0, nil, nil }}
+	if _, err := Open(t.TempDir(), o); !errors.Is(err, wal.ErrInvalidOptions) {
+		t.Fatalf("Open with background checkpoints of the entry log: %v, want wal.ErrInvalidOptions", err)
 	}
 }
