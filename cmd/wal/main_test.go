@@ -800,3 +800,25 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverPendingRestart: a crash right after a TruncateFront past the
+// end committed (journal.meta has EmptyPending): verify accepts the
+// directory, recover finishes the restart and says so, and the log is
+// empty at the new index.
+func TestRecoverPendingRestart(t *testing.T) {
+	dir := makeLog(t, 300)
+	if err := recovery.WriteMeta(vfs.Default, dir, recovery.Meta{FirstIndex: 500, EmptyPending: true}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, 0, "verify", dir)
+	r := want(t, 0, "recover", "--dry-run", dir)
+	if !strings.Contains(r.stdout, "TruncateFront past the end, to an empty log at 500, would be finished") {
+		t.Errorf("recover --dry-run:\n%s", r.stdout)
+	}
+	r = want(t, 0, "recover", dir)
+	if !strings.Contains(r.stdout, "to an empty log at 500, was finished") {
+		t.Errorf("recover:\n%s", r.stdout)
+	}
+	want(t, 0, "verify", dir)
+	checkLog(t, dir, 500, 499)
+}
