@@ -252,7 +252,11 @@ func (b *built) run(l *wal.Log, rng *rand.Rand) {
 		case r < 85:
 			op, err = "sync", l.Sync()
 		case r < 90:
-			i := first + rng.Uint64N(last+2-first)
+			// Up to 3 past the end: an empty log may start anywhere.
+			i := first + rng.Uint64N(last+5-first)
+			if first > last && rng.IntN(2) == 0 {
+				i = 1 + rng.Uint64N(first) // an empty log may move its start back
+			}
 			op, err = fmt.Sprintf("truncateFront(%d)", i), l.TruncateFront(i)
 		case r < 95:
 			i := first - 1 + rng.Uint64N(last+2-first)

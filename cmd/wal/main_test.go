@@ -697,12 +697,16 @@ func TestTruncate(t *testing.T) {
 	golden(t, "truncate_back", r.stdout, dir)
 	checkLog(t, dir, 150, 200)
 	want(t, 0, "verify", dir)
-	r = want(t, 2, "truncate", dir, "--front", "500")
+	r = want(t, 2, "truncate", dir, "--front", "10")
 	if !strings.Contains(r.stderr, "out of range") {
 		t.Errorf("truncate out of range: %s", r.stderr)
 	}
 	want(t, 2, "truncate", dir, "--front", "1", "--back", "2")
 	want(t, 2, "truncate", dir)
+	// Past the end: the log is empty and continues at 500.
+	want(t, 0, "truncate", dir, "--front", "500")
+	want(t, 0, "verify", dir)
+	checkLog(t, dir, 500, 499)
 	// A damaged log cannot be opened: exit 1 and advice.
 	cdir := makeLog(t, 300)
 	flip(t, seg(cdir, 255), 512*5+40)
@@ -795,4 +799,26 @@ func TestHelp(t *testing.T) {
 			t.Errorf("wal %s --help:\n%s", c, r.stdout)
 		}
 	}
+}
+
+// TestRecoverPendingRestart: a crash right after a TruncateFront past the
+// end committed (journal.meta has EmptyPending): verify accepts the
+// directory, recover finishes the restart and says so, and the log is
+// empty at the new index.
+func TestRecoverPendingRestart(t *testing.T) {
+	dir := makeLog(t, 300)
+	if err := recovery.WriteMeta(vfs.Default, dir, recovery.Meta{FirstIndex: 500, EmptyPending: true}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, 0, "verify", dir)
+	r := want(t, 0, "recover", "--dry-run", dir)
+	if !strings.Contains(r.stdout, "TruncateFront past the end, to an empty log at 500, would be finished") {
+		t.Errorf("recover --dry-run:\n%s", r.stdout)
+	}
+	r = want(t, 0, "recover", dir)
+	if !strings.Contains(r.stdout, "to an empty log at 500, was finished") {
+		t.Errorf("recover:\n%s", r.stdout)
+	}
+	want(t, 0, "verify", dir)
+	checkLog(t, dir, 500, 499)
 }

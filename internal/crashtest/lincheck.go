@@ -278,8 +278,13 @@ func (c *client) call(b byte) {
 		in.Index = first - 1 + arg%(last-first+3)
 		fn = func() LinOutput { return c.read(in.Index) }
 	case OpTruncateFront:
-		// mostly allowed: at most the snapshot's index plus one
-		in.Index = first + arg%(last-first+3)
+		// mostly allowed: at most the snapshot's index plus one; up to
+		// two past the end (a restart there), and on an empty log
+		// sometimes below its start
+		in.Index = first + arg%(last-first+4)
+		if first > last && arg%3 == 0 {
+			in.Index = 1 + arg%first
+		}
 		if snap := c.h.snap.Load(); snap != 0 && arg < 12 {
 			in.Index = min(in.Index, snap+1)
 		}

@@ -187,6 +187,17 @@ func (s linState) dropFront(index uint64) linState {
 	return s
 }
 
+// truncateFront is TruncateFront(index): it drops the records before
+// index, or, past the end or below the start, empties the log so that it
+// continues at index.
+func (s linState) truncateFront(index uint64) linState {
+	if index >= s.first && index <= s.last()+1 {
+		return s.dropFront(index)
+	}
+	s.recs, s.first, s.synced = "", index, min(s.synced, index-1)
+	return s
+}
+
 // dropBack drops the records after index; the record at index now ends
 // what a crash may keep.
 func (s linState) dropBack(index uint64) linState {
@@ -312,8 +323,10 @@ func step(s linState, in LinInput, out LinOutput, noSync bool) (linState, bool) 
 		}
 		return s, out.Err == ErrNone && out.ID == s.id(in.Index)
 	case OpTruncateFront:
-		ok := in.Index >= s.first && in.Index <= s.last()+1 && (s.snap == 0 || in.Index <= s.snap+1)
-		return okOrOutOfRange(s, ok, out, func() linState { return s.dropFront(in.Index) })
+		// Past the end, or below the start of an empty log, the log
+		// restarts at the index, unless a snapshot binds it.
+		ok := in.Index >= 1 && (s.snap == 0 || in.Index <= s.snap+1) && (in.Index >= s.first || (s.n() == 0 && s.snap == 0))
+		return okOrOutOfRange(s, ok, out, func() linState { return s.truncateFront(in.Index) })
 	case OpTruncateBack:
 		ok := in.Index+1 >= s.first && in.Index <= s.last() && in.Index >= s.snap
 		return okOrOutOfRange(s, ok, out, func() linState { return s.dropBack(in.Index) })

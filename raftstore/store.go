@@ -1,0 +1,248 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gojournal/journal/wal"
+	"github.com/hashicorp/raft"
+)
+
+var (
+	// ErrNotContiguous is returned by StoreLogs when the entries do not
+	// continue the log (or each other) index by index, and by DeleteRange
+	// for a range that is neither a prefix nor a suffix of the log.
+	ErrNotContiguous = errors.New("raftstore: entries not contiguous with the log")
+	// ErrFormat is returned when a stored entry or stable record was
+	// written in a format this build does not read.
+	ErrFormat = errors.New("raftstore: unknown format")
+)
+
+// Options configures a Store. The zero value (or nil) works.
+type Options struct {
+	// Log configures the journal holding the entries; nil means the
+	// defaults. Its FS is used for the stable log too. With NoSync set,
+	// StoreLogs syncs before it returns, as raft requires.
+	Log *wal.Options
+	// CompactAfter is how many stable records accumulate before the
+	// stable log is compacted into a checkpoint of the latest values;
+	// 0 means 1024.
+	CompactAfter int
+}
+
+// Store is a raft.LogStore, raft.StableStore and raft.MonotonicLogStore
+// backed by journal logs in one directory.
+type Store struct {
+	log    *wal.Log
+	noSync bool
+	// wmu serialises StoreLogs and DeleteRange: each reads the log's
+	// range and changes it according to what it read.
+	wmu  sync.Mutex
+	buf  []byte // encoding buffer, under wmu
+	recs [][]byte
+	ends []int
+
+	stable *stable
+	closed atomic.Bool
+}
+
+var (
+	_ raft.LogStore          = (*Store)(nil)
+	_ raft.StableStore       = (*Store)(nil)
+	_ raft.MonotonicLogStore = (*Store)(nil)
+)
+
+// Open opens (creating it if needed) the store in dir, recovering both
+// logs as wal.Open does after a crash.
+func Open(dir string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	var lo wal.Options
+	if o.Log != nil {
+		lo = *o.Log
+	}
+	if lo.Checkpoint.State != nil {
+		// A checkpoint would bind the log to its snapshot's index, and
+		// raft must be able to restart an empty log anywhere.
+		return nil, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
+			wal.ErrInvalidOptions)
+	}
+	l, err := wal.Open(filepath.Join(dir, "log"), &lo)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStable(filepath.Join(dir, "stable"), lo, o.CompactAfter)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return &Store{log: l, noSync: lo.NoSync, stable: st}, nil
+}
+
+// Close closes both logs. Later calls return wal.ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return wal.ErrClosed
+	}
+	return errors.Join(s.log.Close(), s.stable.close())
+}
+
+// usable returns wal.ErrClosed once Close has begun: the reads that the
+// journal does not answer themselves (stable values are held in memory).
+func (s *Store) usable() error {
+	if s.closed.Load() {
+		return wal.ErrClosed
+	}
+	return nil
+}
+
+// IsMonotonic reports true: the log never has gaps (raft then deletes
+// every entry after restoring a snapshot rather than leave a gap).
+func (s *Store) IsMonotonic() bool { return true }
+
+// FirstIndex returns the index of the first entry, 0 when there is none.
+func (s *Store) FirstIndex() (uint64, error) {
+	first, last, err := s.bounds()
+	if err != nil || first > last {
+		return 0, err
+	}
+	return first, nil
+}
+
+// LastIndex returns the index of the last entry, 0 when there is none.
+func (s *Store) LastIndex() (uint64, error) {
+	first, last, err := s.bounds()
+	if err != nil || first > last {
+		return 0, err
+	}
+	return last, nil
+}
+
+// bounds reads the log's range. An empty log may have its start anywhere,
+// so FirstIndex and LastIndex report 0 for it, as raft expects.
+func (s *Store) bounds() (first, last uint64, err error) {
+	if err := s.usable(); err != nil {
+		return 0, 0, err
+	}
+	// Not under wmu: raft reads while it appends. The two calls may see
+	// an append between them, which only widens the range.
+	first = s.log.FirstIndex()
+	last = s.log.LastIndex()
+	return first, last, nil
+}
+
+// GetLog reads the entry at index into log. It returns raft.ErrLogNotFound
+// itself (raft compares with ==) when the log does not hold index.
+func (s *Store) GetLog(index uint64, log *raft.Log) error {
+	rec, err := s.log.Read(index)
+	if errors.Is(err, wal.ErrNotFound) {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return decodeEntry(rec, index, log)
+}
+
+// StoreLog stores one entry; see StoreLogs.
+func (s *Store) StoreLog(log *raft.Log) error { return s.StoreLogs([]*raft.Log{log}) }
+
+// StoreLogs appends the entries atomically and durably. They must be
+// contiguous and continue the log (the first at LastIndex()+1), except on
+// an empty log, where they may start at any index >= 1 (after a snapshot
+// raft continues from the snapshot's index + 1). Otherwise it returns
+// ErrNotContiguous and stores nothing.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	for i := 1; i < len(logs); i++ {
+		if logs[i].Index != logs[i-1].Index+1 {
+			return fmt.Errorf("%w: entry %d follows entry %d in one StoreLogs", ErrNotContiguous, logs[i].Index, logs[i-1].Index)
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.startAt(logs[0].Index); err != nil {
+		return err
+	}
+	s.encode(logs)
+	first, err := s.append()
+	if err != nil {
+		return err
+	}
+	if first != logs[0].Index {
+		// Only a writer outside this Store could cause it.
+		return fmt.Errorf("raftstore: entries stored from index %d, want %d", first, logs[0].Index)
+	}
+	if s.noSync {
+		return s.log.Sync()
+	}
+	return nil
+}
+
+// startAt makes the log's next index next: it must be already, or the log
+// must be empty (then it restarts there). Called with wmu held.
+func (s *Store) startAt(next uint64) error {
+	first, last := s.log.FirstIndex(), s.log.LastIndex()
+	switch {
+	case next == last+1:
+		return nil
+	case first <= last || next == 0:
+		return fmt.Errorf("%w: entry %d does not continue the log [%d, %d]", ErrNotContiguous, next, first, last)
+	}
+	return s.log.TruncateFront(next)
+}
+
+// encode encodes the entries into s.buf and points s.recs at each. The
+// records are sliced once the buffer has stopped growing, as append may
+// move it.
+func (s *Store) encode(logs []*raft.Log) {
+	s.buf, s.recs, s.ends = s.buf[:0], s.recs[:0], s.ends[:0]
+	for _, e := range logs {
+		s.buf = appendEntry(s.buf, e)
+		s.ends = append(s.ends, len(s.buf))
+	}
+	start := 0
+	for _, end := range s.ends {
+		s.recs = append(s.recs, s.buf[start:end:end])
+		start = end
+	}
+}
+
+// append writes s.recs as one batch (one record alone, when there is one).
+func (s *Store) append() (uint64, error) {
+	if len(s.recs) == 1 {
+		return s.log.Append(s.recs[0])
+	}
+	return s.log.AppendBatch(s.recs)
+}
+
+// DeleteRange deletes the entries in [min, max]. It must be a prefix of
+// the log (raft compacting after a snapshot; a max past the end deletes
+// everything, and the next StoreLogs may start anywhere) or a suffix (a
+// conflicting tail); the part of the range outside the log is ignored.
+// Anything else returns ErrNotContiguous.
+func (s *Store) DeleteRange(min, max uint64) error {
+	if min > max {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	first, last := s.log.FirstIndex(), s.log.LastIndex()
+	switch {
+	case first > last || max < first || min > last:
+		return nil
+	case min <= first:
+		return s.log.TruncateFront(max + 1)
+	case max >= last:
+		return s.log.TruncateBack(min - 1)
+	}
+	return fmt.Errorf("%w: DeleteRange(%d, %d) inside the log [%d, %d]: only a prefix or a suffix may be deleted",
+		ErrNotContiguous, min, max, first, last)
+}

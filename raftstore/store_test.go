@@ -1,0 +1,369 @@
+package raftstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gojournal/journal/vfs/crashfs"
+	"github.com/gojournal/journal/wal"
+	"github.com/hashicorp/raft"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func testOptions() *Options {
+	return &Options{Log: &wal.Options{SegmentSize: wal.MinSegmentSize, Logger: quiet}}
+}
+
+func openT(t *testing.T, dir string, o *Options) *Store {
+	t.Helper()
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// reopen closes s and opens its directory again.
+func reopen(t *testing.T, s *Store, dir string, o *Options) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return openT(t, dir, o)
+}
+
+// entry is the entry the tests store at index i in term: every field set,
+// sizes varying with i.
+func entry(i, term uint64) *raft.Log {
+	e := &raft.Log{Index: i, Term: term, Type: raft.LogType(i % 6),
+		Data:       bytes.Repeat([]byte{byte(i)}, int(i%300)),
+		AppendedAt: time.Unix(1700000000, int64(i)*1001).UTC()}
+	if i%3 == 0 {
+		e.Extensions = []byte(fmt.Sprintf("ext-%d", i))
+	}
+	if i%5 == 0 {
+		e.AppendedAt = time.Time{}
+	}
+	return e
+}
+
+func entries(from, to, term uint64) []*raft.Log {
+	var logs []*raft.Log
+	for i := from; i <= to; i++ {
+		logs = append(logs, entry(i, term))
+	}
+	return logs
+}
+
+func sameEntry(a, b *raft.Log) bool {
+	return a.Index == b.Index && a.Term == b.Term && a.Type == b.Type && bytes.Equal(a.Data, b.Data) &&
+		bytes.Equal(a.Extensions, b.Extensions) && a.AppendedAt.Equal(b.AppendedAt)
+}
+
+// checkLog checks that s holds exactly the entries [first, last] as
+// entry(i, term) made them, and nothing around them.
+func checkLog(t *testing.T, s *Store, first, last, term uint64) {
+	t.Helper()
+	f, err1 := s.FirstIndex()
+	l, err2 := s.LastIndex()
+	if err := errors.Join(err1, err2); err != nil || f != first || l != last {
+		t.Fatalf("FirstIndex, LastIndex = %d, %d (%v); want %d, %d", f, l, err, first, last)
+	}
+	for i := first; i <= last && last != 0; i++ {
+		var got raft.Log
+		if err := s.GetLog(i, &got); err != nil {
+			t.Fatalf("GetLog(%d): %v", i, err)
+		}
+		if want := entry(i, term); !sameEntry(&got, want) {
+			t.Fatalf("GetLog(%d) = %+v, want %+v", i, got, *want)
+		}
+	}
+	for _, i := range []uint64{first - 1, last + 1, 0} {
+		if last != 0 && first <= i && i <= last {
+			continue
+		}
+		var got raft.Log
+		if err := s.GetLog(i, &got); err != raft.ErrLogNotFound {
+			t.Fatalf("GetLog(%d) outside [%d, %d]: %v, want raft.ErrLogNotFound itself", i, first, last, err)
+		}
+	}
+}
+
+func TestEmptyStore(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, testOptions())
+	defer func() { s.Close() }()
+	checkLog(t, s, 0, 0, 1)
+	var l raft.Log
+	if err := s.GetLog(1, &l); err != raft.ErrLogNotFound {
+		t.Fatalf("GetLog(1) of an empty store: %v, want raft.ErrLogNotFound", err)
+	}
+	if v, err := s.Get([]byte("missing")); err != nil || len(v) != 0 {
+		t.Fatalf("Get(missing) = %q, %v; want empty, nil", v, err)
+	}
+	if v, err := s.GetUint64([]byte("missing")); err != nil || v != 0 {
+		t.Fatalf("GetUint64(missing) = %d, %v; want 0, nil", v, err)
+	}
+	if !s.IsMonotonic() {
+		t.Fatal("IsMonotonic() = false")
+	}
+	s = reopen(t, s, dir, testOptions())
+	checkLog(t, s, 0, 0, 1)
+}
+
+func TestStoreAndGetRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, testOptions())
+	defer func() { s.Close() }()
+	if err := s.StoreLog(entry(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for from := uint64(2); from < 2000; from += 64 {
+		if err := s.StoreLogs(entries(from, from+63, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkLog(t, s, 1, 2049, 1)
+	s = reopen(t, s, dir, testOptions())
+	checkLog(t, s, 1, 2049, 1)
+	// Empty and nil fields round-trip as empty.
+	e := &raft.Log{Index: 2050, Term: 1<<63 + 5}
+	if err := s.StoreLog(e); err != nil {
+		t.Fatal(err)
+	}
+	var got raft.Log
+	if err := s.GetLog(2050, &got); err != nil || !sameEntry(&got, e) || !got.AppendedAt.IsZero() {
+		t.Fatalf("GetLog(2050) = %+v, %v; want %+v", got, err, *e)
+	}
+}
+
+func TestStoreLogsMustContinueTheLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, testOptions())
+	defer func() { s.Close() }()
+	if err := s.StoreLogs(entries(1, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]*raft.Log{
+		"gap after the log":     entries(12, 13, 1),
+		"overlap with the log":  entries(10, 12, 1),
+		"gap inside the batch":  {entry(11, 1), entry(13, 1)},
+		"batch out of order":    {entry(12, 1), entry(11, 1)},
+		"duplicate in a batch":  {entry(11, 1), entry(11, 1)},
+		"index zero on the log": {entry(0, 1)},
+	}
+	for name, logs := range bad {
+		if err := s.StoreLogs(logs); !errors.Is(err, ErrNotContiguous) {
+			t.Errorf("%s: StoreLogs = %v, want ErrNotContiguous", name, err)
+		}
+	}
+	checkLog(t, s, 1, 10, 1)
+	// Index 0 on an empty log: raft never uses it, and journal indexes
+	// start at 1.
+	e := openT(t, t.TempDir(), testOptions())
+	defer e.Close()
+	if err := e.StoreLog(entry(0, 1)); err == nil {
+		t.Fatal("StoreLog(index 0) = nil, want an error")
+	}
+}
+
+// TestEmptyLogStartsAnywhere: a brand-new store, and one raft emptied after
+// a snapshot, take their first entry at any index, lower or higher.
+func TestEmptyLogStartsAnywhere(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions()
+	s := openT(t, dir, o)
+	defer func() { s.Close() }()
+	if err := s.StoreLogs(entries(100, 110, 1)); err != nil {
+		t.Fatalf("StoreLogs at 100 on a new store: %v", err)
+	}
+	checkLog(t, s, 100, 110, 1)
+	s = reopen(t, s, dir, o)
+	checkLog(t, s, 100, 110, 1)
+	// raft after installing a snapshot at 200: removeOldLogs deletes
+	// everything, then the leader sends 201 on.
+	if err := s.DeleteRange(100, 110); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 0, 0, 1)
+	if err := s.StoreLogs(entries(201, 210, 1)); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 201, 210, 1)
+	// A follower that held an uncommitted tail past the snapshot the
+	// leader sends: everything goes, and the log continues below its old
+	// end.
+	if err := s.DeleteRange(201, 210); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir, o)
+	checkLog(t, s, 0, 0, 1)
+	if err := s.StoreLogs(entries(205, 206, 2)); err != nil {
+		t.Fatalf("StoreLogs at 205 after the log ended at 210: %v", err)
+	}
+	s = reopen(t, s, dir, o)
+	checkLog(t, s, 205, 206, 2)
+}
+
+func TestDeleteRange(t *testing.T) {
+	cases := []struct {
+		name        string
+		min, max    uint64
+		first, last uint64 // the log afterwards (0, 0: empty)
+		err         error
+	}{
+		{"PrefixAfterSnapshot", 1, 40, 41, 100, nil},
+		{"PrefixStartingBeforeTheLog", 0, 40, 41, 100, nil},
+		{"ConflictingSuffix", 61, 100, 1, 60, nil},
+		{"SuffixPastTheEnd", 61, 500, 1, 60, nil},
+		{"Everything", 1, 100, 0, 0, nil},
+		{"EverythingAndBeyond", 1, 1000, 0, 0, nil},
+		{"BeforeTheLog", 0, 0, 1, 100, nil},
+		{"AfterTheLog", 101, 200, 1, 100, nil},
+		{"EmptyRange", 50, 40, 1, 100, nil},
+		{"Middle", 20, 30, 1, 100, ErrNotContiguous},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOptions()
+			s := openT(t, dir, o)
+			defer func() { s.Close() }()
+			if err := s.StoreLogs(entries(1, 100, 3)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DeleteRange(c.min, c.max); !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+				t.Fatalf("DeleteRange(%d, %d) = %v, want %v", c.min, c.max, err, c.err)
+			}
+			checkLog(t, s, c.first, c.last, 3)
+			s = reopen(t, s, dir, o)
+			checkLog(t, s, c.first, c.last, 3)
+			// The log goes on after it: from its end, or from anywhere
+			// when empty.
+			next := c.last + 1
+			if c.last == 0 {
+				next = 7
+			}
+			if err := s.StoreLog(entry(next, 3)); err != nil {
+				t.Fatalf("StoreLog(%d) after DeleteRange: %v", next, err)
+			}
+		})
+	}
+}
+
+func TestStableStore(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions()
+	o.CompactAfter = 16
+	s := openT(t, dir, o)
+	defer func() { s.Close() }()
+	want := map[string][]byte{}
+	for i := range 100 {
+		k := fmt.Sprintf("key-%d", i%7)
+		v := bytes.Repeat([]byte{byte(i)}, i)
+		if err := s.Set([]byte(k), v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = v
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 42); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set([]byte("empty"), nil); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		for k, v := range want {
+			got, err := s.Get([]byte(k))
+			if err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("Get(%s) = %d bytes, %v; want %d bytes", k, len(got), err, len(v))
+			}
+		}
+		if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 42 {
+			t.Fatalf("GetUint64(CurrentTerm) = %d, %v; want 42", v, err)
+		}
+		if v, err := s.Get([]byte("empty")); err != nil || len(v) != 0 {
+			t.Fatalf("Get(empty) = %q, %v", v, err)
+		}
+		if _, err := s.GetUint64([]byte("key-1")); err == nil {
+			t.Fatal("GetUint64 of a 99-byte value: nil error")
+		}
+	}
+	check(s)
+	if first := s.stable.log.FirstIndex(); first <= 1 {
+		t.Fatalf("stable log starts at %d after 102 sets with CompactAfter 16: never compacted", first)
+	}
+	s = reopen(t, s, dir, o)
+	check(s)
+	// The stable log lives beside the entries: neither disturbs the other.
+	if _, err := filepath.Glob(filepath.Join(dir, "stable", "*.wal")); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 0, 0, 1)
+}
+
+func TestClosedStore(t *testing.T) {
+	s := openT(t, t.TempDir(), testOptions())
+	if err := s.StoreLog(entry(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	calls := map[string]error{
+		"Close":       s.Close(),
+		"StoreLog":    s.StoreLog(entry(2, 1)),
+		"GetLog":      s.GetLog(1, &l),
+		"DeleteRange": s.DeleteRange(1, 1),
+		"Set":         s.Set([]byte("k"), []byte("v")),
+	}
+	_, calls["FirstIndex"] = s.FirstIndex()
+	_, calls["LastIndex"] = s.LastIndex()
+	_, calls["Get"] = s.Get([]byte("k"))
+	_, calls["GetUint64"] = s.GetUint64([]byte("k"))
+	for name, err := range calls {
+		if !errors.Is(err, wal.ErrClosed) {
+			t.Errorf("%s after Close: %v, want wal.ErrClosed", name, err)
+		}
+	}
+}
+
+// TestNoSyncLogIsStillDurable: with NoSync set on the entry log, what
+// StoreLogs and Set acknowledged survives a power loss all the same.
+func TestNoSyncLogIsStillDurable(t *testing.T) {
+	fsys := crashfs.New()
+	o := &Options{Log: &wal.Options{NoSync: true, Logger: quiet, FS: fsys, SegmentSize: wal.MinSegmentSize}}
+	s := openT(t, "db", o)
+	if err := s.StoreLogs(entries(1, 5, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 9); err != nil {
+		t.Fatal(err)
+	}
+	o.Log.FS = fsys.Crash(crashfs.SyncedOnly, nil)
+	s.Close()
+	s = openT(t, "db", o)
+	defer s.Close()
+	checkLog(t, s, 1, 5, 1)
+	if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 9 {
+		t.Fatalf("GetUint64 after a power loss = %d, %v; want 9", v, err)
+	}
+}
+
+func TestEntryLogCheckpointsRefused(t *testing.T) {
+	o := testOptions()
+	o.Log.Checkpoint = wal.CheckpointOptions{EveryBytes: 1 << 20,
+		State: func() (uint64, func(io.Writer) error, error) { return 0, nil, nil }}
+	if _, err := Open(t.TempDir(), o); !errors.Is(err, wal.ErrInvalidOptions) {
+		t.Fatalf("Open with background checkpoints of the entry log: %v, want wal.ErrInvalidOptions", err)
+	}
+}
