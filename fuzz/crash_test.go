@@ -68,6 +68,19 @@ var workloads = []workload{
 			d.TruncateFront(34) && // empties the log
 			appendAll(d, 2, 10)
 	}},
+	// An empty log may start anywhere: past the end, every segment goes
+	// and the log continues at the index given.
+	{"TruncateFront past the end", small, func(d *crashtest.Driver) {
+		_ = appendAll(d, 30, 6000) &&
+			d.TruncateFront(50) && // releases every segment
+			appendAll(d, 3, 10) &&
+			d.TruncateFront(60) && // again, from a restarted log
+			appendAll(d, 2, 10)
+	}},
+	{"TruncateFront past the end of a new log", small, func(d *crashtest.Driver) {
+		_ = d.TruncateFront(7) &&
+			appendAll(d, 3, 10)
+	}},
 	{"TruncateBack", small, func(d *crashtest.Driver) {
 		_ = appendAll(d, 30, 6000) &&
 			d.TruncateBack(28) && // inside the active segment
@@ -102,6 +115,14 @@ var workloads = []workload{
 			d.Sync() &&
 			appendAll(d, 2, 3000) &&
 			d.TruncateFront(19)
+	}},
+	{"NoSync TruncateFront past the end", noSync, func(d *crashtest.Driver) {
+		_ = appendAll(d, 12, 3000) &&
+			d.TruncateFront(40) && // the records dropped were never synced
+			appendAll(d, 3, 3000) &&
+			d.Sync() &&
+			d.TruncateFront(45) && // the records dropped were synced
+			appendAll(d, 2, 3000)
 	}},
 	{"NoSync TruncateBack", noSync, func(d *crashtest.Driver) {
 		_ = appendAll(d, 30, 6000) && // rotation seals some

@@ -34,7 +34,8 @@ import (
 //
 //   - magic is the 8 bytes 89 4a 4d 45 54 0d 0a 1a ("\x89JMET\r\n\x1a").
 //   - version is 1.
-//   - flags: bit 0 (value 1) is BackPending; every other bit is zero.
+//   - flags: bit 0 (value 1) is BackPending; bit 1 (value 2) is
+//     EmptyPending; every other bit is zero.
 //   - first index (Meta.FirstIndex) is the first live record: every record
 //     below it was released by TruncateFront (or by Checkpoint, which
 //     calls it), whatever the segments still hold. 0 when none was ever
@@ -44,6 +45,13 @@ import (
 //     set: then every record after back is gone, whatever the segments
 //     still hold. Once the flag is clear, back is history and readers
 //     ignore it.
+//   - EmptyPending (flag bit 1) says that a TruncateFront past the end of
+//     the log committed: the log holds no record and continues at first
+//     index, and every segment file in the directory is obsolete, whatever
+//     it holds (the fresh segment at first index included: no record is
+//     appended to it before the flag is cleared). A reader that does not
+//     know the flag must refuse the file (unknown flags), not judge the
+//     segments that end before first index as missing records.
 //   - checksum is xxhash64 with seed 0 over bytes [0, 32): magic through
 //     back. It does not cover itself.
 //
@@ -61,6 +69,17 @@ import (
 //     below i are gone; only then are the segments that hold nothing at or
 //     after i deleted. A crash before the rename leaves the old log; after
 //     it, the new one plus segments that Open deletes.
+//   - TruncateFront(i) past the end (i > last index + 1) holds appends
+//     off and writes the file with first index i and EmptyPending: the
+//     commit point. It then deletes every segment, creates an empty
+//     segment starting at i (which fsyncs the directory, making the
+//     deletions durable), and writes the file again with EmptyPending
+//     clear. A crash before the commit leaves the old log; a crash after
+//     it and before the second write leaves the flag set, and Open deletes
+//     every segment and clears the flag (after the deletions, in directory
+//     order), leaving an empty log that continues at i. Once the flag is
+//     clear the segment at i exists durably, so a log whose segments end
+//     before its first index is damage again.
 //   - TruncateBack(i) writes the file with BackPending set and back = i
 //     (first index unchanged): the commit point. It then seals the segment
 //     holding i right after it, deletes the later segments, creates the
@@ -114,7 +133,8 @@ const (
 	metaVersion = 1
 	metaSize    = 40 // magic 8 + version 4 + flags 4 + first 8 + back 8 + xxhash64 of the preceding 32 bytes 8
 
-	flagBackPending = 1 // a TruncateBack to Back has committed but may not be applied yet
+	flagBackPending  = 1 // a TruncateBack to Back has committed but may not be applied yet
+	flagEmptyPending = 2 // a TruncateFront past the end committed: every segment is obsolete
 )
 
 // metaVersions are the meta file versions this build reads.
@@ -130,12 +150,19 @@ type Meta struct {
 	// segments still hold.
 	BackPending bool
 	Back        uint64
+	// EmptyPending says that a TruncateFront past the end of the log
+	// committed but may not have been applied: the log is empty and
+	// continues at FirstIndex, and every segment file is obsolete.
+	EmptyPending bool
 }
 
 func (m Meta) encode() []byte {
 	var flags uint32
 	if m.BackPending {
 		flags |= flagBackPending
+	}
+	if m.EmptyPending {
+		flags |= flagEmptyPending
 	}
 	b := append([]byte(nil), metaMagic...)
 	b = binary.LittleEndian.AppendUint32(b, metaVersion)
@@ -165,13 +192,14 @@ func decodeMeta(b []byte, path string) (Meta, error) {
 		return Meta{}, err
 	}
 	flags := binary.LittleEndian.Uint32(b[12:])
-	if flags&^flagBackPending != 0 {
+	if flags&^(flagBackPending|flagEmptyPending) != 0 {
 		return Meta{}, fmt.Errorf("%w: %s has unknown flags %#x", errs.ErrFormat, path, flags)
 	}
 	return Meta{
-		FirstIndex:  binary.LittleEndian.Uint64(b[16:]),
-		BackPending: flags&flagBackPending != 0,
-		Back:        binary.LittleEndian.Uint64(b[24:]),
+		FirstIndex:   binary.LittleEndian.Uint64(b[16:]),
+		BackPending:  flags&flagBackPending != 0,
+		Back:         binary.LittleEndian.Uint64(b[24:]),
+		EmptyPending: flags&flagEmptyPending != 0,
 	}, nil
 }
 

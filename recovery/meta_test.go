@@ -127,7 +127,7 @@ func TestReadMeta(t *testing.T) {
 		{name: "VersionFlippedWithoutChecksum", file: func() []byte { b := good(); b[8] = 7; return b }(), want: errs.ErrCorrupt, message: "meta checksum mismatch"},
 		{name: "FutureVersion", file: future(metaSize), want: errs.ErrFormat, message: "meta file format version 7; this build reads version 1"},
 		{name: "LargerFutureVersion", file: future(64), want: errs.ErrFormat, message: "meta file format version 7; this build reads version 1"},
-		{name: "UnknownFlags", file: func() []byte { b := good(); b[12] |= 2; return resum(b) }(), want: errs.ErrFormat, message: "unknown flags 0x3"},
+		{name: "UnknownFlags", file: func() []byte { b := good(); b[12] |= 4; return resum(b) }(), want: errs.ErrFormat, message: "unknown flags 0x5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +159,7 @@ func TestReadMeta(t *testing.T) {
 // TestWriteMetaRoundTrip writes each kind of Meta and reads it back.
 func TestWriteMetaRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	for _, m := range []Meta{{FirstIndex: 4}, {Back: 5}, {FirstIndex: 6, Back: 5, BackPending: true}, exampleMeta, {}} {
+	for _, m := range []Meta{{FirstIndex: 4}, {Back: 5}, {FirstIndex: 6, Back: 5, BackPending: true}, {FirstIndex: 9, Back: 5, EmptyPending: true}, exampleMeta, {}} {
 		if err := WriteMeta(vfs.Default, dir, m); err != nil {
 			t.Fatal(err)
 		}

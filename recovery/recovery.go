@@ -12,7 +12,9 @@
 //  2. Read the meta file. If it records a committed TruncateBack to index b,
 //     the segment holding b becomes the newest and every later one is
 //     dropped; records after b are cut. Segments wholly before the meta
-//     file's first index are released, unread.
+//     file's first index are released, unread. If it records a committed
+//     TruncateFront past the end of the log, every segment is released:
+//     the log is empty and continues at the meta file's first index.
 //  3. Read every live segment's header: a file of an unknown format or a
 //     newer version is reported first (ErrFormat).
 //  4. Every segment but the newest must be sealed: its header and footer
@@ -63,7 +65,8 @@
 // write's frames prove only the writes before it durable).
 //
 // Repair then removes temporary files and released segments, cuts a torn
-// tail and finishes a committed TruncateBack. It is idempotent: running it
+// tail and finishes a committed TruncateBack or TruncateFront past the
+// end. It is idempotent: running it
 // twice, or again after a crash during it, leaves the same log.
 package recovery
 
@@ -80,8 +83,8 @@ import (
 // Repair makes the directory match the state: it cuts a torn tail or the
 // records a committed TruncateBack dropped (truncate, fdatasync), removes
 // obsolete segments and temporary files (then syncs the directory), and
-// marks a pending TruncateBack done. After it the newest segment ends at
-// its End and the state is Clean.
+// marks a pending TruncateBack or TruncateFront past the end done. After
+// it the newest segment ends at its End and the state is Clean.
 func (st *State) Repair(fsys vfs.FS) error {
 	if n := len(st.Segments); n > 0 {
 		newest := &st.Segments[n-1]
@@ -105,9 +108,12 @@ func (st *State) Repair(fsys vfs.FS) error {
 			return fmt.Errorf("journal: recovery: %w", err)
 		}
 	}
-	if st.Meta.BackPending {
+	if st.Meta.BackPending || st.Meta.EmptyPending {
+		// Clearing EmptyPending needs no directory sync before it: the
+		// rename is kept by a crash only with the removals made before it
+		// in the same directory.
 		m := st.Meta
-		m.BackPending = false
+		m.BackPending, m.EmptyPending = false, false
 		if err := WriteMeta(fsys, st.Dir, m); err != nil {
 			return fmt.Errorf("journal: recovery: %w", err)
 		}

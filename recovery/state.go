@@ -204,7 +204,7 @@ func (st *State) Records() uint64 { return st.NextIndex() - max(st.FirstIndex, 1
 
 // Clean reports whether Repair has nothing to do.
 func (st *State) Clean() bool {
-	return st.Torn == nil && len(st.Temps) == 0 && len(st.Obsolete) == 0 && !st.Meta.BackPending
+	return st.Torn == nil && len(st.Temps) == 0 && len(st.Obsolete) == 0 && !st.Meta.BackPending && !st.Meta.EmptyPending
 }
 
 // Damaged reports whether the walk found damage.

@@ -172,6 +172,12 @@ func (w *walker) list(dir string) ([]string, error) {
 			st.Other = append(st.Other, name)
 		}
 	}
+	if st.Meta.EmptyPending {
+		// A committed TruncateFront past the end: no segment holds a
+		// live record, not even the fresh one it may have created.
+		st.Obsolete = append(st.Obsolete, paths...)
+		return nil, nil
+	}
 	if m := st.Meta; m.BackPending {
 		// A committed TruncateBack: segments starting after the kept
 		// records are obsolete.

@@ -13,17 +13,23 @@ import (
 )
 
 // TruncateFront drops the records before index: afterwards FirstIndex() is
-// index. Any index in [FirstIndex, LastIndex+1] is allowed; LastIndex+1
-// empties the log, and the next Append still continues from LastIndex+1.
-// Once a checkpoint exists, the log must continue it: index may not exceed
-// the snapshot's index plus one (ErrOutOfRange).
+// index. Any index >= FirstIndex is allowed. LastIndex+1 empties the log,
+// and the next Append continues from LastIndex+1. An index past that
+// empties the log too, and the next Append gets index: an empty log may
+// start anywhere, as a replicated log must once it installs a snapshot
+// taken elsewhere (this works on a brand-new log as well, to start it at
+// index). Once a checkpoint exists, the log must continue it: index may
+// not exceed the snapshot's index plus one (ErrOutOfRange), so a log with
+// a checkpoint never skips indexes.
 // The truncation is durable when TruncateFront returns; after a crash the
 // log is either as before or as after it, NoSync or not (with NoSync the
 // records kept are synced first). Segments holding only dropped records
-// are deleted.
+// are deleted; past the end, every segment is, and appends continue in a
+// fresh one (see recovery.MetaName for the commit protocol).
 //
-// Appends go on while it runs; it waits for a Checkpoint or TruncateBack
-// in flight. On a full disk it gives back the active segment's
+// Appends go on while it runs (except past the end, where they wait, and
+// those already given indexes are written first and then dropped); it
+// waits for a Checkpoint or TruncateBack in flight. On a full disk it gives back the active segment's
 // preallocated space to write its meta file; if that fails before the
 // commit the error (ENOSPC) leaves the log as it was, and usable.
 func (l *Log) TruncateFront(index uint64) error {
@@ -47,7 +53,7 @@ func (l *Log) truncateFront(index uint64) error {
 	if l.err != nil {
 		return l.err
 	}
-	if index < l.first || index > l.last+1 {
+	if index < l.first {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
 	}
 	if l.snapshot != 0 && index > l.snapshot+1 {
@@ -56,6 +62,18 @@ func (l *Log) truncateFront(index uint64) error {
 	}
 	if index == l.first {
 		return nil
+	}
+	if index > l.last+1 {
+		if err := l.exclusive(false); err != nil {
+			return err
+		}
+		// Appends given indexes before we held them off are written
+		// now; if they reached index, it is an ordinary truncation.
+		if index > l.next {
+			defer l.endExclusive()
+			return l.restartAt(index)
+		}
+		l.endExclusive()
 	}
 	// The records kept (up to index-1 at least) must be durable before
 	// the meta file says the log starts at index, or a power loss could
@@ -87,6 +105,69 @@ func (l *Log) truncateFront(index uint64) error {
 		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
 	}
 	return nil
+}
+
+// restartAt empties the log so that it continues at index, past its end.
+// The meta file with EmptyPending is the commit point; recovery deletes
+// every segment while the flag is set (see recovery.MetaName). Called with
+// opMu and mu held and the log busy (exclusive), everything pending
+// written.
+func (l *Log) restartAt(index uint64) error {
+	m := l.meta
+	m.FirstIndex, m.EmptyPending = index, true
+	watch := &commitWatch{FS: l.fs}
+	l.mu.Unlock()
+	err := recovery.WriteMeta(watch, l.dir, m)
+	l.mu.Lock()
+	if err != nil {
+		if !watch.renamed && errors.Is(err, syscall.ENOSPC) {
+			// Nothing committed: the log is as it was, and usable.
+			return fmt.Errorf("journal: TruncateFront(%d): %w", index, err)
+		}
+		return l.fail(err)
+	}
+	l.mu.Unlock()
+	l.filesMu.Lock()
+	next, err := l.replaceAll(m)
+	l.mu.Lock()
+	l.filesMu.Unlock()
+	if err != nil {
+		return l.fail(fmt.Errorf("journal: TruncateFront(%d): %w", index, err))
+	}
+	m.EmptyPending = false
+	l.meta, l.first, l.last, l.next = m, index, index-1, index
+	l.sealed, l.active = nil, next
+	return nil
+}
+
+// replaceAll applies a committed restart at m.FirstIndex: it deletes every
+// segment, creates the empty one the log continues in (its directory sync
+// makes the deletions durable), and clears EmptyPending. Deleting first
+// frees the space the new segment preallocates. Called with filesMu held
+// and the log busy, without mu.
+func (l *Log) replaceAll(m recovery.Meta) (*activeSegment, error) {
+	old := append(slices.Clone(l.sealed), &sealedSegment{path: l.active.path, f: l.active.f})
+	for _, s := range old {
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+	}
+	for _, s := range old {
+		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	next, err := l.create(m.FirstIndex, l.opts.SegmentSize)
+	if err != nil {
+		return nil, err
+	}
+	m.EmptyPending = false
+	if err := l.writeMeta(m); err != nil {
+		next.f.Close()
+		return nil, err
+	}
+	return next, nil
 }
 
 // commitFront writes the meta file that commits a TruncateFront; its

@@ -697,12 +697,16 @@ func TestTruncate(t *testing.T) {
 	golden(t, "truncate_back", r.stdout, dir)
 	checkLog(t, dir, 150, 200)
 	want(t, 0, "verify", dir)
-	r = want(t, 2, "truncate", dir, "--front", "500")
+	r = want(t, 2, "truncate", dir, "--front", "10")
 	if !strings.Contains(r.stderr, "out of range") {
 		t.Errorf("truncate out of range: %s", r.stderr)
 	}
 	want(t, 2, "truncate", dir, "--front", "1", "--back", "2")
 	want(t, 2, "truncate", dir)
+	// Past the end: the log is empty and continues at 500.
+	want(t, 0, "truncate", dir, "--front", "500")
+	want(t, 0, "verify", dir)
+	checkLog(t, dir, 500, 499)
 	// A damaged log cannot be opened: exit 1 and advice.
 	cdir := makeLog(t, 300)
 	flip(t, seg(cdir, 255), 512*5+40)

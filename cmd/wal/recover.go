@@ -188,6 +188,10 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 		r.Back = st.Meta.Back
 		r.say("truncate:   the committed TruncateBack to %d %s", st.Meta.Back, would("was finished", "would be finished"))
 	}
+	if st.Meta.EmptyPending {
+		r.say("truncate:   the committed TruncateFront past the end, to an empty log at %d, %s", st.Meta.FirstIndex,
+			would("was finished", "would be finished"))
+	}
 	if st.Clean() {
 		r.say("repair:     nothing to repair")
 	} else if !o.dryRun {

@@ -25,7 +25,9 @@ func newTruncate() *cobra.Command {
 and drops records durably and crash-atomically:
 
   --front I   drop every record before I: the log then starts at I
-              (I may be one past the last record: the log is then empty)
+              (I may lie past the last record: the log is then empty and
+              the next append gets I, unless a checkpoint exists, which
+              the log must continue without a gap)
   --back J    drop every record after J: the next append gets J+1
 
 Exit codes: 0 done, 1 the log is damaged (Open refused it: see verify and

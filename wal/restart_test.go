@@ -1,0 +1,140 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+)
+
+// TestTruncateFrontPastTheEnd: an empty log may start at any index, on a
+// brand-new log and on one holding several segments, NoSync or not, and
+// the start survives a reopen with the records appended after it.
+func TestTruncateFrontPastTheEnd(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		for _, n := range []int{0, 1, 3000} {
+			t.Run(fmt.Sprintf("NoSync=%v/records=%d", noSync, n), func(t *testing.T) {
+				dir := t.TempDir()
+				o := &Options{SegmentSize: MinSegmentSize, NoSync: noSync, Logger: quiet}
+				l := openT(t, dir, o)
+				appendN(t, l, n)
+				at := uint64(n) + 1000
+				if err := l.TruncateFront(at); err != nil {
+					t.Fatalf("TruncateFront(%d) past the end: %v", at, err)
+				}
+				checkRange(t, l, at, at-1)
+				if segs := segmentFiles(t, dir); !slices.Equal(segs, []string{filepath.Join(dir, segment.Name(at))}) {
+					t.Fatalf("segments after the restart: %v, want only %s", segs, segment.Name(at))
+				}
+				appendN(t, l, 5)
+				checkRange(t, l, at, at+4)
+				// Past the end again, from a log that was restarted.
+				if err := l.TruncateFront(at + 10); err != nil {
+					t.Fatal(err)
+				}
+				appendN(t, l, 2)
+				checkRange(t, l, at+10, at+11)
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				l = openT(t, dir, o)
+				defer l.Close()
+				if r := l.Recovered(); r.Torn != nil || len(r.Removed) != 0 {
+					t.Errorf("reopen repaired %+v", r)
+				}
+				checkRange(t, l, at+10, at+11)
+				m, err := recovery.ReadMeta(vfs.Default, dir)
+				if err != nil || m.EmptyPending || m.FirstIndex != at+10 {
+					t.Fatalf("meta = %+v, %v; want first index %d, not pending", m, err, at+10)
+				}
+			})
+		}
+	}
+}
+
+// TestTruncateFrontPastTheEndWithACheckpoint: with a checkpoint the log
+// must continue the snapshot, so it may not skip indexes.
+func TestTruncateFrontPastTheEndWithACheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{Logger: quiet})
+	defer l.Close()
+	appendN(t, l, 10)
+	if err := l.Checkpoint(10, writeState(10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []uint64{12, 100} {
+		if err := l.TruncateFront(at); !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("TruncateFront(%d) past a snapshot as of 10: %v, want ErrOutOfRange", at, err)
+		}
+	}
+	if err := l.TruncateFront(11); err != nil {
+		t.Fatalf("TruncateFront(snapshot+1): %v", err)
+	}
+	appendN(t, l, 1)
+	checkRange(t, l, 11, 11)
+}
+
+// TestRecoveryPendingRestart simulates a crash after the commit point of a
+// TruncateFront past the end (the meta file says EmptyPending) at each
+// step before the flag is cleared: no segment removed yet, some removed,
+// all removed, the fresh segment created. Open must find the empty log
+// continuing at the new index, clear the flag, and agree with Check.
+func TestRecoveryPendingRestart(t *testing.T) {
+	base := newFixture(t, MinSegmentSize)
+	base.build(singles(slices.Repeat([]int{1000}, 150)...)...)
+	segs := base.segments()
+	if len(segs) < 3 {
+		t.Fatalf("want 3 segments or more, got %d", len(segs))
+	}
+	const at = 400
+	steps := []struct {
+		name   string
+		remove int  // how many segments the crash let go, oldest first
+		fresh  bool // the empty segment at `at` exists
+	}{
+		{"NoSegmentRemoved", 0, false},
+		{"SomeSegmentsRemoved", 2, false},
+		{"AllSegmentsRemoved", len(segs), false},
+		{"FreshSegmentCreated", len(segs), true},
+		{"FreshSegmentBesideOldOnes", 1, true},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			f := base.clone(t)
+			must(t, recovery.WriteMeta(vfs.Default, f.dir, recovery.Meta{FirstIndex: at, EmptyPending: true}))
+			for _, p := range f.segments()[:s.remove] {
+				must(t, vfs.Default.Remove(p))
+			}
+			if s.fresh {
+				fh, _, err := segment.Create(vfs.Default, f.dir, at, MinSegmentSize)
+				must(t, err)
+				fh.Close()
+			}
+			for range 2 { // Check agrees before and after the repair
+				st, err := recovery.Check(vfs.Default, f.dir, recovery.CheckOptions{})
+				if err != nil || st.Damaged() || st.FirstIndex != at || st.NextIndex() != at {
+					t.Fatalf("Check = [%d, %d), damage %v, err %v; want an empty log at %d",
+						st.FirstIndex, st.NextIndex(), st.Damage, err, at)
+				}
+				l := f.open()
+				checkRange(t, l, at, at-1)
+				appendN(t, l, 3)
+				checkRange(t, l, at, at+2)
+				must(t, l.TruncateBack(at-1))
+				f.close(l)
+				if got := segmentFiles(t, f.dir); len(got) != 1 {
+					t.Fatalf("segments after recovery: %v, want one", got)
+				}
+				m, err := recovery.ReadMeta(vfs.Default, f.dir)
+				if err != nil || m.EmptyPending || m.FirstIndex != at {
+					t.Fatalf("meta after recovery = %+v, %v", m, err)
+				}
+			}
+		})
+	}
+}
