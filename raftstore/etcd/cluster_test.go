@@ -46,21 +46,28 @@ type cluster struct {
 	// compactEvery makes each node snapshot and compact its log every so
 	// many applied entries, keeping compactKeep entries (0: never).
 	compactEvery, compactKeep uint64
+	// onChosen, if set, is called when an index is first applied.
+	onChosen func(index uint64, data string)
 }
 
 var voters = []uint64{1, 2, 3}
 
 func newCluster(t *testing.T, fsys func(id uint64) vfs.FS) *cluster {
+	return newClusterAt(t, t.TempDir(), fsys, true)
+}
+
+// newClusterAt starts the nodes in root/1, root/2, root/3 (or each in
+// "/node" of the FS fsys gives it), bootstrapping them if asked.
+func newClusterAt(t *testing.T, root string, fsys func(id uint64) vfs.FS, bootstrap bool) *cluster {
 	c := &cluster{t: t, rng: rand.New(rand.NewPCG(seed(t), 1)), inbox: map[uint64][]*pb.Message{},
 		cut: map[uint64]bool{}, chosen: map[uint64]string{}}
-	root := t.TempDir()
 	for _, id := range voters {
 		n := &node{id: id, dir: filepath.Join(root, fmt.Sprint(id))}
 		if fsys != nil {
 			n.fsys, n.dir = fsys(id), "/node"
 		}
 		c.nodes = append(c.nodes, n)
-		c.start(n, true)
+		c.start(n, bootstrap)
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
@@ -153,6 +160,9 @@ func (c *cluster) apply(n *node, e *pb.Entry) {
 	data := string(e.GetData())
 	if first, ok := c.chosen[e.GetIndex()]; ok && first != data {
 		c.t.Fatalf("node %d applies %q at %d, where %q was applied", n.id, data, e.GetIndex(), first)
+	}
+	if _, ok := c.chosen[e.GetIndex()]; !ok && c.onChosen != nil {
+		c.onChosen(e.GetIndex(), data)
 	}
 	c.chosen[e.GetIndex()] = data
 	n.applied = append(n.applied, data)
