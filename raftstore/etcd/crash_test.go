@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -176,7 +177,7 @@ func reference(t *testing.T) []view {
 
 // runCrashOps runs the workload on fsys until a call fails and returns how
 // many succeeded.
-func runCrashOps(t *testing.T, fsys *crashfs.FS) int {
+func runCrashOps(t *testing.T, fsys vfs.FS) int {
 	s, err := Open("/db", &Options{FS: fsys, SegmentSize: 64 << 10, Logger: quiet()})
 	if err != nil {
 		return 0

@@ -51,6 +51,13 @@ type Options struct {
 // Storage is a raft.Storage kept in a journal directory. Its methods are safe
 // for concurrent use; entries returned by Entries are fresh copies the caller
 // owns.
+//
+// Errors: raft.ErrCompacted, raft.ErrUnavailable and raft.ErrSnapOutOfDate
+// are returned unwrapped where raft and MemoryStorage return them (raft
+// compares them with ==); arguments a write cannot take (ErrGap, those three)
+// are refused before anything is written. Any other error from a write
+// means its outcome on disk is unknown: the Storage then refuses every
+// write with ErrFailed until it is reopened.
 type Storage struct {
 	mu      sync.Mutex
 	fsys    vfs.FS
@@ -67,6 +74,7 @@ type Storage struct {
 	// and every commit it considers, reads no disk. Terms only grow along
 	// the log, so there are as many runs as elections the log spans.
 	runs []termRun
+	err  error // the error that failed a write; later writes are refused
 }
 
 // termRun says that the entries from first up to the next run's first

@@ -16,6 +16,37 @@ import (
 // or whose indexes are not consecutive. MemoryStorage panics instead.
 var ErrGap = errors.New("etcd: entries do not continue the log")
 
+// ErrFailed is returned by every write after a write failed: which of its
+// steps reached the disk is unknown, so the Storage refuses to go on. Reads
+// go on. Reopen the Storage: Open finds out what the disk holds and
+// finishes a compaction or snapshot installation the failure interrupted.
+var ErrFailed = errors.New("etcd: storage failed earlier; reopen it")
+
+// do runs a write under the lock. A write is refused once one failed; an
+// error other than a refusal of the arguments (which is returned before
+// anything is written) fails the Storage.
+func (s *Storage) do(write func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return fmt.Errorf("%w (%v)", ErrFailed, s.err)
+	}
+	err := write()
+	if err != nil && !refusal(err) {
+		s.err = err
+	}
+	return err
+}
+
+func refusal(err error) bool {
+	for _, r := range []error{ErrGap, raft.ErrCompacted, raft.ErrUnavailable, raft.ErrSnapOutOfDate} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // Save persists what one raft.Ready asks to be persisted before its messages
 // are sent: the entries (a tail that conflicts with them is dropped first)
 // and then the HardState. When Save returns nil, the entries are durable,
@@ -27,28 +58,26 @@ var ErrGap = errors.New("etcd: entries do not continue the log")
 // The entries are made durable before the HardState is written, so the
 // Commit on disk never points past the entries on disk.
 func (s *Storage) Save(hs *pb.HardState, ents []*pb.Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.append(ents); err != nil {
-		return err
-	}
-	if raft.IsEmptyHardState(hs) {
-		return nil
-	}
-	next := s.st.withHardState(hs)
-	if next == s.st {
-		return nil
-	}
-	sync := s.opts.SyncCommit || next.term != s.st.term || next.vote != s.st.vote
-	return s.writeState(next, sync)
+	return s.do(func() error {
+		if err := s.append(ents); err != nil {
+			return err
+		}
+		if raft.IsEmptyHardState(hs) {
+			return nil
+		}
+		next := s.st.withHardState(hs)
+		if next == s.st {
+			return nil
+		}
+		sync := s.opts.SyncCommit || next.term != s.st.term || next.vote != s.st.vote
+		return s.writeState(next, sync)
+	})
 }
 
 // SetHardState saves hs durably (it is fdatasync'd before SetHardState
 // returns). Save is the cheaper way to persist a Ready.
 func (s *Storage) SetHardState(hs *pb.HardState) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writeState(s.st.withHardState(hs), true)
+	return s.do(func() error { return s.writeState(s.st.withHardState(hs), true) })
 }
 
 // Append durably appends entries, as MemoryStorage.Append does: entries
@@ -56,9 +85,7 @@ func (s *Storage) SetHardState(hs *pb.HardState) error {
 // the tail from their first index (TruncateBack, then append). Entries past
 // LastIndex()+1 get ErrGap.
 func (s *Storage) Append(ents []*pb.Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.append(ents)
+	return s.do(func() error { return s.append(ents) })
 }
 
 func (s *Storage) append(ents []*pb.Entry) error {
@@ -151,8 +178,10 @@ func (s *Storage) addRuns(ents []*pb.Entry) {
 // The new compaction point is recorded durably before the entries are
 // released; Open finishes a release a crash interrupted.
 func (s *Storage) Compact(i uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	return s.do(func() error { return s.compact(i) })
+}
+
+func (s *Storage) compact(i uint64) error {
 	if i <= s.st.compactIndex {
 		return raft.ErrCompacted
 	}
@@ -189,9 +218,15 @@ func (s *Storage) Compact(i uint64) error {
 // (nil keeps the previous snapshot's) and data, and returns it. It releases
 // no entries (Compact does). It returns ErrSnapOutOfDate if i is not newer
 // than the current snapshot.
-func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (*pb.Snapshot, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (snap *pb.Snapshot, err error) {
+	err = s.do(func() error {
+		snap, err = s.createSnapshot(i, cs, data)
+		return err
+	})
+	return snap, err
+}
+
+func (s *Storage) createSnapshot(i uint64, cs *pb.ConfState, data []byte) (*pb.Snapshot, error) {
 	if i <= s.snap.GetMetadata().GetIndex() {
 		return nil, raft.ErrSnapOutOfDate
 	}
@@ -225,9 +260,10 @@ func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (*pb.S
 // not past the compaction point. The snapshot file is written first and
 // marked as installed: a crash later in ApplySnapshot is finished by Open.
 func (s *Storage) ApplySnapshot(snap *pb.Snapshot) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	snap = pb.EnsureSnapshot(snap)
+	return s.do(func() error { return s.applySnapshot(pb.EnsureSnapshot(snap)) })
+}
+
+func (s *Storage) applySnapshot(snap *pb.Snapshot) error {
 	idx, cur := snap.GetMetadata().GetIndex(), s.snap.GetMetadata().GetIndex()
 	// A snapshot of index 0 carries only a ConfState (how etcd bootstraps).
 	if (cur != 0 && cur >= idx) || (idx != 0 && idx <= s.st.compactIndex) {
