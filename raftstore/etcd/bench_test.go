@@ -18,6 +18,8 @@ func BenchmarkReady(b *testing.B) {
 		syncCommit bool
 		noHS       bool
 	}{
+		{"entries=0/Save", 0, false, false}, // a follower learning a new commit index
+		{"entries=0/Save-SyncCommit", 0, true, false},
 		{"entries=1/entries-only", 1, false, true},
 		{"entries=1/Save", 1, false, false},
 		{"entries=1/Save-SyncCommit", 1, true, false},
@@ -33,7 +35,7 @@ func BenchmarkReady(b *testing.B) {
 			before := s.syncs()
 			b.SetBytes(int64(c.entries * len(data)))
 			b.ResetTimer()
-			for range b.N {
+			for i := range b.N {
 				es := make([]*pb.Entry, c.entries)
 				for i := range es {
 					es[i] = &pb.Entry{Index: proto.Uint64(next), Term: proto.Uint64(1), Data: data}
@@ -41,7 +43,11 @@ func BenchmarkReady(b *testing.B) {
 				}
 				var h *pb.HardState
 				if !c.noHS {
-					h = hs(1, 1, next-1)
+					commit := next - 1
+					if c.entries == 0 {
+						commit = uint64(i) + 1 // no entries: only Commit moves
+					}
+					h = hs(1, 1, commit)
 				}
 				must(b, s.Save(h, es))
 			}

@@ -65,7 +65,7 @@
 // Snapshot(), and start the node with Config.Applied set to the snapshot's
 // index: raft hands back the committed entries after it. Bootstrap a new
 // member with ApplySnapshot of a snapshot whose index is 0 and whose
-// ConfState names the voters (or with RawNode.Bootstrap).
+// ConfState names the voters, as etcd does.
 //
 // The Example shows the loop on a single node.
 package etcd
