@@ -16,7 +16,7 @@
 //	            compaction point (the index and term of the entry before
 //	            FirstIndex, which Term must still answer for). Each record
 //	            holds the whole state; the last one counts, and older ones
-//	            are released every 512 records.
+//	            are released every 4096 records.
 //	dir/snap/   the snapshot (metadata and data) in one checksummed file,
 //	            replaced atomically (temporary file, fdatasync, rename,
 //	            directory sync).

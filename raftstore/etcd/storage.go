@@ -23,9 +23,19 @@ const (
 	snapDir  = "snap"  // the raft snapshot
 )
 
-// stateKeep is how many state records the state log may hold before Storage
-// releases the older ones (one TruncateFront per stateKeep HardState saves).
-const stateKeep = 512
+// The state log's shape. Each state record written on its own takes a
+// 512-byte sector (a write never shares a sector with durable bytes), so a
+// segment of stateSegmentSize holds about 2000 of them; a segment rotation
+// (create, preallocate, syncs) and a TruncateFront (a meta file replaced)
+// each cost milliseconds, and spread over thousands of Readys they stay
+// under a microsecond each. The state log holds at most about three
+// segments. Measured (BenchmarkReady/entries=0/Save) with 64 KiB segments
+// and a TruncateFront every 512 records, a Commit-only Save cost about
+// 40 µs; with these, about 7 µs.
+const (
+	stateKeep        = 4096
+	stateSegmentSize = 1 << 20
+)
 
 // Options configures a Storage. The zero value (or nil) gives the defaults.
 type Options struct {
@@ -109,7 +119,7 @@ func (s *Storage) open() (err error) {
 		return err
 	}
 	s.stLog, err = wal.Open(filepath.Join(s.dir, stateDir), &wal.Options{
-		FS: s.fsys, SegmentSize: wal.MinSegmentSize, NoSync: true, Logger: s.opts.Logger,
+		FS: s.fsys, SegmentSize: stateSegmentSize, NoSync: true, Logger: s.opts.Logger,
 	})
 	if err != nil {
 		return err
