@@ -327,8 +327,17 @@ func (c *cluster) follower() *node {
 // wrote, a power loss only what was synced. It catches up with every
 // committed entry, and the cluster goes on.
 func TestClusterCrashRestart(t *testing.T) {
-	for _, power := range []bool{false, true} {
-		t.Run(map[bool]string{false: "kill", true: "power loss"}[power], func(t *testing.T) {
+	crashes := []struct {
+		name string
+		mode crashfs.CrashMode
+		kill bool
+	}{
+		{"kill", 0, true},
+		{"power loss", crashfs.SyncedOnly, false},
+		{"power loss keeping unsynced sectors at random", crashfs.RandomSectors, false},
+	}
+	for _, crash := range crashes {
+		t.Run(crash.name, func(t *testing.T) {
 			fss := map[uint64]*crashfs.FS{}
 			c := newCluster(t, func(id uint64) vfs.FS { fss[id] = crashfs.New(); return fss[id] })
 			c.settle()
@@ -337,10 +346,10 @@ func TestClusterCrashRestart(t *testing.T) {
 				victim := c.nodes[c.rng.IntN(3)] // the leader, sometimes
 				before := victim.index
 				c.stop(victim, false)
-				if power {
-					fss[victim.id] = fss[victim.id].Crash(crashfs.SyncedOnly, c.rng)
-				} else {
+				if crash.kill {
 					fss[victim.id].Kill()
+				} else {
+					fss[victim.id] = fss[victim.id].Crash(crash.mode, c.rng)
 				}
 				victim.fsys = fss[victim.id]
 				c.proposeN(fmt.Sprintf("down%d", round), 30)

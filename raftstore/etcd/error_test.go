@@ -3,6 +3,7 @@ package etcd
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/gojournal/journal/vfs/crashfs"
@@ -27,8 +28,12 @@ func TestFailedIO(t *testing.T) {
 		t.Fatalf("the workload failed without an injected error at call %d", n)
 	}
 	cases := 0
+	sample := sampler(rand.New(rand.NewPCG(seed(t), 2)))
 	for _, op := range ops {
 		for k := 1; k <= clean.Count(op); k++ {
+			if !sample() {
+				continue
+			}
 			disk := crashfs.New()
 			fsys := errorfs.Wrap(disk, errorfs.Rule{Op: op, N: k})
 			name := fmt.Sprintf("%v #%d", op, k)
