@@ -26,7 +26,11 @@
 // before it releases entries; ApplySnapshot writes the snapshot file, marked
 // as installed, before it empties the log and records the new compaction
 // point. A crash leaves the state before the call or, once Open has finished
-// the call, the state after it.
+// the call, the state after it. Save is the exception, by design: a crash
+// inside it may leave its entries without its HardState, or a conflicting
+// tail dropped before what replaces it was appended. Raft is fine with both,
+// since nothing of the Ready was sent before Save returned, and entries that
+// conflict with the leader's log were never committed.
 //
 // # What a Ready costs
 //
