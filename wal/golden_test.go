@@ -49,7 +49,7 @@ var (
 // goldenRoots holds the golden sets, oldest first; the last is written by
 // this build (-write-golden). Cases added after a version was released
 // exist only in the roots of later versions.
-var goldenRoots = []string{"testdata/format-v1", "testdata/format-v2"}
+var goldenRoots = []string{"testdata/format-v1", "testdata/format-v2", "testdata/format-v3"}
 
 // goldenRoot is the set this build writes.
 var goldenRoot = goldenRoots[len(goldenRoots)-1]

@@ -289,8 +289,10 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 	n := int(index - s.first())
 	var offsets []int64
 	f := s.f
+	times := s.footer.Times
 	if active {
 		offsets = l.active.offsets[:n+1]
+		times = l.active.sealTimes()
 	} else {
 		var err error
 		if f, err = l.fs.OpenFile(s.path, os.O_RDWR, 0); err != nil {
@@ -304,10 +306,12 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 			s.f.Close()
 		}
 	}
-	ft, err := segment.Seal(f, s.h, segment.AlignSector(offsets[n]), offsets[:n])
+	// The times stay those of the appends: the last one kept may be older
+	// than the last append time, which is then an upper bound.
+	ft, err := segment.Seal(f, s.h, segment.AlignSector(offsets[n]), offsets[:n], times)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("journal: seal %s before %d: %w", s.path, index, err)
 	}
-	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f, size: segment.SealedSize(ft.Offset, n)}, nil
+	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f, size: s.h.SealedSize(ft.Offset, n)}, nil
 }

@@ -140,6 +140,12 @@ type activeSegment struct {
 	// size is the file's size: preallocated space, or the end of the
 	// furthest write past it.
 	size int64
+	// times are when records were written to the segment (segment.Times,
+	// sealed into its footer); firstKnown is false for a segment resumed
+	// with records from before the restart, whose first append time is
+	// then unknown.
+	times      segment.Times
+	firstKnown bool
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -290,7 +296,8 @@ func (l *Log) resume(s recovery.Segment) error {
 		f.Close()
 		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size,
+		firstKnown: len(s.Offsets) == 0}
 	return nil
 }
 
