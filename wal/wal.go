@@ -92,7 +92,8 @@ type Log struct {
 	syncWanted            int
 	syncsBegun, syncsDone uint64
 
-	ckpt checkpointer
+	ckpt background // background checkpoints
+	keep background // background retention
 }
 
 // Stats counts what a Log has done since Open: the small subset of Metrics
