@@ -479,6 +479,7 @@ func (l *Log) rotate() {
 		l.sealed = append(l.sealed, sealed)
 		l.active = next
 		l.metrics.Rotations++
+		l.keep.poke() // a sealed segment more: retention may release one
 	}
 	l.cond.Broadcast()
 }

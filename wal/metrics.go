@@ -36,6 +36,10 @@ type Metrics struct {
 	// snapshot, which Metrics stats when called: the bytes the log
 	// directory holds (temporary files of an operation in flight aside).
 	DiskBytes int64
+	// RetentionSegments and RetentionBytes count the segments, and their
+	// bytes, that background retention released (RetentionOptions).
+	RetentionSegments uint64
+	RetentionBytes    int64
 	// Checkpoints counts the checkpoints that committed a snapshot;
 	// CheckpointLast and CheckpointMax are the durations of the latest
 	// and of the longest: from the Checkpoint call (for a background one,

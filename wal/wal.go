@@ -193,6 +193,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 	l.found.Duration = time.Since(start)
 	l.noteRecovery(l.found.Duration)
 	l.startCheckpointer()
+	l.startRetention()
 	return l, nil
 }
 
@@ -380,6 +381,7 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	l.stopCheckpointer()
+	l.keep.halt()
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	l.mu.Lock()
