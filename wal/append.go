@@ -440,6 +440,26 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 		l.stats.Syncs++
 		l.syncsDone++
 		a.synced = end
+		// The fdatasync covered every write before it to this segment,
+		// and earlier segments were synced when sealed.
+		l.setDurable(last)
+	}
+}
+
+// setDurable lets Readers see records up to index and wakes those waiting.
+// Called with mu held.
+func (l *Log) setDurable(index uint64) {
+	l.durable = index
+	l.wakeReaders()
+}
+
+// wakeReaders wakes the Readers waiting for the log to change: the only
+// work a commit does for Readers, one channel close, and only when one
+// waits. Called with mu held.
+func (l *Log) wakeReaders() {
+	if l.moved != nil {
+		close(l.moved)
+		l.moved = nil
 	}
 }
 

@@ -71,6 +71,7 @@ func (l *Log) truncateFront(index uint64) error {
 		return err
 	}
 	l.meta, l.first = m, index
+	l.wakeReaders() // those it overtook learn it now
 	k := 0
 	for k < len(l.sealed) && l.sealed[k].next() <= index {
 		k++
@@ -224,6 +225,7 @@ func (l *Log) TruncateBack(index uint64) error {
 	m.BackPending = false
 	l.meta, l.last, l.next = m, index, index+1
 	l.sealed, l.active = kept, next
+	l.setDurable(min(l.durable, index))
 	return nil
 }
 

@@ -67,11 +67,21 @@ type Log struct {
 	// readable (durable, unless NoSync); [last+1, next) are assigned and
 	// in flight or pending.
 	first, last, next uint64
-	sealed            []*sealedSegment
-	active            *activeSegment
-	meta              recovery.Meta
-	pend              []byte // frames gathering for the next write
-	spare             []byte
+	// durable is the last record Readers may return: one a crash cannot
+	// take back (an fdatasync covered it). It equals last except with
+	// NoSync, where it lags until a group commit that fdatasyncs.
+	// Invariant: durable <= last.
+	durable uint64
+	// moved is closed (and set to nil) whenever what Readers see changes:
+	// durable advances, a truncation or Close. A Reader waiting at the end
+	// of the log creates it; nil when nobody waits, so appends without
+	// waiting Readers allocate nothing.
+	moved  chan struct{}
+	sealed []*sealedSegment
+	active *activeSegment
+	meta   recovery.Meta
+	pend   []byte // frames gathering for the next write
+	spare  []byte
 	// pendMark is the synced field of the last frame in pend; writeMark
 	// that of the last frame of the write in flight.
 	pendMark, writeMark int64
@@ -257,6 +267,9 @@ func (l *Log) recover() error {
 	l.meta, l.first = st.Meta, st.FirstIndex
 	l.next = st.NextIndex()
 	l.last = l.next - 1
+	// Everything recovery kept is durable: sealed segments are synced,
+	// and resume syncs the newest one.
+	l.durable = l.last
 	segs := st.Segments
 	if n := len(segs); n > 0 && !segs[n-1].Sealed {
 		if err := l.resume(segs[n-1]); err != nil {
@@ -360,6 +373,7 @@ func (l *Log) isClosed() bool { return l.closed || l.closing.Load() }
 func (l *Log) fail(err error) error {
 	if l.err == nil {
 		l.err = fmt.Errorf("%w: %w", ErrFailed, err)
+		l.wakeReaders() // a failed log has no more records to wait for
 		l.opts.Logger.Error("journal: log failed; writes refused until reopened", "dir", l.dir, "err", err)
 	}
 	return l.err
@@ -393,6 +407,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.cond.Broadcast()
+	l.wakeReaders()
 	l.mu.Unlock()
 	l.filesMu.Lock()
 	l.closeFiles()

@@ -370,8 +370,8 @@ func appendStep(s linState, in LinInput, out LinOutput, noSync bool) (linState, 
 	return s, true
 }
 
-// nextStep: a Reader returns the records in order from where it stands,
-// false at the end, ErrCompacted once records it has yet to return were
+// nextStep: a Reader returns the durable records in order from where it
+// stands, false at the end of those, ErrCompacted once records it has yet to return were
 // released, ErrTruncated once the record it returned last was dropped by
 // TruncateBack (replaced, or past the end); both are sticky.
 func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
@@ -391,10 +391,18 @@ func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 		return stop(ErrKindCompacted)
 	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
 		return stop(ErrKindTruncated)
+	case pos > s.synced && !out.More:
+		// Readers see durable records only: with NoSync, the log may end
+		// for them anywhere from the last Sync on.
+		return s, out.Err == ErrNone
 	case pos > s.last():
-		return s, !out.More && out.Err == ErrNone
+		return s, false
 	}
+	// A record a Reader returned is durable (a group commit that
+	// fdatasyncs, such as a rotation, may have made it so without a
+	// Sync), and so is everything before it: a power loss must keep it.
 	s.readers[c], s.returned[c] = pos+1, s.id(pos)
+	s.synced = max(s.synced, pos)
 	return s, out.More && out.Err == ErrNone && out.Index == pos && out.ID == s.id(pos)
 }
 
