@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/wal"
 )
@@ -48,6 +49,63 @@ func runConcurrent(b *testing.B, n int, op func(g int, i uint64) error) {
 			defer wg.Done()
 			for i := uint64(1); left.Add(-1) >= 0; i++ {
 				if err := op(g, i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkAckVsAppend measures the same two workloads as BenchmarkAck,
+// but alternating in rounds of 64 operations each, so that both see the
+// same disk at the same moments (the machine's fdatasync latency drifts
+// from one second to the next). It reports each one's time per operation
+// and their ratio (ack/append: the target is at most 1).
+func BenchmarkAckVsAppend(b *testing.B) {
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			s := open(b, b.TempDir(), quietOpts())
+			defer s.Close()
+			l, err := wal.Open(b.TempDir(), &wal.Options{Logger: quiet, SegmentSize: defaultSegmentSize})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			rec := make([]byte, 1+2+len("consumer-00"))
+			var acks, appends uint64
+			var ackTime, appendTime time.Duration
+			const round = 64
+			for done := 0; done < b.N; done += round {
+				start := time.Now()
+				ops := min(round, b.N-done)
+				runRound(b, n, ops, func(g int) error {
+					return s.Ack(fmt.Sprintf("consumer-%02d", g), atomic.AddUint64(&acks, 1))
+				})
+				ackTime += time.Since(start)
+				start = time.Now()
+				runRound(b, n, ops, func(int) error { _, err := l.Append(rec); atomic.AddUint64(&appends, 1); return err })
+				appendTime += time.Since(start)
+			}
+			b.ReportMetric(float64(ackTime.Nanoseconds())/float64(b.N), "ack-ns/op")
+			b.ReportMetric(float64(appendTime.Nanoseconds())/float64(b.N), "append-ns/op")
+			b.ReportMetric(float64(ackTime)/float64(appendTime), "ack/append")
+		})
+	}
+}
+
+// runRound runs ops calls of op over n goroutines.
+func runRound(b *testing.B, n, ops int, op func(g int) error) {
+	var left atomic.Int64
+	left.Store(int64(ops))
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				if err := op(g); err != nil {
 					b.Error(err)
 					return
 				}

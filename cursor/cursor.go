@@ -98,11 +98,15 @@ type Options struct {
 type Store struct {
 	log *wal.Log
 
-	mu  sync.Mutex
-	pos map[string]uint64
-	// applied is the index of the last record of the store's log whose
-	// change pos includes: the index a snapshot of pos is as of.
-	applied uint64
+	// gate is held shared by each Ack from before its append to after
+	// its change to pos, and exclusively by Delete and by the capture of
+	// a snapshot. So a snapshot taken as of the log's last index includes
+	// every record up to it, while Acks run in parallel and their records
+	// are group-committed: acks of different consumers commute (each
+	// moves one position up), and only a Delete needs an order.
+	gate sync.RWMutex
+	mu   sync.Mutex // guards pos
+	pos  map[string]uint64
 }
 
 // Open opens the store in dir, creating it if needed, and loads the
@@ -159,7 +163,6 @@ func (s *Store) load() error {
 			return fmt.Errorf("record %d: %w", r.Index(), err)
 		}
 	}
-	s.applied = max(index, s.log.LastIndex())
 	return r.Err()
 }
 
@@ -176,13 +179,12 @@ func (s *Store) Ack(name string, index uint64) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	cur, ok := s.pos[name]
-	s.mu.Unlock()
-	if ok && index <= cur {
+	if cur, ok := s.Position(name); ok && index <= cur {
 		return nil
 	}
 	rec := binary.AppendUvarint([]byte{opAck}, index)
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	return s.append(append(rec, name...))
 }
 
@@ -192,25 +194,24 @@ func (s *Store) Delete(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	if _, ok := s.Position(name); !ok {
 		return nil
 	}
 	return s.append(append([]byte{opDelete}, name...))
 }
 
-// append writes one record and applies it once durable, in the order of
-// the store's log.
+// append writes one record and applies it once durable. Called with gate
+// held.
 func (s *Store) append(rec []byte) error {
-	_, err := s.log.AppendApply(rec, func(index uint64) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		// rec was encoded here: it always decodes.
-		_ = applyRecord(s.pos, rec)
-		s.applied = index
-	})
-	if err != nil {
+	if _, err := s.log.Append(rec); err != nil {
 		return fmt.Errorf("cursor: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// rec was encoded here: it always decodes.
+	_ = applyRecord(s.pos, rec)
 	return nil
 }
 
@@ -264,12 +265,15 @@ func (s *Store) Compact() error {
 // Log is the store's own log, for its Metrics and CheckpointErr.
 func (s *Store) Log() *wal.Log { return s.log }
 
-// state is the store's background checkpoint: a copy of the positions as
-// of the last record applied.
+// state is the store's checkpoint: a copy of the positions as of the last
+// record of the store's log. It waits for the Acks in flight, which have
+// appended or are about to append records, to apply them.
 func (s *Store) state() (uint64, func(io.Writer) error, error) {
+	s.gate.Lock()
+	defer s.gate.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cursors, index := sorted(s.pos), s.applied
+	cursors, index := sorted(s.pos), s.log.LastIndex()
 	return index, func(w io.Writer) error {
 		_, err := w.Write(encodeSnapshot(cursors))
 		return err
