@@ -446,6 +446,7 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 func (l *Log) setDurable(index uint64) {
 	l.durable = index
 	l.wakeReaders()
+	l.publish()
 }
 
 // wakeReaders wakes the Readers waiting for the log to change: the only
@@ -494,6 +495,7 @@ func (l *Log) rotate() {
 		l.sealed = append(l.sealed, sealed)
 		l.active = next
 		l.metrics.Rotations++
+		l.publish()
 	}
 	l.cond.Broadcast()
 }
