@@ -451,6 +451,7 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 func (l *Log) setDurable(index uint64) {
 	l.durable = index
 	l.wakeReaders()
+	l.publish()
 }
 
 // wakeReaders wakes the Readers waiting for the log to change: the only
@@ -499,6 +500,7 @@ func (l *Log) rotate() {
 		l.sealed = append(l.sealed, sealed)
 		l.active = next
 		l.metrics.Rotations++
+		l.publish()
 		l.keep.poke() // a sealed segment more: retention may release one
 	}
 	l.cond.Broadcast()

@@ -109,7 +109,7 @@ func (h *Histogram) Quantile(q float64) uint64 {
 }
 
 // Metrics reports the log's counters and what it holds on disk. It stats
-// the meta file and the snapshot, and takes the log's lock only to copy the
+// the meta, tail and snapshot files, and takes the log's lock only to copy the
 // counters. After Close it reports the log as Close left it.
 func (l *Log) Metrics() Metrics {
 	l.mu.Lock()
@@ -122,7 +122,7 @@ func (l *Log) Metrics() Metrics {
 	}
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
-	for _, name := range []string{recovery.MetaName, checkpoint.FileName} {
+	for _, name := range []string{recovery.MetaName, recovery.TailName, checkpoint.FileName} {
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}

@@ -2,10 +2,12 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
@@ -94,13 +96,20 @@ func (r *Reader) Next() bool {
 // goes on from where it was. A record available without waiting is
 // returned even if ctx has ended.
 func (r *Reader) NextContext(ctx context.Context) bool {
+	var poll <-chan time.Time // a read-only Log: no commit wakes us
 	for {
 		ok, moved := r.step(true)
 		if ok || moved == nil {
 			return ok
 		}
+		if r.l.ro != nil && poll == nil {
+			t := time.NewTicker(followPoll)
+			defer t.Stop()
+			poll = t.C
+		}
 		select {
 		case <-moved:
+		case <-poll:
 		case <-ctx.Done():
 			r.waitErr = ctx.Err()
 			return false
@@ -137,11 +146,40 @@ func (r *Reader) seq(next func() bool) iter.Seq2[uint64, []byte] {
 
 // step moves to the next record. At the end of the log, when wait is set,
 // it returns the channel that is closed when the log changes next.
+//
+// On a read-only Log it first brings the view up to the writer's
+// published state; an error met while reading (a file the writer removed,
+// frames a TruncateBack overwrote) is reported only if the view is still
+// the same once refreshed: otherwise the step is retried in the new view,
+// which tells what happened (ErrCompacted, ErrTruncated, or nothing: the
+// records are elsewhere now).
 func (r *Reader) step(wait bool) (bool, <-chan struct{}) {
 	r.waitErr = nil
 	if r.err != nil {
 		return false, nil
 	}
+	if r.l.ro == nil {
+		return r.stepIn(wait)
+	}
+	for {
+		if err := r.l.follow(); err != nil {
+			r.err = err
+			return false, nil
+		}
+		seq := r.l.viewSeq()
+		ok, moved := r.stepIn(wait)
+		if ok || r.err == nil || errors.Is(r.err, ErrCompacted) || errors.Is(r.err, ErrTruncated) || errors.Is(r.err, ErrClosed) {
+			return ok, moved
+		}
+		if err := r.l.follow(); err != nil || r.l.viewSeq() == seq {
+			return false, nil
+		}
+		r.err, r.sc = nil, nil
+		r.Close()
+	}
+}
+
+func (r *Reader) stepIn(wait bool) (bool, <-chan struct{}) {
 	// Held while a record is located and read: TruncateBack and the
 	// removal of released segments wait for it.
 	r.l.filesMu.RLock()

@@ -72,6 +72,7 @@ func (l *Log) truncateFront(index uint64) error {
 	}
 	l.meta, l.first = m, index
 	l.wakeReaders() // those it overtook learn it now
+	l.publish()     // and those in other processes
 	k := 0
 	for k < len(l.sealed) && l.sealed[k].next() <= index {
 		k++

@@ -104,6 +104,9 @@ type Log struct {
 
 	ckpt background // background checkpoints
 	keep background // background retention
+
+	pub publisher // the tail file, for readers in other processes
+	ro  *follower // set when opened with OpenReadOnly
 }
 
 // Stats counts what a Log has done since Open: the small subset of Metrics
@@ -196,6 +199,11 @@ func Open(dir string, opts *Options) (*Log, error) {
 	// before anything is changed: a file this build cannot read (a newer
 	// format, or damaged) stops Open with the directory as it was.
 	if err := l.recover(); err != nil {
+		l.closeFiles()
+		l.lock.Close()
+		return nil, err
+	}
+	if err := l.openTail(); err != nil {
 		l.closeFiles()
 		l.lock.Close()
 		return nil, err
@@ -341,6 +349,7 @@ func (l *Log) Dir() string { return l.dir }
 // FirstIndex is the index of the oldest record (1 in a new log). The log
 // is empty when FirstIndex() > LastIndex().
 func (l *Log) FirstIndex() uint64 {
+	l.follow() // a read-only Log keeps its view on error; Read and Readers report it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.first
@@ -349,6 +358,7 @@ func (l *Log) FirstIndex() uint64 {
 // LastIndex is the index of the newest record whose Append has completed
 // (0 in a new log).
 func (l *Log) LastIndex() uint64 {
+	l.follow() // as in FirstIndex
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.last
@@ -359,6 +369,9 @@ func (l *Log) LastIndex() uint64 {
 func (l *Log) usable() error {
 	if l.isClosed() {
 		return ErrClosed
+	}
+	if l.ro != nil {
+		return ErrReadOnly
 	}
 	return l.err
 }
@@ -394,6 +407,9 @@ func (l *Log) Close() error {
 	if !l.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	if l.ro != nil {
+		return l.closeReadOnly()
+	}
 	l.stopCheckpointer()
 	l.keep.halt()
 	l.opMu.Lock()
@@ -408,6 +424,7 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.cond.Broadcast()
 	l.wakeReaders()
+	l.closeTail()
 	l.mu.Unlock()
 	l.filesMu.Lock()
 	l.closeFiles()
@@ -425,7 +442,7 @@ func (l *Log) closeFiles() {
 			s.f = nil
 		}
 	}
-	if l.active != nil {
+	if l.active != nil && l.active.f != nil {
 		l.active.f.Close()
 	}
 }
@@ -515,6 +532,9 @@ func (l *Log) segmentFor(index uint64) (vfs.File, string, segment.Header, func(v
 // errors.Is(err, ErrCorrupt) if the stored bytes fail their checksum. The
 // returned slice belongs to the caller. Reads do not wait for appends.
 func (l *Log) Read(index uint64) ([]byte, error) {
+	if err := l.follow(); err != nil {
+		return nil, err
+	}
 	l.filesMu.RLock()
 	defer l.filesMu.RUnlock()
 	l.mu.Lock()
