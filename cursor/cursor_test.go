@@ -12,6 +12,7 @@ import (
 
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
+	"go.uber.org/goleak"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -119,6 +120,7 @@ func TestCheckpointOptionsAreTheStores(t *testing.T) {
 // positions and release the records, and a reopened store (and Inspect)
 // loads the snapshot and the records after it.
 func TestCompaction(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // Close stops the background checkpoints
 	dir := t.TempDir()
 	opts := &Options{CompactBytes: 16 << 10, Log: wal.Options{Logger: quiet, SegmentSize: wal.MinSegmentSize}}
 	s := open(t, dir, opts)

@@ -18,6 +18,7 @@ import (
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
+	"go.uber.org/goleak"
 )
 
 // retentionOpts are options with the smallest segments (about 15 records
@@ -81,6 +82,7 @@ func checkReadable(t *testing.T, l *Log) {
 }
 
 func TestRetentionBySize(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // Close stops the retention goroutine
 	const max = 4 * MinSegmentSize
 	l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{MaxBytes: max}))
 	if err != nil {
