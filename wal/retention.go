@@ -133,13 +133,9 @@ func (l *Log) retain() error {
 	if to <= first {
 		return nil
 	}
-	if err := l.TruncateFront(to); err != nil {
-		return fmt.Errorf("journal: retention: %w", err)
+	if done, err := l.release(to, released, bytes); err != nil || !done {
+		return err
 	}
-	l.mu.Lock()
-	l.metrics.RetentionSegments += uint64(released)
-	l.metrics.RetentionBytes += bytes
-	l.mu.Unlock()
 	l.opts.Logger.Info("journal: retention released records", "dir", l.dir, "first", first, "to", to-1,
 		"segments", released, "bytes", bytes, "reason", why)
 	return nil
@@ -170,4 +166,28 @@ func (l *Log) segmentAge(s retainSegment, now int64) time.Duration {
 		last = fi.ModTime().UnixNano()
 	}
 	return time.Duration(now - last)
+}
+
+// release drops the records before to, as TruncateFront does, unless the
+// log changed since the pass looked at it so that there is nothing left to
+// release (a TruncateFront or Checkpoint released them meanwhile) or to is
+// no longer in range (a TruncateBack dropped the segments): the next pass
+// decides again. It counts what it released in the metrics.
+func (l *Log) release(to uint64, segments int, bytes int64) (bool, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return false, err
+	}
+	if to <= l.first || to > l.last+1 {
+		return false, nil
+	}
+	if err := l.truncateFront(to); err != nil {
+		return false, fmt.Errorf("journal: retention: %w", err)
+	}
+	l.metrics.RetentionSegments += uint64(segments)
+	l.metrics.RetentionBytes += bytes
+	return true, nil
 }

@@ -397,3 +397,26 @@ func TestMetricsReportDiskBytesAfterReopen(t *testing.T) {
 		t.Fatalf("after reopen: Metrics %d segments, %d segment bytes, %d disk bytes; files hold %d", m.Segments, m.SegmentBytes, m.DiskBytes, onDisk)
 	}
 }
+
+// A pass that decided on a view of the log that changed before it
+// released (a TruncateFront, a Checkpoint or a TruncateBack ran between)
+// releases nothing and reports no error: the next pass decides again.
+func TestRetentionPassOnAStaleView(t *testing.T) {
+	l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{MaxBytes: 1 << 40, Interval: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	last := fill(t, l, 40)
+	must(t, l.TruncateFront(30))
+	if done, err := l.release(16, 1, MinSegmentSize); done || err != nil {
+		t.Fatalf("release behind FirstIndex: %v, %v", done, err)
+	}
+	must(t, l.TruncateBack(35))
+	if done, err := l.release(last, 1, MinSegmentSize); done || err != nil {
+		t.Fatalf("release past the end after TruncateBack: %v, %v", done, err)
+	}
+	if l.FirstIndex() != 30 || l.Metrics().RetentionSegments != 0 {
+		t.Fatalf("FirstIndex %d, %d segments counted released", l.FirstIndex(), l.Metrics().RetentionSegments)
+	}
+}

@@ -9,6 +9,9 @@
 // A state machine that must apply records in log order uses AppendApply,
 // which runs its apply in index order once the record is durable, rather
 // than a lock held across Append (which would defeat group commit).
+// Options.Retention releases old records in the background (by age, by
+// size, once consumers have acknowledged them: package cursor keeps their
+// positions).
 //
 // All methods of a Log are safe for concurrent use.
 package wal
