@@ -424,6 +424,13 @@ func (l *Log) Close() error {
 	if err == nil {
 		err = l.prove(true)
 	}
+	// A log that failed (a truncation's commit, say) while a group commit
+	// was in flight returns from exclusive at once: that write and
+	// fdatasync still use the segment files, which must not be closed
+	// under them. No new one starts: the log is failed, or busy.
+	for l.flushing {
+		l.cond.Wait()
+	}
 	l.closed = true
 	l.cond.Broadcast()
 	l.wakeReaders()
