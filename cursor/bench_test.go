@@ -64,35 +64,51 @@ func runConcurrent(b *testing.B, n int, op func(g int, i uint64) error) {
 // from one second to the next). It reports each one's time per operation
 // and their ratio (ack/append: the target is at most 1).
 func BenchmarkAckVsAppend(b *testing.B) {
-	for _, n := range []int{1, 16} {
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			s := open(b, b.TempDir(), quietOpts())
-			defer s.Close()
-			l, err := wal.Open(b.TempDir(), &wal.Options{Logger: quiet, SegmentSize: defaultSegmentSize})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			rec := make([]byte, 1+2+len("consumer-00"))
-			var acks, appends uint64
-			var ackTime, appendTime time.Duration
-			const round = 64
-			for done := 0; done < b.N; done += round {
-				start := time.Now()
-				ops := min(round, b.N-done)
-				runRound(b, n, ops, func(g int) error {
-					return s.Ack(fmt.Sprintf("consumer-%02d", g), atomic.AddUint64(&acks, 1))
-				})
-				ackTime += time.Since(start)
-				start = time.Now()
-				runRound(b, n, ops, func(int) error { _, err := l.Append(rec); atomic.AddUint64(&appends, 1); return err })
-				appendTime += time.Since(start)
-			}
-			b.ReportMetric(float64(ackTime.Nanoseconds())/float64(b.N), "ack-ns/op")
-			b.ReportMetric(float64(appendTime.Nanoseconds())/float64(b.N), "append-ns/op")
-			b.ReportMetric(float64(ackTime)/float64(appendTime), "ack/append")
-		})
+	for _, noSync := range []bool{false, true} {
+		for _, n := range []int{1, 16} {
+			b.Run(fmt.Sprintf("nosync=%v/n=%d", noSync, n), func(b *testing.B) { ackVsAppend(b, n, noSync) })
+		}
 	}
+}
+
+// ackVsAppend alternates rounds of Acks and Appends by n goroutines,
+// changing which goes first every round. With noSync neither fdatasyncs:
+// what is left is the CPU cost of each.
+func ackVsAppend(b *testing.B, n int, noSync bool) {
+	s := open(b, b.TempDir(), &Options{Log: wal.Options{Logger: quiet, NoSync: noSync}})
+	defer s.Close()
+	l, err := wal.Open(b.TempDir(), &wal.Options{Logger: quiet, SegmentSize: defaultSegmentSize, NoSync: noSync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	names := make([]string, n)
+	for g := range names {
+		names[g] = fmt.Sprintf("consumer-%02d", g)
+	}
+	rec := make([]byte, 1+2+len(names[0])) // an ack record's size
+	var acks atomic.Uint64
+	ack := func(g int) error { return s.Ack(names[g], acks.Add(1)) }
+	appendOne := func(int) error { _, err := l.Append(rec); return err }
+	var ackTime, appendTime time.Duration
+	const round = 64
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		ops := min(round, b.N-done)
+		first, second, t1, t2 := ack, appendOne, &ackTime, &appendTime
+		if done/round%2 == 1 {
+			first, second, t1, t2 = appendOne, ack, &appendTime, &ackTime
+		}
+		start := time.Now()
+		runRound(b, n, ops, first)
+		mid := time.Now()
+		runRound(b, n, ops, second)
+		*t1 += mid.Sub(start)
+		*t2 += time.Since(mid)
+	}
+	b.ReportMetric(float64(ackTime.Nanoseconds())/float64(b.N), "ack-ns/op")
+	b.ReportMetric(float64(appendTime.Nanoseconds())/float64(b.N), "append-ns/op")
+	b.ReportMetric(float64(ackTime)/float64(appendTime), "ack/append")
 }
 
 // runRound runs ops calls of op over n goroutines.
