@@ -308,4 +308,3 @@ func followChecked(ctx context.Context, f *Log, r *Reader, end <-chan uint64) (f
 		st.Records++
 	}
 }
-
