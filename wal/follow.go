@@ -46,7 +46,7 @@ var ErrReadOnly = errors.New("journal: log is open read-only")
 
 // publisher writes the tail file of a Log opened for writing.
 type publisher struct {
-	f   vfs.File // nil once a write failed: publishing stops
+	f   vfs.File
 	buf []byte
 }
 
@@ -62,17 +62,19 @@ func (l *Log) openTail() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.publish()
-	return nil
+	if l.err != nil {
+		l.closeTail()
+	}
+	return l.err
 }
 
-// publish rewrites the tail file with the log's state. Its failure does
-// not fail the log (records and truncations are as durable as before):
-// it is logged and publishing stops, so readers in other processes see
-// the log end there until it is reopened. Called with mu held, after the
-// change it describes is durable.
+// publish rewrites the tail file with the log's state. Its failure fails
+// the log, as every failed write does: the records are as durable as
+// before, but readers in other processes would no longer learn of them.
+// Called with mu held, after the change it describes is durable.
 func (l *Log) publish() {
 	p := &l.pub
-	if p.f == nil {
+	if p.f == nil || l.err != nil {
 		return
 	}
 	a := l.active
@@ -90,20 +92,13 @@ func (l *Log) publish() {
 		ActiveFirst: a.first(), ActiveSalt: a.h.Salt, ActiveEnd: end}
 	p.buf = t.Encode(p.buf)
 	if _, err := p.f.WriteAt(p.buf, 0); err != nil {
-		l.opts.Logger.Error("journal: cannot publish the durable end to readers in other processes; they see the log end here until it is reopened",
-			"dir", l.dir, "err", err)
-		p.f.Close()
-		p.f = nil
+		l.fail(fmt.Errorf("journal: write %s: %w", p.f.Name(), err))
 	}
 }
 
-// closeTail publishes the final state and closes the tail file. Called
-// with mu held, at Close.
+// closeTail closes the tail file at Close. Its content stays: Close
+// changes nothing a reader sees (the last commit published it all).
 func (l *Log) closeTail() {
-	if l.pub.f == nil {
-		return
-	}
-	l.publish()
 	if l.pub.f != nil {
 		l.pub.f.Close()
 		l.pub.f = nil
