@@ -46,7 +46,7 @@ var ErrReadOnly = errors.New("journal: log is open read-only")
 
 // publisher writes the tail file of a Log opened for writing.
 type publisher struct {
-	f   vfs.File // nil once a write failed: publishing stops
+	f   vfs.File
 	buf []byte
 }
 
@@ -62,17 +62,19 @@ func (l *Log) openTail() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.publish()
-	return nil
+	if l.err != nil {
+		l.closeTail()
+	}
+	return l.err
 }
 
-// publish rewrites the tail file with the log's state. Its failure does
-// not fail the log (records and truncations are as durable as before):
-// it is logged and publishing stops, so readers in other processes see
-// the log end there until it is reopened. Called with mu held, after the
-// change it describes is durable.
+// publish rewrites the tail file with the log's state. Its failure fails
+// the log, as every failed write does: the records are as durable as
+// before, but readers in other processes would no longer learn of them.
+// Called with mu held, after the change it describes is durable.
 func (l *Log) publish() {
 	p := &l.pub
-	if p.f == nil {
+	if p.f == nil || l.err != nil {
 		return
 	}
 	a := l.active
@@ -90,20 +92,13 @@ func (l *Log) publish() {
 		ActiveFirst: a.first(), ActiveSalt: a.h.Salt, ActiveEnd: end}
 	p.buf = t.Encode(p.buf)
 	if _, err := p.f.WriteAt(p.buf, 0); err != nil {
-		l.opts.Logger.Error("journal: cannot publish the durable end to readers in other processes; they see the log end here until it is reopened",
-			"dir", l.dir, "err", err)
-		p.f.Close()
-		p.f = nil
+		l.fail(fmt.Errorf("journal: write %s: %w", p.f.Name(), err))
 	}
 }
 
-// closeTail publishes the final state and closes the tail file. Called
-// with mu held, at Close.
+// closeTail closes the tail file at Close. Its content stays: Close
+// changes nothing a reader sees (the last commit published it all).
 func (l *Log) closeTail() {
-	if l.pub.f == nil {
-		return
-	}
-	l.publish()
 	if l.pub.f != nil {
 		l.pub.f.Close()
 		l.pub.f = nil
@@ -117,6 +112,7 @@ type follower struct {
 	seen recovery.Tail
 	has  bool   // seen came from the tail file
 	seq  uint64 // counts installed views, so a Reader can tell it changed
+	back uint64 // the meta file's Back when the view was scanned
 }
 
 // OpenReadOnly opens the log in dir for reading only, from this process or
@@ -228,7 +224,13 @@ func (l *Log) extend(t recovery.Tail) error {
 // (the writer changed the directory meanwhile). When the tail file
 // persistently does not match the directory (its writer crashed), or
 // there is none, the view is the log as Open would recover it.
+//
+// A scan that fails while the tail file stays the same may have met a
+// truncation the writer has yet to publish (a segment sealed anew and cut
+// short, files deleted): it is tried again as awaitView waits, and the
+// error stands only after that.
 func (l *Log) reload(t recovery.Tail, has bool) error {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		st, err := recovery.Scan(l.fs, l.dir, recovery.Options{})
 		t2, has2, err2 := l.readTail()
@@ -239,6 +241,10 @@ func (l *Log) reload(t recovery.Tail, has bool) error {
 			t, has = t2, has2 // the writer moved on: scan again
 			continue
 		case err != nil:
+			if d := time.Since(start); d < 100*time.Millisecond || (d < 10*time.Second && l.truncating()) {
+				time.Sleep(followPoll)
+				continue
+			}
 			return err
 		}
 		view, matched := viewOf(st, t, has)
@@ -297,6 +303,7 @@ func (l *Log) adopt(st *recovery.State, v recovery.State, t recovery.Tail, has b
 		l.closeFiles()
 		l.sealed, l.active = sealed, active
 		l.first, l.snapshot = v.FirstIndex, st.Snapshot
+		l.ro.back = st.Meta.Back
 		l.last, l.durable, l.next = next-1, next-1, next
 		l.dropBelow(l.first)
 	}, t, has)
@@ -364,4 +371,39 @@ func (l *Log) closeReadOnly() error {
 		l.ro.tail.Close()
 	}
 	return nil
+}
+
+// awaitView is called when a read failed in view seq: the writer may have
+// changed the files (TruncateBack seals a segment anew and deletes
+// others; TruncateFront deletes segments) before publishing the change.
+// It waits for a new view, up to 100 ms, or up to 10 s while the meta
+// file shows a truncation the view does not (committed, not yet
+// published). It reports whether the view changed; if not, the error
+// stands.
+func (l *Log) awaitView(seq uint64) bool {
+	start := time.Now()
+	for {
+		if err := l.follow(); err != nil {
+			return false
+		}
+		if l.viewSeq() != seq {
+			return true
+		}
+		if d := time.Since(start); d > 10*time.Second || (d > 100*time.Millisecond && !l.truncating()) {
+			return false
+		}
+		time.Sleep(followPoll)
+	}
+}
+
+// truncating reports whether the meta file shows a truncation the view
+// does not have.
+func (l *Log) truncating() bool {
+	m, err := recovery.ReadMeta(l.fs, l.dir)
+	if err != nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return m.BackPending || m.Back != l.ro.back || m.FirstIndex > l.first
 }

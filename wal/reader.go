@@ -171,7 +171,7 @@ func (r *Reader) step(wait bool) (bool, <-chan struct{}) {
 		if ok || r.err == nil || errors.Is(r.err, ErrCompacted) || errors.Is(r.err, ErrTruncated) || errors.Is(r.err, ErrClosed) {
 			return ok, moved
 		}
-		if err := r.l.follow(); err != nil || r.l.viewSeq() == seq {
+		if !r.l.awaitView(seq) {
 			return false, nil
 		}
 		r.err, r.sc = nil, nil

@@ -16,19 +16,32 @@ import (
 // the time from Append returning to a Reader holding the record (zero
 // when the Reader had it first: the commit wakes Readers just before it
 // returns Append), and of the time from the Append call (the fdatasync
-// included).
+// included). With follower=readonly the Readers belong to a Log opened
+// with OpenReadOnly (as in another process: they learn of records from the
+// tail file, polled every followPoll).
 func BenchmarkTailWakeup(b *testing.B) {
-	for _, readers := range []int{1, 8} {
-		b.Run(fmt.Sprintf("readers=%d", readers), func(b *testing.B) { benchWakeup(b, readers) })
+	for _, ro := range []bool{false, true} {
+		for _, readers := range []int{1, 8} {
+			name := fmt.Sprintf("follower=%s/readers=%d", map[bool]string{false: "writer", true: "readonly"}[ro], readers)
+			b.Run(name, func(b *testing.B) { benchWakeup(b, readers, ro) })
+		}
 	}
 }
 
-func benchWakeup(b *testing.B, readers int) {
-	l, err := Open(b.TempDir(), &Options{Logger: quiet})
+func benchWakeup(b *testing.B, readers int, readOnly bool) {
+	dir := b.TempDir()
+	l, err := Open(dir, &Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Close()
+	src := l
+	if readOnly {
+		if src, err = OpenReadOnly(dir, &Options{Logger: quiet}); err != nil {
+			b.Fatal(err)
+		}
+		defer src.Close()
+	}
 	n := b.N
 	called, returned := make([]time.Time, n+1), make([]time.Time, n+1)
 	got := make([][]time.Time, readers)
@@ -39,7 +52,7 @@ func benchWakeup(b *testing.B, readers int) {
 	for k := range readers {
 		got[k] = make([]time.Time, n+1)
 		wg.Go(func() {
-			r := l.NewReader(1)
+			r := src.NewReader(1)
 			defer r.Close()
 			for r.NextContext(ctx) {
 				got[k][r.Index()] = time.Now()

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"sync"
@@ -409,5 +410,63 @@ func TestReaderWokenWhileWaiting(t *testing.T) {
 	appendN(t, l, 1)
 	if !<-c || r2.Index() != 8 {
 		t.Fatalf("after TruncateFront(LastIndex+1) and an append: %d, %v", r2.Index(), r2.Err())
+	}
+}
+
+// Close leaves no goroutine behind: not the background checkpointer, not
+// the Readers waiting in the writer's process or in a read-only Log (they
+// return ErrClosed), and a background checkpoint that releases records a
+// lagging Reader had yet to read stops it with ErrCompacted.
+func TestNoGoroutinesAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := t.TempDir()
+	var w *Log
+	w = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet, Checkpoint: CheckpointOptions{
+		EveryBytes: 16 << 10,
+		State: func() (uint64, func(io.Writer) error, error) {
+			i := w.LastIndex()
+			return i, writeState(i), nil
+		},
+	}})
+	defer w.Close()
+	appendN(t, w, 1)
+	lagging := w.NewReader(1)
+	defer lagging.Close()
+	if !lagging.Next() {
+		t.Fatal(lagging.Err())
+	}
+	f, _ := openFollower(t, dir)
+	defer f.Close()
+	stopped := make(chan error, 4)
+	for _, l := range []*Log{w, w, f, f} {
+		go func() {
+			for {
+				// A Reader that falls behind a checkpoint starts again
+				// after it, as a consumer would.
+				r := l.NewReader(0)
+				for range r.Follow(context.Background()) {
+				}
+				r.Close()
+				if !errors.Is(r.Err(), ErrCompacted) {
+					stopped <- r.Err()
+					return
+				}
+			}
+		}()
+	}
+	appendN(t, w, 2000)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.FirstIndex() == 1 && time.Now().Before(deadline) {
+		appendN(t, w, 10)
+	}
+	if lagging.Next() || !errors.Is(lagging.Err(), ErrCompacted) {
+		t.Fatalf("a Reader overtaken by a background checkpoint: %d, %v", lagging.Index(), lagging.Err())
+	}
+	must(t, w.Close())
+	must(t, f.Close())
+	for range 4 {
+		if err := <-stopped; !errors.Is(err, ErrClosed) {
+			t.Fatalf("a following Reader stopped with %v, want ErrClosed", err)
+		}
 	}
 }

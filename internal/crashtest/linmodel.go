@@ -345,7 +345,9 @@ func failedRead(s linState, in LinInput, out LinOutput, noSync bool) []any {
 	v := s
 	v.first, v.recs = s.viewFirst, s.viewRecs
 	if t, ok := step(v, in, out, noSync); ok {
-		t.first, t.recs = s.first, s.recs // a read changes only its Reader
+		// A read changes only its Reader. What it saw of the view says
+		// nothing of what is durable in the state the crash cut to.
+		t.first, t.recs, t.synced = s.first, s.recs, s.synced
 		next = append(next, t)
 	}
 	return next
@@ -391,12 +393,10 @@ func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 		return stop(ErrKindCompacted)
 	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
 		return stop(ErrKindTruncated)
-	case pos > s.synced && !out.More:
+	case pos > s.last() || (pos > s.synced && !out.More):
 		// Readers see durable records only: with NoSync, the log may end
 		// for them anywhere from the last Sync on.
-		return s, out.Err == ErrNone
-	case pos > s.last():
-		return s, false
+		return s, !out.More && out.Err == ErrNone
 	}
 	// A record a Reader returned is durable (a group commit that
 	// fdatasyncs, such as a rotation, may have made it so without a
