@@ -635,7 +635,7 @@ func (k *killTest) checkDir() {
 		switch n := e.Name(); {
 		case strings.HasSuffix(n, segment.Ext):
 			segs++
-		case n == wal.LockName || n == recovery.MetaName:
+		case n == wal.LockName || n == recovery.MetaName || n == recovery.TailName:
 		default:
 			k.violate("log directory holds %q after a clean Open", n)
 		}

@@ -129,14 +129,17 @@ func seal(fsys vfs.FS, seg *Segment) error {
 	if err != nil {
 		return fmt.Errorf("journal: recovery: %w", err)
 	}
-	ft, err := segment.Seal(f, seg.Header, seg.SealAt, seg.Offsets)
+	// When the kept records were appended is not known here: the footer
+	// says so (zero Times), and retention by age goes by the file's
+	// modification time.
+	ft, err := segment.Seal(f, seg.Header, seg.SealAt, seg.Offsets, segment.Times{})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("journal: recovery: seal %s: %w", seg.Path, err)
 	}
-	seg.Sealed, seg.Footer, seg.Next, seg.Size = true, ft, ft.Next, segment.SealedSize(ft.Offset, int(ft.Count))
+	seg.Sealed, seg.Footer, seg.Next, seg.Size = true, ft, ft.Next, seg.Header.SealedSize(ft.Offset, int(ft.Count))
 	seg.Offsets, seg.SealAt = nil, 0
 	return nil
 }

@@ -632,7 +632,7 @@ func (p *SalvagePlan) reseal(fsys vfs.FS, path string) error {
 		err = fmt.Errorf("it changed since it was checked (%d bytes, then %d)", size, seg.Size)
 	}
 	if err == nil {
-		_, err = segment.Seal(f, seg.Header, seg.End, seg.Offsets)
+		_, err = segment.Seal(f, seg.Header, seg.End, seg.Offsets, segment.Times{}) // append times unknown
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

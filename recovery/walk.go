@@ -168,7 +168,7 @@ func (w *walker) list(dir string) ([]string, error) {
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
 		case seg:
 			paths = append(paths, filepath.Join(dir, name))
-		case name != MetaName:
+		case name != MetaName && name != TailName:
 			st.Other = append(st.Other, name)
 		}
 	}

@@ -54,8 +54,11 @@
 // The fields:
 //
 //   - magic is the 8 bytes 89 4a 52 4e 4c 0d 0a 1a ("\x89JRNL\r\n\x1a").
-//   - version is 2 (Version). Version 2 added TypeSync frames; files of
-//     version 1, which never hold one, are read as well.
+//   - version is 3 (Version). Version 2 added TypeSync frames; version 3
+//     added the append times to the footer (see "Footer and trailer").
+//     Files of versions 1 and 2 are read as well, and a segment is
+//     always sealed in its header's version (a version 2 segment resumed
+//     by this build gets a version 2 footer, without times).
 //   - flags is 0; no flag is defined yet.
 //   - first index is the index of the segment's first record; never 0.
 //     Recovery also checks that it matches the file name.
@@ -69,7 +72,7 @@
 // decodeHeader checks, in this order: at least 40 bytes (else ErrCorrupt,
 // whatever the bytes there are: a header whose write was torn is damage),
 // the magic (else ErrFormat: not a segment), the checksum (else ErrCorrupt),
-// the version, 1 or 2 (else ErrFormat), the flags (else ErrFormat) and the first
+// the version, 1, 2 or 3 (else ErrFormat), the flags (else ErrFormat) and the first
 // index (0 gives ErrCorrupt). Because the checksum is checked before the
 // version, a future version must keep the magic, version and checksum where
 // they are, or older readers will report its files as corrupt rather than
@@ -261,8 +264,19 @@
 // without rewriting the sectors of the records it keeps. The footer frame
 // has the frame layout above with type 3, codec 0, index = the next index
 // (first index + k for k records), synced = F (its own offset), and as
-// payload the offset of each record frame in order, one uint32 each
-// (n = 4k). The 16-byte trailer ends the file:
+// payload the offset of each record frame in order, one uint32 each,
+// followed in version 3 by the segment's append times (Times):
+//
+//	0              4k             4k+8           4k+16
+//	+--------------+--------------+--------------+
+//	| k offsets    | first append | last append  |
+//	| uint32 each  | int64        | int64        |
+//	+--------------+--------------+--------------+
+//	                 version 3 only (TimesSize = 16)
+//
+// so n = 4k in versions 1 and 2 and n = 4k + 16 in version 3. The
+// checksum covers the times like the rest of the payload. The 16-byte
+// trailer ends the file:
 //
 //	0                  8                  16
 //	+------------------+------------------+
@@ -271,18 +285,37 @@
 //	+------------------+------------------+
 //
 // The end magic is 89 4a 45 4e 44 0d 0a 1a ("\x89JEND\r\n\x1a"). A sealed
-// file is exactly F + FrameSize(4k) + 16 bytes long (SealedSize). readFooter
-// accepts a footer when the file holds at least 88 bytes, ends with the end
-// magic, F is a multiple of 512 with 512 <= F <= size-48, the frame at F
-// passes checks 2 to 6 and has type 3, n is a multiple of 4 with the file
-// size equal to SealedSize(F, n/4), index = first index + n/4, and the
-// checksum matches. Otherwise it returns the zero Footer (Footer.Valid is
+// file is exactly F + FrameSize(n) + 16 bytes long (Header.SealedSize).
+// readFooter accepts a footer when the file holds at least 88 bytes, ends
+// with the end magic, F is a multiple of 512 with 512 <= F <= size-48, the
+// frame at F passes checks 2 to 6 and has type 3, n is 4k (versions 1 and
+// 2) or 4k + 16 (version 3) for some k >= 0 with the file size equal to
+// F + FrameSize(n) + 16, index = first index + k, and the checksum
+// matches. Otherwise it returns the zero Footer (Footer.Valid is
 // false) and the reason, not an error. It does
 // not check the offsets themselves. Record j (0-based) spans from offset j to
 // offset j+1, the last one to F, write padding included (Footer.RecordSpan),
 // and ReadRecord checks the frame found there (checks 1 to 8, a record type
 // and the expected index, a span of at most FrameSize of the largest payload
 // plus 512) before it decompresses the payload.
+//
+// # Append times
+//
+// The times in a version 3 footer are wall-clock times in nanoseconds
+// since the Unix epoch (time.Time.UnixNano), two's complement int64:
+// first append is when the first write of records to the segment was
+// issued, last append when the last one was. The log takes one clock
+// reading per group commit, not per record. 0 means unknown: recovery
+// and salvage seal segments with both times 0, and a segment resumed after
+// a restart keeps first append 0 (its earlier appends were not timed) and
+// gets a last append at its next write. The wall clock may go backwards
+// (an NTP step, a manual change): a writer never moves last append back
+// within a segment, and keeps first <= last, so a backwards step makes the
+// segment look newer than it is (retention by age releases it later) and
+// a forward step makes later segments look older (released early, by the
+// size of the step). Times are not compared across segments; the reader
+// of times must expect them not to be monotonic from one segment to the
+// next.
 //
 // # Worked example
 //
@@ -294,11 +327,11 @@
 //
 //	offset  bytes                    field
 //	     0  89 4a 52 4e 4c 0d 0a 1a  magic "\x89JRNL\r\n\x1a"
-//	     8  02 00 00 00              version 2
+//	     8  03 00 00 00              version 3
 //	    12  00 00 00 00              flags 0
 //	    16  01 00 00 00 00 00 00 00  first index 1
 //	    24  ef cd ab 89 67 45 23 01  salt = 0x0123456789abcdef
-//	    32  dd e7 b7 46 34 d6 f6 83  header checksum: xxhash64 seed 0, bytes [0, 32) = 0x83f6d63446b7e7dd
+//	    32  53 9e 45 04 0d 86 36 e2  header checksum: xxhash64 seed 0, bytes [0, 32) = 0xe236860d04459e53
 //	    40  00 * 472                 the rest of the header's sector
 //	   512  f0 1a 9f 47 74 a1 7c 5d  frame checksum: xxhash64 seed salt, bytes [520, 549) = 0x5d7ca174479f1af0
 //	   520  01 00 00 00 00 00 00 00  index 1
@@ -311,21 +344,25 @@
 //	   549  00 00 00                 frame padding to 552
 //	   552  00 * 472                 write padding to the sector boundary 1024
 //
-// Sealing it writes a footer frame at 1024 and the trailer; the file is then
-// SealedSize(1024, 1) = 1080 bytes long:
+// Sealing it, with the record appended at 2026-01-01 00:00:00 UTC
+// (1767225600000000000 ns, both first and last append), writes a footer
+// frame at 1024 and the trailer; the file is then SealedSize(1024, 1) =
+// 1096 bytes long:
 //
 //	offset  bytes                    field
-//	  1024  e6 34 0e 7f eb 2f 06 32  footer checksum: xxhash64 seed salt, bytes [1032, 1060) = 0x32062feb7f0e34e6
+//	  1024  5a 97 f0 40 95 7f c2 fc  footer checksum: xxhash64 seed salt, bytes [1032, 1076) = 0xfcc27f9540f0975a
 //	  1032  02 00 00 00 00 00 00 00  index 2, the next index
 //	  1040  00 04 00 00 00 00 00 00  synced 1024, the footer's own offset
-//	  1048  04 00 00 00              length 4
+//	  1048  14 00 00 00              length 20: one offset and the times
 //	  1052  03                       type 3 (TypeFooter)
 //	  1053  00                       codec 0
 //	  1054  00 00                    reserved
 //	  1056  00 02 00 00              offset of record 1: 512
-//	  1060  00 00 00 00              frame padding to 1064
-//	  1064  00 04 00 00 00 00 00 00  footer offset 1024
-//	  1072  89 4a 45 4e 44 0d 0a 1a  end magic "\x89JEND\r\n\x1a"
+//	  1060  00 00 fa ed 51 72 86 18  first append = 0x18867251edfa0000
+//	  1068  00 00 fa ed 51 72 86 18  last append = 0x18867251edfa0000
+//	  1076  00 00 00 00              frame padding to 1080
+//	  1080  00 04 00 00 00 00 00 00  footer offset 1024
+//	  1088  89 4a 45 4e 44 0d 0a 1a  end magic "\x89JEND\r\n\x1a"
 //
 // The golden test in this package encodes this segment and compares it with
 // the bytes above, so this example cannot drift from the code.

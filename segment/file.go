@@ -30,7 +30,7 @@ func ParseName(name string) (first uint64, ok bool) {
 // bytes (not at all when prealloc is 0: a log opening on a full disk), synced, renamed into place and the directory synced, so a segment
 // file under its final name always has a durable header.
 func Create(fsys vfs.FS, dir string, first uint64, prealloc int64) (vfs.File, Header, error) {
-	h := Header{FirstIndex: first, Salt: rand.Uint64()}
+	h := Header{FirstIndex: first, Salt: rand.Uint64(), Version: Version}
 	final := filepath.Join(dir, Name(first))
 	tmp := filepath.Join(dir, vfs.TempPrefix+Name(first))
 	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -75,20 +75,26 @@ func AlignSector(off int64) int64 { return alignSector(off) }
 // followed by the trailer, at offset at (a sector boundary past the last
 // record kept), trims the file there and syncs it. Anything between the
 // last record and at is ignored from then on: TruncateBack seals a segment
-// this way without touching the sectors of the records it keeps.
-func Seal(f vfs.File, h Header, at int64, offsets []int64) (Footer, error) {
+// this way without touching the sectors of the records it keeps. times
+// are the segment's append times (the zero Times where they are unknown);
+// a segment whose header is older than version 3 has no room for them, and
+// its Footer has none.
+func Seal(f vfs.File, h Header, at int64, offsets []int64, times Times) (Footer, error) {
 	offs := make([]uint32, len(offsets))
 	for i, o := range offsets {
 		offs[i] = uint32(o)
 	}
-	if _, err := f.WriteAt(appendFooter(nil, h, at, offs), at); err != nil {
+	if !h.timed() {
+		times = Times{}
+	}
+	if _, err := f.WriteAt(appendFooter(nil, h, at, offs, times), at); err != nil {
 		return Footer{}, err
 	}
-	if err := f.Truncate(SealedSize(at, len(offs))); err != nil {
+	if err := f.Truncate(h.SealedSize(at, len(offs))); err != nil {
 		return Footer{}, err
 	}
 	if err := f.Sync(); err != nil {
 		return Footer{}, err
 	}
-	return Footer{Offset: at, Next: h.FirstIndex + uint64(len(offs)), Count: int64(len(offs))}, nil
+	return Footer{Offset: at, Next: h.FirstIndex + uint64(len(offs)), Count: int64(len(offs)), Times: times}, nil
 }

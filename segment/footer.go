@@ -15,6 +15,29 @@ type Footer struct {
 	Offset int64  // where the footer frame starts (the end of the records); 0: no footer
 	Next   uint64 // index after the segment's last record
 	Count  int64  // number of records in the segment
+	Times  Times  // when records were appended (version 3; zero before)
+}
+
+// Times are the wall-clock times, in nanoseconds since the Unix epoch
+// (time.Time.UnixNano), of the first and the last write of records to a
+// segment; 0 stands for unknown (a segment of an older version, one sealed
+// by recovery, or one resumed after a restart whose earlier appends were
+// not timed). Writers keep First <= Last.
+type Times struct {
+	First, Last int64
+}
+
+// Known reports whether the time of the last append is known.
+func (t Times) Known() bool { return t.Last != 0 }
+
+// Note widens t to include an append at now: a clock that went backwards
+// moves neither time back, so Last never decreases within a segment.
+func (t Times) Note(now int64) Times {
+	if t.First == 0 {
+		t.First = now
+	}
+	t.Last = max(t.Last, now)
+	return t
 }
 
 // Valid reports whether the footer was read and checked (a segment without
@@ -41,11 +64,16 @@ func (ft Footer) Offsets(r io.ReaderAt, n int) ([]int64, error) {
 
 // appendFooter appends the footer frame and trailer that seal a segment
 // whose records (first index h.FirstIndex) start at offsets. off is where
-// the footer goes: the end of the last record frame.
-func appendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
-	payload := make([]byte, 0, 4*len(offsets))
+// the footer goes: the end of the last record frame. A version 3 footer
+// carries times after the offsets.
+func appendFooter(dst []byte, h Header, off int64, offsets []uint32, times Times) []byte {
+	payload := make([]byte, 0, footerPayload(h, len(offsets)))
 	for _, o := range offsets {
 		payload = binary.LittleEndian.AppendUint32(payload, o)
+	}
+	if h.timed() {
+		payload = binary.LittleEndian.AppendUint64(payload, uint64(times.First))
+		payload = binary.LittleEndian.AppendUint64(payload, uint64(times.Last))
 	}
 	next := h.FirstIndex + uint64(len(offsets))
 	dst = AppendFrame(dst, h.Salt, TypeFooter, None, next, off, payload)
@@ -53,10 +81,19 @@ func appendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
 	return append(dst, EndMagic...)
 }
 
-// SealedSize is the file size of a segment sealed with a footer at off
+// footerPayload is the payload length of the footer of a segment with
+// count records.
+func footerPayload(h Header, count int) int {
+	if h.timed() {
+		return 4*count + TimesSize
+	}
+	return 4 * count
+}
+
+// SealedSize is the file size of segment h sealed with a footer at off
 // indexing count records.
-func SealedSize(off int64, count int) int64 {
-	return off + FrameSize(4*count) + TrailerSize
+func (h Header) SealedSize(off int64, count int) int64 {
+	return off + FrameSize(footerPayload(h, count)) + TrailerSize
 }
 
 // readFooter reads and checks the footer of a sealed segment of size bytes.
@@ -84,14 +121,15 @@ func readFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, 
 		return ft, "", err
 	}
 	f, n, stop := parseFrameHeader(hdr[:], off)
+	count := (n - (footerPayload(h, 0))) / 4
 	switch {
 	case stop != StopNone:
 		return ft, "footer: " + stop.String(), nil
 	case f.Type != TypeFooter:
 		return ft, "trailer does not point to a footer", nil
-	case n%4 != 0 || SealedSize(off, n/4) != size:
+	case count < 0 || footerPayload(h, count) != n || h.SealedSize(off, count) != size:
 		return ft, "footer length does not match the file size", nil
-	case f.Index != h.FirstIndex+uint64(n/4):
+	case f.Index != h.FirstIndex+uint64(count):
 		return ft, "footer record count does not match its index", nil
 	}
 	sum, err := checksumAt(r, h.Salt, hdr[8:], off+FrameHeader, int64(n))
@@ -101,7 +139,23 @@ func readFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, 
 	if sum != binary.LittleEndian.Uint64(hdr[:]) {
 		return ft, "footer checksum mismatch", nil
 	}
-	return Footer{Offset: off, Next: f.Index, Count: int64(n / 4)}, "", nil
+	ft = Footer{Offset: off, Next: f.Index, Count: int64(count)}
+	if h.timed() {
+		if ft.Times, err = readTimes(r, off+FrameHeader+4*int64(count)); err != nil {
+			return Footer{}, "", err
+		}
+	}
+	return ft, "", nil
+}
+
+// readTimes reads a version 3 footer's times at off (the checksum over
+// them was checked).
+func readTimes(r io.ReaderAt, off int64) (Times, error) {
+	var b [TimesSize]byte
+	if _, err := r.ReadAt(b[:], off); err != nil {
+		return Times{}, err
+	}
+	return Times{First: int64(binary.LittleEndian.Uint64(b[:])), Last: int64(binary.LittleEndian.Uint64(b[8:]))}, nil
 }
 
 // checksumAt computes a frame checksum over head followed by n bytes read
@@ -121,6 +175,8 @@ func (ft Footer) RecordSpan(r io.ReaderAt, k int64) (off, size int64, err error)
 	if k < 0 || k >= ft.Count {
 		return 0, 0, fmt.Errorf("segment: record %d of %d out of range", k, ft.Count)
 	}
+	// The last record's frame ends at the footer; the times that may
+	// follow the offsets are not an offset.
 	var b [8]byte
 	n := 8
 	if k == ft.Count-1 {

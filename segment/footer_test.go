@@ -37,8 +37,8 @@ func TestFooterRoundTrip(t *testing.T) {
 			tt.build(b)
 			file := b.sealed()
 			r, size := bytes.NewReader(file), int64(len(file))
-			if size != SealedSize(b.footerAt(), len(b.starts)) {
-				t.Fatalf("sealed file is %d bytes, SealedSize says %d", size, SealedSize(b.footerAt(), len(b.starts)))
+			if size != b.h.SealedSize(b.footerAt(), len(b.starts)) {
+				t.Fatalf("sealed file is %d bytes, SealedSize says %d", size, b.h.SealedSize(b.footerAt(), len(b.starts)))
 			}
 			ft, reason, err := readFooter(r, size, b.h)
 			if err != nil || !ft.Valid() || reason != "" {
@@ -152,7 +152,7 @@ func TestReadRecordRejects(t *testing.T) {
 	const footer = 3 // number of the footer among the frames (0-based)
 	span := func(k int) (int64, int64) {
 		if k == footer {
-			return b.footerAt(), FrameSize(4 * footer)
+			return b.footerAt(), FrameSize(footerPayload(b.h, footer))
 		}
 		return b.span(k)
 	}
@@ -222,11 +222,12 @@ func TestSealOnDisk(t *testing.T) {
 		}
 		end += int64(len(buf))
 	}
-	ft, err := Seal(f, h, end, offsets)
+	times := Times{First: 1767225600e9, Last: 1767225601e9}
+	ft, err := Seal(f, h, end, offsets, times)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Footer{Offset: end, Next: 10, Count: 3}); ft != want {
+	if want := (Footer{Offset: end, Next: 10, Count: 3, Times: times}); ft != want {
 		t.Fatalf("Seal = %+v, want %+v", ft, want)
 	}
 	if err := f.Close(); err != nil {
@@ -239,8 +240,8 @@ func TestSealOnDisk(t *testing.T) {
 	}
 	defer f.Close()
 	size, err := f.Size()
-	if err != nil || size != SealedSize(end, 3) {
-		t.Fatalf("sealed file is %d bytes (%v), want %d: Seal trims the preallocated space", size, err, SealedSize(end, 3))
+	if err != nil || size != h.SealedSize(end, 3) {
+		t.Fatalf("sealed file is %d bytes (%v), want %d: Seal trims the preallocated space", size, err, h.SealedSize(end, 3))
 	}
 	got, reason, err := readFooter(f, size, h)
 	if err != nil || !got.Valid() || got != ft {
@@ -282,7 +283,7 @@ func TestSealAfterFewerRecordsIgnoresTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := AlignSector(b.frameStart(3))
-	ft, err := Seal(f, h, at, []int64{b.frameStart(1), b.frameStart(2)})
+	ft, err := Seal(f, h, at, []int64{b.frameStart(1), b.frameStart(2)}, Times{First: 1, Last: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,5 +297,55 @@ func TestSealAfterFewerRecordsIgnoresTheRest(t *testing.T) {
 		if rec, err := ReadRecord(f, f.Name(), h, off, n, uint64(k+1)); err != nil || string(rec) != want {
 			t.Fatalf("record %d = %q, %v; want %q", k+1, rec, err, want)
 		}
+	}
+}
+
+// A segment is sealed in its header's version: a version 2 segment (one
+// an older build wrote and this build resumed) gets a footer without
+// times that a version 2 reader accepts; a version 3 one keeps its times.
+func TestSealFollowsTheHeaderVersion(t *testing.T) {
+	times := Times{First: 100, Last: 200}
+	for _, v := range []uint32{1, 2, 3} {
+		b := newSegmentBuilder(first, testSalt)
+		b.h.Version = v
+		b.buf = append(appendHeader(nil, b.h), b.buf[HeaderSize:]...)
+		b.times = times
+		file := b.record("a").record("b").sealed()
+		wantTimes := times
+		if v < 3 {
+			wantTimes = Times{}
+			if want := b.footerAt() + FrameSize(8) + TrailerSize; int64(len(file)) != want {
+				t.Fatalf("version %d: sealed file is %d bytes, want %d (no times)", v, len(file), want)
+			}
+		}
+		h, err := decodeHeader(file)
+		if err != nil || h.Version != v {
+			t.Fatalf("version %d: decodeHeader = %+v, %v", v, h, err)
+		}
+		ft, why, err := readFooter(bytes.NewReader(file), int64(len(file)), h)
+		if err != nil || ft.Count != 2 || ft.Times != wantTimes {
+			t.Fatalf("version %d: readFooter = %+v, %q, %v; want 2 records, times %+v", v, ft, why, err, wantTimes)
+		}
+		// A footer read with the wrong version's layout is no footer.
+		other := h
+		other.Version = map[uint32]uint32{1: 3, 2: 3, 3: 2}[v]
+		if ft, _, _ := readFooter(bytes.NewReader(file), int64(len(file)), other); ft.Valid() {
+			t.Fatalf("version %d footer read as version %d: %+v", v, other.Version, ft)
+		}
+	}
+}
+
+// Times.Note never moves the last append back, whatever the clock does,
+// and keeps First <= Last.
+func TestTimesNoteWithAClockGoingBackwards(t *testing.T) {
+	var ts Times
+	for _, now := range []int64{500, 700, 300, 900, 100} {
+		ts = ts.Note(now)
+	}
+	if ts != (Times{First: 500, Last: 900}) {
+		t.Fatalf("Times = %+v, want first 500, last 900", ts)
+	}
+	if ts := (Times{}).Note(42); ts != (Times{First: 42, Last: 42}) || !ts.Known() {
+		t.Fatalf("first note: %+v", ts)
 	}
 }

@@ -15,11 +15,13 @@ const (
 	// Version is the segment format version written by this package;
 	// readVersions lists those it reads.
 	// Version 2 adds TypeSync frames; a version 1 file never holds one.
-	Version = 2
+	// Version 3 adds the segment's append times to the footer (Times).
+	Version = 3
 
 	HeaderSize  = 40 // magic 8 + version 4 + flags 4 + first index 8 + salt 8 + checksum 8
 	FrameHeader = 32 // checksum 8 + index 8 + synced 8 + length 4 + type 1 + codec 1 + reserved 2
 	TrailerSize = 16 // footer offset 8 + end magic 8
+	TimesSize   = 16 // version 3 footer payload after the offsets: first append 8 + last append 8
 	FrameAlign  = 8  // frames start at multiples of 8; padding is zero
 	SectorSize  = 512
 	// DataStart is where the first frame goes: the header has a sector
@@ -44,8 +46,10 @@ const (
 // readVersions are the segment format versions this build reads. Version,
 // the one it writes, is always among them; reading another one is adding
 // it here (and its decoder). Version 2 only adds TypeSync frames, which a
-// version 1 file never holds, so one decoder reads both.
-var readVersions = []uint32{1, Version}
+// version 1 file never holds, so one decoder reads both; version 3 only
+// adds the times to the footer, which readFooter reads by the header's
+// version.
+var readVersions = []uint32{1, 2, Version}
 
 // Magic opens every segment file; EndMagic closes every sealed one.
 const (
@@ -104,13 +108,29 @@ func (c Codec) String() string {
 type Header struct {
 	FirstIndex uint64 // index of the first record the segment holds
 	Salt       uint64 // random per file; seeds every frame checksum
+	// Version is the format version of the file, as read; 0 in a header
+	// not yet written stands for Version. The footer a segment is sealed
+	// with follows its header's version, so a segment written by an
+	// older build is sealed the way that build reads it.
+	Version uint32
 }
+
+// version is the format version h is written in.
+func (h Header) version() uint32 {
+	if h.Version == 0 {
+		return Version
+	}
+	return h.Version
+}
+
+// timed reports whether the segment's footer holds its append times.
+func (h Header) timed() bool { return h.version() >= 3 }
 
 // appendHeader appends the encoded header to dst.
 func appendHeader(dst []byte, h Header) []byte {
 	start := len(dst)
 	dst = append(dst, Magic...)
-	dst = binary.LittleEndian.AppendUint32(dst, Version)
+	dst = binary.LittleEndian.AppendUint32(dst, h.version())
 	dst = binary.LittleEndian.AppendUint32(dst, 0) // flags: none defined
 	dst = binary.LittleEndian.AppendUint64(dst, h.FirstIndex)
 	dst = binary.LittleEndian.AppendUint64(dst, h.Salt)
@@ -129,13 +149,14 @@ func decodeHeader(b []byte) (Header, error) {
 	if sum := binary.LittleEndian.Uint64(b[32:]); sum != xxhash.Sum64(b[:32]) {
 		return Header{}, fmt.Errorf("%w: segment header checksum mismatch", errs.ErrCorrupt)
 	}
-	if err := errs.CheckVersion("segment", binary.LittleEndian.Uint32(b[8:]), readVersions); err != nil {
+	version := binary.LittleEndian.Uint32(b[8:])
+	if err := errs.CheckVersion("segment", version, readVersions); err != nil {
 		return Header{}, err
 	}
 	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
 		return Header{}, fmt.Errorf("%w: unknown segment header flags %#x", errs.ErrFormat, flags)
 	}
-	h := Header{FirstIndex: binary.LittleEndian.Uint64(b[16:]), Salt: binary.LittleEndian.Uint64(b[24:])}
+	h := Header{FirstIndex: binary.LittleEndian.Uint64(b[16:]), Salt: binary.LittleEndian.Uint64(b[24:]), Version: version}
 	if h.FirstIndex == 0 {
 		return Header{}, fmt.Errorf("%w: segment header names first index 0", errs.ErrCorrupt)
 	}

@@ -13,10 +13,10 @@ import (
 
 func TestHeaderRoundTrip(t *testing.T) {
 	for _, h := range []Header{
-		{FirstIndex: 1, Salt: 0},
-		{FirstIndex: 1, Salt: 0x0123456789abcdef},
-		{FirstIndex: 1 << 40, Salt: 42},
-		{FirstIndex: ^uint64(0), Salt: ^uint64(0)},
+		{FirstIndex: 1, Salt: 0, Version: Version},
+		{FirstIndex: 1, Salt: 0x0123456789abcdef, Version: 2},
+		{FirstIndex: 1 << 40, Salt: 42, Version: 1},
+		{FirstIndex: ^uint64(0), Salt: ^uint64(0), Version: Version},
 	} {
 		b := appendHeader([]byte("prefix"), h)
 		if len(b) != len("prefix")+HeaderSize {
@@ -95,15 +95,16 @@ func setVersion(v uint32) func([]byte) []byte {
 func TestHeaderVersions(t *testing.T) {
 	h := Header{FirstIndex: 7, Salt: testSalt}
 	for v := uint32(1); v <= Version; v++ {
-		if got, err := decodeHeader(setVersion(v)(appendHeader(nil, h))); err != nil || got != h {
-			t.Errorf("version %d: decodeHeader = %+v, %v; want %+v", v, got, err, h)
+		want := Header{FirstIndex: 7, Salt: testSalt, Version: v}
+		if got, err := decodeHeader(setVersion(v)(appendHeader(nil, h))); err != nil || got != want {
+			t.Errorf("version %d: decodeHeader = %+v, %v; want %+v", v, got, err, want)
 		}
 	}
 	if v := binary.LittleEndian.Uint32(appendHeader(nil, h)[8:]); v != Version {
 		t.Errorf("appendHeader writes version %d, want %d", v, Version)
 	}
 	_, err := decodeHeader(setVersion(Version + 1)(appendHeader(nil, h)))
-	want := fmt.Sprintf("segment format version %d; this build reads versions 1 and 2", Version+1)
+	want := fmt.Sprintf("segment format version %d; this build reads versions 1, 2 and 3", Version+1)
 	if !errors.Is(err, errs.ErrFormat) || !strings.Contains(err.Error(), want) {
 		t.Errorf("decodeHeader of version %d: %v; want errs.ErrFormat saying %q", Version+1, err, want)
 	}

@@ -95,7 +95,7 @@ func decodeSegment(t *testing.T, data []byte) {
 	}
 	if sealed {
 		if ft.Offset < DataStart || ft.Offset%SectorSize != 0 ||
-			ft.Next != h.FirstIndex+uint64(ft.Count) || SealedSize(ft.Offset, int(ft.Count)) != size {
+			ft.Next != h.FirstIndex+uint64(ft.Count) || h.SealedSize(ft.Offset, int(ft.Count)) != size {
 			t.Fatalf("readFooter accepted an inconsistent footer %+v in a %d-byte file", ft, size)
 		}
 	}
@@ -516,7 +516,7 @@ func (w *seedWriter) syncMark() *seedWriter {
 
 func (w *seedWriter) seal() []byte {
 	w.endWrite()
-	return appendFooter(w.buf, w.h, int64(len(w.buf)), w.starts)
+	return appendFooter(w.buf, w.h, int64(len(w.buf)), w.starts, Times{})
 }
 
 func seedSegments() map[string][]byte {
@@ -549,7 +549,7 @@ func truncatedBack() []byte {
 	w := newSeedWriter(1).record(None, "keep 1").record(None, "keep 2")
 	w.record(None, "drop 3").record(None, "drop 4").endWrite()
 	at := AlignSector(int64(w.starts[2]))
-	return appendFooter(w.buf[:at], w.h, at, w.starts[:2])
+	return appendFooter(w.buf[:at], w.h, at, w.starts[:2], Times{})
 }
 
 // torn is a segment whose last write, two frames, was cut short.

@@ -17,6 +17,8 @@ const (
 	exampleFirstIndex = 1
 	exampleSalt       = 0x0123456789abcdef
 	exampleRecord     = "hello"
+	// exampleTime is when the record was appended: 2026-01-01 00:00:00 UTC.
+	exampleTime = 1767225600_000000000
 )
 
 // exampleLine matches a line of the worked example's listing: a decimal
@@ -82,12 +84,13 @@ func readDocExample(t *testing.T) []exampleRow {
 }
 
 func TestDocWorkedExampleMatchesEncoding(t *testing.T) {
-	h := Header{FirstIndex: exampleFirstIndex, Salt: exampleSalt}
+	h := Header{FirstIndex: exampleFirstIndex, Salt: exampleSalt, Version: Version}
+	times := Times{First: exampleTime, Last: exampleTime}
 	open := appendHeader(nil, h)
 	open = append(open, make([]byte, DataStart-HeaderSize)...)
 	open = AppendFrame(open, h.Salt, TypeRecord, None, exampleFirstIndex, DataStart, []byte(exampleRecord))
 	open = append(open, make([]byte, AlignSector(int64(len(open)))-int64(len(open)))...)
-	sealed := appendFooter(bytes.Clone(open), h, int64(len(open)), []uint32{DataStart})
+	sealed := appendFooter(bytes.Clone(open), h, int64(len(open)), []uint32{DataStart}, times)
 
 	var doc []byte
 	for _, r := range readDocExample(t) {
@@ -106,8 +109,8 @@ func TestDocWorkedExampleMatchesEncoding(t *testing.T) {
 	if !bytes.Equal(doc, sealed) {
 		t.Errorf("doc.go's worked example differs from the encoding.\ndoc.go:\n%s\nencoded:\n%s", hex.Dump(doc), hex.Dump(sealed))
 	}
-	if len(open) != 1024 || int64(len(sealed)) != SealedSize(int64(len(open)), 1) || len(sealed) != 1080 {
-		t.Errorf("example sizes: open %d, sealed %d; doc.go says 1024 and 1080", len(open), len(sealed))
+	if len(open) != 1024 || int64(len(sealed)) != h.SealedSize(int64(len(open)), 1) || len(sealed) != 1096 {
+		t.Errorf("example sizes: open %d, sealed %d; doc.go says 1024 and 1096", len(open), len(sealed))
 	}
 
 	// The example must also read back as the doc describes it.
@@ -116,7 +119,7 @@ func TestDocWorkedExampleMatchesEncoding(t *testing.T) {
 		t.Fatalf("decodeHeader = %+v, %v; want %+v", got, err, h)
 	}
 	ft, reason, err := readFooter(bytes.NewReader(sealed), int64(len(sealed)), h)
-	if err != nil || !ft.Valid() || ft != (Footer{Offset: 1024, Next: 2, Count: 1}) {
+	if err != nil || !ft.Valid() || ft != (Footer{Offset: 1024, Next: 2, Count: 1, Times: times}) {
 		t.Fatalf("readFooter = %+v, %q, %v", ft, reason, err)
 	}
 	off, size, err := ft.RecordSpan(bytes.NewReader(sealed), 0)

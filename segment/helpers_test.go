@@ -58,10 +58,11 @@ type segmentBuilder struct {
 	ends    []int64 // end of each record frame, before any write padding
 	records [][]byte
 	syncs   []int64 // start of each TypeSync frame appended, in order
+	times   Times   // the append times sealed() writes (version 3)
 }
 
 func newSegmentBuilder(first, salt uint64) *segmentBuilder {
-	h := Header{FirstIndex: first, Salt: salt}
+	h := Header{FirstIndex: first, Salt: salt, Version: Version}
 	buf := appendHeader(nil, h)
 	buf = append(buf, make([]byte, DataStart-len(buf))...)
 	return &segmentBuilder{h: h, buf: buf, next: first, synced: DataStart}
@@ -148,7 +149,7 @@ func (b *segmentBuilder) footerAt() int64 { return AlignSector(b.end()) }
 
 func (b *segmentBuilder) sealed() []byte {
 	file := append(bytes.Clone(b.buf), make([]byte, b.footerAt()-b.end())...)
-	return appendFooter(file, b.h, b.footerAt(), b.offsets())
+	return appendFooter(file, b.h, b.footerAt(), b.offsets(), b.times)
 }
 
 func (b *segmentBuilder) bytes() []byte { return bytes.Clone(b.buf) }

@@ -65,7 +65,7 @@ func sectorAfterSync(k int) offsetIn {
 
 func TestScanner(t *testing.T) {
 	big := string(compressible(3<<20 + 5))
-	footerEnd := func(b *segmentBuilder) int64 { return b.footerAt() + FrameSize(4*len(b.starts)) }
+	footerEnd := func(b *segmentBuilder) int64 { return b.footerAt() + FrameSize(footerPayload(b.h, len(b.starts))) }
 	junk := bytes.Repeat([]byte{0xa5}, 100)
 	tests := []struct {
 		name        string

@@ -20,7 +20,7 @@ func TestFutureVersionIsNamed(t *testing.T) {
 	if !errors.Is(err, errs.ErrFormat) || errors.Is(err, errs.ErrCorrupt) {
 		t.Fatalf("decodeHeader error = %v, want errs.ErrFormat", err)
 	}
-	if want := "segment format version 7; this build reads versions 1 and 2"; !strings.Contains(err.Error(), want) {
+	if want := "segment format version 7; this build reads versions 1, 2 and 3"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("decodeHeader error %q does not say %q", err, want)
 	}
 }

@@ -423,6 +423,11 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 	l.stats.Writes++
 	l.stats.Bytes += uint64(n)
 	l.noteAppended(n)
+	if last > l.last {
+		// One wall-clock reading per group commit of records: the
+		// segment's append times (format version 3).
+		a.times = a.times.Note(time.Now().UnixNano())
+	}
 	l.last = last
 	if n > 0 {
 		// The frames just written prove the file durable as far as
@@ -435,6 +440,27 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 		l.stats.Syncs++
 		l.syncsDone++
 		a.synced = end
+		// The fdatasync covered every write before it to this segment,
+		// and earlier segments were synced when sealed.
+		l.setDurable(last)
+	}
+}
+
+// setDurable lets Readers see records up to index and wakes those waiting.
+// Called with mu held.
+func (l *Log) setDurable(index uint64) {
+	l.durable = index
+	l.wakeReaders()
+	l.publish()
+}
+
+// wakeReaders wakes the Readers waiting for the log to change: the only
+// work a commit does for Readers, one channel close, and only when one
+// waits. Called with mu held.
+func (l *Log) wakeReaders() {
+	if l.moved != nil {
+		close(l.moved)
+		l.moved = nil
 	}
 }
 
@@ -474,6 +500,8 @@ func (l *Log) rotate() {
 		l.sealed = append(l.sealed, sealed)
 		l.active = next
 		l.metrics.Rotations++
+		l.publish()
+		l.keep.poke() // a sealed segment more: retention may release one
 	}
 	l.cond.Broadcast()
 }
@@ -481,11 +509,20 @@ func (l *Log) rotate() {
 // seal writes the footer that indexes a full segment at its tail (a sector
 // boundary), trims the preallocated space after it and syncs.
 func seal(a *activeSegment) (*sealedSegment, error) {
-	ft, err := segment.Seal(a.f, a.h, a.tail, a.offsets)
+	ft, err := segment.Seal(a.f, a.h, a.tail, a.offsets, a.sealTimes())
 	if err != nil {
 		return nil, fmt.Errorf("journal: seal %s: %w", a.path, err)
 	}
-	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f, size: segment.SealedSize(a.tail, len(a.offsets))}, nil
+	return &sealedSegment{path: a.path, h: a.h, footer: ft, f: a.f, size: a.h.SealedSize(a.tail, len(a.offsets))}, nil
+}
+
+// sealTimes are the append times the segment's footer records.
+func (a *activeSegment) sealTimes() segment.Times {
+	t := a.times
+	if !a.firstKnown {
+		t.First = 0
+	}
+	return t
 }
 
 // create makes a new active segment for records from first on,
@@ -497,5 +534,5 @@ func (l *Log) create(first uint64, prealloc int64) (*activeSegment, error) {
 	}
 	return &activeSegment{path: segmentPath(l.dir, first), h: h, f: f,
 		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart,
-		size: max(prealloc, segment.HeaderSize)}, nil
+		size: max(prealloc, segment.HeaderSize), firstKnown: true}, nil
 }

@@ -2,11 +2,9 @@ package wal
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,20 +69,6 @@ func (t *throttle) Write(p []byte) (int, error) {
 		time.Sleep(ahead)
 	}
 	return n, err
-}
-
-// checkpointer runs background checkpoints.
-type checkpointer struct {
-	kick     chan struct{} // EveryBytes reached
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-
-	mu  sync.Mutex
-	err error // the last background error, guarded by mu
-	// inCallback is set while OnError runs, so that a Close it calls
-	// does not wait for the checkpoint goroutine it is running on.
-	inCallback atomic.Bool
 }
 
 // Checkpoint writes a snapshot of the state as of index (write streams it;
@@ -230,90 +214,38 @@ func (l *Log) Snapshot() (index uint64, r io.ReadCloser, err error) {
 
 // CheckpointErr returns the error of the last background checkpoint, nil
 // if it succeeded (or none ran).
-func (l *Log) CheckpointErr() error {
-	l.ckpt.mu.Lock()
-	defer l.ckpt.mu.Unlock()
-	return l.ckpt.err
-}
+func (l *Log) CheckpointErr() error { return l.ckpt.lastErr() }
 
-// startCheckpointer starts background checkpoints if they are configured.
+// startCheckpointer starts background checkpoints if they are configured:
+// every EveryInterval, and when EveryBytes were appended (noteAppended).
 func (l *Log) startCheckpointer() {
 	o := l.opts.Checkpoint
 	if o.State == nil || (o.EveryBytes <= 0 && o.EveryInterval <= 0) {
 		return
 	}
-	l.ckpt.kick = make(chan struct{}, 1)
-	l.ckpt.stop = make(chan struct{})
-	l.ckpt.done = make(chan struct{})
-	go l.checkpointLoop()
+	l.ckpt.what = "checkpoint"
+	l.ckpt.start(l, o.EveryInterval, l.checkpointNow, o.OnError)
 }
 
-func (l *Log) checkpointLoop() {
-	defer close(l.ckpt.done)
-	var tick <-chan time.Time
-	if d := l.opts.Checkpoint.EveryInterval; d > 0 {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case <-l.ckpt.stop:
-			return
-		case <-tick:
-		case <-l.ckpt.kick:
-		}
-		select {
-		case <-l.ckpt.stop: // a tick and the stop arrived together
-			return
-		default:
-		}
-		l.checkpointNow()
-	}
-}
-
-// checkpointNow runs one background checkpoint and reports its error.
-func (l *Log) checkpointNow() {
+// checkpointNow runs one background checkpoint.
+func (l *Log) checkpointNow() error {
 	index, write, err := l.opts.Checkpoint.State()
 	if err == nil {
 		err = l.Checkpoint(index, write)
 	}
-	if errors.Is(err, ErrClosed) {
-		return
-	}
-	l.ckpt.mu.Lock()
-	l.ckpt.err = err
-	l.ckpt.mu.Unlock()
-	if err != nil {
-		l.opts.Logger.Error("journal: background checkpoint failed", "dir", l.dir, "err", err)
-		if l.opts.Checkpoint.OnError != nil {
-			l.ckpt.inCallback.Store(true)
-			defer l.ckpt.inCallback.Store(false)
-			l.opts.Checkpoint.OnError(err)
-		}
-	}
+	return err
 }
 
 // noteAppended counts bytes toward the next background checkpoint. Called
 // with mu held.
 func (l *Log) noteAppended(n int) {
 	l.sinceCheckpoint += int64(n)
-	if every := l.opts.Checkpoint.EveryBytes; every > 0 && l.sinceCheckpoint >= every && l.ckpt.kick != nil {
-		select {
-		case l.ckpt.kick <- struct{}{}:
-		default:
-		}
+	if every := l.opts.Checkpoint.EveryBytes; every > 0 && l.sinceCheckpoint >= every {
+		l.ckpt.poke()
 	}
 }
 
 // stopCheckpointer stops the loop and waits for it to end, unless Close
 // was called from OnError: the loop then ends when the callback returns,
 // without touching the log again (Close cancels a checkpoint in flight).
-func (l *Log) stopCheckpointer() {
-	if l.ckpt.stop != nil {
-		l.ckpt.stopOnce.Do(func() { close(l.ckpt.stop) })
-		if !l.ckpt.inCallback.Load() {
-			<-l.ckpt.done
-		}
-	}
-}
+func (l *Log) stopCheckpointer() { l.ckpt.halt() }

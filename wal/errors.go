@@ -12,7 +12,8 @@ var (
 	// ErrClosed is returned, once Close has been called, by the methods
 	// that read or change the log: Append, AppendBatch (and their Apply
 	// forms), Read, Sync, TruncateFront, TruncateBack, Checkpoint,
-	// Snapshot, Reader.Next and a second Close. FirstIndex, LastIndex,
+	// Snapshot, Reader.Next (NextContext, and the All and Follow loops,
+	// through Err) and a second Close. FirstIndex, LastIndex,
 	// Stats, Metrics, Recovered, Dir and CheckpointErr have no error to
 	// return: they keep reporting the log as Close left it.
 	ErrClosed = errors.New("journal: log is closed")
@@ -38,10 +39,12 @@ var (
 	ErrTooLarge = errors.New("journal: record too large")
 	// ErrInvalidOptions is returned by Open for options out of range.
 	ErrInvalidOptions = errors.New("journal: invalid options")
-	// ErrCompacted is returned by Reader.Next when records the Reader has
-	// yet to return were released from the front of the log
-	// (TruncateFront, Checkpoint) before it reached them, and for a Reader
-	// created below FirstIndex. The message names the records lost.
+	// ErrCompacted is returned by Reader.Next and NextContext (and by Err
+	// after an All or Follow loop) when records the Reader has yet to
+	// return were released from the front of the log (TruncateFront,
+	// Checkpoint) before it reached them, also while it waits, and for a
+	// Reader created below FirstIndex. The message names the records
+	// lost.
 	ErrCompacted = errors.New("journal: records were released before the reader reached them")
 	// ErrTruncated is returned when a TruncateBack dropped records a call
 	// was given: by Append and AppendBatch (and their Apply forms) when a

@@ -21,32 +21,38 @@ import (
 	"github.com/gojournal/journal/vfs"
 )
 
-// The format is a contract: directories written by format version 1 must
-// open, with the same records, in every later version. testdata/format-v1
-// holds such directories, one per case below, each written once by the
-// code of the commit that added it and never changed since. Each case
-// directory holds the log's files and expect.json (goldenExpect): what
-// Open must find there.
+// The format is a contract: directories written by a format version must
+// open, with the same records, in every later version. testdata/format-vN
+// (one per version in goldenRoots) holds such directories, one per case
+// below, each written once by the code of version N and never changed
+// since. Each case directory holds the log's files and expect.json
+// (goldenExpect): what Open must find there.
 //
-// TestGoldenFormatV1 opens a copy of each and checks every record, the
+// TestGoldenFormat opens a copy of each and checks every record, the
 // snapshot, what Open repaired, and that a second Open changes nothing.
 //
 // To add a case, add it to goldenCases and run
 //
-//	go test ./wal -run TestGoldenFormatV1 -args -write-golden
+//	go test ./wal -run TestGoldenFormat -args -write-golden
 //
-// which writes the cases whose directory does not exist yet and leaves the
-// others alone. -overwrite-golden rewrites existing ones too: never use it
+// which writes, under the newest root (the version this build writes), the
+// cases whose directory does not exist yet and leaves the others alone. -overwrite-golden rewrites existing ones too: never use it
 // on a case that has been committed, since the point of the files is that
 // they were written by an older version. (A format change that makes them
 // unreadable is a new version, with new cases beside these.)
 
 var (
-	writeGolden     = flag.Bool("write-golden", false, "write missing testdata/format-v1 cases with this build's code")
+	writeGolden     = flag.Bool("write-golden", false, "write missing cases of the newest testdata/format-vN with this build's code")
 	overwriteGolden = flag.Bool("overwrite-golden", false, "with -write-golden: rewrite existing cases too (never for committed ones)")
 )
 
-const goldenRoot = "testdata/format-v1"
+// goldenRoots holds the golden sets, oldest first; the last is written by
+// this build (-write-golden). Cases added after a version was released
+// exist only in the roots of later versions.
+var goldenRoots = []string{"testdata/format-v1", "testdata/format-v2", "testdata/format-v3"}
+
+// goldenRoot is the set this build writes.
+var goldenRoot = goldenRoots[len(goldenRoots)-1]
 
 // goldenExpect is a case's expect.json.
 type goldenExpect struct {
@@ -131,14 +137,16 @@ var goldenCases = []goldenCase{
 	{"snapshot-zstd", func(t *testing.T, dir string) goldenExpect { return writeSnapshot(t, dir, true) }},
 }
 
-func TestGoldenFormatV1(t *testing.T) {
+func TestGoldenFormat(t *testing.T) {
 	if *writeGolden {
 		for _, c := range goldenCases {
 			writeGoldenCase(t, c)
 		}
 	}
-	for _, c := range goldenCases {
-		t.Run(c.name, func(t *testing.T) { checkGoldenCase(t, filepath.Join(goldenRoot, c.name)) })
+	for _, root := range goldenRoots {
+		for _, c := range goldenCases {
+			t.Run(filepath.Base(root)+"/"+c.name, func(t *testing.T) { checkGoldenCase(t, filepath.Join(root, c.name)) })
+		}
 	}
 }
 
@@ -548,16 +556,18 @@ func checkGoldenSnapshot(t *testing.T, l *Log, exp goldenExpect) {
 	}
 }
 
-// TestGoldenCasesAreListed keeps testdata/format-v1 and goldenCases in
-// step: a directory nobody checks would prove nothing.
+// TestGoldenCasesAreListed keeps each testdata/format-vN and goldenCases
+// in step: a directory nobody checks would prove nothing.
 func TestGoldenCasesAreListed(t *testing.T) {
 	var names []string
 	for _, c := range goldenCases {
 		names = append(names, c.name)
 	}
 	slices.Sort(names)
-	if got := listDir(t, goldenRoot); !slices.Equal(got, names) {
-		t.Fatalf("%s holds %v, goldenCases lists %v", goldenRoot, got, names)
+	for _, root := range goldenRoots {
+		if got := listDir(t, root); !slices.Equal(got, names) {
+			t.Fatalf("%s holds %v, goldenCases lists %v", root, got, names)
+		}
 	}
 }
 

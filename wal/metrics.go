@@ -36,6 +36,10 @@ type Metrics struct {
 	// snapshot, which Metrics stats when called: the bytes the log
 	// directory holds (temporary files of an operation in flight aside).
 	DiskBytes int64
+	// RetentionSegments and RetentionBytes count the segments, and their
+	// bytes, that background retention released (RetentionOptions).
+	RetentionSegments uint64
+	RetentionBytes    int64
 	// Checkpoints counts the checkpoints that committed a snapshot;
 	// CheckpointLast and CheckpointMax are the durations of the latest
 	// and of the longest: from the Checkpoint call (for a background one,
@@ -105,7 +109,7 @@ func (h *Histogram) Quantile(q float64) uint64 {
 }
 
 // Metrics reports the log's counters and what it holds on disk. It stats
-// the meta file and the snapshot, and takes the log's lock only to copy the
+// the meta, tail and snapshot files, and takes the log's lock only to copy the
 // counters. After Close it reports the log as Close left it.
 func (l *Log) Metrics() Metrics {
 	l.mu.Lock()
@@ -118,7 +122,7 @@ func (l *Log) Metrics() Metrics {
 	}
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
-	for _, name := range []string{recovery.MetaName, checkpoint.FileName} {
+	for _, name := range []string{recovery.MetaName, recovery.TailName, checkpoint.FileName} {
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}

@@ -66,9 +66,10 @@ type Options struct {
 	Compression Compression
 	// Logger receives recovery reports and failures (default
 	// slog.Default()): Info on Open (what recovery did and how long it
-	// took), on each rotation and each checkpoint; Warn on a cut torn tail
-	// and on a slow fdatasync (SlowSync); Error on a failed background
-	// checkpoint.
+	// took), on each rotation, each checkpoint and each release by
+	// retention; Warn on a cut torn tail and on a slow fdatasync
+	// (SlowSync); Error on a failed background checkpoint or retention
+	// pass.
 	Logger *slog.Logger
 	// SlowSync is the duration from which a group-commit fdatasync is
 	// logged at Warn level: zero means DefaultSlowSync, negative turns the
@@ -77,6 +78,9 @@ type Options struct {
 	SlowSync time.Duration
 	// Checkpoint configures snapshots and background checkpoints.
 	Checkpoint CheckpointOptions
+	// Retention releases records in the background by age, by size and
+	// once consumers have acknowledged them (default: never).
+	Retention RetentionOptions
 	// FS is the file system (default vfs.Default, the OS). Tests substitute
 	// one that simulates crashes or injects errors.
 	FS vfs.FS
@@ -109,6 +113,9 @@ func (o *Options) withDefaults() (Options, error) {
 		return r, fmt.Errorf("%w: unknown Compression %d", ErrInvalidOptions, r.Compression)
 	}
 	if err := r.Checkpoint.check(); err != nil {
+		return r, err
+	}
+	if err := r.Retention.check(); err != nil {
 		return r, err
 	}
 	if r.Logger == nil {

@@ -1,9 +1,13 @@
 package wal
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
@@ -11,22 +15,35 @@ import (
 )
 
 // Reader iterates over records in index order, scanning segment files
-// sequentially (much faster than Read per index for replay). At the end of
-// the log Next returns false with a nil Err, and calling Next again later
-// picks up records appended since. A Reader is not safe for concurrent
-// use; several Readers may run alongside appends and truncations.
+// sequentially (much faster than Read per index for replay). Next returns
+// false at the end of the log with a nil Err, and calling Next again later
+// picks up records appended since; NextContext waits there instead, for
+// the next record, the end of its context or Close (tailing). All and
+// Follow give the same as Go iterators. A Reader is not safe for
+// concurrent use; any number of Readers may run alongside appends and
+// truncations, each independent of the others. A Reader never holds up
+// appends: a group commit's only work for Readers is closing one channel.
+//
+// A Reader returns only durable records: ones an fdatasync has covered,
+// which no crash can take back. With sync on, that is every record whose
+// Append has returned (or is about to: the commit that made it durable
+// wakes Readers just before it returns Append). With Options.NoSync a
+// record becomes visible to Readers only at the next group commit that
+// fdatasyncs (Sync, a rotation, a truncation, Close), although Read and
+// LastIndex show it as soon as its Append returns.
 //
 // Each Next is atomic with respect to truncations: the record it returns
 // is in the log at that moment, so a Reader never returns a record that a
 // TruncateFront released or a TruncateBack dropped once that call has
 // returned, and never skips one. When a truncation removes records the
 // Reader is positioned at or has yet to return, Next stops the Reader with
-// an error (sticky, like every Reader error):
+// an error (sticky, like every Reader error except a context's):
 //
 //   - TruncateFront (or a Checkpoint) released records it had yet to
 //     return: ErrCompacted, naming the records it lost. The same for a
-//     Reader created below FirstIndex. Load the snapshot and start a new
-//     Reader after it.
+//     Reader created below FirstIndex, and for one waiting in NextContext
+//     when the release happens. Load the snapshot and start a new Reader
+//     after it.
 //   - TruncateBack dropped the current record (the last one Next
 //     returned), and perhaps some before it: ErrTruncated, naming the
 //     current record, even if its index was filled again since. Roll back
@@ -50,6 +67,9 @@ type Reader struct {
 	salt   uint64 // salt of the segment the current record came from
 	rec    []byte
 	err    error
+	// waitErr is why the last NextContext returned false without an
+	// error of the Reader's own: its context ended. Not sticky.
+	waitErr error
 }
 
 // NewReader returns a Reader starting at index from; from 0 means
@@ -59,69 +79,188 @@ func (l *Log) NewReader(from uint64) *Reader {
 	return &Reader{l: l, next: from}
 }
 
-// Next moves to the next record. It returns false at the current end of
-// the log or on an error (see Err).
+// Next moves to the next record. It returns false, without waiting, at
+// the current end of the log (Err is then nil) or on an error (see Err).
 func (r *Reader) Next() bool {
-	if r.err != nil {
-		return false
+	ok, _ := r.step(false)
+	return ok
+}
+
+// NextContext moves to the next record like Next, but at the end of the
+// log it waits until a record is durable, ctx ends or the log is closed.
+// It returns false on an error of the Reader (see Err: ErrClosed when the
+// log is closed before a record arrives, ErrCompacted when a truncation
+// overtakes the Reader while it waits, the log's ErrFailed if it fails
+// with nothing left to read), or when ctx ends: Err then returns
+// ctx.Err(), and the Reader stays usable, so a later Next or NextContext
+// goes on from where it was. A record available without waiting is
+// returned even if ctx has ended.
+func (r *Reader) NextContext(ctx context.Context) bool {
+	var poll <-chan time.Time // a read-only Log: no commit wakes us
+	for {
+		ok, moved := r.step(true)
+		if ok || moved == nil {
+			return ok
+		}
+		if r.l.ro != nil && poll == nil {
+			t := time.NewTicker(followPoll)
+			defer t.Stop()
+			poll = t.C
+		}
+		select {
+		case <-moved:
+		case <-poll:
+		case <-ctx.Done():
+			r.waitErr = ctx.Err()
+			return false
+		}
 	}
+}
+
+// All is an iterator over the records from the Reader's position to the
+// current end of the log, each as its index and its bytes (valid until the
+// next iteration, as Record). It stops at the end of the log or on an
+// error; Err then says which (nil at the end: ErrCompacted, ErrTruncated,
+// ErrCorrupt, ErrClosed otherwise). Breaking out of the loop leaves the
+// Reader on the last record yielded; ranging again goes on from there.
+func (r *Reader) All() iter.Seq2[uint64, []byte] {
+	return r.seq(func() bool { return r.Next() })
+}
+
+// Follow is All that waits for new records at the end of the log, as
+// NextContext does: it stops only when ctx ends, the log is closed or an
+// error stops the Reader, and Err says which after the loop.
+func (r *Reader) Follow(ctx context.Context) iter.Seq2[uint64, []byte] {
+	return r.seq(func() bool { return r.NextContext(ctx) })
+}
+
+func (r *Reader) seq(next func() bool) iter.Seq2[uint64, []byte] {
+	return func(yield func(uint64, []byte) bool) {
+		for next() {
+			if !yield(r.index, r.rec) {
+				return
+			}
+		}
+	}
+}
+
+// step moves to the next record. At the end of the log, when wait is set,
+// it returns the channel that is closed when the log changes next.
+//
+// On a read-only Log it first brings the view up to the writer's
+// published state; an error met while reading (a file the writer removed,
+// frames a TruncateBack overwrote) is reported only if the view is still
+// the same once refreshed: otherwise the step is retried in the new view,
+// which tells what happened (ErrCompacted, ErrTruncated, or nothing: the
+// records are elsewhere now).
+func (r *Reader) step(wait bool) (bool, <-chan struct{}) {
+	r.waitErr = nil
+	if r.err != nil {
+		return false, nil
+	}
+	if r.l.ro == nil {
+		return r.stepIn(wait)
+	}
+	for {
+		if err := r.l.follow(); err != nil {
+			r.err = err
+			return false, nil
+		}
+		seq := r.l.viewSeq()
+		ok, moved := r.stepIn(wait)
+		if ok || r.err == nil || errors.Is(r.err, ErrCompacted) || errors.Is(r.err, ErrTruncated) || errors.Is(r.err, ErrClosed) {
+			return ok, moved
+		}
+		if !r.l.awaitView(seq) {
+			return false, nil
+		}
+		r.err, r.sc = nil, nil
+		r.Close()
+	}
+}
+
+func (r *Reader) stepIn(wait bool) (bool, <-chan struct{}) {
 	// Held while a record is located and read: TruncateBack and the
 	// removal of released segments wait for it.
 	r.l.filesMu.RLock()
 	defer r.l.filesMu.RUnlock()
-	sp, more, err := r.check()
-	if err != nil || !more {
+	sp, moved, err := r.check(wait)
+	if err != nil || moved != nil {
 		r.err = err
-		return false
+		return false, moved
+	}
+	if sp == nil && r.sc == nil {
+		return false, nil // the end of the log, not waiting
 	}
 	if sp != nil {
 		if r.err = r.position(sp); r.err != nil {
-			return false
+			return false, nil
 		}
 	}
 	if r.sc.Next() {
-		return r.take(r.sc.Frame())
+		return r.take(r.sc.Frame()), nil
 	}
 	if r.err = r.sc.Err(); r.err == nil {
 		r.err = &errs.CorruptionError{Path: r.path, Offset: r.sc.Offset(), Index: r.next, Reason: r.sc.Why()}
 	}
-	return false
+	return false, nil
 }
 
 // check compares the Reader with the log as it is now: it reports records
-// lost to truncations, the end of the log (false), or where to scan next
-// when the current scanner may not go on (a non-nil span).
-func (r *Reader) check() (*readSpan, bool, error) {
+// lost to truncations, or where to scan next when the current scanner may
+// not go on (a non-nil span). At the end of the log it returns a nil span
+// and nil scanner, or, when wait is set, the channel the next change of
+// the log closes. Otherwise the Reader's scanner may go on.
+func (r *Reader) check(wait bool) (*readSpan, <-chan struct{}, error) {
 	l := r.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.isClosed() {
-		return nil, false, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if r.next == 0 {
 		r.next = l.first
 	}
 	if r.next < l.first {
-		return nil, false, fmt.Errorf("%w: records [%d, %d] (the log starts at %d)",
+		return nil, nil, fmt.Errorf("%w: records [%d, %d] (the log starts at %d)",
 			ErrCompacted, r.next, l.first-1, l.first)
 	}
 	if r.active != l.active {
 		// A rotation or a TruncateBack: the scanner may be reading what
 		// TruncateBack dropped, so it is repositioned either way.
 		if r.index != 0 && r.index >= l.first && (r.index > l.last || l.saltOf(r.index) != r.salt) {
-			return nil, false, fmt.Errorf("%w: record %d (the log holds [%d, %d])",
+			return nil, nil, fmt.Errorf("%w: record %d (the log holds [%d, %d])",
 				ErrTruncated, r.index, l.first, l.last)
 		}
 		r.sc, r.active = nil, l.active
 	}
 	if r.sc != nil && r.next < r.limit {
-		return nil, true, nil
+		return nil, nil, nil
 	}
-	sp, ok, err := l.spanFrom(r.next)
-	if err != nil || !ok {
-		return nil, false, err
+	if r.next > l.durable {
+		return nil, r.waitFor(wait), nil
 	}
-	return &sp, true, nil
+	sp, err := l.spanFrom(r.next)
+	return &sp, nil, err
+}
+
+// waitFor is the end of the log for check: nothing (a nil scanner) when
+// not waiting; otherwise the channel the next change of the log closes,
+// or the log's failure (no record will come). Called with mu held.
+func (r *Reader) waitFor(wait bool) <-chan struct{} {
+	r.sc = nil
+	if !wait {
+		return nil
+	}
+	l := r.l
+	if l.err != nil {
+		r.err = l.err
+		return nil
+	}
+	if l.moved == nil {
+		l.moved = make(chan struct{})
+	}
+	return l.moved
 }
 
 // saltOf returns the salt of the segment holding a record in
@@ -158,10 +297,15 @@ func (r *Reader) Index() uint64 { return r.index }
 // copy it to keep it.
 func (r *Reader) Record() []byte { return r.rec }
 
-// Err is the error that stopped the Reader, nil at the end of the log.
-// Damage gives an error satisfying errors.Is(err, ErrCorrupt); truncations
+// Err is the error that stopped the Reader, nil at the end of the log, or
+// the error of the context that ended the last NextContext. Damage gives an error satisfying errors.Is(err, ErrCorrupt); truncations
 // give ErrCompacted or ErrTruncated (see Reader); a closed Log, ErrClosed.
-func (r *Reader) Err() error { return r.err }
+func (r *Reader) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.waitErr
+}
 
 // Close releases the Reader's file.
 func (r *Reader) Close() error {
@@ -210,26 +354,22 @@ func (r *Reader) position(sp *readSpan) error {
 	return nil
 }
 
-// spanFrom locates the readable records from index on, index in
-// [first, last+1]. It reports false when there are none. Called with mu
-// held.
-func (l *Log) spanFrom(index uint64) (readSpan, bool, error) {
-	if index > l.last {
-		return readSpan{}, false, nil
-	}
+// spanFrom locates the durable records from index on, index in
+// [first, durable]. Called with mu held.
+func (l *Log) spanFrom(index uint64) (readSpan, error) {
 	if a := l.active; index >= a.first() {
 		k := int(index - a.first())
-		stop := l.last + 1
+		stop := l.durable + 1
 		end := a.tail + int64(len(l.pend))
 		if n := int(stop - a.first()); n < len(a.offsets) {
 			end = a.offsets[n]
 		}
-		return readSpan{path: a.path, h: a.h, off: a.offsets[k], end: end, index: index, stop: stop}, true, nil
+		return readSpan{path: a.path, h: a.h, off: a.offsets[k], end: end, index: index, stop: stop}, nil
 	}
 	for _, s := range l.sealed {
 		if index < s.next() {
-			return readSpan{path: s.path, h: s.h, sealed: s, index: index, stop: s.next()}, true, nil
+			return readSpan{path: s.path, h: s.h, sealed: s, index: index, stop: s.next()}, nil
 		}
 	}
-	return readSpan{}, false, fmt.Errorf("journal: no segment holds index %d", index)
+	return readSpan{}, fmt.Errorf("journal: no segment holds index %d", index)
 }

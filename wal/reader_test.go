@@ -22,6 +22,14 @@ func readAll(t *testing.T, r *Reader) []uint64 {
 	return got
 }
 
+// syncT syncs l: with NoSync, Readers see records only once synced.
+func syncT(t *testing.T, l *Log) {
+	t.Helper()
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // indexes lists [from, to].
 func indexes(from, to uint64) []uint64 {
 	var s []uint64
@@ -68,6 +76,7 @@ func TestReaderRecordHasNoSpareCapacity(t *testing.T) {
 	if _, err := l.AppendBatch([][]byte{record(1), record(2), record(3)}); err != nil {
 		t.Fatal(err)
 	}
+	syncT(t, l)
 	r := l.NewReader(1)
 	defer r.Close()
 	if !r.Next() {
@@ -123,6 +132,7 @@ func TestReaderFollowsTruncateBackAboveIt(t *testing.T) {
 	l := openT(t, t.TempDir(), &Options{NoSync: true})
 	defer l.Close()
 	appendN(t, l, 10)
+	syncT(t, l)
 	r := l.NewReader(1)
 	defer r.Close()
 	for range 2 {
@@ -140,6 +150,7 @@ func TestReaderFollowsTruncateBackAboveIt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	syncT(t, l)
 	for i := uint64(6); i <= 8; i++ {
 		if !r.Next() || r.Index() != i || string(r.Record()) != fmt.Sprintf("new-%d", i) {
 			t.Fatalf("after the truncation: %d %q (%v), want %d new-%d", r.Index(), r.Record(), r.Err(), i, i)
@@ -172,7 +183,8 @@ func TestReaderBelowTruncateBackToFirstIndex(t *testing.T) {
 	appendN(t, l, 700)
 	wantReaderErr(t, r, ErrTruncated, "500", fmt.Sprintf("[%d, %d]", first, l.LastIndex()))
 
-	// A fresh Reader reads the new records.
+	// A fresh Reader reads the new records, once durable.
+	syncT(t, l)
 	r2 := l.NewReader(first)
 	defer r2.Close()
 	wantIndexes(t, readAll(t, r2), indexes(first, l.LastIndex()))
@@ -187,6 +199,7 @@ func TestReaderWhoseRecordWasReplaced(t *testing.T) {
 	l := openT(t, t.TempDir(), &Options{NoSync: true})
 	defer l.Close()
 	appendN(t, l, 10)
+	syncT(t, l)
 	r := l.NewReader(1)
 	defer r.Close()
 	wantIndexes(t, readAll(t, r), indexes(1, 10))

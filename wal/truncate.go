@@ -83,6 +83,8 @@ func (l *Log) truncateFront(index uint64) error {
 		return err
 	}
 	l.meta, l.first = m, index
+	l.wakeReaders() // those it overtook learn it now
+	l.publish()     // and those in other processes
 	k := 0
 	for k < len(l.sealed) && l.sealed[k].next() <= index {
 		k++
@@ -319,6 +321,7 @@ func (l *Log) TruncateBack(index uint64) error {
 	m.BackPending = false
 	l.meta, l.last, l.next = m, index, index+1
 	l.sealed, l.active = kept, next
+	l.setDurable(min(l.durable, index))
 	return nil
 }
 
@@ -384,8 +387,10 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 	n := int(index - s.first())
 	var offsets []int64
 	f := s.f
+	times := s.footer.Times
 	if active {
 		offsets = l.active.offsets[:n+1]
+		times = l.active.sealTimes()
 	} else {
 		var err error
 		if f, err = l.fs.OpenFile(s.path, os.O_RDWR, 0); err != nil {
@@ -399,10 +404,12 @@ func (l *Log) sealAt(s *sealedSegment, active bool, index uint64) (*sealedSegmen
 			s.f.Close()
 		}
 	}
-	ft, err := segment.Seal(f, s.h, segment.AlignSector(offsets[n]), offsets[:n])
+	// The times stay those of the appends: the last one kept may be older
+	// than the last append time, which is then an upper bound.
+	ft, err := segment.Seal(f, s.h, segment.AlignSector(offsets[n]), offsets[:n], times)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("journal: seal %s before %d: %w", s.path, index, err)
 	}
-	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f, size: segment.SealedSize(ft.Offset, n)}, nil
+	return &sealedSegment{path: s.path, h: s.h, footer: ft, f: f, size: s.h.SealedSize(ft.Offset, n)}, nil
 }

@@ -9,6 +9,9 @@
 // A state machine that must apply records in log order uses AppendApply,
 // which runs its apply in index order once the record is durable, rather
 // than a lock held across Append (which would defeat group commit).
+// Options.Retention releases old records in the background (by age, by
+// size, once consumers have acknowledged them: package cursor keeps their
+// positions).
 //
 // All methods of a Log are safe for concurrent use.
 package wal
@@ -67,11 +70,21 @@ type Log struct {
 	// readable (durable, unless NoSync); [last+1, next) are assigned and
 	// in flight or pending.
 	first, last, next uint64
-	sealed            []*sealedSegment
-	active            *activeSegment
-	meta              recovery.Meta
-	pend              []byte // frames gathering for the next write
-	spare             []byte
+	// durable is the last record Readers may return: one a crash cannot
+	// take back (an fdatasync covered it). It equals last except with
+	// NoSync, where it lags until a group commit that fdatasyncs.
+	// Invariant: durable <= last.
+	durable uint64
+	// moved is closed (and set to nil) whenever what Readers see changes:
+	// durable advances, a truncation or Close. A Reader waiting at the end
+	// of the log creates it; nil when nobody waits, so appends without
+	// waiting Readers allocate nothing.
+	moved  chan struct{}
+	sealed []*sealedSegment
+	active *activeSegment
+	meta   recovery.Meta
+	pend   []byte // frames gathering for the next write
+	spare  []byte
 	// pendMark is the synced field of the last frame in pend; writeMark
 	// that of the last frame of the write in flight.
 	pendMark, writeMark int64
@@ -92,7 +105,11 @@ type Log struct {
 	syncWanted            int
 	syncsBegun, syncsDone uint64
 
-	ckpt checkpointer
+	ckpt background // background checkpoints
+	keep background // background retention
+
+	pub publisher // the tail file, for readers in other processes
+	ro  *follower // set when opened with OpenReadOnly
 }
 
 // Stats counts what a Log has done since Open: the small subset of Metrics
@@ -140,6 +157,12 @@ type activeSegment struct {
 	// size is the file's size: preallocated space, or the end of the
 	// furthest write past it.
 	size int64
+	// times are when records were written to the segment (segment.Times,
+	// sealed into its footer); firstKnown is false for a segment resumed
+	// with records from before the restart, whose first append time is
+	// then unknown.
+	times      segment.Times
+	firstKnown bool
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -183,9 +206,15 @@ func Open(dir string, opts *Options) (*Log, error) {
 		l.lock.Close()
 		return nil, err
 	}
+	if err := l.openTail(); err != nil {
+		l.closeFiles()
+		l.lock.Close()
+		return nil, err
+	}
 	l.found.Duration = time.Since(start)
 	l.noteRecovery(l.found.Duration)
 	l.startCheckpointer()
+	l.startRetention()
 	return l, nil
 }
 
@@ -249,6 +278,9 @@ func (l *Log) recover() error {
 	l.meta, l.first = st.Meta, st.FirstIndex
 	l.next = st.NextIndex()
 	l.last = l.next - 1
+	// Everything recovery kept is durable: sealed segments are synced,
+	// and resume syncs the newest one.
+	l.durable = l.last
 	segs := st.Segments
 	if n := len(segs); n > 0 && !segs[n-1].Sealed {
 		if err := l.resume(segs[n-1]); err != nil {
@@ -290,7 +322,8 @@ func (l *Log) resume(s recovery.Segment) error {
 		f.Close()
 		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size,
+		firstKnown: len(s.Offsets) == 0}
 	return nil
 }
 
@@ -319,6 +352,7 @@ func (l *Log) Dir() string { return l.dir }
 // FirstIndex is the index of the oldest record (1 in a new log). The log
 // is empty when FirstIndex() > LastIndex().
 func (l *Log) FirstIndex() uint64 {
+	l.follow() // a read-only Log keeps its view on error; Read and Readers report it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.first
@@ -327,6 +361,7 @@ func (l *Log) FirstIndex() uint64 {
 // LastIndex is the index of the newest record whose Append has completed
 // (0 in a new log).
 func (l *Log) LastIndex() uint64 {
+	l.follow() // as in FirstIndex
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.last
@@ -337,6 +372,9 @@ func (l *Log) LastIndex() uint64 {
 func (l *Log) usable() error {
 	if l.isClosed() {
 		return ErrClosed
+	}
+	if l.ro != nil {
+		return ErrReadOnly
 	}
 	return l.err
 }
@@ -351,6 +389,7 @@ func (l *Log) isClosed() bool { return l.closed || l.closing.Load() }
 func (l *Log) fail(err error) error {
 	if l.err == nil {
 		l.err = fmt.Errorf("%w: %w", ErrFailed, err)
+		l.wakeReaders() // a failed log has no more records to wait for
 		l.opts.Logger.Error("journal: log failed; writes refused until reopened", "dir", l.dir, "err", err)
 	}
 	return l.err
@@ -371,7 +410,11 @@ func (l *Log) Close() error {
 	if !l.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	if l.ro != nil {
+		return l.closeReadOnly()
+	}
 	l.stopCheckpointer()
+	l.keep.halt()
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	l.mu.Lock()
@@ -381,8 +424,17 @@ func (l *Log) Close() error {
 	if err == nil {
 		err = l.prove(true)
 	}
+	// A log that failed (a truncation's commit, say) while a group commit
+	// was in flight returns from exclusive at once: that write and
+	// fdatasync still use the segment files, which must not be closed
+	// under them. No new one starts: the log is failed, or busy.
+	for l.flushing {
+		l.cond.Wait()
+	}
 	l.closed = true
 	l.cond.Broadcast()
+	l.wakeReaders()
+	l.closeTail()
 	l.mu.Unlock()
 	l.filesMu.Lock()
 	l.closeFiles()
@@ -400,7 +452,7 @@ func (l *Log) closeFiles() {
 			s.f = nil
 		}
 	}
-	if l.active != nil {
+	if l.active != nil && l.active.f != nil {
 		l.active.f.Close()
 	}
 }
@@ -490,6 +542,9 @@ func (l *Log) segmentFor(index uint64) (vfs.File, string, segment.Header, func(v
 // errors.Is(err, ErrCorrupt) if the stored bytes fail their checksum. The
 // returned slice belongs to the caller. Reads do not wait for appends.
 func (l *Log) Read(index uint64) ([]byte, error) {
+	if err := l.follow(); err != nil {
+		return nil, err
+	}
 	l.filesMu.RLock()
 	defer l.filesMu.RUnlock()
 	l.mu.Lock()

@@ -225,6 +225,7 @@ func TestReaderReplaysAcrossSegmentsAndFollowsAppends(t *testing.T) {
 			t.Fatalf("from %d: stopped before %d: %v", from, want, r.Err())
 		}
 		appendN(t, l, 1)
+		syncT(t, l) // NoSync: Readers see records once durable
 		if !r.Next() || r.Index() != want {
 			t.Fatalf("from %d: reader did not pick up the appended record", from)
 		}

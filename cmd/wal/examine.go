@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/cursor"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/vfs"
 )
@@ -20,6 +21,11 @@ type examination struct {
 	rep     *recovery.State
 	plan    *recovery.SalvagePlan // what salvage would do, when there is damage
 	planErr error
+	// cursors are the consumer positions of the store in the log's
+	// cursors subdirectory (package cursor), when there is one.
+	cursors    []cursor.Cursor
+	cursorsErr error
+	hasCursors bool
 }
 
 // examine reads dir.
@@ -39,6 +45,7 @@ func examine(dir string) (*examination, error) {
 		return nil, fail("%v (check that the directory and its files are readable)", err)
 	}
 	ex := &examination{dir: dir, now: time.Now(), rep: rep}
+	ex.readCursors()
 	if rep.Damaged() {
 		var snap uint64
 		if !ex.snapDamaged() {
@@ -47,6 +54,17 @@ func examine(dir string) (*examination, error) {
 		ex.plan, ex.planErr = recovery.PlanSalvageFor(fsys, rep, snap)
 	}
 	return ex, nil
+}
+
+// readCursors reads the consumer positions kept in the log's cursors
+// subdirectory, if it has one, without opening (or locking) the store.
+func (ex *examination) readCursors() {
+	for _, name := range ex.rep.Other {
+		if name == cursor.DirName {
+			ex.hasCursors = true
+			ex.cursors, ex.cursorsErr = cursor.Inspect(vfs.Default, cursor.Dir(ex.dir))
+		}
+	}
 }
 
 // snapDamage lists the damage of the snapshot, or between it and the log.
@@ -160,6 +178,17 @@ type jsonReport struct {
 	Other      []string       `json:"other_files"`
 	Salvage    *jsonSalvage   `json:"salvage,omitempty"`
 	Meta       map[string]any `json:"meta,omitempty"`
+	// Cursors are the consumer positions in the cursors subdirectory;
+	// absent when there is none.
+	Cursors      []jsonCursor `json:"cursors,omitempty"`
+	CursorsError string       `json:"cursors_error,omitempty"`
+}
+
+type jsonCursor struct {
+	Name  string `json:"name"`
+	Index uint64 `json:"index"`
+	// Behind counts the records after the position, up to the last.
+	Behind uint64 `json:"behind"`
 }
 
 func (ex *examination) status() string {
@@ -201,6 +230,12 @@ func (ex *examination) json() *jsonReport {
 	}
 	if ex.plan != nil || ex.planErr != nil {
 		j.Salvage = salvageJSON(ex.dir, ex.plan, ex.planErr)
+	}
+	for _, c := range ex.cursors {
+		j.Cursors = append(j.Cursors, jsonCursor{Name: c.Name, Index: c.Index, Behind: ex.lastIndex() - min(c.Index, ex.lastIndex())})
+	}
+	if ex.cursorsErr != nil {
+		j.CursorsError = ex.cursorsErr.Error()
 	}
 	return j
 }

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// goldenRoot holds log directories written by format version 1 (see
+// goldenRoots hold log directories written by each format version (see
 // wal/golden_test.go); every later build must read them.
-const goldenRoot = "../../wal/testdata/format-v1"
+var goldenRoots = []string{"../../wal/testdata/format-v1", "../../wal/testdata/format-v2", "../../wal/testdata/format-v3"}
 
 // goldenExpect is the part of a case's expect.json that verify's report
 // answers for.
@@ -22,10 +22,16 @@ type goldenExpect struct {
 	} `json:"torn"`
 }
 
-// TestVerifyGoldenFormatV1 runs `wal verify --json` on a copy of each
-// golden directory: no damage (exit 0), the records Open keeps, and a torn
-// tail reported as such where Open cuts one.
-func TestVerifyGoldenFormatV1(t *testing.T) {
+// TestVerifyGoldenFormat runs `wal verify --json` on a copy of each
+// golden directory of each format version: no damage (exit 0), the
+// records Open keeps, and a torn tail reported as such where Open cuts one.
+func TestVerifyGoldenFormat(t *testing.T) {
+	for _, root := range goldenRoots {
+		t.Run(filepath.Base(root), func(t *testing.T) { verifyGoldenRoot(t, root) })
+	}
+}
+
+func verifyGoldenRoot(t *testing.T, goldenRoot string) {
 	cases, err := os.ReadDir(goldenRoot)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,9 @@ func newInfo() *cobra.Command {
 		Long: `info describes the log in DIR: its segments (count and sizes), the range of
 indexes it holds, the number of records, the bytes they take as stored and as
 decoded (the compression ratio, measured by reading every record), the
-snapshot's index and age, and whether the tail is clean.
+snapshot's index and age, whether the tail is clean, and the positions of
+the consumers kept in its cursors subdirectory (package cursor), if any, with
+how many records each is behind.
 
 Like verify it reads every segment, never takes the lock and opens files
 read-only. It reports how much damage it saw; verify lists it.
@@ -69,10 +71,29 @@ func (ex *examination) printInfo(w io.Writer) {
 	} else if !ex.snapDamaged() {
 		fmt.Fprintf(w, "snapshot:  none\n")
 	}
+	ex.printCursors(w, j)
 	ex.printTail(w)
 	if n := len(r.Damage); n > 0 {
 		fmt.Fprintf(w, "damage:    %s: run `wal verify %s` for the list and what to do\n", plural(int64(n), "place"), ex.dir)
 	} else {
 		fmt.Fprintf(w, "damage:    none\n")
+	}
+}
+
+// printCursors lists the consumers of the cursors subdirectory, if any.
+func (ex *examination) printCursors(w io.Writer, j *jsonReport) {
+	switch {
+	case !ex.hasCursors:
+		return
+	case ex.cursorsErr != nil:
+		fmt.Fprintf(w, "cursors:   unreadable: %v\n", ex.cursorsErr)
+		return
+	case len(j.Cursors) == 0:
+		fmt.Fprintf(w, "cursors:   none\n")
+		return
+	}
+	fmt.Fprintf(w, "cursors:   %d\n", len(j.Cursors))
+	for _, c := range j.Cursors {
+		fmt.Fprintf(w, "  %s at %d, %s behind\n", c.Name, c.Index, plural(int64(c.Behind), "record"))
 	}
 }

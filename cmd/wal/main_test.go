@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/cursor"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -523,6 +524,32 @@ func TestInfo(t *testing.T) {
 	l.Close()
 	r = want(t, 0, "info", zdir)
 	golden(t, "info_zstd", r.stdout, zdir)
+}
+
+// info lists the consumers of a cursors subdirectory with how far behind
+// each is; verify is not troubled by the subdirectory.
+func TestInfoCursors(t *testing.T) {
+	dir := makeLog(t, 300)
+	s, err := cursor.Open(cursor.Dir(dir), &cursor.Options{Log: wal.Options{Logger: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []cursor.Cursor{{Name: "billing", Index: 280}, {Name: "audit", Index: 300}, {Name: "billing", Index: 290}} {
+		if err := s.Ack(c.Name, c.Index); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := want(t, 0, "info", dir)
+	golden(t, "info_cursors", r.stdout, dir)
+	j := decodeJSON(t, want(t, 0, "info", "--json", dir).stdout)
+	cs, _ := j["cursors"].([]any)
+	if len(cs) != 2 || cs[1].(map[string]any)["behind"] != 10.0 {
+		t.Errorf("info --json cursors: %v", j["cursors"])
+	}
+	want(t, 0, "verify", dir)
 }
 
 func TestDump(t *testing.T) {

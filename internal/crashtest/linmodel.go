@@ -358,7 +358,9 @@ func failedRead(s linState, in LinInput, out LinOutput, noSync bool) []any {
 	v := s
 	v.first, v.recs = s.viewFirst, s.viewRecs
 	if t, ok := step(v, in, out, noSync); ok {
-		t.first, t.recs = s.first, s.recs // a read changes only its Reader
+		// A read changes only its Reader. What it saw of the view says
+		// nothing of what is durable in the state the crash cut to.
+		t.first, t.recs, t.synced = s.first, s.recs, s.synced
 		next = append(next, t)
 	}
 	return next
@@ -383,8 +385,8 @@ func appendStep(s linState, in LinInput, out LinOutput, noSync bool) (linState, 
 	return s, true
 }
 
-// nextStep: a Reader returns the records in order from where it stands,
-// false at the end, ErrCompacted once records it has yet to return were
+// nextStep: a Reader returns the durable records in order from where it
+// stands, false at the end of those, ErrCompacted once records it has yet to return were
 // released, ErrTruncated once the record it returned last was dropped by
 // TruncateBack (replaced, or past the end); both are sticky.
 func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
@@ -404,10 +406,16 @@ func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 		return stop(ErrKindCompacted)
 	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
 		return stop(ErrKindTruncated)
-	case pos > s.last():
+	case pos > s.last() || (pos > s.synced && !out.More):
+		// Readers see durable records only: with NoSync, the log may end
+		// for them anywhere from the last Sync on.
 		return s, !out.More && out.Err == ErrNone
 	}
+	// A record a Reader returned is durable (a group commit that
+	// fdatasyncs, such as a rotation, may have made it so without a
+	// Sync), and so is everything before it: a power loss must keep it.
 	s.readers[c], s.returned[c] = pos+1, s.id(pos)
+	s.synced = max(s.synced, pos)
 	return s, out.More && out.Err == ErrNone && out.Index == pos && out.ID == s.id(pos)
 }
 

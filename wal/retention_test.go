@@ -1,0 +1,422 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/crashfs"
+	"github.com/gojournal/journal/vfs/errorfs"
+	"go.uber.org/goleak"
+)
+
+// retentionOpts are options with the smallest segments (about 15 records
+// of 4 KiB each) and retention passes every few milliseconds.
+func retentionOpts(r RetentionOptions) *Options {
+	r.Interval = cmpOrDur(r.Interval, 5*time.Millisecond)
+	return &Options{SegmentSize: MinSegmentSize, Logger: quiet, Retention: r}
+}
+
+func cmpOrDur(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// fill appends n records of 4 KiB, each holding its index, and returns
+// the last index.
+func fill(t *testing.T, l *Log, n int) uint64 {
+	t.Helper()
+	var last uint64
+	for range n {
+		i, err := l.Append(bytes.Repeat([]byte{byte(l.LastIndex() + 1)}, 4096))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = i
+	}
+	return last
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// stays checks that cond holds for a few retention intervals.
+func stays(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 20 {
+		if !cond() {
+			t.Fatalf("%s no longer holds", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// checkReadable checks that every record from FirstIndex on reads.
+func checkReadable(t *testing.T, l *Log) {
+	t.Helper()
+	for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
+		rec, err := l.Read(i)
+		if err != nil || len(rec) != 4096 || rec[0] != byte(i) {
+			t.Fatalf("Read(%d) = %d bytes, %v", i, len(rec), err)
+		}
+	}
+}
+
+func TestRetentionBySize(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // Close stops the retention goroutine
+	const max = 4 * MinSegmentSize
+	l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{MaxBytes: max}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fill(t, l, 200) // about 13 segments
+	eventually(t, "release by size", func() bool { return l.Metrics().SegmentBytes <= max })
+	m := l.Metrics()
+	if m.Segments < 3 || m.RetentionSegments == 0 || m.RetentionBytes == 0 {
+		t.Fatalf("after retention: %d segments, %d bytes; released %d segments, %d bytes", m.Segments, m.SegmentBytes, m.RetentionSegments, m.RetentionBytes)
+	}
+	checkReadable(t, l)
+	// A reader created before FirstIndex learns what it lost.
+	r := l.NewReader(1)
+	defer r.Close()
+	if r.Next() || !errors.Is(r.Err(), ErrCompacted) {
+		t.Fatalf("reader at 1 after retention: Next %v, err %v; want ErrCompacted", r.Index(), r.Err())
+	}
+	if err := l.RetentionErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetentionByAge(t *testing.T) {
+	dir := t.TempDir()
+	const age = 300 * time.Millisecond
+	l, err := Open(dir, retentionOpts(RetentionOptions{MaxAge: age}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	old := fill(t, l, 60) // about 4 sealed segments
+	if l.Metrics().Segments < 4 {
+		t.Fatalf("only %d segments", l.Metrics().Segments)
+	}
+	// Nothing is released before the age is reached...
+	if time.Since(start) < age/2 {
+		stays(t, "no release before MaxAge", func() bool { return l.FirstIndex() == 1 })
+	}
+	// ...and every sealed segment once it is, the active one kept.
+	eventually(t, "release by age", func() bool { return l.Metrics().Segments == 1 })
+	if first := l.FirstIndex(); first > old || first < old-20 {
+		t.Fatalf("FirstIndex %d after releasing all sealed segments of records 1 to %d", first, old)
+	}
+	checkReadable(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The times that retention by age goes by are in the footer: a log
+// reopened hours later (here: with a shorter MaxAge) releases by them, and
+// a segment resumed after a restart is sealed with its first append time
+// unknown.
+func TestRetentionByAgeUsesFooterTimesAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	before := time.Now().UnixNano()
+	l, err := Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 40)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().UnixNano()
+	l, err = Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumedFirst := l.active.first()
+	fill(t, l, 20) // seals the segment resumed, and the next one
+	now := time.Now().UnixNano()
+	within := func(v, lo, hi int64) bool { return v >= lo && v <= hi }
+	for i, s := range l.sealed {
+		ts := s.footer.Times
+		var ok bool
+		switch {
+		case s.first() < resumedFirst: // written and sealed in the first session
+			ok = within(ts.First, before, after) && within(ts.Last, ts.First, after)
+		case s.first() == resumedFirst: // resumed: first append unknown
+			ok = ts.First == 0 && within(ts.Last, before, now)
+		default:
+			ok = within(ts.First, after, now) && within(ts.Last, ts.First, now)
+		}
+		if !ok {
+			t.Fatalf("segment %d (first %d, resumed at %d) times %+v; sessions %d-%d, then to %d", i, s.first(), resumedFirst, ts, before, after, now)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	l, err = Open(dir, retentionOpts(RetentionOptions{MaxAge: 10 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	eventually(t, "release by footer times", func() bool { return l.Metrics().Segments == 1 })
+}
+
+// A segment without times (format version 2, or sealed by recovery) ages
+// by its file's modification time; where there is none (crashfs) it is
+// never released by age, and nothing after it is either.
+func TestRetentionByAgeWithoutTimes(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/format-v2/sealed-and-active", dir)
+	os.Remove(filepath.Join(dir, "expect.json"))
+	old := time.Now().Add(-time.Hour)
+	for _, name := range listDir(t, dir) {
+		os.Chtimes(filepath.Join(dir, name), old, old)
+	}
+	l, err := Open(dir, retentionOpts(RetentionOptions{MaxAge: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "release by modification time", func() bool { return l.FirstIndex() > 1 })
+	l.Close()
+
+	fsys := crashfs.New()
+	l, err = Open("log", &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 40)
+	// Forget the times, as a segment sealed by recovery has none.
+	for _, s := range l.sealed {
+		s.footer.Times = segment.Times{}
+	}
+	l.opts.Retention = RetentionOptions{MaxAge: time.Nanosecond}
+	if err := l.retain(); err != nil || l.FirstIndex() != 1 {
+		t.Fatalf("retain: %v, FirstIndex %d; want nothing released", err, l.FirstIndex())
+	}
+	l.Close()
+}
+
+// ackedConsumers is a settable RetentionOptions.Acked.
+type ackedConsumers struct{ index, ok atomic.Uint64 }
+
+func (a *ackedConsumers) set(i uint64) { a.index.Store(i); a.ok.Store(1) }
+func (a *ackedConsumers) acked() (uint64, bool) {
+	return a.index.Load(), a.ok.Load() == 1
+}
+
+// ReleaseAcked releases the segments every consumer has acknowledged, and
+// no further; with no consumers it releases nothing.
+func TestRetentionUpToTheSlowestConsumer(t *testing.T) {
+	var c ackedConsumers
+	l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{Acked: c.acked, ReleaseAcked: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fill(t, l, 100)
+	stays(t, "nothing released without consumers", func() bool { return l.FirstIndex() == 1 })
+	c.set(50)
+	eventually(t, "release up to the consumers", func() bool { return l.FirstIndex() > 1 })
+	stays(t, "nothing past the slowest consumer", func() bool { first := l.FirstIndex(); return first > 30 && first <= 51 })
+	c.set(100)
+	eventually(t, "release of everything sealed", func() bool { return l.Metrics().Segments == 1 })
+	checkReadable(t, l)
+}
+
+// MaxBytes and MaxAge stop at the slowest consumer, unless Overrun: then
+// the consumer's reader gets ErrCompacted.
+func TestRetentionNeverPassesAConsumerUnlessOverrun(t *testing.T) {
+	for _, overrun := range []bool{false, true} {
+		var c ackedConsumers
+		c.set(20)
+		l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{Acked: c.acked, MaxBytes: 2 * MinSegmentSize, Overrun: overrun}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(t, l, 150)
+		r := l.NewReader(21) // the consumer resumes after its position
+		if !overrun {
+			eventually(t, "release up to the consumer", func() bool { return l.FirstIndex() > 1 })
+			stays(t, "the consumer's records kept", func() bool { return l.FirstIndex() <= 21 })
+			if !r.Next() || r.Index() != 21 {
+				t.Fatalf("consumer: Next at %d, %v", r.Index(), r.Err())
+			}
+		} else {
+			eventually(t, "release past the consumer", func() bool { return l.Metrics().SegmentBytes <= 2*MinSegmentSize })
+			if r.Next() || !errors.Is(r.Err(), ErrCompacted) {
+				t.Fatalf("overtaken consumer: Next at %d, err %v; want ErrCompacted", r.Index(), r.Err())
+			}
+			if !strings.Contains(r.Err().Error(), "21") {
+				t.Fatalf("ErrCompacted does not name the records lost: %v", r.Err())
+			}
+		}
+		r.Close()
+		l.Close()
+	}
+}
+
+// Retention never releases records after the snapshot.
+func TestRetentionRespectsTheSnapshot(t *testing.T) {
+	l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{MaxBytes: MinSegmentSize}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fill(t, l, 10)
+	if err := l.Checkpoint(10, func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 100)
+	stays(t, "the log continues the snapshot", func() bool { return l.FirstIndex() <= 11 })
+	if err := l.RetentionErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Checkpoint(90, func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "release up to the new snapshot", func() bool { return l.FirstIndex() > 60 })
+	stays(t, "the log continues the new snapshot", func() bool { return l.FirstIndex() <= 91 })
+}
+
+// A failed pass is logged, kept for RetentionErr and passed to OnError,
+// like a failed background checkpoint; OnError may Close the log.
+func TestRetentionErrorsAreReported(t *testing.T) {
+	efs := errorfs.Wrap(vfs.Default)
+	var mu sync.Mutex
+	var got []error
+	closed := make(chan error, 1)
+	var l *Log
+	opts := retentionOpts(RetentionOptions{MaxBytes: MinSegmentSize, OnError: func(err error) {
+		mu.Lock()
+		got = append(got, err)
+		mu.Unlock()
+		closed <- l.Close()
+	}})
+	opts.FS = efs
+	l, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The meta file that commits the release cannot be created.
+	efs.Add(errorfs.Rule{Op: errorfs.OpCreate, Err: syscall.EIO, Sticky: true,
+		Match: func(path string) bool { return strings.Contains(path, recovery.MetaName) }})
+	// The failed commit fails the log (its state is unknown): appends
+	// stop with ErrFailed, or ErrClosed once OnError has closed it.
+	for range 40 {
+		if _, err := l.Append(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, ErrFailed) && !errors.Is(err, ErrClosed) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	select {
+	case err := <-closed:
+		if err != nil && !errors.Is(err, ErrFailed) {
+			t.Fatalf("Close from OnError: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnError never called")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !errors.Is(got[0], syscall.EIO) || !errors.Is(l.RetentionErr(), syscall.EIO) {
+		t.Fatalf("OnError got %v, RetentionErr %v; want one EIO", got, l.RetentionErr())
+	}
+}
+
+func TestRetentionOptionsRefused(t *testing.T) {
+	acked := func() (uint64, bool) { return 0, false }
+	for _, r := range []RetentionOptions{
+		{MaxAge: -1},
+		{MaxBytes: -1},
+		{MaxBytes: 1, Interval: -1},
+		{ReleaseAcked: true},
+		{MaxBytes: 1, Overrun: true},
+		{Acked: acked, Overrun: true, ReleaseAcked: true},
+		{Acked: acked},
+		{Interval: time.Second},
+		{OnError: func(error) {}},
+	} {
+		if _, err := Open(t.TempDir(), &Options{Logger: quiet, Retention: r}); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("Open with Retention %+v: %v, want ErrInvalidOptions", r, err)
+		}
+	}
+}
+
+// Metrics report the bytes the log takes on disk from Open on, not only
+// what was written since.
+func TestMetricsReportDiskBytesAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 40)
+	l.Close()
+	l, err = Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var onDisk int64
+	for _, name := range listDir(t, dir) {
+		if _, ok := segment.ParseName(name); ok {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			onDisk += fi.Size()
+		}
+	}
+	if m := l.Metrics(); m.SegmentBytes != onDisk || m.DiskBytes < onDisk || m.Segments != 3 || l.Stats().Bytes != 0 {
+		t.Fatalf("after reopen: Metrics %d segments, %d segment bytes, %d disk bytes; files hold %d", m.Segments, m.SegmentBytes, m.DiskBytes, onDisk)
+	}
+}
+
+// A pass that decided on a view of the log that changed before it
+// released (a TruncateFront, a Checkpoint or a TruncateBack ran between)
+// releases nothing and reports no error: the next pass decides again.
+func TestRetentionPassOnAStaleView(t *testing.T) {
+	l, err := Open(t.TempDir(), retentionOpts(RetentionOptions{MaxBytes: 1 << 40, Interval: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	last := fill(t, l, 40)
+	must(t, l.TruncateFront(30))
+	if done, err := l.release(16, 1, MinSegmentSize); done || err != nil {
+		t.Fatalf("release behind FirstIndex: %v, %v", done, err)
+	}
+	must(t, l.TruncateBack(35))
+	if done, err := l.release(last, 1, MinSegmentSize); done || err != nil {
+		t.Fatalf("release past the end after TruncateBack: %v, %v", done, err)
+	}
+	if l.FirstIndex() != 30 || l.Metrics().RetentionSegments != 0 {
+		t.Fatalf("FirstIndex %d, %d segments counted released", l.FirstIndex(), l.Metrics().RetentionSegments)
+	}
+}
