@@ -225,10 +225,10 @@ func (l *Log) extend(t recovery.Tail) error {
 // persistently does not match the directory (its writer crashed), or
 // there is none, the view is the log as Open would recover it.
 //
-// A scan that fails while the tail file stays the same may have met a
-// truncation the writer has yet to publish (a segment sealed anew and cut
-// short, files deleted): it is tried again as awaitView waits, and the
-// error stands only after that.
+// A scan (or the opening of the newest segment) that fails while the tail
+// file stays the same may have met a truncation the writer has yet to
+// publish (a segment sealed anew and cut short, files deleted): it is
+// tried again as awaitView waits, and the error stands only after that.
 func (l *Log) reload(t recovery.Tail, has bool) error {
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
@@ -240,19 +240,20 @@ func (l *Log) reload(t recovery.Tail, has bool) error {
 		case has2 != has || t2 != t:
 			t, has = t2, has2 // the writer moved on: scan again
 			continue
-		case err != nil:
-			if d := time.Since(start); d < 100*time.Millisecond || (d < 10*time.Second && l.truncating()) {
-				time.Sleep(followPoll)
+		case err == nil:
+			view, matched := viewOf(st, t, has)
+			if !matched && attempt < 20 {
+				time.Sleep(time.Millisecond) // a writer between two steps
 				continue
 			}
+			if err = l.adopt(st, view, t, has); err == nil {
+				return nil
+			}
+		}
+		if d := time.Since(start); d > 10*time.Second || (d > 100*time.Millisecond && !l.truncating()) {
 			return err
 		}
-		view, matched := viewOf(st, t, has)
-		if !matched && attempt < 20 {
-			time.Sleep(time.Millisecond) // a writer between two steps
-			continue
-		}
-		return l.adopt(st, view, t, has)
+		time.Sleep(followPoll)
 	}
 }
 
