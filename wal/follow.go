@@ -127,9 +127,14 @@ type follower struct {
 // writer's fdatasync covered it. It follows rotations and truncations: a
 // Reader overtaken by the writer's TruncateFront or Checkpoint gets
 // ErrCompacted, one whose current record a TruncateBack dropped
-// ErrTruncated, as in the writer's process; it also follows a writer that
-// closes and reopens the log. A Reader waiting in NextContext looks for
-// new records every millisecond. Without a tail file (a log not opened
+// ErrTruncated, as in the writer's process. A truncation takes effect for
+// it when the writer publishes it, before the writer's call returns: a
+// Reader step that begins after TruncateFront or TruncateBack returned in
+// the writer never returns a record it dropped. It also follows a writer
+// that closes and reopens the log: the writer's Close does not stop its
+// Readers (only this Log's Close does), they wait for the next records. A
+// Reader waiting in NextContext looks for new records every millisecond;
+// each Reader step costs one pread of the tail file. Without a tail file (a log not opened
 // since by a build that publishes one) or when it does not match the
 // directory (its writer crashed), it shows the log as Open would recover
 // it. It does not repair anything: a log that needs repair (a torn tail)
