@@ -127,9 +127,14 @@ type follower struct {
 // writer's fdatasync covered it. It follows rotations and truncations: a
 // Reader overtaken by the writer's TruncateFront or Checkpoint gets
 // ErrCompacted, one whose current record a TruncateBack dropped
-// ErrTruncated, as in the writer's process; it also follows a writer that
-// closes and reopens the log. A Reader waiting in NextContext looks for
-// new records every millisecond. Without a tail file (a log not opened
+// ErrTruncated, as in the writer's process. A truncation takes effect for
+// it when the writer publishes it, before the writer's call returns: a
+// Reader step that begins after TruncateFront or TruncateBack returned in
+// the writer never returns a record it dropped. It also follows a writer
+// that closes and reopens the log: the writer's Close does not stop its
+// Readers (only this Log's Close does), they wait for the next records. A
+// Reader waiting in NextContext looks for new records every millisecond;
+// each Reader step costs one pread of the tail file. Without a tail file (a log not opened
 // since by a build that publishes one) or when it does not match the
 // directory (its writer crashed), it shows the log as Open would recover
 // it. It does not repair anything: a log that needs repair (a torn tail)
@@ -225,10 +230,10 @@ func (l *Log) extend(t recovery.Tail) error {
 // persistently does not match the directory (its writer crashed), or
 // there is none, the view is the log as Open would recover it.
 //
-// A scan that fails while the tail file stays the same may have met a
-// truncation the writer has yet to publish (a segment sealed anew and cut
-// short, files deleted): it is tried again as awaitView waits, and the
-// error stands only after that.
+// A scan (or the opening of the newest segment) that fails while the tail
+// file stays the same may have met a truncation the writer has yet to
+// publish (a segment sealed anew and cut short, files deleted): it is
+// tried again as awaitView waits, and the error stands only after that.
 func (l *Log) reload(t recovery.Tail, has bool) error {
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
@@ -240,19 +245,20 @@ func (l *Log) reload(t recovery.Tail, has bool) error {
 		case has2 != has || t2 != t:
 			t, has = t2, has2 // the writer moved on: scan again
 			continue
-		case err != nil:
-			if d := time.Since(start); d < 100*time.Millisecond || (d < 10*time.Second && l.truncating()) {
-				time.Sleep(followPoll)
+		case err == nil:
+			view, matched := viewOf(st, t, has)
+			if !matched && attempt < 20 {
+				time.Sleep(time.Millisecond) // a writer between two steps
 				continue
 			}
+			if err = l.adopt(st, view, t, has); err == nil {
+				return nil
+			}
+		}
+		if d := time.Since(start); d > 10*time.Second || (d > 100*time.Millisecond && !l.truncating()) {
 			return err
 		}
-		view, matched := viewOf(st, t, has)
-		if !matched && attempt < 20 {
-			time.Sleep(time.Millisecond) // a writer between two steps
-			continue
-		}
-		return l.adopt(st, view, t, has)
+		time.Sleep(followPoll)
 	}
 }
 

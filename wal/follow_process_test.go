@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,7 +17,8 @@ import (
 
 // A follower in this process reads a log that a child process (this test
 // binary, run again) writes: appends across rotations, TruncateFront,
-// TruncateBack, a writer that closes and reopens, then random operations.
+// TruncateBack, a writer that closes and reopens, then random operations
+// during which the writer is SIGKILLed twice and another started.
 // Each record is "epoch-index", the epoch counting the child's
 // TruncateBacks, so the follower can check what it gets: contiguous
 // indexes, the index it was stored at, epochs that never go back within a
@@ -27,6 +29,7 @@ const (
 	envFollowChild = "JOURNAL_FOLLOW_CHILD" // the log directory
 	envFollowSeed  = "JOURNAL_FOLLOW_SEED"
 	envFollowSync  = "JOURNAL_FOLLOW_NOSYNC"
+	envFollowEpoch = "JOURNAL_FOLLOW_EPOCH" // set: a restarted writer's first epoch
 )
 
 // TestFollowChild is the writer process; it does nothing unless run by
@@ -40,6 +43,13 @@ func TestFollowChild(t *testing.T) {
 	c := &followChild{t: t, dir: dir, rng: rand.New(rand.NewPCG(seed, seed)), in: bufio.NewScanner(os.Stdin),
 		opts: &Options{SegmentSize: MinSegmentSize, Logger: quiet, NoSync: os.Getenv(envFollowSync) == "1"}}
 	c.w = openT(t, dir, c.opts)
+	if base := os.Getenv(envFollowEpoch); base != "" {
+		// A writer started after one was killed: random operations only,
+		// in epochs after any the killed one can have reached.
+		c.epoch, _ = strconv.Atoi(base)
+		c.randomOps()
+		return
+	}
 	c.appendN(500)
 	c.say("ready")
 	c.must(c.w.TruncateFront(300))
@@ -49,6 +59,12 @@ func TestFollowChild(t *testing.T) {
 	c.appendN(100)
 	c.say("tb")
 	c.reopen()
+	c.randomOps()
+}
+
+// randomOps runs random operations, then says where the log ends (if it
+// is not killed first).
+func (c *followChild) randomOps() {
 	for range 3000 {
 		c.randomOp()
 	}
@@ -125,51 +141,8 @@ func TestFollowOtherProcess(t *testing.T) {
 	noSync := rng.IntN(2) == 0
 	t.Logf("child seed %d, NoSync %v", seed, noSync)
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFollowChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envFollowChild+"="+dir, envFollowSeed+"="+strconv.FormatUint(seed, 10),
-		envFollowSync+"="+map[bool]string{true: "1", false: "0"}[noSync])
-	stdin, err := cmd.StdinPipe()
-	must(t, err)
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	must(t, cmd.Start())
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("child stderr:\n%s", stderr.String())
-		}
-	}()
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	expect := func(prefix string) string {
-		t.Helper()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("the child exited before %q", prefix)
-				}
-				if strings.HasPrefix(l, prefix) {
-					return l
-				}
-				if strings.HasPrefix(l, "error") {
-					t.Fatalf("child: %s", l)
-				}
-			case <-time.After(2 * time.Minute):
-				t.Fatalf("no %q from the child in 2 minutes", prefix)
-			}
-		}
-	}
-	proceed := func() { fmt.Fprintln(stdin) }
+	child := startFollowChild(t, dir, seed, noSync, "")
+	expect, proceed := child.expect, child.proceed
 
 	expect("ready")
 	f, err := OpenReadOnly(dir, &Options{Logger: quiet})
@@ -208,8 +181,15 @@ func TestFollowOtherProcess(t *testing.T) {
 		st, err := followChecked(ctx, f, r, end)
 		done <- result{st, err}
 	}()
+	// SIGKILL the writer twice mid-stream and start another on the same
+	// directory; the follower goes on through each recovery.
+	for k := 1; k <= 2; k++ {
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		child.kill()
+		child = startFollowChild(t, dir, seed+uint64(k), noSync, strconv.Itoa(1000*k))
+	}
 	var first, last uint64
-	if _, err := fmt.Sscanf(expect("done"), "done %d %d", &first, &last); err != nil {
+	if _, err := fmt.Sscanf(child.expect("done"), "done %d %d", &first, &last); err != nil {
 		t.Fatal(err)
 	}
 	end <- last
@@ -223,7 +203,7 @@ func TestFollowOtherProcess(t *testing.T) {
 		t.Fatal(res.err)
 	}
 	t.Logf("follower: %+v", res.stats)
-	must(t, cmd.Wait())
+	must(t, child.cmd.Wait())
 
 	// The follower's view is the log the writer left.
 	if f.FirstIndex() != first || f.LastIndex() != last {
@@ -306,5 +286,80 @@ func followChecked(ctx context.Context, f *Log, r *Reader, end <-chan uint64) (f
 		}
 		prevEpoch, prevIndex = e, r.Index()
 		st.Records++
+	}
+}
+
+// followProcess is a writer process run by TestFollowOtherProcess.
+type followProcess struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr *strings.Builder
+}
+
+// startFollowChild starts a writer on dir; epoch set makes it a restarted
+// writer doing random operations from that epoch on.
+func startFollowChild(t *testing.T, dir string, seed uint64, noSync bool, epoch string) *followProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFollowChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envFollowChild+"="+dir, envFollowSeed+"="+strconv.FormatUint(seed, 10),
+		envFollowSync+"="+map[bool]string{true: "1", false: "0"}[noSync])
+	if epoch != "" {
+		cmd.Env = append(cmd.Env, envFollowEpoch+"="+epoch)
+	}
+	p := &followProcess{t: t, cmd: cmd, lines: make(chan string), stderr: new(strings.Builder)}
+	var err error
+	p.stdin, err = cmd.StdinPipe()
+	must(t, err)
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	cmd.Stderr = p.stderr
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("child stderr:\n%s", p.stderr.String())
+		}
+	})
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+	}()
+	return p
+}
+
+// expect waits for the child's line starting with prefix.
+func (p *followProcess) expect(prefix string) string {
+	p.t.Helper()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				p.t.Fatalf("the child exited before %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+			if strings.HasPrefix(l, "error") {
+				p.t.Fatalf("child: %s", l)
+			}
+		case <-time.After(2 * time.Minute):
+			p.t.Fatalf("no %q from the child in 2 minutes", prefix)
+		}
+	}
+}
+
+// proceed lets the child go on to its next step.
+func (p *followProcess) proceed() { fmt.Fprintln(p.stdin) }
+
+// kill SIGKILLs the child (if still running) and reaps it.
+func (p *followProcess) kill() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	for range p.lines {
 	}
 }
