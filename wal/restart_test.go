@@ -1,15 +1,18 @@
 package wal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
+	"go.uber.org/goleak"
 )
 
 // TestTruncateFrontPastTheEnd: an empty log may start at any index, on a
@@ -170,4 +173,58 @@ func TestTruncateFrontBelowAnEmptyLog(t *testing.T) {
 	checkRange(t, l, 11, 10)
 	appendN(t, l, 1)
 	checkRange(t, l, 11, 11)
+}
+
+// TestReadersAcrossARestart: a Reader never silently skips or re-reads
+// across a restart of the log. Waiting at the end when the log restarts
+// past it, it learns with ErrCompacted that the indexes it waited for will
+// never hold records; when an empty log restarts below where a Reader
+// stands (raft continuing after a snapshot below its old end), the
+// Reader's last record is gone and it gets ErrTruncated rather than
+// waiting for an index that will come back with other records.
+func TestReadersAcrossARestart(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	defer l.Close()
+	appendN(t, l, 10)
+
+	wait := func(r *Reader) chan bool {
+		c := make(chan bool, 1)
+		go func() { c <- r.NextContext(context.Background()) }()
+		time.Sleep(5 * time.Millisecond) // let it block
+		return c
+	}
+	past := l.NewReader(1)
+	defer past.Close()
+	wantIndexes(t, readAll(t, past), indexes(1, 10))
+	c := wait(past)
+	if err := l.TruncateFront(100); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ok := <-c:
+		if ok || !errors.Is(past.Err(), ErrCompacted) {
+			t.Fatalf("Reader waiting at 11 after a restart at 100: ok=%v index %d, %v; want ErrCompacted", ok, past.Index(), past.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Reader waiting at the end was not woken by a restart past it")
+	}
+
+	appendN(t, l, 5) // [100, 104]
+	below := l.NewReader(100)
+	defer below.Close()
+	wantIndexes(t, readAll(t, below), indexes(100, 104))
+	if err := l.TruncateFront(105); err != nil { // empty, continuing at 105
+		t.Fatal(err)
+	}
+	if err := l.TruncateFront(50); err != nil { // restarted below: 50 comes next
+		t.Fatal(err)
+	}
+	appendN(t, l, 60) // [50, 109]: 100..104 hold other records now
+	if below.Next() || !errors.Is(below.Err(), ErrTruncated) {
+		t.Fatalf("Reader that returned 104 before a restart at 50: index %d, %v; want ErrTruncated", below.Index(), below.Err())
+	}
+	fresh := l.NewReader(0)
+	defer fresh.Close()
+	wantIndexes(t, readAll(t, fresh), indexes(50, 109))
 }

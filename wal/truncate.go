@@ -153,6 +153,9 @@ func (l *Log) restartAt(index uint64) error {
 	m.EmptyPending = false
 	l.meta, l.first, l.last, l.next = m, index, index-1, index
 	l.sealed, l.active = nil, next
+	// Readers learn that the records they had yet to return are gone,
+	// and followers in other processes see the new start.
+	l.setDurable(index - 1)
 	return nil
 }
 
