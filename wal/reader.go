@@ -127,7 +127,7 @@ func (r *Reader) check() (*readSpan, bool, error) {
 // saltOf returns the salt of the segment holding a record in
 // [first, last]. Called with mu held.
 func (l *Log) saltOf(index uint64) uint64 {
-	if a := l.active; index >= a.first() {
+	if a := l.unsealed(index); a != nil {
 		return a.h.Salt
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
@@ -217,13 +217,10 @@ func (l *Log) spanFrom(index uint64) (readSpan, bool, error) {
 	if index > l.last {
 		return readSpan{}, false, nil
 	}
-	if a := l.active; index >= a.first() {
+	if a := l.unsealed(index); a != nil {
 		k := int(index - a.first())
-		stop := l.last + 1
-		end := a.tail + int64(len(l.pend))
-		if n := int(stop - a.first()); n < len(a.offsets) {
-			end = a.offsets[n]
-		}
+		stop := min(l.last+1, a.first()+uint64(len(a.offsets)))
+		end := l.recordsEnd(a, int(stop-a.first()))
 		return readSpan{path: a.path, h: a.h, off: a.offsets[k], end: end, index: index, stop: stop}, true, nil
 	}
 	for _, s := range l.sealed {

@@ -69,9 +69,19 @@ type Log struct {
 	first, last, next uint64
 	sealed            []*sealedSegment
 	active            *activeSegment
-	meta              recovery.Meta
-	pend              []byte // frames gathering for the next write
-	spare             []byte
+	// sealing is the full segment a rotation is sealing in the background
+	// (nil when none): its records are read through its offsets, and no
+	// record of the active segment is acknowledged until the rotation has
+	// installed it (see rotate).
+	sealing *activeSegment
+	// ready is a spare file prepared for the next rotation (nil when
+	// none); preparing is set while a goroutine prepares one.
+	ready     *spareFile
+	preparing bool
+	bg        sync.WaitGroup // rotations and spare preparations in flight
+	meta      recovery.Meta
+	pend      []byte // frames gathering for the next write
+	spare     []byte
 	// pendMark is the synced field of the last frame in pend; writeMark
 	// that of the last frame of the write in flight.
 	pendMark, writeMark int64
@@ -140,6 +150,10 @@ type activeSegment struct {
 	// size is the file's size: preallocated space, or the end of the
 	// furthest write past it.
 	size int64
+	// syncAt is where the sync frame that ends the data lies, when the
+	// last write was one (0 otherwise): Close then seals the segment, and
+	// the next Open reopens it from its footer (see segment.Unseal).
+	syncAt int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -250,11 +264,13 @@ func (l *Log) recover() error {
 	l.next = st.NextIndex()
 	l.last = l.next - 1
 	segs := st.Segments
-	if n := len(segs); n > 0 && !segs[n-1].Sealed {
+	if n := len(segs); n > 0 {
 		if err := l.resume(segs[n-1]); err != nil {
 			return err
 		}
-		segs = segs[:n-1]
+		if l.active != nil {
+			segs = segs[:n-1]
+		}
 	}
 	for _, s := range segs {
 		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size})
@@ -265,16 +281,31 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// resume makes the newest, unsealed segment the active one. Its
-// preallocation is restored if the disk has room: on a full disk the log
-// opens anyway (appends then grow the file, each fdatasync persisting the
-// size), so that the application can release records to free space.
+// resume makes the newest segment the active one: an unsealed one as
+// recovery found it, or one that Close sealed, reopened from its footer
+// without reading its records (a segment sealed otherwise stays sealed and
+// l.active nil: Open starts a new one). Its preallocation is restored if
+// the disk has room: on a full disk the log opens anyway (appends then
+// grow the file, each fdatasync persisting the size), so that the
+// application can release records to free space.
 func (l *Log) resume(s recovery.Segment) error {
 	f, err := l.fs.OpenFile(s.Path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("journal: open %s: %w", s.Path, err)
 	}
-	size := s.Size
+	offsets, end, size, syncAt := s.Offsets, s.End, s.Size, int64(0)
+	if s.Sealed {
+		var ok bool
+		offsets, ok, err = segment.Unseal(f, s.Header, s.Footer)
+		if err != nil || !ok {
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("journal: reopen %s: %w", s.Path, err)
+			}
+			return nil
+		}
+		end, size, syncAt = s.Footer.Offset, s.Footer.Offset, s.Footer.Offset-segment.SectorSize
+	}
 	if err := f.Preallocate(l.opts.SegmentSize); err != nil && !errors.Is(err, syscall.ENOSPC) {
 		f.Close()
 		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
@@ -285,12 +316,14 @@ func (l *Log) resume(s recovery.Segment) error {
 	}
 	// What recovery kept may never have been synced (a NoSync log, or a
 	// complete batch of a torn write): the frames written next claim it
-	// durable, so it must be before they are written.
+	// durable, so it must be before they are written. A footer removed
+	// must stay removed before frames are written where it was.
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: offsets, tail: end, synced: end,
+		proven: end, dataEnd: end, size: size, syncAt: syncAt}
 	return nil
 }
 
@@ -381,16 +414,42 @@ func (l *Log) Close() error {
 	if err == nil {
 		err = l.prove(true)
 	}
+	if err == nil {
+		err = l.sealOnClose()
+	}
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	// A spare being prepared sees closed and removes itself.
+	l.bg.Wait()
 	l.filesMu.Lock()
+	l.dropSpare()
 	l.closeFiles()
 	l.filesMu.Unlock()
 	if lerr := l.lock.Close(); err == nil {
 		err = lerr
 	}
 	return err
+}
+
+// sealOnClose seals the active segment after the sync frame that Close
+// left, so that the next Open reads its footer instead of scanning its
+// records (and lifts the footer to append there again). A segment without
+// records, or whose data does not end with a sync frame (nothing was
+// written since Open found it unsealed), is left as it is. A crash in the
+// middle leaves the footer written or not, the trim made or not: recovery
+// reads each as it reads a rotation cut short. Called with mu held and
+// the log idle and synced.
+func (l *Log) sealOnClose() error {
+	a := l.active
+	if len(a.offsets) == 0 || a.syncAt == 0 || a.syncAt != a.tail-segment.SectorSize {
+		return nil
+	}
+	if _, err := segment.Seal(a.f, a.h, a.tail, a.offsets); err != nil {
+		return l.fail(fmt.Errorf("journal: seal %s: %w", a.path, err))
+	}
+	a.size = segment.SealedSize(a.tail, len(a.offsets))
+	return nil
 }
 
 func (l *Log) closeFiles() {
@@ -402,6 +461,9 @@ func (l *Log) closeFiles() {
 	}
 	if l.active != nil {
 		l.active.f.Close()
+	}
+	if l.sealing != nil {
+		l.sealing.f.Close()
 	}
 }
 
@@ -447,7 +509,7 @@ func (l *Log) prove(closing bool) error {
 	if _, err := a.f.WriteAt(mark, a.tail); err != nil {
 		return l.fail(fmt.Errorf("journal: write %s at %d: %w", a.path, a.tail, err))
 	}
-	a.proven = a.tail
+	a.proven, a.syncAt = a.tail, a.tail
 	a.tail += int64(len(mark))
 	a.size = max(a.size, a.tail)
 	if !closing {
@@ -460,16 +522,38 @@ func (l *Log) prove(closing bool) error {
 	return nil
 }
 
+// unsealed returns the segment whose records are located through offsets
+// in memory that holds index: the active segment, or the one a rotation is
+// sealing. It returns nil when a sealed segment holds index. Called with
+// mu held.
+func (l *Log) unsealed(index uint64) *activeSegment {
+	if a := l.active; index >= a.first() {
+		return a
+	}
+	if s := l.sealing; s != nil && index >= s.first() {
+		return s
+	}
+	return nil
+}
+
+// recordsEnd is where the frame of a's k-th record (0-based) starts, or,
+// past its last record, where its frames end. Called with mu held.
+func (l *Log) recordsEnd(a *activeSegment, k int) int64 {
+	switch {
+	case k < len(a.offsets):
+		return a.offsets[k]
+	case a == l.active:
+		return a.tail + int64(len(l.pend))
+	}
+	return a.tail
+}
+
 // segmentFor locates the file and frame of a readable record. Called with
 // mu held.
 func (l *Log) segmentFor(index uint64) (vfs.File, string, segment.Header, func(vfs.File) (int64, int64, error), error) {
-	if a := l.active; index >= a.first() {
+	if a := l.unsealed(index); a != nil {
 		k := int(index - a.first())
-		end := a.tail + int64(len(l.pend))
-		if k+1 < len(a.offsets) {
-			end = a.offsets[k+1]
-		}
-		off := a.offsets[k]
+		off, end := a.offsets[k], l.recordsEnd(a, k+1)
 		return a.f, a.path, a.h, func(vfs.File) (int64, int64, error) { return off, end - off, nil }, nil
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
