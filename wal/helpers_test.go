@@ -554,3 +554,14 @@ func sameSnapshot(t *testing.T, dir string, before map[string][]byte) {
 		}
 	}
 }
+
+// forgetIndexes drops the footer indexes Read keeps in memory, so that the
+// next Read of a sealed segment reads its footer again.
+func forgetIndexes(l *Log) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.indexed {
+		s.idx = segment.Index{}
+	}
+	l.indexed = nil
+}

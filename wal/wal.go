@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,8 @@ type Log struct {
 	// none); preparing is set while a goroutine prepares one.
 	ready     *spareFile
 	preparing bool
-	bg        sync.WaitGroup // rotations and spare preparations in flight
+	bg        sync.WaitGroup   // rotations and spare preparations in flight
+	indexed   []*sealedSegment // the sealed segments whose idx is in memory, oldest first
 	meta      recovery.Meta
 	pend      []byte // frames gathering for the next write
 	spare     []byte
@@ -130,6 +132,9 @@ type sealedSegment struct {
 	footer segment.Footer
 	size   int64    // the file's size
 	f      vfs.File // opened on first read; guarded by Log.mu
+	// idx is the footer's index, kept in memory for Read by the last
+	// few segments read (Log.indexed); guarded by Log.mu.
+	idx segment.Index
 }
 
 func (s *sealedSegment) first() uint64 { return s.h.FirstIndex }
@@ -548,25 +553,80 @@ func (l *Log) recordsEnd(a *activeSegment, k int) int64 {
 	return a.tail
 }
 
+// recordAt says where a readable record lies: its frame spans
+// [off, off+size) of f, unless s is set: then the frame is located through
+// s's footer, record k, whose index is not in memory.
+type recordAt struct {
+	f         vfs.File
+	path      string
+	h         segment.Header
+	off, size int64
+	s         *sealedSegment
+	k         int64
+}
+
+// maxIndexed is how many sealed segments keep their footer's index in
+// memory for Read (4 bytes a record, at most 8 MiB a segment of the largest
+// size): enough for reads that wander over a few segments, and memory
+// independent of the log's length.
+const maxIndexed = 4
+
 // segmentFor locates the file and frame of a readable record. Called with
 // mu held.
-func (l *Log) segmentFor(index uint64) (vfs.File, string, segment.Header, func(vfs.File) (int64, int64, error), error) {
+func (l *Log) segmentFor(index uint64) (recordAt, error) {
 	if a := l.unsealed(index); a != nil {
 		k := int(index - a.first())
 		off, end := a.offsets[k], l.recordsEnd(a, k+1)
-		return a.f, a.path, a.h, func(vfs.File) (int64, int64, error) { return off, end - off, nil }, nil
+		return recordAt{f: a.f, path: a.path, h: a.h, off: off, size: end - off}, nil
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
 	s := l.sealed[i]
 	if s.f == nil {
 		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
 		if err != nil {
-			return nil, "", segment.Header{}, nil, fmt.Errorf("journal: open %s: %w", s.path, err)
+			return recordAt{}, fmt.Errorf("journal: open %s: %w", s.path, err)
 		}
 		s.f = f
 	}
-	k := int64(index - s.first())
-	return s.f, s.path, s.h, func(f vfs.File) (int64, int64, error) { return s.footer.RecordSpan(f, k) }, nil
+	at := recordAt{f: s.f, path: s.path, h: s.h, k: int64(index - s.first())}
+	if !s.idx.Loaded() {
+		at.s = s
+		return at, nil
+	}
+	var err error
+	if at.off, at.size, err = s.idx.RecordSpan(at.k); err != nil {
+		return recordAt{}, fmt.Errorf("journal: read index of %s: %w", s.path, err)
+	}
+	return at, nil
+}
+
+// sealedSpan locates record at.k of sealed segment at.s, loading the
+// footer's index into memory for the next reads. Called without mu, with
+// filesMu held shared.
+func (l *Log) sealedSpan(at recordAt) (int64, int64, error) {
+	x, err := at.s.footer.ReadIndex(at.f)
+	if err != nil {
+		// Read as before, record by record: its errors say what is wrong.
+		return at.s.footer.RecordSpan(at.f, at.k)
+	}
+	l.mu.Lock()
+	l.keepIndex(at.s, x)
+	l.mu.Unlock()
+	return x.RecordSpan(at.k)
+}
+
+// keepIndex keeps s's index in memory, dropping the oldest kept beyond
+// maxIndexed. Called with mu held.
+func (l *Log) keepIndex(s *sealedSegment, x segment.Index) {
+	if s.idx.Loaded() {
+		return
+	}
+	s.idx = x
+	l.indexed = append(l.indexed, s)
+	if len(l.indexed) > maxIndexed {
+		l.indexed[0].idx = segment.Index{}
+		l.indexed = slices.Delete(l.indexed, 0, 1)
+	}
 }
 
 // Read returns the record at index: exactly the bytes appended. It returns
@@ -586,14 +646,15 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: index %d, log holds [%d, %d]", ErrNotFound, index, first, last)
 	}
-	f, path, h, span, err := l.segmentFor(index)
+	at, err := l.segmentFor(index)
 	l.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	off, size, err := span(f)
-	if err != nil {
-		return nil, fmt.Errorf("journal: read index of %s: %w", path, err)
+	if at.s != nil {
+		if at.off, at.size, err = l.sealedSpan(at); err != nil {
+			return nil, fmt.Errorf("journal: read index of %s: %w", at.path, err)
+		}
 	}
-	return segment.ReadRecord(f, path, h, off, size, index)
+	return segment.ReadRecord(at.f, at.path, at.h, at.off, at.size, index)
 }
