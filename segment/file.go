@@ -1,12 +1,14 @@
 package segment
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gojournal/journal/vfs"
 )
@@ -77,21 +79,31 @@ func AlignSector(off int64) int64 { return alignSector(off) }
 // last record and at is ignored from then on: TruncateBack seals a segment
 // this way without touching the sectors of the records it keeps.
 func Seal(f vfs.File, h Header, at int64, offsets []int64) (Footer, error) {
-	offs := make([]uint32, len(offsets))
-	for i, o := range offsets {
-		offs[i] = uint32(o)
+	buf := sealBuffers.Get().(*sealBuffer)
+	defer sealBuffers.Put(buf)
+	buf.payload = buf.payload[:0]
+	for _, o := range offsets {
+		buf.payload = binary.LittleEndian.AppendUint32(buf.payload, uint32(o))
 	}
-	if _, err := f.WriteAt(appendFooter(nil, h, at, offs), at); err != nil {
+	next := h.FirstIndex + uint64(len(offsets))
+	buf.footer = appendFooterPayload(buf.footer[:0], h.Salt, next, at, buf.payload)
+	if _, err := f.WriteAt(buf.footer, at); err != nil {
 		return Footer{}, err
 	}
-	if err := f.Truncate(SealedSize(at, len(offs))); err != nil {
+	if err := f.Truncate(SealedSize(at, len(offsets))); err != nil {
 		return Footer{}, err
 	}
 	if err := f.Sync(); err != nil {
 		return Footer{}, err
 	}
-	return Footer{Offset: at, Next: h.FirstIndex + uint64(len(offs)), Count: int64(len(offs))}, nil
+	return Footer{Offset: at, Next: next, Count: int64(len(offsets))}, nil
 }
+
+// sealBuffer holds the footer that Seal encodes, reused so that a rotation
+// allocates nothing in proportion to the records it seals.
+type sealBuffer struct{ payload, footer []byte }
+
+var sealBuffers = sync.Pool{New: func() any { return new(sealBuffer) }}
 
 // NewHeader is the header of a new segment whose first record is first,
 // with a fresh random salt.

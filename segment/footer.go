@@ -47,8 +47,13 @@ func appendFooter(dst []byte, h Header, off int64, offsets []uint32) []byte {
 	for _, o := range offsets {
 		payload = binary.LittleEndian.AppendUint32(payload, o)
 	}
-	next := h.FirstIndex + uint64(len(offsets))
-	dst = AppendFrame(dst, h.Salt, TypeFooter, None, next, off, payload)
+	return appendFooterPayload(dst, h.Salt, h.FirstIndex+uint64(len(offsets)), off, payload)
+}
+
+// appendFooterPayload appends the footer frame with the given encoded
+// offsets (next is the index after the last record) and the trailer.
+func appendFooterPayload(dst []byte, salt, next uint64, off int64, payload []byte) []byte {
+	dst = AppendFrame(dst, salt, TypeFooter, None, next, off, payload)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(off))
 	return append(dst, EndMagic...)
 }

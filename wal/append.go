@@ -503,10 +503,10 @@ func (l *Log) nextSegment(full *activeSegment, first uint64) error {
 		sp = &spareFile{f: f, path: path}
 	}
 	h := segment.NewHeader(first)
-	next := &activeSegment{path: segmentPath(l.dir, first), h: h, f: sp.f,
+	next := &activeSegment{path: segmentPath(l.dir, first), h: h, f: sp.f, offsets: l.spareOffsets,
 		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart,
 		size: l.opts.SegmentSize}
-	l.sealing, l.active = full, next
+	l.sealing, l.active, l.spareOffsets = full, next, nil
 	l.bg.Add(1)
 	go l.finishRotation(full, next, sp.path)
 	return nil
@@ -547,6 +547,8 @@ func (l *Log) finishRotation(full, next *activeSegment, spare string) {
 		l.sealing = nil
 		l.sealed = append(l.sealed, sealed)
 		l.metrics.Rotations++
+		// Reads copy offsets out under mu: none holds this slice now.
+		l.spareOffsets = full.offsets[:0]
 	}
 	l.cond.Broadcast()
 }

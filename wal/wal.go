@@ -81,9 +81,12 @@ type Log struct {
 	preparing bool
 	bg        sync.WaitGroup   // rotations and spare preparations in flight
 	indexed   []*sealedSegment // the sealed segments whose idx is in memory, oldest first
-	meta      recovery.Meta
-	pend      []byte // frames gathering for the next write
-	spare     []byte
+	// spareOffsets is the offsets slice of the last segment sealed, for
+	// the next one: a steady stream of appends allocates nothing.
+	spareOffsets []int64
+	meta         recovery.Meta
+	pend         []byte // frames gathering for the next write
+	spare        []byte
 	// pendMark is the synced field of the last frame in pend; writeMark
 	// that of the last frame of the write in flight.
 	pendMark, writeMark int64
@@ -321,11 +324,16 @@ func (l *Log) resume(s recovery.Segment) error {
 	}
 	// What recovery kept may never have been synced (a NoSync log, or a
 	// complete batch of a torn write): the frames written next claim it
-	// durable, so it must be before they are written. A footer removed
-	// must stay removed before frames are written where it was.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
+	// durable, so it must be before they are written. A segment Close
+	// sealed was synced whole; the trim of its footer and the new
+	// preallocation become durable with the next fdatasync, and until then
+	// a crash leaves the footer in place, or frames of an unacknowledged
+	// write over it, which recovery cuts as a torn tail.
+	if !s.Sealed {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
+		}
 	}
 	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: offsets, tail: end, synced: end,
 		proven: end, dataEnd: end, size: size, syncAt: syncAt}
