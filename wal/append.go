@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gojournal/journal/segment"
@@ -570,12 +571,20 @@ func (l *Log) prepareSpare() {
 		l.preparing = false
 		l.cond.Broadcast()
 		switch {
+		case errors.Is(err, syscall.ENOSPC):
+			// The disk is full: the log goes on in its active segment
+			// (the application may release records), and the rotation
+			// tries again, failing the log if there is still no room.
+			l.opts.Logger.Warn("journal: disk full; no spare segment prepared", "err", err)
 		case err != nil:
-			// The rotation tries again, and fails the log if it must.
-			l.opts.Logger.Warn("journal: prepare spare segment", "err", err)
+			// Any other failure of a file operation leaves the disk's
+			// state unknown: the log fails, as after a failed write.
+			l.fail(err)
 		case l.isClosed():
 			f.Close()
-			l.fs.Remove(path)
+			if err := l.fs.Remove(path); err != nil {
+				l.fail(err) // Close reports it
+			}
 		default:
 			l.ready = &spareFile{f: f, path: path}
 		}
@@ -583,13 +592,16 @@ func (l *Log) prepareSpare() {
 }
 
 // dropSpare closes and removes the spare file, if any. Called at Close,
-// with the background work finished.
-func (l *Log) dropSpare() {
-	if sp := l.ready; sp != nil {
-		sp.f.Close()
-		l.fs.Remove(sp.path)
-		l.ready = nil
+// with the background work finished. (Were the removal lost, the next
+// Open would remove the spare as a leftover temporary file.)
+func (l *Log) dropSpare() error {
+	sp := l.ready
+	if sp == nil {
+		return nil
 	}
+	l.ready = nil
+	sp.f.Close()
+	return l.fs.Remove(sp.path)
 }
 
 // seal writes the footer that indexes a full segment at its tail (a sector

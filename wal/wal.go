@@ -433,10 +433,18 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
-	// A spare being prepared sees closed and removes itself.
+	// A spare being prepared sees closed and removes itself; if preparing
+	// it failed meanwhile, Close reports that failure like any other.
 	l.bg.Wait()
+	if err == nil {
+		l.mu.Lock()
+		err = l.err
+		l.mu.Unlock()
+	}
 	l.filesMu.Lock()
-	l.dropSpare()
+	if derr := l.dropSpare(); err == nil && derr != nil {
+		err = fmt.Errorf("journal: remove spare segment: %w", derr)
+	}
 	l.closeFiles()
 	l.filesMu.Unlock()
 	if lerr := l.lock.Close(); err == nil {

@@ -202,7 +202,8 @@ func (d *Driver) Kill(opts wal.Options) bool {
 
 // Reopen closes the log cleanly and opens it again, as a restarted
 // process would: Close seals the newest segment and Open reopens it from
-// its footer, so crashes around both are enumerated.
+// its footer, so crashes around both are enumerated. When Close or Open
+// fails the Driver holds no log (Log returns nil), as after Kill.
 func (d *Driver) Reopen() bool {
 	if d.failed.Load() {
 		return false
@@ -210,13 +211,12 @@ func (d *Driver) Reopen() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.log.Close()
+	d.log = nil // closed, or failed to close: the process gives it up either way
 	if err == nil {
 		d.m.Synced() // Close syncs
 		opts := d.Opts
 		opts.FS, opts.Logger = wrap(d.fs), Quiet
-		var l *wal.Log
-		l, err = wal.Open(Dir, &opts)
-		d.log = l
+		d.log, err = wal.Open(Dir, &opts)
 	}
 	return d.stop(err)
 }
