@@ -493,7 +493,7 @@ func (l *Log) nextSegment(full *activeSegment, first uint64) error {
 		l.cond.Wait()
 	}
 	sp := l.ready
-	l.ready = nil
+	l.ready, l.spareFull = nil, false
 	if sp == nil {
 		l.mu.Unlock()
 		f, path, err := segment.CreateSpare(l.fs, l.dir, l.opts.SegmentSize)
@@ -555,10 +555,11 @@ func (l *Log) finishRotation(full, next *activeSegment, spare string) {
 }
 
 // prepareSpare starts preparing a spare file for the next rotation, once
-// the active segment is half full, unless one is ready or on its way.
+// the active segment is half full, unless one is ready or on its way (or
+// the disk was found full: then the rotation tries).
 // Called with mu held.
 func (l *Log) prepareSpare() {
-	if l.ready != nil || l.preparing || l.err != nil || l.isClosed() || l.active.tail < l.opts.SegmentSize/2 {
+	if l.ready != nil || l.preparing || l.spareFull || l.err != nil || l.isClosed() || l.active.tail < l.opts.SegmentSize/2 {
 		return
 	}
 	l.preparing = true
@@ -576,6 +577,7 @@ func (l *Log) prepareSpare() {
 			// (the application may release records), and the rotation
 			// tries again, failing the log if there is still no room.
 			l.opts.Logger.Warn("journal: disk full; no spare segment prepared", "err", err)
+			l.spareFull = true
 		case err != nil:
 			// Any other failure of a file operation leaves the disk's
 			// state unknown: the log fails, as after a failed write.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -142,7 +143,7 @@ func TestOpenBenchChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("ready %s\n", filepath.Base(l.active.path))
-	select {}
+	time.Sleep(time.Hour) // until killed (select{} would be a deadlock with no other goroutine)
 }
 
 // killOpenLogWriter has a child process write the log of buildOpenLog in

@@ -79,6 +79,7 @@ type Log struct {
 	// none); preparing is set while a goroutine prepares one.
 	ready     *spareFile
 	preparing bool
+	spareFull bool             // preparing a spare found the disk full: the rotation tries again
 	bg        sync.WaitGroup   // rotations and spare preparations in flight
 	indexed   []*sealedSegment // the sealed segments whose idx is in memory, oldest first
 	// spareOffsets is the offsets slice of the last segment sealed, for
