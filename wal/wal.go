@@ -413,7 +413,9 @@ func (l *Log) fail(err error) error {
 // return ErrClosed.
 // It leaves the proof that every record is durable on disk (a sync frame
 // after the last write), so that recovery tells damage to any of them
-// from a torn tail.
+// from a torn tail, and seals the newest segment after it with its footer,
+// so that the next Open reads the footer instead of the records (and then
+// removes it to append there again).
 func (l *Log) Close() error {
 	if !l.closing.CompareAndSwap(false, true) {
 		return ErrClosed
