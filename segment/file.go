@@ -114,20 +114,18 @@ func NewHeader(first uint64) Header { return Header{FirstIndex: first, Salt: ran
 const SpareName = vfs.TempPrefix + "spare"
 
 // CreateSpare makes, in dir, a file that Install later turns into a
-// segment: empty, preallocated to prealloc bytes and synced. It does ahead
-// of time the part of creating a segment that does not depend on its first
-// index, so that a rotation need not wait for it. A spare left by an
-// earlier process is replaced.
+// segment: empty and preallocated to prealloc bytes. It does ahead of time
+// the part of creating a segment that does not depend on its first index,
+// so that a rotation need not wait for it. It does not sync: Stamp's
+// fdatasync makes the allocation durable with the header, before the file
+// gets a segment's name. A spare left by an earlier process is replaced.
 func CreateSpare(fsys vfs.FS, dir string, prealloc int64) (vfs.File, string, error) {
 	path := filepath.Join(dir, SpareName)
 	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, path, fmt.Errorf("journal: create spare segment: %w", err)
 	}
-	if err = f.Preallocate(prealloc); err == nil {
-		err = f.Sync()
-	}
-	if err != nil {
+	if err = f.Preallocate(prealloc); err != nil {
 		f.Close()
 		fsys.Remove(path)
 		return nil, path, fmt.Errorf("journal: create spare segment %s: %w", path, err)
