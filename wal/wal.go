@@ -585,9 +585,10 @@ type recordAt struct {
 }
 
 // maxIndexed is how many sealed segments keep their footer's index in
-// memory for Read (4 bytes a record, at most 8 MiB a segment of the largest
-// size): enough for reads that wander over a few segments, and memory
-// independent of the log's length.
+// memory for Read: 4 bytes a record, so at most SegmentSize/8 a segment
+// (frames are at least 32 bytes; 8 MiB for the default 64 MiB segments,
+// typically far less): enough for reads that wander over a few segments,
+// and memory bounded by the segment size, not the log's length.
 const maxIndexed = 4
 
 // segmentFor locates the file and frame of a readable record. Called with
