@@ -101,6 +101,27 @@ var workloads = []workload{
 			d.Checkpoint(26) && // everything
 			appendAll(d, 2, 10)
 	}},
+	// Close seals the newest segment; Open lifts its footer and appends
+	// go on where it was. Rotations prepare their next segment ahead.
+	{"reopen and rotate", small, func(d *crashtest.Driver) {
+		_ = appendAll(d, 3, 100) &&
+			d.Reopen() && // one small segment, sealed then lifted
+			appendAll(d, 10, 9000) && // rotations
+			d.Reopen() &&
+			d.Reopen() && // lifted, nothing appended, sealed again
+			appendAll(d, 2, 100) &&
+			d.TruncateBack(12) &&
+			d.Reopen() && // the segment TruncateBack started
+			appendAll(d, 2, 10)
+	}},
+	{"NoSync reopen", noSync, func(d *crashtest.Driver) {
+		_ = appendAll(d, 12, 3000) &&
+			d.Reopen() &&
+			appendAll(d, 3, 3000) &&
+			d.Sync() &&
+			d.Reopen() &&
+			appendAll(d, 2, 10)
+	}},
 	{"NoSync killed, then synced appends", noSync, func(d *crashtest.Driver) {
 		_ = appendAll(d, 5, 700) &&
 			d.Kill(small) && // what the dead process wrote is only in the page cache
@@ -145,6 +166,24 @@ var workloads = []workload{
 			}
 		}
 	}},
+}
+
+// TestWorkloadsRunToTheEnd runs every workload without a crash: each must
+// complete without a failed call, or the enumeration would silently test a
+// workload cut short.
+func TestWorkloadsRunToTheEnd(t *testing.T) {
+	for _, w := range workloads {
+		fsys := crashfs.New()
+		d, ok := crashtest.NewDriver(fsys, w.opts)
+		if !ok {
+			t.Fatalf("%s: Open failed", w.name)
+		}
+		w.run(d)
+		if d.Failed() {
+			t.Errorf("%s: a call failed without a crash", w.name)
+		}
+		d.Close()
+	}
 }
 
 // figures counts what the enumeration did.

@@ -69,7 +69,33 @@ func build(t *testing.T, snap uint64) *crashfs.FS {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	unsealNewest(t, fsys)
 	return fsys
+}
+
+// unsealNewest lifts the footer that the log's Close wrote on the newest
+// segment (segment.Unseal), so the segment is read frame by frame, as a
+// crash leaves it: the scenarios here damage the newest segment's frames.
+func unsealNewest(t *testing.T, fsys vfs.FS) {
+	t.Helper()
+	live, err := recovery.Live(fsys, dir)
+	if err != nil || len(live) == 0 {
+		t.Fatalf("live segments: %v, %v", live, err)
+	}
+	newest := live[len(live)-1]
+	h, err := segment.OpenHandle(fsys, newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, _, err := h.Footer()
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate(t, fsys, newest, func(f vfs.File) error {
+		_, _, err := segment.Unseal(f, h.Header(), ft)
+		return err
+	})
 }
 
 func path(first uint64) string { return filepath.Join(dir, segment.Name(first)) }
@@ -377,6 +403,7 @@ func TestSalvageRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.Close()
+		unsealNewest(t, fsys)
 		flipRecord(255, 258)(t, fsys)
 		// Damage in released records is not damage to the log: Open
 		// steps over it, salvage has nothing to do, Check lists it

@@ -20,6 +20,13 @@
 // writes a new segment under a temporary name (".tmp-" followed by the final
 // name), preallocates it, fsyncs it, renames it into place and fsyncs the
 // directory, so a file under a segment name always has a durable header.
+// A log may instead prepare the file ahead of time, under the temporary
+// name ".tmp-spare" (CreateSpare: preallocated), then write and
+// sync its header (Stamp) and rename it into place and sync the directory
+// (Install) when it needs the segment: the same guarantee. A log's Close
+// seals its newest segment after the sync frame that ends its data, and
+// the next Open lifts that footer (Unseal) to append there again; nothing
+// in the format changes.
 // Writers keep a segment below MaxSegmentSize, so that record offsets fit
 // the footer's 32-bit entries.
 //

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gojournal/journal/vfs"
 )
@@ -80,21 +81,114 @@ func AlignSector(off int64) int64 { return alignSector(off) }
 // a segment whose header is older than version 3 has no room for them, and
 // its Footer has none.
 func Seal(f vfs.File, h Header, at int64, offsets []int64, times Times) (Footer, error) {
-	offs := make([]uint32, len(offsets))
-	for i, o := range offsets {
-		offs[i] = uint32(o)
-	}
 	if !h.timed() {
 		times = Times{}
 	}
-	if _, err := f.WriteAt(appendFooter(nil, h, at, offs, times), at); err != nil {
+	buf := sealBuffers.Get().(*sealBuffer)
+	defer sealBuffers.Put(buf)
+	buf.offsets = buf.offsets[:0]
+	for _, o := range offsets {
+		buf.offsets = append(buf.offsets, uint32(o))
+	}
+	buf.payload = appendFooterPayload(buf.payload[:0], h, buf.offsets, times)
+	buf.footer = appendFooterFrame(buf.footer[:0], h, at, len(offsets), buf.payload)
+	if _, err := f.WriteAt(buf.footer, at); err != nil {
 		return Footer{}, err
 	}
-	if err := f.Truncate(h.SealedSize(at, len(offs))); err != nil {
+	if err := f.Truncate(h.SealedSize(at, len(offsets))); err != nil {
 		return Footer{}, err
 	}
 	if err := f.Sync(); err != nil {
 		return Footer{}, err
 	}
-	return Footer{Offset: at, Next: h.FirstIndex + uint64(len(offs)), Count: int64(len(offs)), Times: times}, nil
+	return Footer{Offset: at, Next: h.FirstIndex + uint64(len(offsets)), Count: int64(len(offsets)), Times: times}, nil
+}
+
+// sealBuffer holds the footer that Seal encodes, reused so that a rotation
+// allocates nothing in proportion to the records it seals.
+type sealBuffer struct {
+	offsets         []uint32
+	payload, footer []byte
+}
+
+var sealBuffers = sync.Pool{New: func() any { return new(sealBuffer) }}
+
+// NewHeader is the header of a new segment whose first record is first,
+// with a fresh random salt.
+func NewHeader(first uint64) Header {
+	return Header{FirstIndex: first, Salt: rand.Uint64(), Version: Version}
+}
+
+// SpareName is the name of the file CreateSpare makes: a temporary name,
+// so recovery removes a spare that a crash leaves behind.
+const SpareName = vfs.TempPrefix + "spare"
+
+// CreateSpare makes, in dir, a file that Install later turns into a
+// segment: empty and preallocated to prealloc bytes. It does ahead of time
+// the part of creating a segment that does not depend on its first index,
+// so that a rotation need not wait for it. It does not sync: Stamp's
+// fdatasync makes the allocation durable with the header, before the file
+// gets a segment's name. A spare left by an earlier process is replaced.
+func CreateSpare(fsys vfs.FS, dir string, prealloc int64) (vfs.File, string, error) {
+	path := filepath.Join(dir, SpareName)
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, path, fmt.Errorf("journal: create spare segment: %w", err)
+	}
+	if err = f.Preallocate(prealloc); err != nil {
+		f.Close()
+		fsys.Remove(path)
+		return nil, path, fmt.Errorf("journal: create spare segment %s: %w", path, err)
+	}
+	return f, path, nil
+}
+
+// Stamp writes header h into a spare and syncs it: the header must be
+// durable before Install gives the file a segment's name.
+func Stamp(f vfs.File, h Header) error {
+	if _, err := f.WriteAt(appendHeader(nil, h), 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// Install renames a stamped spare to the name of the segment whose first
+// record is first and syncs the directory. Until the directory is synced
+// the segment may vanish in a crash, so no record in it may be
+// acknowledged before Install returns.
+func Install(fsys vfs.FS, spare, dir string, first uint64) error {
+	if err := fsys.Rename(spare, filepath.Join(dir, Name(first))); err != nil {
+		return err
+	}
+	return fsys.SyncDir(dir)
+}
+
+// Unseal reopens for appending a segment that a log's Close sealed: one
+// whose footer follows a sync frame in the sector just before it (so the
+// records stay proven durable once the footer is gone). It returns the
+// offset of each record frame and trims the footer and trailer, so the
+// segment ends where its footer began (the caller preallocates and syncs
+// the file again). A footer that is not preceded by such a sync frame
+// (sealed by a rotation or a TruncateBack, where bytes between the last
+// record and the footer may belong to dropped records) gives ok false and
+// changes nothing. It reads the footer's index, never the record frames.
+func Unseal(f vfs.File, h Header, ft Footer) (offsets []int64, ok bool, err error) {
+	at := ft.Offset - SectorSize
+	if !ft.Valid() || at < DataStart {
+		return nil, false, nil
+	}
+	var b [FrameHeader]byte
+	if _, err := f.ReadAt(b[:], at); err != nil {
+		return nil, false, err
+	}
+	if fr, stop := parseFrame(b[:], h.Salt, at); stop != StopNone || fr.Type != TypeSync || fr.Index != ft.Next {
+		return nil, false, nil
+	}
+	if offsets, err = ft.Offsets(f, int(ft.Count)); err != nil {
+		return nil, false, err
+	}
+	if err := f.Truncate(ft.Offset); err != nil {
+		return nil, false, err
+	}
+	return offsets, true, nil
 }

@@ -67,16 +67,27 @@ func (ft Footer) Offsets(r io.ReaderAt, n int) ([]int64, error) {
 // the footer goes: the end of the last record frame. A version 3 footer
 // carries times after the offsets.
 func appendFooter(dst []byte, h Header, off int64, offsets []uint32, times Times) []byte {
-	payload := make([]byte, 0, footerPayload(h, len(offsets)))
+	payload := appendFooterPayload(make([]byte, 0, footerPayload(h, len(offsets))), h, offsets, times)
+	return appendFooterFrame(dst, h, off, len(offsets), payload)
+}
+
+// appendFooterPayload appends a footer's payload: the record offsets and,
+// from version 3, the append times.
+func appendFooterPayload(dst []byte, h Header, offsets []uint32, times Times) []byte {
 	for _, o := range offsets {
-		payload = binary.LittleEndian.AppendUint32(payload, o)
+		dst = binary.LittleEndian.AppendUint32(dst, o)
 	}
 	if h.timed() {
-		payload = binary.LittleEndian.AppendUint64(payload, uint64(times.First))
-		payload = binary.LittleEndian.AppendUint64(payload, uint64(times.Last))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(times.First))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(times.Last))
 	}
-	next := h.FirstIndex + uint64(len(offsets))
-	dst = AppendFrame(dst, h.Salt, TypeFooter, None, next, off, payload)
+	return dst
+}
+
+// appendFooterFrame appends the footer frame holding payload, for a
+// segment of count records, and the trailer.
+func appendFooterFrame(dst []byte, h Header, off int64, count int, payload []byte) []byte {
+	dst = AppendFrame(dst, h.Salt, TypeFooter, None, h.FirstIndex+uint64(count), off, payload)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(off))
 	return append(dst, EndMagic...)
 }
@@ -190,10 +201,52 @@ func (ft Footer) RecordSpan(r io.ReaderAt, k int64) (off, size int64, err error)
 	if n == 8 {
 		end = int64(binary.LittleEndian.Uint32(b[4:]))
 	}
-	// The footer was checked when the segment was opened; its entries are
-	// checked again here because the file may have been damaged since.
+	return ft.span(k, off, end)
+}
+
+// span checks the footer entry of record k, which says its frame lies in
+// [off, end). The footer was checked when the segment was opened; its
+// entries are checked again because the file may have been damaged since.
+func (ft Footer) span(k, off, end int64) (int64, int64, error) {
 	if off < DataStart || off%FrameAlign != 0 || end > ft.Offset || end-off < FrameHeader {
 		return 0, 0, fmt.Errorf("%w: footer entry for record %d says [%d, %d)", errs.ErrCorrupt, k, off, end)
 	}
 	return off, end - off, nil
+}
+
+// Index is the footer's index of a sealed segment held in memory (4 bytes
+// a record), so that reads by position need not read the footer each
+// time.
+type Index struct {
+	ft   Footer
+	offs []uint32
+}
+
+// ReadIndex reads the footer's index whole.
+func (ft Footer) ReadIndex(r io.ReaderAt) (Index, error) {
+	b := make([]byte, 4*ft.Count)
+	if _, err := r.ReadAt(b, ft.Offset+FrameHeader); err != nil {
+		return Index{}, err
+	}
+	offs := make([]uint32, ft.Count)
+	for i := range offs {
+		offs[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return Index{ft: ft, offs: offs}, nil
+}
+
+// Loaded reports whether x holds an index (the zero Index does not).
+func (x Index) Loaded() bool { return x.offs != nil || x.ft.Count == 0 && x.ft.Valid() }
+
+// RecordSpan is Footer.RecordSpan from the index in memory: the same
+// answers, the same checks, no read.
+func (x Index) RecordSpan(k int64) (off, size int64, err error) {
+	if k < 0 || k >= int64(len(x.offs)) {
+		return 0, 0, fmt.Errorf("segment: record %d of %d out of range", k, len(x.offs))
+	}
+	end := x.ft.Offset
+	if k+1 < int64(len(x.offs)) {
+		end = int64(x.offs[k+1])
+	}
+	return x.ft.span(k, int64(x.offs[k]), end)
 }

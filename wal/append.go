@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
 )
 
 // zeros pads writes to a sector boundary.
@@ -175,7 +177,7 @@ func (l *Log) enqueue(size int64, encode func(a *activeSegment, synced int64)) (
 		case a.tail+int64(len(l.pend))+size <= l.opts.SegmentSize || len(a.offsets) == 0:
 			encode(a, l.syncedMark(a))
 			return l.next - 1, nil
-		case l.flushing:
+		case l.flushing || l.sealing != nil:
 			l.cond.Wait()
 		default:
 			l.rotate()
@@ -331,7 +333,7 @@ func (l *Log) exclusive(sync bool) error {
 		case l.err != nil:
 			l.endExclusive()
 			return l.err
-		case l.flushing:
+		case l.flushing || l.sealing != nil:
 			l.cond.Wait()
 		case len(l.pend) > 0 || (sync && a.synced < a.tail):
 			l.flush(sync)
@@ -384,6 +386,14 @@ func (l *Log) flush(sync bool) {
 	l.mu.Unlock()
 	took, err := l.write(a, buf, off, sync)
 	l.mu.Lock()
+	// The records of a segment are acknowledged only once the rotation
+	// that started it has made its name durable.
+	for l.sealing != nil && l.err == nil {
+		l.cond.Wait()
+	}
+	if err == nil && l.err != nil {
+		err = l.err
+	}
 	l.flushing = false
 	l.recycle(buf)
 	if err != nil {
@@ -435,6 +445,7 @@ func (l *Log) published(a *activeSegment, end int64, n int, last uint64, synced 
 		a.dataEnd, a.proven = end, max(a.proven, l.writeMark)
 		a.size = max(a.size, end)
 	}
+	l.prepareSpare()
 	if synced {
 		l.noteSync(took)
 		l.stats.Syncs++
@@ -464,9 +475,13 @@ func (l *Log) wakeReaders() {
 	}
 }
 
-// rotate flushes what is pending, seals the active segment and starts the
-// next one. Appends wait meanwhile. Called with mu held and no flush in
-// flight.
+// rotate flushes what is pending into the full active segment and makes a
+// spare file, prepared ahead of time, the next active segment. The full
+// segment's footer, the new segment's header and its name are made durable
+// by a background rotation (finishRotation) while appends gather in the
+// new segment: they wait for the rotation only to be acknowledged, not to
+// be written. Appends wait only while the last write of the full segment
+// is in flight. Called with mu held and no flush or rotation in flight.
 func (l *Log) rotate() {
 	a := l.active
 	buf, off, last := l.takePending()
@@ -475,35 +490,148 @@ func (l *Log) rotate() {
 	l.mu.Unlock()
 	// Sealed segments are always durable, NoSync or not.
 	took, err := l.write(a, buf, off, true)
-	wrote := err == nil
-	var sealed *sealedSegment
-	var next *activeSegment
+	l.mu.Lock()
+	l.flushing = false
+	l.recycle(buf)
 	if err == nil {
-		sealed, err = seal(a)
+		l.published(a, off+int64(len(buf)), len(buf), last, true, took)
+		err = l.nextSegment(a, last+1)
+	}
+	l.busy = false
+	if err != nil {
+		l.fail(err)
+	}
+	l.cond.Broadcast()
+}
+
+// spareFile is a file prepared to become the next segment.
+type spareFile struct {
+	f    vfs.File
+	path string
+}
+
+// nextSegment makes the spare the active segment, for records from first
+// on, and starts the rotation that seals full and installs the spare.
+// Without a spare ready it prepares one now. Called with mu held and the
+// log busy.
+func (l *Log) nextSegment(full *activeSegment, first uint64) error {
+	for l.preparing {
+		l.cond.Wait()
+	}
+	sp := l.ready
+	l.ready, l.spareFull = nil, false
+	if sp == nil {
+		l.mu.Unlock()
+		f, path, err := segment.CreateSpare(l.fs, l.dir, l.opts.SegmentSize)
+		l.mu.Lock()
+		if err != nil {
+			return err
+		}
+		sp = &spareFile{f: f, path: path}
+	}
+	h := segment.NewHeader(first)
+	next := &activeSegment{path: segmentPath(l.dir, first), h: h, f: sp.f, offsets: l.spareOffsets,
+		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart,
+		size: l.opts.SegmentSize, firstKnown: true}
+	l.sealing, l.active, l.spareOffsets = full, next, nil
+	l.bg.Add(1)
+	go l.finishRotation(full, next, sp.path)
+	return nil
+}
+
+// finishRotation seals the full segment and installs the next one. The
+// footer must be durable before the next segment's name is (recovery
+// requires every segment but the newest to be sealed), and the header
+// before the name (a file under a segment's name always has a durable
+// header): the two syncs run side by side, then the rename and the
+// directory sync. A crash anywhere leaves the full segment newest, sealed
+// or not, and the spare a temporary file recovery removes; or both
+// segments, the next with a durable header and no acknowledged record.
+func (l *Log) finishRotation(full, next *activeSegment, spare string) {
+	defer l.bg.Done()
+	stamped := make(chan error, 1)
+	go func() { stamped <- segment.Stamp(next.f, next.h) }()
+	sealed, err := seal(full)
+	if serr := <-stamped; err == nil && serr != nil {
+		err = fmt.Errorf("journal: write header of %s: %w", next.path, serr)
 	}
 	if err == nil {
-		next, err = l.create(last+1, l.opts.SegmentSize)
+		if err = segment.Install(l.fs, spare, l.dir, next.first()); err != nil {
+			err = fmt.Errorf("journal: install segment %s: %w", next.path, err)
+		}
 	}
 	if err == nil {
 		l.opts.Logger.Info("journal: rotated", "sealed", sealed.path, "records", sealed.footer.Count,
 			"bytes", sealed.size, "next", next.path)
 	}
 	l.mu.Lock()
-	l.flushing, l.busy = false, false
-	l.recycle(buf)
-	if wrote {
-		l.published(a, off+int64(len(buf)), len(buf), last, true, took)
-	}
+	defer l.mu.Unlock()
 	if err != nil {
+		// The full segment stays where reads find it; every write
+		// waiting for the rotation gets the failure.
 		l.fail(err)
 	} else {
+		l.sealing = nil
 		l.sealed = append(l.sealed, sealed)
-		l.active = next
 		l.metrics.Rotations++
 		l.publish()
 		l.keep.poke() // a sealed segment more: retention may release one
+		// Reads copy offsets out under mu: none holds this slice now.
+		l.spareOffsets = full.offsets[:0]
 	}
 	l.cond.Broadcast()
+}
+
+// prepareSpare starts preparing a spare file for the next rotation, once
+// the active segment is half full, unless one is ready or on its way (or
+// the disk was found full: then the rotation tries).
+// Called with mu held.
+func (l *Log) prepareSpare() {
+	if l.ready != nil || l.preparing || l.spareFull || l.err != nil || l.isClosed() || l.active.tail < l.opts.SegmentSize/2 {
+		return
+	}
+	l.preparing = true
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		f, path, err := segment.CreateSpare(l.fs, l.dir, l.opts.SegmentSize)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.preparing = false
+		l.cond.Broadcast()
+		switch {
+		case errors.Is(err, syscall.ENOSPC):
+			// The disk is full: the log goes on in its active segment
+			// (the application may release records), and the rotation
+			// tries again, failing the log if there is still no room.
+			l.opts.Logger.Warn("journal: disk full; no spare segment prepared", "err", err)
+			l.spareFull = true
+		case err != nil:
+			// Any other failure of a file operation leaves the disk's
+			// state unknown: the log fails, as after a failed write.
+			l.fail(err)
+		case l.isClosed():
+			f.Close()
+			if err := l.fs.Remove(path); err != nil {
+				l.fail(err) // Close reports it
+			}
+		default:
+			l.ready = &spareFile{f: f, path: path}
+		}
+	}()
+}
+
+// dropSpare closes and removes the spare file, if any. Called at Close,
+// with the background work finished. (Were the removal lost, the next
+// Open would remove the spare as a leftover temporary file.)
+func (l *Log) dropSpare() error {
+	sp := l.ready
+	if sp == nil {
+		return nil
+	}
+	l.ready = nil
+	sp.f.Close()
+	return l.fs.Remove(sp.path)
 }
 
 // seal writes the footer that indexes a full segment at its tail (a sector

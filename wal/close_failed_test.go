@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +27,9 @@ type stallFS struct {
 
 func (s *stallFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
 	f, err := s.FS.OpenFile(name, flag, perm)
-	if err != nil || !strings.HasSuffix(name, segment.Ext) {
+	// A spare becomes the active segment under the name it was opened
+	// with, so its fdatasyncs are held too.
+	if err != nil || !strings.HasSuffix(name, segment.Ext) && filepath.Base(name) != segment.SpareName {
 		return f, err
 	}
 	return &stallFile{File: f, fs: s}, nil

@@ -183,7 +183,9 @@ func TestTruncateFrontOnAFullDiskCrash(t *testing.T) {
 			if err != nil {
 				t.Fatalf("TruncateFront without a crash: %v", err)
 			}
-			if efs.Injected() < 2 { // the preallocation at Open, the meta file
+			// The meta file. (Close sealed the active segment, so Open
+			// preallocated it again before the disk filled.)
+			if efs.Injected() < 1 {
 				t.Fatalf("%d calls failed: the disk was never full", efs.Injected())
 			}
 			t.Logf("crash points: %d", k)

@@ -106,16 +106,18 @@ func (f *fixture) build(groups ...[]int) {
 	f.unclose()
 }
 
-// unclose zeroes the sync frames after the last record of the newest
-// segment, which only Close writes there.
+// unclose makes the newest segment look as a crash leaves it: it lifts
+// the footer that Close wrote after its sync frame (leaving the segment
+// preallocated, as it was before Close), and zeroes the sync frames after
+// the last record, which only Close writes there.
 func (f *fixture) unclose() {
 	f.t.Helper()
 	path := f.newest()
-	b := readFile(f.t, path)
-	frames, footer := walk(f.t, b)
-	if footer >= 0 {
-		return // sealed: no sync frame follows its records
+	if !unsealClosed(f.t, path, f.opts.SegmentSize) {
+		return // sealed by a rotation or TruncateBack: no sync frame follows its records
 	}
+	b := readFile(f.t, path)
+	frames, _ := walk(f.t, b)
 	from := int64(segment.DataStart)
 	if n := len(frames); n > 0 {
 		from = frames[n-1].next
@@ -130,6 +132,39 @@ func (f *fixture) unclose() {
 	if changed {
 		writeFile(f.t, path, b)
 	}
+}
+
+// unsealClosed removes the footer that Close wrote at the end of the
+// segment at path (see segment.Unseal) and gives the file its preallocated
+// size back. It reports false, changing nothing, for a segment sealed
+// otherwise; true for one not sealed at all.
+func unsealClosed(t *testing.T, path string, size int64) bool {
+	t.Helper()
+	h, err := segment.OpenHandle(vfs.Default, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, _, err := h.Footer()
+	h.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ft.Valid() {
+		return true
+	}
+	f, err := vfs.Default.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, ok, err := segment.Unseal(f, h.Header(), ft)
+	if err == nil && ok {
+		err = f.Truncate(max(size, ft.Offset))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 // appendGroup appends records of the given sizes: one Append for one size,
@@ -518,4 +553,15 @@ func sameSnapshot(t *testing.T, dir string, before map[string][]byte) {
 			t.Errorf("%s was created", name)
 		}
 	}
+}
+
+// forgetIndexes drops the footer indexes Read keeps in memory, so that the
+// next Read of a sealed segment reads its footer again.
+func forgetIndexes(l *Log) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.indexed {
+		s.idx = segment.Index{}
+	}
+	l.indexed = nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
 )
 
 // Metrics is a snapshot of what a Log has done since Open and of what it
@@ -32,9 +33,10 @@ type Metrics struct {
 	// read or statted to report them.
 	Segments     int
 	SegmentBytes int64
-	// DiskBytes is SegmentBytes plus the sizes of the meta file and the
-	// snapshot, which Metrics stats when called: the bytes the log
-	// directory holds (temporary files of an operation in flight aside).
+	// DiskBytes is SegmentBytes plus the sizes of the meta file, the
+	// snapshot and the spare file prepared for the next rotation, which
+	// Metrics stats when called: the bytes the log directory holds
+	// (temporary files of an operation in flight aside).
 	DiskBytes int64
 	// RetentionSegments and RetentionBytes count the segments, and their
 	// bytes, that background retention released (RetentionOptions).
@@ -113,16 +115,25 @@ func (h *Histogram) Quantile(q float64) uint64 {
 // counters. After Close it reports the log as Close left it.
 func (l *Log) Metrics() Metrics {
 	l.mu.Lock()
+	// A spare being prepared is waited for, so that DiskBytes counts it
+	// whole or not at all.
+	for l.preparing {
+		l.cond.Wait()
+	}
 	m := l.metrics
 	m.Stats = l.stats
 	m.Segments = len(l.sealed) + 1
 	m.SegmentBytes = l.active.size
+	if s := l.sealing; s != nil {
+		m.Segments++
+		m.SegmentBytes += s.size
+	}
 	for _, s := range l.sealed {
 		m.SegmentBytes += s.size
 	}
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
-	for _, name := range []string{recovery.MetaName, recovery.TailName, checkpoint.FileName} {
+	for _, name := range []string{recovery.MetaName, recovery.TailName, checkpoint.FileName, segment.SpareName} {
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}

@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,8 +22,12 @@ import (
 // BenchmarkOpen measures Open of a log of 64 MiB segments, cleanly closed
 // ("clean") and as a crash leaves it ("crash": the directory copied while
 // the log was open, after a Sync of its NoSync appends returned, which is
-// what a SIGKILL then leaves: no sync frame after the last write), with the
-// newest segment holding about the given MiB of records. Run it with
+// what a SIGKILL then leaves: no sync frame after the last write; and
+// "killed": a log of the same shape written by a child process, the test
+// binary run again, that was sent SIGKILL after its Sync returned), with the
+// newest segment holding about the given MiB of records. Close seals the
+// newest segment, so "clean" reads its footer, never its frames, and then
+// lifts the footer to append there again. Run it with
 // go test ./wal -run XXX -bench BenchmarkOpen -benchtime=10x (-short: the
 // 1 GiB log with a small newest segment only). Each Open gets a fresh copy of the newest segment, made with its
 // preallocated space unwritten and fdatasync'd (untimed), so the two code
@@ -44,7 +50,7 @@ func BenchmarkOpen(b *testing.B) {
 		// parent's directory, so a -bench filter builds only what it runs.
 		root := filepath.Join(b.TempDir(), fmt.Sprint(i))
 		var src *openSource
-		for _, state := range []string{"clean", "crash"} {
+		for _, state := range []string{"clean", "crash", "killed"} {
 			for _, path := range []string{"skip", "read-all"} {
 				name := fmt.Sprintf("total=%dGiB/newest=%dMiB/%s/%s", c.total>>30, c.newest>>20, state, path)
 				b.Run(name, func(b *testing.B) {
@@ -60,39 +66,24 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 // openSource is a prepared log: dir holds it cleanly closed; crash holds
-// the newest segment as it was before Close wrote its sync frame.
+// the newest segment as it was before Close wrote its sync frame; killed
+// is a second log of the same shape, written by a child process that was
+// then sent SIGKILL.
 type openSource struct {
-	dir    string
-	newest string // file name of the newest segment
-	crash  string // path of the crash copy of the newest segment
+	dir          string
+	newest       string // file name of the newest segment
+	crash        string // path of the crash copy of the newest segment
+	killed       string
+	killedNewest string
 }
 
 // buildOpenLog writes a log of about total bytes of 64 KiB records whose
-// newest segment holds about newest bytes of them.
+// newest segment holds about newest bytes of them, and has a child
+// process write another and be killed.
 func buildOpenLog(b *testing.B, dir string, total, newest int64) openSource {
 	b.Helper()
-	l, err := Open(filepath.Join(dir, "log"), &Options{NoSync: true, Logger: quiet})
+	l, err := writeOpenLog(filepath.Join(dir, "log"), total, newest)
 	if err != nil {
-		b.Fatal(err)
-	}
-	rec := make([]byte, 64<<10)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range rec {
-		rec[i] = byte(rng.Uint32())
-	}
-	segs := total / DefaultSegmentSize
-	for written := int64(0); ; written += int64(len(rec)) {
-		l.mu.Lock()
-		n, tail := len(l.sealed), l.active.tail
-		l.mu.Unlock()
-		if int64(n) >= segs-1 && tail >= newest {
-			break
-		}
-		if _, err := l.Append(rec); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := l.Sync(); err != nil {
 		b.Fatal(err)
 	}
 	src := openSource{dir: filepath.Join(dir, "log"), newest: filepath.Base(l.active.path), crash: filepath.Join(dir, "crash")}
@@ -100,7 +91,84 @@ func buildOpenLog(b *testing.B, dir string, total, newest int64) openSource {
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}
+	src.killed = filepath.Join(dir, "killed")
+	src.killedNewest = killOpenLogWriter(b, src.killed, total, newest)
 	return src
+}
+
+// writeOpenLog writes the log of buildOpenLog in dir and returns it open,
+// its last records Synced.
+func writeOpenLog(dir string, total, newest int64) (*Log, error) {
+	l, err := Open(dir, &Options{NoSync: true, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	rec := make([]byte, 64<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range rec {
+		rec[i] = byte(rng.Uint32())
+	}
+	segs := total / DefaultSegmentSize
+	for {
+		l.mu.Lock()
+		n, tail := len(l.sealed), l.active.tail
+		l.mu.Unlock()
+		if int64(n) >= segs-1 && tail >= newest {
+			break
+		}
+		if _, err := l.Append(rec); err != nil {
+			return nil, err
+		}
+	}
+	return l, l.Sync()
+}
+
+const envOpenChild = "JOURNAL_OPEN_BENCH_CHILD" // "DIR TOTAL NEWEST"; set only in the child
+
+// TestOpenBenchChild is the child side of BenchmarkOpen's killed state: it
+// writes a log, says "ready NEWEST" and waits to be killed. It does
+// nothing unless BenchmarkOpen started it.
+func TestOpenBenchChild(t *testing.T) {
+	arg := os.Getenv(envOpenChild)
+	if arg == "" {
+		t.Skip("helper process: BenchmarkOpen re-executes the test binary to run it")
+	}
+	var dir string
+	var total, newest int64
+	if _, err := fmt.Sscan(arg, &dir, &total, &newest); err != nil {
+		t.Fatal(err)
+	}
+	l, err := writeOpenLog(dir, total, newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("ready %s\n", filepath.Base(l.active.path))
+	time.Sleep(time.Hour) // until killed (select{} would be a deadlock with no other goroutine)
+}
+
+// killOpenLogWriter has a child process write the log of buildOpenLog in
+// dir and kills it (SIGKILL) once its records are synced. It returns the
+// name of the newest segment.
+func killOpenLogWriter(b *testing.B, dir string, total, newest int64) string {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenBenchChild$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", envOpenChild, dir, total, newest))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var name string
+	_, err = fmt.Fscanf(out, "ready %s\n", &name)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		b.Fatalf("child writer: %v", err)
+	}
+	return name
 }
 
 // copySparse copies the file from to to, leaving unwritten what from
@@ -156,24 +224,29 @@ func (src openSource) prepare(b *testing.B, dir, state string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	names, err := os.ReadDir(src.dir)
+	from, name := src.dir, src.newest
+	if state == "killed" {
+		from, name = src.killed, src.killedNewest
+	}
+	names, err := os.ReadDir(from)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, e := range names {
-		if e.Name() == src.newest {
+		if e.Name() == name || e.Name() == LockName {
 			continue
 		}
-		// Open changes none of these: sealed segments, the meta file.
-		if err := os.Link(filepath.Join(src.dir, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+		// Open changes none of these: sealed segments, the meta file
+		// (and removes a spare the killed writer left, a link here).
+		if err := os.Link(filepath.Join(from, e.Name()), filepath.Join(dir, e.Name())); err != nil {
 			b.Fatal(err)
 		}
 	}
-	newest := filepath.Join(src.dir, src.newest)
+	newest := filepath.Join(from, name)
 	if state == "crash" {
 		newest = src.crash
 	}
-	copySparse(b, newest, filepath.Join(dir, src.newest))
+	copySparse(b, newest, filepath.Join(dir, name))
 }
 
 func benchOpen(b *testing.B, src openSource, state string, readAll bool) {

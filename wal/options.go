@@ -57,10 +57,12 @@ type Options struct {
 	// can lose what was not synced.
 	NoSync bool
 	// Verify makes Open check every record of every segment. By default
-	// Open reads the newest segment whole but only the checksummed header
-	// and footer of sealed ones, so a large log opens quickly; a damaged
-	// record in a sealed segment is then reported (ErrCorrupt) when it is
-	// read, and by `wal verify`.
+	// Open reads only the checksummed header and footer of sealed
+	// segments, so a large log opens quickly; a damaged record in a sealed
+	// segment is then reported (ErrCorrupt) when it is read, and by `wal
+	// verify`. Close seals the newest segment too, so a cleanly closed log
+	// opens without reading a record; after a crash Open reads the newest
+	// segment's records (what was written, never its preallocated space).
 	Verify bool
 	// Compression compresses each record (default NoCompression).
 	Compression Compression

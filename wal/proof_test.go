@@ -16,7 +16,11 @@ import (
 // Close, or Sync in NoSync mode, made durable, with nothing appended after
 // it: Open must refuse with ErrCorrupt naming that file and offset, never
 // cut the records after it as a torn tail, and `wal verify` (recovery.Check)
-// must report the same place first.
+// must report the same place first. After Close the newest segment is
+// sealed like the others, and Open reads no record of it: there Open with
+// Options.Verify must refuse, a quick Open must open (and Read the damaged
+// record must fail), and once that Open has lifted the footer to append
+// again, a crash must leave a log whose Open refuses, as before.
 func TestDamageBeforeProvenDataIsCorruption(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -63,14 +67,47 @@ func TestDamageBeforeProvenDataIsCorruption(t *testing.T) {
 				if len(st.Damage) == 0 || st.Damage[0].Path != path || st.Damage[0].Offset != off {
 					t.Fatalf("verify: damage %v, want the first at %s offset %d", st.Damage, path, off)
 				}
-				_, err = Open(dir, &Options{NoSync: tc.noSync, Logger: quiet})
-				var ce *CorruptionError
-				if !errors.As(err, &ce) || ce.Path != path || ce.Offset != off || ce.Index != victim {
-					t.Fatalf("Open: %v; want ErrCorrupt in %s at offset %d (record %d)", err, path, off, victim)
+				closed := !tc.noSync || tc.name == "NoSyncClose"
+				if closed {
+					_, err = Open(dir, &Options{NoSync: tc.noSync, Logger: quiet, Verify: true})
+					wantCorruptAt(t, "Open with Verify", err, path, off, victim)
+					dir = openedThenKilled(t, dir, tc.noSync, victim)
 				}
+				_, err = Open(dir, &Options{NoSync: tc.noSync, Logger: quiet})
+				wantCorruptAt(t, "Open", err, filepath.Join(dir, segment.Name(1)), off, victim)
 			})
 		}
 	}
+}
+
+// wantCorruptAt fails the test unless err is a *CorruptionError at path, off,
+// index.
+func wantCorruptAt(t *testing.T, what string, err error, path string, off int64, index uint64) {
+	t.Helper()
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.Path != path || ce.Offset != off || ce.Index != index {
+		t.Fatalf("%s: %v; want ErrCorrupt in %s at offset %d (record %d)", what, err, path, off, index)
+	}
+}
+
+// openedThenKilled opens the closed log in dir quickly (which lifts the
+// newest segment's footer), checks that reading the damaged record fails,
+// and returns a copy of the directory as a SIGKILL then leaves it.
+func openedThenKilled(t *testing.T, dir string, noSync bool, victim uint64) string {
+	t.Helper()
+	l, err := Open(dir, &Options{NoSync: noSync, Logger: quiet})
+	if err != nil {
+		t.Fatalf("quick Open of a closed log: %v", err)
+	}
+	defer l.Close()
+	if _, err := l.Read(victim); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Read(%d) of the damaged record: %v, want ErrCorrupt", victim, err)
+	}
+	crashed := t.TempDir()
+	for _, name := range listDir(t, dir) {
+		writeFile(t, filepath.Join(crashed, name), readFile(t, filepath.Join(dir, name)))
+	}
+	return crashed
 }
 
 // frameOffset finds the frame of record index in a segment file.

@@ -266,7 +266,7 @@ func (r *Reader) waitFor(wait bool) <-chan struct{} {
 // saltOf returns the salt of the segment holding a record in
 // [first, last]. Called with mu held.
 func (l *Log) saltOf(index uint64) uint64 {
-	if a := l.active; index >= a.first() {
+	if a := l.unsealed(index); a != nil {
 		return a.h.Salt
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
@@ -357,13 +357,10 @@ func (r *Reader) position(sp *readSpan) error {
 // spanFrom locates the durable records from index on, index in
 // [first, durable]. Called with mu held.
 func (l *Log) spanFrom(index uint64) (readSpan, error) {
-	if a := l.active; index >= a.first() {
+	if a := l.unsealed(index); a != nil {
 		k := int(index - a.first())
-		stop := l.durable + 1
-		end := a.tail + int64(len(l.pend))
-		if n := int(stop - a.first()); n < len(a.offsets) {
-			end = a.offsets[n]
-		}
+		stop := min(l.durable+1, a.first()+uint64(len(a.offsets)))
+		end := l.recordsEnd(a, int(stop-a.first()))
 		return readSpan{path: a.path, h: a.h, off: a.offsets[k], end: end, index: index, stop: stop}, nil
 	}
 	for _, s := range l.sealed {

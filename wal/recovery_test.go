@@ -493,16 +493,25 @@ func TestRecoveryReadDetectsDamage(t *testing.T) {
 			damaged(t, newest, fr, fr.off, fr.end, 2)
 		}
 	})
-	// The footer's index of record offsets is read again on each Read:
-	// damage to it must not make Read return another record's bytes or
-	// fail with anything but ErrCorrupt.
+	// The footer's index of record offsets is read when a Read first
+	// needs it (and kept for a few segments; forgotten here before each
+	// Read, so each reads the damaged entry): damage to it must not make
+	// Read return another record's bytes or fail with anything but
+	// ErrCorrupt.
 	t.Run("FlippedFooterIndexNeverReadsWrongBytes", func(t *testing.T) {
 		k := len(sealedFrames) / 2
 		fr := sealedFrames[k]
 		entry := footer + segment.FrameHeader + 4*int64(k)
+		l.Read(fr.index) // the index in memory: damage to the file no longer matters
+		flip(t, sealed, entry, 0)
+		if readOK(t, fr.index, "index in memory") {
+			t.Errorf("Read(%d) failed with the segment's index in memory, read before the damage", fr.index)
+		}
+		flip(t, sealed, entry, 0)
 		for bit := range uint(32) {
 			off, b := entry+int64(bit/8), bit%8
 			flip(t, sealed, off, b)
+			forgetIndexes(l)
 			ctx := fmt.Sprintf("bit %d of the footer entry of record %d flipped", bit, fr.index)
 			if !readOK(t, fr.index, ctx) {
 				t.Errorf("%s: Read(%d) returned the record from a wrong offset", ctx, fr.index)
@@ -510,6 +519,7 @@ func TestRecoveryReadDetectsDamage(t *testing.T) {
 			readOK(t, fr.index-1, ctx)
 			readOK(t, fr.index+1, ctx)
 			flip(t, sealed, off, b)
+			forgetIndexes(l)
 			if readOK(t, fr.index, "undone") {
 				t.Fatalf("Read(%d) still fails after the damage was undone", fr.index)
 			}

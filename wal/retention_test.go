@@ -136,8 +136,9 @@ func TestRetentionByAge(t *testing.T) {
 
 // The times that retention by age goes by are in the footer: a log
 // reopened hours later (here: with a shorter MaxAge) releases by them, and
-// a segment resumed after a restart is sealed with its first append time
-// unknown.
+// a segment resumed after a clean restart keeps the first append time that
+// Close sealed into its footer (one resumed after a crash has none:
+// TestRetentionTimesOfASegmentResumedAfterACrash).
 func TestRetentionByAgeUsesFooterTimesAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	before := time.Now().UnixNano()
@@ -164,8 +165,8 @@ func TestRetentionByAgeUsesFooterTimesAfterReopen(t *testing.T) {
 		switch {
 		case s.first() < resumedFirst: // written and sealed in the first session
 			ok = within(ts.First, before, after) && within(ts.Last, ts.First, after)
-		case s.first() == resumedFirst: // resumed: first append unknown
-			ok = ts.First == 0 && within(ts.Last, before, now)
+		case s.first() == resumedFirst: // resumed from the footer Close sealed
+			ok = within(ts.First, before, after) && within(ts.Last, after, now)
 		default:
 			ok = within(ts.First, after, now) && within(ts.Last, ts.First, now)
 		}
@@ -183,6 +184,37 @@ func TestRetentionByAgeUsesFooterTimesAfterReopen(t *testing.T) {
 	}
 	defer l.Close()
 	eventually(t, "release by footer times", func() bool { return l.Metrics().Segments == 1 })
+}
+
+// A segment resumed after a crash (no footer from Close) has no known
+// first append time: its footer says 0 there, and a later append time.
+func TestRetentionTimesOfASegmentResumedAfterACrash(t *testing.T) {
+	fsys := crashfs.New()
+	o := &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: fsys}
+	l, err := Open("log", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, l, 40)
+	fsys.Kill() // the process dies: its files stay as written, unsealed
+	crashed := time.Now().UnixNano()
+	l, err = Open("log", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	resumedFirst := l.active.first()
+	fill(t, l, 20) // seals the segment resumed
+	for _, s := range l.sealed {
+		if s.first() != resumedFirst {
+			continue
+		}
+		if ts := s.footer.Times; ts.First != 0 || ts.Last < crashed {
+			t.Fatalf("segment resumed after a crash sealed with times %+v; want first 0, last after %d", ts, crashed)
+		}
+		return
+	}
+	t.Fatalf("the segment resumed at %d was not sealed", resumedFirst)
 }
 
 // A segment without times (format version 2, or sealed by recovery) ages

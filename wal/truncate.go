@@ -53,6 +53,11 @@ func (l *Log) TruncateFront(index uint64) error {
 // waits for opMu, so the files are still open). Called with opMu and mu
 // held.
 func (l *Log) truncateFront(index uint64) error {
+	// A segment a rotation is sealing joins the sealed ones (and may be
+	// released) once the rotation ends.
+	for l.sealing != nil && l.err == nil {
+		l.cond.Wait()
+	}
 	if l.err != nil {
 		return l.err
 	}

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -82,9 +83,24 @@ type Log struct {
 	moved  chan struct{}
 	sealed []*sealedSegment
 	active *activeSegment
-	meta   recovery.Meta
-	pend   []byte // frames gathering for the next write
-	spare  []byte
+	// sealing is the full segment a rotation is sealing in the background
+	// (nil when none): its records are read through its offsets, and no
+	// record of the active segment is acknowledged until the rotation has
+	// installed it (see rotate).
+	sealing *activeSegment
+	// ready is a spare file prepared for the next rotation (nil when
+	// none); preparing is set while a goroutine prepares one.
+	ready     *spareFile
+	preparing bool
+	spareFull bool             // preparing a spare found the disk full: the rotation tries again
+	bg        sync.WaitGroup   // rotations and spare preparations in flight
+	indexed   []*sealedSegment // the sealed segments whose idx is in memory, oldest first
+	// spareOffsets is the offsets slice of the last segment sealed, for
+	// the next one: a steady stream of appends allocates nothing.
+	spareOffsets []int64
+	meta         recovery.Meta
+	pend         []byte // frames gathering for the next write
+	spare        []byte
 	// pendMark is the synced field of the last frame in pend; writeMark
 	// that of the last frame of the write in flight.
 	pendMark, writeMark int64
@@ -137,6 +153,9 @@ type sealedSegment struct {
 	footer segment.Footer
 	size   int64    // the file's size
 	f      vfs.File // opened on first read; guarded by Log.mu
+	// idx is the footer's index, kept in memory for Read by the last
+	// few segments read (Log.indexed); guarded by Log.mu.
+	idx segment.Index
 }
 
 func (s *sealedSegment) first() uint64 { return s.h.FirstIndex }
@@ -163,6 +182,10 @@ type activeSegment struct {
 	// then unknown.
 	times      segment.Times
 	firstKnown bool
+	// syncAt is where the sync frame that ends the data lies, when the
+	// last write was one (0 otherwise): Close then seals the segment, and
+	// the next Open reopens it from its footer (see segment.Unseal).
+	syncAt int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -282,11 +305,13 @@ func (l *Log) recover() error {
 	// and resume syncs the newest one.
 	l.durable = l.last
 	segs := st.Segments
-	if n := len(segs); n > 0 && !segs[n-1].Sealed {
+	if n := len(segs); n > 0 {
 		if err := l.resume(segs[n-1]); err != nil {
 			return err
 		}
-		segs = segs[:n-1]
+		if l.active != nil {
+			segs = segs[:n-1]
+		}
 	}
 	for _, s := range segs {
 		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size})
@@ -297,16 +322,35 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// resume makes the newest, unsealed segment the active one. Its
-// preallocation is restored if the disk has room: on a full disk the log
-// opens anyway (appends then grow the file, each fdatasync persisting the
-// size), so that the application can release records to free space.
+// resume makes the newest segment the active one: an unsealed one as
+// recovery found it, or one that Close sealed, reopened from its footer
+// without reading its records (a segment sealed otherwise stays sealed and
+// l.active nil: Open starts a new one). Its preallocation is restored if
+// the disk has room: on a full disk the log opens anyway (appends then
+// grow the file, each fdatasync persisting the size), so that the
+// application can release records to free space.
 func (l *Log) resume(s recovery.Segment) error {
 	f, err := l.fs.OpenFile(s.Path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("journal: open %s: %w", s.Path, err)
 	}
-	size := s.Size
+	offsets, end, size, syncAt := s.Offsets, s.End, s.Size, int64(0)
+	// A segment resumed with records from before the restart has no known
+	// first append time, unless Close sealed it with one.
+	times, firstKnown := segment.Times{}, len(offsets) == 0
+	if s.Sealed {
+		var ok bool
+		offsets, ok, err = segment.Unseal(f, s.Header, s.Footer)
+		if err != nil || !ok {
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("journal: reopen %s: %w", s.Path, err)
+			}
+			return nil
+		}
+		end, size, syncAt = s.Footer.Offset, s.Footer.Offset, s.Footer.Offset-segment.SectorSize
+		times, firstKnown = s.Footer.Times, len(offsets) == 0 || s.Footer.Times.First != 0
+	}
 	if err := f.Preallocate(l.opts.SegmentSize); err != nil && !errors.Is(err, syscall.ENOSPC) {
 		f.Close()
 		return fmt.Errorf("journal: preallocate %s: %w", s.Path, err)
@@ -317,13 +361,20 @@ func (l *Log) resume(s recovery.Segment) error {
 	}
 	// What recovery kept may never have been synced (a NoSync log, or a
 	// complete batch of a torn write): the frames written next claim it
-	// durable, so it must be before they are written.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
+	// durable, so it must be before they are written. A segment Close
+	// sealed was synced whole; the trim of its footer and the new
+	// preallocation become durable with the next fdatasync, and until then
+	// a crash leaves the footer in place, or frames of an unacknowledged
+	// write over it, which recovery cuts as a torn tail.
+	if !s.Sealed {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("journal: fdatasync %s: %w", s.Path, err)
+		}
 	}
-	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, synced: s.End, proven: s.End, dataEnd: s.End, size: size,
-		firstKnown: len(s.Offsets) == 0}
+	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: offsets, tail: end, synced: end,
+		proven: end, dataEnd: end, size: size, syncAt: syncAt,
+		times: times, firstKnown: firstKnown}
 	return nil
 }
 
@@ -405,7 +456,9 @@ func (l *Log) fail(err error) error {
 // return ErrClosed.
 // It leaves the proof that every record is durable on disk (a sync frame
 // after the last write), so that recovery tells damage to any of them
-// from a torn tail.
+// from a torn tail, and seals the newest segment after it with its footer,
+// so that the next Open reads the footer instead of the records (and then
+// removes it to append there again).
 func (l *Log) Close() error {
 	if !l.closing.CompareAndSwap(false, true) {
 		return ErrClosed
@@ -431,18 +484,52 @@ func (l *Log) Close() error {
 	for l.flushing {
 		l.cond.Wait()
 	}
+	if err == nil {
+		err = l.sealOnClose()
+	}
 	l.closed = true
 	l.cond.Broadcast()
 	l.wakeReaders()
 	l.closeTail()
 	l.mu.Unlock()
+	// A spare being prepared sees closed and removes itself; if preparing
+	// it failed meanwhile, Close reports that failure like any other.
+	l.bg.Wait()
+	if err == nil {
+		l.mu.Lock()
+		err = l.err
+		l.mu.Unlock()
+	}
 	l.filesMu.Lock()
+	if derr := l.dropSpare(); err == nil && derr != nil {
+		err = fmt.Errorf("journal: remove spare segment: %w", derr)
+	}
 	l.closeFiles()
 	l.filesMu.Unlock()
 	if lerr := l.lock.Close(); err == nil {
 		err = lerr
 	}
 	return err
+}
+
+// sealOnClose seals the active segment after the sync frame that Close
+// left, so that the next Open reads its footer instead of scanning its
+// records (and lifts the footer to append there again). A segment without
+// records, or whose data does not end with a sync frame (nothing was
+// written since Open found it unsealed), is left as it is. A crash in the
+// middle leaves the footer written or not, the trim made or not: recovery
+// reads each as it reads a rotation cut short. Called with mu held and
+// the log idle and synced.
+func (l *Log) sealOnClose() error {
+	a := l.active
+	if len(a.offsets) == 0 || a.syncAt == 0 || a.syncAt != a.tail-segment.SectorSize {
+		return nil
+	}
+	if _, err := segment.Seal(a.f, a.h, a.tail, a.offsets, a.sealTimes()); err != nil {
+		return l.fail(fmt.Errorf("journal: seal %s: %w", a.path, err))
+	}
+	a.size = a.h.SealedSize(a.tail, len(a.offsets))
+	return nil
 }
 
 func (l *Log) closeFiles() {
@@ -454,6 +541,9 @@ func (l *Log) closeFiles() {
 	}
 	if l.active != nil && l.active.f != nil {
 		l.active.f.Close()
+	}
+	if l.sealing != nil {
+		l.sealing.f.Close()
 	}
 }
 
@@ -499,7 +589,7 @@ func (l *Log) prove(closing bool) error {
 	if _, err := a.f.WriteAt(mark, a.tail); err != nil {
 		return l.fail(fmt.Errorf("journal: write %s at %d: %w", a.path, a.tail, err))
 	}
-	a.proven = a.tail
+	a.proven, a.syncAt = a.tail, a.tail
 	a.tail += int64(len(mark))
 	a.size = max(a.size, a.tail)
 	if !closing {
@@ -512,29 +602,107 @@ func (l *Log) prove(closing bool) error {
 	return nil
 }
 
+// unsealed returns the segment whose records are located through offsets
+// in memory that holds index: the active segment, or the one a rotation is
+// sealing. It returns nil when a sealed segment holds index. Called with
+// mu held.
+func (l *Log) unsealed(index uint64) *activeSegment {
+	if a := l.active; index >= a.first() {
+		return a
+	}
+	if s := l.sealing; s != nil && index >= s.first() {
+		return s
+	}
+	return nil
+}
+
+// recordsEnd is where the frame of a's k-th record (0-based) starts, or,
+// past its last record, where its frames end. Called with mu held.
+func (l *Log) recordsEnd(a *activeSegment, k int) int64 {
+	switch {
+	case k < len(a.offsets):
+		return a.offsets[k]
+	case a == l.active:
+		return a.tail + int64(len(l.pend))
+	}
+	return a.tail
+}
+
+// recordAt says where a readable record lies: its frame spans
+// [off, off+size) of f, unless s is set: then the frame is located through
+// s's footer, record k, whose index is not in memory.
+type recordAt struct {
+	f         vfs.File
+	path      string
+	h         segment.Header
+	off, size int64
+	s         *sealedSegment
+	k         int64
+}
+
+// maxIndexed is how many sealed segments keep their footer's index in
+// memory for Read: 4 bytes a record, so at most SegmentSize/8 a segment
+// (frames are at least 32 bytes; 8 MiB for the default 64 MiB segments,
+// typically far less): enough for reads that wander over a few segments,
+// and memory bounded by the segment size, not the log's length.
+const maxIndexed = 4
+
 // segmentFor locates the file and frame of a readable record. Called with
 // mu held.
-func (l *Log) segmentFor(index uint64) (vfs.File, string, segment.Header, func(vfs.File) (int64, int64, error), error) {
-	if a := l.active; index >= a.first() {
+func (l *Log) segmentFor(index uint64) (recordAt, error) {
+	if a := l.unsealed(index); a != nil {
 		k := int(index - a.first())
-		end := a.tail + int64(len(l.pend))
-		if k+1 < len(a.offsets) {
-			end = a.offsets[k+1]
-		}
-		off := a.offsets[k]
-		return a.f, a.path, a.h, func(vfs.File) (int64, int64, error) { return off, end - off, nil }, nil
+		off, end := a.offsets[k], l.recordsEnd(a, k+1)
+		return recordAt{f: a.f, path: a.path, h: a.h, off: off, size: end - off}, nil
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
 	s := l.sealed[i]
 	if s.f == nil {
 		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
 		if err != nil {
-			return nil, "", segment.Header{}, nil, fmt.Errorf("journal: open %s: %w", s.path, err)
+			return recordAt{}, fmt.Errorf("journal: open %s: %w", s.path, err)
 		}
 		s.f = f
 	}
-	k := int64(index - s.first())
-	return s.f, s.path, s.h, func(f vfs.File) (int64, int64, error) { return s.footer.RecordSpan(f, k) }, nil
+	at := recordAt{f: s.f, path: s.path, h: s.h, k: int64(index - s.first())}
+	if !s.idx.Loaded() {
+		at.s = s
+		return at, nil
+	}
+	var err error
+	if at.off, at.size, err = s.idx.RecordSpan(at.k); err != nil {
+		return recordAt{}, fmt.Errorf("journal: read index of %s: %w", s.path, err)
+	}
+	return at, nil
+}
+
+// sealedSpan locates record at.k of sealed segment at.s, loading the
+// footer's index into memory for the next reads. Called without mu, with
+// filesMu held shared.
+func (l *Log) sealedSpan(at recordAt) (int64, int64, error) {
+	x, err := at.s.footer.ReadIndex(at.f)
+	if err != nil {
+		// Read as before, record by record: its errors say what is wrong.
+		return at.s.footer.RecordSpan(at.f, at.k)
+	}
+	l.mu.Lock()
+	l.keepIndex(at.s, x)
+	l.mu.Unlock()
+	return x.RecordSpan(at.k)
+}
+
+// keepIndex keeps s's index in memory, dropping the oldest kept beyond
+// maxIndexed. Called with mu held.
+func (l *Log) keepIndex(s *sealedSegment, x segment.Index) {
+	if s.idx.Loaded() {
+		return
+	}
+	s.idx = x
+	l.indexed = append(l.indexed, s)
+	if len(l.indexed) > maxIndexed {
+		l.indexed[0].idx = segment.Index{}
+		l.indexed = slices.Delete(l.indexed, 0, 1)
+	}
 }
 
 // Read returns the record at index: exactly the bytes appended. It returns
@@ -557,14 +725,15 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: index %d, log holds [%d, %d]", ErrNotFound, index, first, last)
 	}
-	f, path, h, span, err := l.segmentFor(index)
+	at, err := l.segmentFor(index)
 	l.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	off, size, err := span(f)
-	if err != nil {
-		return nil, fmt.Errorf("journal: read index of %s: %w", path, err)
+	if at.s != nil {
+		if at.off, at.size, err = l.sealedSpan(at); err != nil {
+			return nil, fmt.Errorf("journal: read index of %s: %w", at.path, err)
+		}
 	}
-	return segment.ReadRecord(f, path, h, off, size, index)
+	return segment.ReadRecord(at.f, at.path, at.h, at.off, at.size, index)
 }

@@ -196,6 +196,7 @@ func footerOffset(t *testing.T, path string) int64 {
 // newestEnd is where the next write to the newest segment would go.
 func newestEnd(t *testing.T, dir string) (string, int64) {
 	t.Helper()
+	unsealNewest(t, dir)
 	st, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -208,12 +209,36 @@ func newestEnd(t *testing.T, dir string) (string, int64) {
 // frame.
 func lastFrame(t *testing.T, dir string) (string, int64) {
 	t.Helper()
+	unsealNewest(t, dir)
 	st, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := st.Segments[len(st.Segments)-1]
 	return s.Path, s.Offsets[len(s.Offsets)-1]
+}
+
+// unsealNewest lifts the footer that the log's Close wrote on the newest
+// segment (segment.Unseal), leaving the segment as a crash leaves it: the
+// tests that give it a torn tail start from there.
+func unsealNewest(t *testing.T, dir string) {
+	t.Helper()
+	st, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.Segments[len(st.Segments)-1]
+	if !s.Sealed {
+		return
+	}
+	f, err := vfs.Default.OpenFile(s.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, ok, err := segment.Unseal(f, s.Header, s.Footer); err != nil || !ok {
+		t.Fatalf("unseal %s: %v, %v", s.Path, ok, err)
+	}
 }
 
 func writeAt(t *testing.T, path string, off int64, b []byte) {
@@ -629,9 +654,11 @@ func TestRecoverDryRunThenReal(t *testing.T) {
 }
 
 func TestRecoverCorruptionWithoutSalvage(t *testing.T) {
-	// Damage in the newest segment followed by durable data: Open
-	// refuses; recover reports it and changes nothing.
+	// Damage in the newest segment followed by durable data, as a crash
+	// leaves it (not sealed): Open refuses; recover reports it and
+	// changes nothing.
 	dir := makeLog(t, 300)
+	unsealNewest(t, dir)
 	flip(t, seg(dir, 255), 512*5+40)
 	before := snapshotDir(t, dir)
 	r := want(t, 1, "recover", dir)
@@ -734,8 +761,10 @@ func TestTruncate(t *testing.T) {
 	want(t, 0, "truncate", dir, "--front", "500")
 	want(t, 0, "verify", dir)
 	checkLog(t, dir, 500, 499)
-	// A damaged log cannot be opened: exit 1 and advice.
+	// A damaged log cannot be opened: exit 1 and advice. (Damage before
+	// durable data in a newest segment a crash left unsealed.)
 	cdir := makeLog(t, 300)
+	unsealNewest(t, cdir)
 	flip(t, seg(cdir, 255), 512*5+40)
 	r = want(t, 1, "truncate", cdir, "--back", "10")
 	if !strings.Contains(r.stderr, "wal recover --salvage") {

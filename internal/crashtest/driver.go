@@ -200,6 +200,27 @@ func (d *Driver) Kill(opts wal.Options) bool {
 	return d.stop(err)
 }
 
+// Reopen closes the log cleanly and opens it again, as a restarted
+// process would: Close seals the newest segment and Open reopens it from
+// its footer, so crashes around both are enumerated. When Close or Open
+// fails the Driver holds no log (Log returns nil), as after Kill.
+func (d *Driver) Reopen() bool {
+	if d.failed.Load() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.log.Close()
+	d.log = nil // closed, or failed to close: the process gives it up either way
+	if err == nil {
+		d.m.Synced() // Close syncs
+		opts := d.Opts
+		opts.FS, opts.Logger = wrap(d.fs), Quiet
+		d.log, err = wal.Open(Dir, &opts)
+	}
+	return d.stop(err)
+}
+
 // kill kills the process of fsys, the crashfs.FS under any wrappers.
 func kill(fsys vfs.FS) {
 	for {
@@ -214,6 +235,10 @@ func kill(fsys vfs.FS) {
 		}
 	}
 }
+
+// Failed reports whether a call failed (the simulated crash, or a bug when
+// nothing crashed).
+func (d *Driver) Failed() bool { return d.failed.Load() }
 
 // Resume lets calls run again after a failure that left the log usable.
 func (d *Driver) Resume() { d.failed.Store(false) }
