@@ -20,6 +20,11 @@ import (
 // any descriptor of the file drops the lock. So the process keeps its own
 // table of the lock files it holds, by device and inode (two paths may
 // name one file), and never opens a held file again.
+//
+// On Linux an fcntl lock and a flock do not see each other: every process
+// that opens one directory must be built alike, all with journal_portable
+// or none (the tests that run cmd/wal beside themselves build it with
+// their own tags for this reason: crashtest.GoBuild).
 
 type fileID struct{ dev, ino uint64 }
 
