@@ -25,7 +25,7 @@ func TestAgreementCLI(t *testing.T) {
 		t.Skip("builds and runs the wal binary")
 	}
 	bin := filepath.Join(t.TempDir(), "wal")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/gojournal/journal/cmd/wal").CombinedOutput(); err != nil {
+	if out, err := crashtest.GoBuild(bin, "github.com/gojournal/journal/cmd/wal").CombinedOutput(); err != nil {
 		t.Fatalf("build wal: %v\n%s", err, out)
 	}
 	n := 20

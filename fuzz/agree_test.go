@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -78,7 +79,7 @@ func agreeBudget(t testing.TB) (cases int, until time.Time) {
 		if err != nil {
 			t.Fatalf("JOURNAL_AGREE_TIME: %v", err)
 		}
-		return 1 << 62, time.Now().Add(d)
+		return math.MaxInt, time.Now().Add(d)
 	}
 	return cases, time.Time{}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strings"
@@ -584,6 +585,15 @@ func corpusFile(data []byte) []byte {
 }
 
 func TestSeedCorpusIsCurrent(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		// The corpus is written on amd64, and compressed bytes depend on
+		// the architecture: klauspost/compress's S2 encoder picks other
+		// matches on 32-bit ARM (seen under qemu-arm). Every seed is
+		// still decoded here, by FuzzSegmentDecode's seed run; whether
+		// the files are current is a property of the repository, checked
+		// on amd64.
+		t.Skipf("the seed corpus is byte-exact on amd64 only, not %s", runtime.GOARCH)
+	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzSegmentDecode")
 	update := os.Getenv("JOURNAL_UPDATE_CORPUS") == "1"
 	if update {

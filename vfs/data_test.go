@@ -7,21 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
 )
-
-// holeFS are the file systems whose lseek reports fallocate'd but never
-// written space as a hole: there File.Data must know.
-var holeFS = map[int64]string{
-	unix.EXT4_SUPER_MAGIC:  "ext4",
-	unix.XFS_SUPER_MAGIC:   "xfs",
-	unix.TMPFS_MAGIC:       "tmpfs",
-	unix.BTRFS_SUPER_MAGIC: "btrfs",
-}
 
 // The layout of the file dataLayout writes: data at [0, 4 KiB) and
 // [4 MiB, 4 MiB+4 KiB), preallocated space elsewhere, 8 MiB in all.
@@ -81,24 +70,21 @@ func checkData(t *testing.T, f vfs.File, mustKnow bool) {
 	}
 }
 
-// TestDataSkipsPreallocatedSpaceOnDisk checks on the file system under
-// t.TempDir() that lseek(SEEK_DATA) reports fallocate'd space never written
-// as a hole, so the tail search of recovery can skip it.
+// TestDataSkipsPreallocatedSpaceOnDisk checks File.Data on the file system
+// under t.TempDir(): it never reports written bytes as a hole, and where
+// the platform asks the file system (lseek SEEK_DATA on Linux) it reports
+// preallocated space never written as one, so the tail search of recovery
+// can skip it.
 func TestDataSkipsPreallocatedSpaceOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	name, ok := holeFS[int64(st.Type)]
-	t.Logf("t.TempDir() is on file system type %#x (%s)", st.Type, name)
 	f := dataLayout(t, vfs.Default, filepath.Join(dir, "f"))
-	checkData(t, f, ok)
+	mustKnow := dataKnownOn(t, dir)
+	checkData(t, f, mustKnow)
 	// The same after fdatasync, when the data is in written extents.
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	checkData(t, f, ok)
+	checkData(t, f, mustKnow)
 }
 
 func TestDataInCrashFS(t *testing.T) {

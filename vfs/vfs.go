@@ -40,9 +40,10 @@ type File interface {
 	io.ReaderAt
 	io.WriterAt
 	io.Closer
-	// Sync makes all data written so far durable (fdatasync): after it
-	// returns nil the bytes survive a power loss. It also makes the file's
-	// size durable when it changed.
+	// Sync makes all data written so far durable (fdatasync on Linux and
+	// FreeBSD, F_FULLFSYNC on macOS, FlushFileBuffers on Windows): after
+	// it returns nil the bytes survive a power loss. It also makes the
+	// file's size durable when it changed.
 	Sync() error
 	// Truncate changes the file's size; Sync makes the change durable.
 	Truncate(size int64) error
@@ -97,7 +98,9 @@ type FS interface {
 	// Stat describes a file.
 	Stat(name string) (fs.FileInfo, error)
 	// SyncDir makes the entries of dir (files created, renamed or removed in
-	// it) durable.
+	// it) durable. Windows has no such call: there the OS FS writes renames
+	// through and relies on NTFS's metadata journal for the rest (see
+	// os_windows.go).
 	SyncDir(dir string) error
 	// Lock takes an exclusive advisory lock on the file name (creating it),
 	// failing at once with ErrLocked if it is held. Closing the result

@@ -36,7 +36,8 @@ func (c Compression) codec() segment.Codec {
 const (
 	DefaultSegmentSize = 64 << 20
 	MinSegmentSize     = 64 << 10
-	MaxSegmentSize     = segment.MaxSegmentSize
+	// MaxSegmentSize is typed: 2 GiB does not fit a 32-bit int.
+	MaxSegmentSize int64 = segment.MaxSegmentSize
 	// DefaultSlowSync is the default Options.SlowSync: an fdatasync slower
 	// than this holds every waiting append up for longer than a disk
 	// in good health should.

@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/gojournal/journal/wal"
 )
 
@@ -25,9 +23,9 @@ type benchOptions struct {
 	segSize  int64
 }
 
-func newBench() *cobra.Command {
+func newBench() *command {
 	var o benchOptions
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "bench",
 		Short: "Measure durable appends: throughput, latency, fdatasyncs, group-commit batching",
 		Long: `bench runs the durable-append workload: --writers goroutines each append
@@ -47,8 +45,8 @@ temporary directories are often on tmpfs, where fdatasync costs nothing.
 Exit codes: 0 done, 2 usage or I/O error.`,
 		Example: `  wal bench
   wal bench --dir /var/lib/myapp/bench --writers 64 --size 4096 --duration 10s`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args: noArgs,
+		RunE: func(cmd *command, args []string) error {
 			if o.writers < 1 || o.size < 0 || o.duration <= 0 {
 				return fail("--writers must be at least 1, --size at least 0 and --duration positive")
 			}

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -35,9 +33,9 @@ type demoOptions struct {
 	killAfter int
 }
 
-func newDemo() *cobra.Command {
+func newDemo() *command {
 	var o demoOptions
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "demo",
 		Short: "Append, checkpoint, SIGKILL a writer mid-append, recover, and verify every acknowledged record",
 		Long: `demo shows journal's promise end to end, in a temporary directory (or --dir):
@@ -54,8 +52,8 @@ Exit codes: 0 every acknowledged record survived, 1 one was lost,
 2 usage or I/O error.`,
 		Example: `  wal demo
   wal demo --writers 16 --records 10000 --dir /tmp/demo`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args: noArgs,
+		RunE: func(cmd *command, args []string) error {
 			if o.writers < 1 || o.records < 2 || o.killAfter < 1 {
 				return fail("--writers must be at least 1, --records at least 2 and --kill-after at least 1")
 			}
@@ -71,13 +69,13 @@ Exit codes: 0 every acknowledged record survived, 1 one was lost,
 
 // newDemoChild is the hidden command demo re-executes: it appends until it
 // is killed, printing each acknowledged index and payload on stdout.
-func newDemoChild() *cobra.Command {
+func newDemoChild() *command {
 	var writers int
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:    "demo-child DIR",
 		Hidden: true,
 		Args:   dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *command, args []string) error {
 			l, err := wal.Open(args[0], &wal.Options{SegmentSize: demoSegmentSize})
 			if err != nil {
 				return fail("%v", err)

@@ -12,18 +12,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/spf13/cobra"
-
 	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
 
-func newDump() *cobra.Command {
+func newDump() *command {
 	var from, to uint64
 	var format string
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "dump DIR",
 		Short: "Print the log's records with index, size and payload (read-only)",
 		Long: `dump prints the records of the log in DIR from --from to --to (default: all
@@ -46,13 +44,13 @@ Exit codes: 0 ok, 1 damage reached before --to, 2 usage or I/O error.`,
   wal dump /var/lib/myapp/wal --format json | jq -r .text
   wal dump /var/lib/myapp/wal --from 7 --to 7 --format hex`,
 		Args: dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *command, args []string) error {
 			switch format {
 			case "text", "json", "hex":
 			default:
 				return fail("--format must be text, json or hex, not %q", format)
 			}
-			if !cmd.Flags().Changed("to") {
+			if !cmd.changed("to") {
 				to = math.MaxUint64
 			}
 			if from > to {

@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
-
-	"github.com/spf13/cobra"
 )
 
-func newInfo() *cobra.Command {
+func newInfo() *command {
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "info DIR",
 		Short: "Describe the log: segments, index range, records, bytes, compression, snapshot (read-only)",
 		Long: `info describes the log in DIR: its segments (count and sizes), the range of

@@ -29,12 +29,10 @@
 // wal.Open, which would lock it and repair it. recover takes the lock; truncate
 // opens the log.
 //
-// The command line is built with github.com/spf13/cobra: the most widely used
-// Go CLI library (kubectl, hugo, gh), well kept, and it gives every command
-// generated help with examples, usage errors that name the problem, and shell
-// completion (wal completion bash|zsh|fish|powershell) for free. Progress
-// bars (github.com/schollz/progressbar) are drawn on stderr, and only when
-// stderr is a terminal, so scripts and pipes see clean output.
+// The command line uses only the standard library (flag), so that the
+// module that applications import requires no CLI framework: its go.sum
+// stays small. Progress bars are drawn on stderr, and only when stderr is
+// a terminal, so scripts and pipes see clean output.
 package main
 
 import (
@@ -42,8 +40,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/spf13/cobra"
 )
 
 // Exit codes.
@@ -83,9 +79,7 @@ func main() {
 
 // run executes the command line and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
-	err := root.Execute()
+	err := execute(root, commands(), args, stdout)
 	if err == nil {
 		return exitOK
 	}
@@ -96,16 +90,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return e.code
 	}
-	// Anything else comes from cobra: a bad flag, argument or command.
+	// Anything else is a usage error: a bad flag, argument or command.
 	fmt.Fprintf(stderr, "wal: %v\nRun 'wal --help' (or 'wal COMMAND --help') for usage.\n", err)
 	return exitError
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	root := &cobra.Command{
-		Use:   "wal",
-		Short: "Inspect, verify, recover and exercise journal write-ahead logs",
-		Long: `wal is the operator's tool for journal write-ahead logs.
+// root holds wal's own help.
+var root = &command{
+	Use:   "wal",
+	Short: "Inspect, verify, recover and exercise journal write-ahead logs",
+	Long: `wal is the operator's tool for journal write-ahead logs.
 
 verify, info, dump and checkpoint only read: they never lock the directory and
 work on a log another process has open, or on a read-only file system.
@@ -113,27 +107,20 @@ recover and truncate change the log and need it to themselves.
 
 Exit codes: 0 ok, 1 damage found (or records given up by recover),
 2 usage or I/O error, or the directory is locked.`,
-		Example: `  wal verify /var/lib/myapp/wal
+	Example: `  wal verify /var/lib/myapp/wal
   wal recover --dry-run /var/lib/myapp/wal`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		// Without a command: help, and the usage-error exit code.
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.Help()
-			return &exit{code: exitError}
-		},
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.AddCommand(
+}
+
+// commands are wal's commands, made afresh for each run.
+func commands() []*command {
+	return []*command{
 		newVerify(), newInfo(), newDump(), newRecover(), newTruncate(),
 		newCheckpoint(), newBench(), newDemo(), newDemoChild(),
-	)
-	return root
+	}
 }
 
 // dirArg is the Args check of the commands that take one log directory.
-func dirArg(cmd *cobra.Command, args []string) error {
+func dirArg(cmd *command, args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("%s takes one argument, the log directory (got %d)", cmd.Name(), len(args))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/cursor"
+	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	walBinary = filepath.Join(tmp, "wal")
-	build := exec.Command("go", "build", "-o", walBinary, ".")
+	build := crashtest.GoBuild(walBinary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build wal:", err)

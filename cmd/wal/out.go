@@ -8,14 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
 // stderrIsTerminal reports whether progress may be drawn: only for a person
 // watching, never into a pipe or a log file.
-func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
+// stderrIsTerminal reports whether stderr is a terminal (a character
+// device), where a progress bar can redraw itself.
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
 
 // progress returns a function that advances a bar over total bytes on
 // stderr, and one that removes the bar. Both do nothing when stderr is not
@@ -24,16 +26,31 @@ func progress(total int64, what string) (add func(int64), done func()) {
 	if total <= 0 || !stderrIsTerminal() {
 		return nil, func() {}
 	}
-	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
-	return func(n int64) { bar.Add64(n) }, func() { bar.Finish() }
+	b := &bar{total: total, what: what}
+	return b.add, b.clear
 }
+
+// bar is a progress bar on one terminal line, redrawn at most every
+// 100 ms.
+type bar struct {
+	total, n int64
+	what     string
+	drawn    time.Time
+}
+
+func (b *bar) add(n int64) {
+	b.n += n
+	if now := time.Now(); now.Sub(b.drawn) >= 100*time.Millisecond || b.n >= b.total {
+		b.drawn = now
+		const width = 30
+		fill := int(min(b.n, b.total) * width / b.total)
+		fmt.Fprintf(os.Stderr, "\r%s %3d%% [%s%s] %s/%s ", b.what, min(b.n, b.total)*100/b.total,
+			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), bytesIEC(b.n), bytesIEC(b.total))
+	}
+}
+
+// clear erases the bar's line.
+func (b *bar) clear() { fmt.Fprint(os.Stderr, "\r\x1b[2K") }
 
 // dirSize is the total size of the segment files named, for a progress bar.
 func dirSize(paths []string) int64 {

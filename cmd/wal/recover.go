@@ -8,16 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 )
 
-func newRecover() *cobra.Command {
+func newRecover() *command {
 	var o recoverOptions
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "recover DIR",
 		Short: "Repair what Open would repair, explicitly; --salvage cuts the log at damage",
 		Long: `recover does, and reports, what Open does to a log in DIR after a crash: it cuts
@@ -45,7 +43,7 @@ directory is locked.`,
   wal recover --salvage --dry-run /var/lib/myapp/wal
   wal recover --salvage /var/lib/myapp/wal`,
 		Args: dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *command, args []string) error {
 			o.dir = args[0]
 			return recoverDir(cmd.OutOrStdout(), o)
 		},

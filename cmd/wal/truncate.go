@@ -8,17 +8,15 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 )
 
-func newTruncate() *cobra.Command {
+func newTruncate() *command {
 	var front, back uint64
 	var segSize int64
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "truncate DIR (--front I | --back J)",
 		Short: "Drop the records before index I (--front) or after index J (--back)",
 		Long: `truncate opens the log in DIR (taking its lock and recovering it as Open does)
@@ -36,7 +34,10 @@ locked.`,
 		Example: `  wal truncate /var/lib/myapp/wal --front 1000
   wal truncate /var/lib/myapp/wal --back 4711`,
 		Args: dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *command, args []string) error {
+			if cmd.changed("front") == cmd.changed("back") {
+				return errors.New("truncate takes one of --front and --back")
+			}
 			dir := args[0]
 			if err := checkDir(dir); err != nil {
 				return err
@@ -48,7 +49,7 @@ locked.`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "truncate %s\n", dir)
 			fmt.Fprintf(w, "before:   %s\n", span(l.FirstIndex(), l.LastIndex()))
-			if cmd.Flags().Changed("front") {
+			if cmd.changed("front") {
 				err = l.TruncateFront(front)
 			} else {
 				err = l.TruncateBack(back)
@@ -70,8 +71,6 @@ locked.`,
 	cmd.Flags().Uint64Var(&front, "front", 0, "drop the records before this index")
 	cmd.Flags().Uint64Var(&back, "back", 0, "drop the records after this index")
 	cmd.Flags().Int64Var(&segSize, "segment-size", wal.DefaultSegmentSize, "segment size the log is written with (wal.Options.SegmentSize)")
-	cmd.MarkFlagsMutuallyExclusive("front", "back")
-	cmd.MarkFlagsOneRequired("front", "back")
 	return cmd
 }
 
@@ -100,8 +99,8 @@ func openLog(dir string, segSize int64) (*wal.Log, error) {
 	return l, nil
 }
 
-func newCheckpoint() *cobra.Command {
-	return &cobra.Command{
+func newCheckpoint() *command {
+	return &command{
 		Use:   "checkpoint DIR",
 		Short: "Show the snapshot's header: index, size, compression, age (read-only)",
 		Long: `checkpoint shows the header of the snapshot in DIR (the file "snapshot"): the log
@@ -113,7 +112,7 @@ Exit codes: 0 shown, or there is no snapshot; 1 the snapshot is damaged;
 2 usage or I/O error.`,
 		Example: `  wal checkpoint /var/lib/myapp/wal`,
 		Args:    dirArg,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *command, args []string) error {
 			dir := args[0]
 			if err := checkDir(dir); err != nil {
 				return err

@@ -3,13 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-
-	"github.com/spf13/cobra"
 )
 
-func newVerify() *cobra.Command {
+func newVerify() *command {
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := &command{
 		Use:   "verify DIR",
 		Short: "Check every checksum of the log and its snapshot; report all damage (read-only)",
 		Long: `verify reads every segment of the log in DIR to the last byte: headers, footers,
@@ -71,8 +69,8 @@ func (ex *examination) printVerify(w io.Writer) {
 
 // report runs the examination behind verify and info and prints it as
 // text or JSON; damage makes the exit code 1.
-func report(asJSON *bool, print func(*examination, io.Writer)) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
+func report(asJSON *bool, print func(*examination, io.Writer)) func(*command, []string) error {
+	return func(cmd *command, args []string) error {
 		ex, err := examine(args[0])
 		if err != nil {
 			return err

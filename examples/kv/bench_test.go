@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/gojournal/journal/vfs"
 )
 
 // BenchmarkPut runs 8 writers putting 128-byte values, in three ways on
@@ -85,12 +85,12 @@ func runWriters(b *testing.B, writers int, fn func(key string) error) {
 }
 
 func benchIdeal(b *testing.B, writers int, value string) {
-	f, err := os.OpenFile(filepath.Join(b.TempDir(), "ideal"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := vfs.Default.OpenFile(filepath.Join(b.TempDir(), "ideal"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, 1<<30); err != nil {
+	if err := f.Preallocate(1 << 30); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -106,7 +106,7 @@ func benchIdeal(b *testing.B, writers int, value string) {
 // one pwrite and fdatasync is in flight; the caller that finds none in
 // flight writes and syncs everything gathered.
 type groupCommit struct {
-	f              *os.File
+	f              vfs.File
 	mu             sync.Mutex
 	cond           sync.Cond
 	pend           []byte
@@ -132,7 +132,7 @@ func (g *groupCommit) append(rec []byte) error {
 		g.mu.Unlock()
 		_, err := g.f.WriteAt(buf, off)
 		if err == nil {
-			err = unix.Fdatasync(int(g.f.Fd()))
+			err = g.f.Sync() // fdatasync on Linux
 		}
 		g.mu.Lock()
 		g.flushing = false

@@ -1,0 +1,42 @@
+//go:build unix
+
+package vfs
+
+import (
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	return os.OpenFile(name, flag, perm)
+}
+
+// rename is rename(2), atomic on every POSIX file system.
+func rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// syncDir fsyncs the directory: fdatasync need not cover the entries on
+// every file system. On macOS, (*os.File).Sync is F_FULLFSYNC (fsync
+// where the file system refuses it), so the entries reach the disk and
+// not only the drive's cache.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ignoringEINTR retries a system call that a signal interrupted.
+func ignoringEINTR(call func() error) error {
+	for {
+		if err := call(); err != unix.EINTR {
+			return err
+		}
+	}
+}
