@@ -2,7 +2,6 @@ package wal
 
 import (
 	"math/rand/v2"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -38,13 +37,6 @@ func BenchmarkRead(b *testing.B) {
 	// often this process got a core: CPU time per read (user and system,
 	// this process) tells the code's cost apart from the machine's load.
 	b.ReportMetric(float64(b.N)/(cpuTime()-cpu).Seconds(), "reads/cpu-s")
-}
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkReplay measures sequential replay with a Reader of 4 KiB

@@ -5,9 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
 )
 
 // BenchmarkSingleWriterShape looks into why one writer of 4 KiB records is
@@ -27,14 +26,15 @@ func BenchmarkSingleWriterShape(b *testing.B) {
 }
 
 // benchRawStride writes n-byte buffers at stride-byte steps into a
-// preallocated file, one fdatasync each.
+// preallocated file, one fdatasync each (the platform's Sync: fdatasync
+// on Linux).
 func benchRawStride(b *testing.B, n int, stride int64) {
-	f, err := os.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := vfs.Default.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, DefaultSegmentSize); err != nil {
+	if err := f.Preallocate(DefaultSegmentSize); err != nil {
 		b.Fatal(err)
 	}
 	var off int64
@@ -43,6 +43,6 @@ func benchRawStride(b *testing.B, n int, stride int64) {
 			return err
 		}
 		off = (off + stride) % (DefaultSegmentSize - stride)
-		return unix.Fdatasync(int(f.Fd()))
+		return f.Sync()
 	})
 }
