@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/vfs/crashfs"
@@ -100,7 +101,17 @@ func failOnce(w workload, rule errorfs.Rule, rng *rand.Rand) error {
 }
 
 // poisoned checks that a log whose file operation failed refuses to go on.
+// A failure in the log's background work (preparing the spare segment of
+// the next rotation) fails the log when that work finishes, not when the
+// workload's last call returned: the log must be failed within a bound,
+// seen through Sync (which appends nothing the model would not know).
 func poisoned(l *wal.Log) error {
+	for deadline := time.Now().Add(5 * time.Second); !errors.Is(l.Sync(), wal.ErrFailed); {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("Sync 5 s after a failed operation: %v, want ErrFailed", l.Sync())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if _, err := l.Append([]byte("after the failure")); !errors.Is(err, wal.ErrFailed) {
 		return fmt.Errorf("Append after a failed operation: %v, want ErrFailed", err)
 	}

@@ -35,7 +35,11 @@ import (
 //
 //   - magic is the 8 bytes 89 4a 54 41 4c 0d 0a 1a ("\x89JTAL\r\n\x1a").
 //   - version is 1.
-//   - flags: zero; no flag is defined yet.
+//   - flags: bit 0 (1, sealed) says the active segment named below is
+//     sealed: the writer's Close sealed it after its last record (so that
+//     the next Open reads its footer instead of scanning it), and the next
+//     Open of a writer lifts the footer to append there again. Every other
+//     bit is zero.
 //   - first index is the log's FirstIndex.
 //   - durable index is the last record that no crash can take back: an
 //     fdatasync covered it. FirstIndex-1 when the log is empty.
@@ -50,10 +54,11 @@ import (
 // A writer that reopens the log needs no mark of its own: the records a
 // reader saw are durable, so the reopened log still holds them, and
 // whatever Open changes that a reader must notice changes the active
-// segment (a new one when the newest was sealed; TruncateBack always
-// starts one, with a new salt) or moves the durable index back (a
-// salvage), which a reader takes as a new view of the log. So a clean
-// Open of a cleanly closed log writes the same 64 bytes again.
+// segment (a new one when the newest was sealed by a rotation or a
+// TruncateBack, which always starts one, with a new salt), clears the
+// sealed flag (a segment Close sealed, reopened for appends) or moves the
+// durable index back (a salvage), which a reader takes as a new view of
+// the log.
 //
 // When it is written. The writer rewrites the 64 bytes in place (one
 // pwrite at offset 0, no fsync) after each change a reader must see: each
@@ -90,13 +95,22 @@ type Tail struct {
 	ActiveFirst uint64
 	ActiveSalt  uint64
 	ActiveEnd   int64
+	// Sealed: Close sealed the active segment (flag bit 0).
+	Sealed bool
 }
+
+// tailSealed is the flag bit of Tail.Sealed.
+const tailSealed = 1
 
 // Encode appends t, as the 64 bytes of the tail file, to dst[:0].
 func (t Tail) Encode(dst []byte) []byte {
 	b := append(dst[:0], tailMagic...)
 	b = binary.LittleEndian.AppendUint32(b, tailVersion)
-	b = binary.LittleEndian.AppendUint32(b, 0) // flags
+	var flags uint32
+	if t.Sealed {
+		flags |= tailSealed
+	}
+	b = binary.LittleEndian.AppendUint32(b, flags)
 	for _, v := range []uint64{t.FirstIndex, t.Durable, t.ActiveFirst, t.ActiveSalt, uint64(t.ActiveEnd)} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
@@ -113,12 +127,13 @@ func decodeTail(b []byte, path string) (Tail, error) {
 	if err := errs.CheckVersion("tail file", binary.LittleEndian.Uint32(b[8:]), []uint32{tailVersion}); err != nil {
 		return Tail{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if flags := binary.LittleEndian.Uint32(b[12:]); flags != 0 {
+	flags := binary.LittleEndian.Uint32(b[12:])
+	if flags&^tailSealed != 0 {
 		return Tail{}, fmt.Errorf("%w: %s has unknown flags %#x", errs.ErrFormat, path, flags)
 	}
 	u := func(off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
 	return Tail{FirstIndex: u(16), Durable: u(24),
-		ActiveFirst: u(32), ActiveSalt: u(40), ActiveEnd: int64(u(48))}, nil
+		ActiveFirst: u(32), ActiveSalt: u(40), ActiveEnd: int64(u(48)), Sealed: flags&tailSealed != 0}, nil
 }
 
 // ReadTail reads the tail file through f (opened on TailName). It returns

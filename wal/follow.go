@@ -89,7 +89,7 @@ func (l *Log) publish() {
 		}
 	}
 	t := recovery.Tail{FirstIndex: l.first, Durable: l.durable,
-		ActiveFirst: a.first(), ActiveSalt: a.h.Salt, ActiveEnd: end}
+		ActiveFirst: a.first(), ActiveSalt: a.h.Salt, ActiveEnd: end, Sealed: l.sealedOnClose}
 	p.buf = t.Encode(p.buf)
 	if _, err := p.f.WriteAt(p.buf, 0); err != nil {
 		l.fail(fmt.Errorf("journal: write %s: %w", p.f.Name(), err))
@@ -192,8 +192,10 @@ func (l *Log) refresh() error {
 	if ro.seq > 0 && (!has || t == ro.seen) {
 		return nil // no tail file: the view Open-like recovery gave stays
 	}
+	// Only new frames in the same open segment extend the view; a segment
+	// sealed or unsealed (Close, then the next Open) needs a new one.
 	if ro.seq > 0 && ro.has && t.ActiveFirst == ro.seen.ActiveFirst && t.ActiveSalt == ro.seen.ActiveSalt &&
-		t.Durable >= ro.seen.Durable && l.extend(t) == nil {
+		!t.Sealed && !ro.seen.Sealed && t.Durable >= ro.seen.Durable && l.extend(t) == nil {
 		return nil
 	}
 	return l.reload(t, has)
@@ -274,6 +276,11 @@ func viewOf(st *recovery.State, t recovery.Tail, has bool) (recovery.State, bool
 		return v, !has
 	}
 	s := &v.Segments[n-1]
+	if t.Sealed {
+		// Close sealed the newest segment: it is whole, as its footer says.
+		matched := s.Sealed && s.First == t.ActiveFirst && s.Header.Salt == t.ActiveSalt && s.Next == t.Durable+1
+		return v, matched
+	}
 	if s.Sealed || s.First != t.ActiveFirst || s.Header.Salt != t.ActiveSalt || t.Durable+1 < s.First ||
 		t.Durable+1 > s.Next {
 		return v, false

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
@@ -132,6 +133,24 @@ func (f *fixture) unclose() {
 	if changed {
 		writeFile(f.t, path, b)
 	}
+	f.uncloseTail()
+}
+
+// uncloseTail clears the sealed flag that Close published in the tail
+// file: a crash before Close leaves it unset.
+func (f *fixture) uncloseTail() {
+	f.t.Helper()
+	path := filepath.Join(f.dir, recovery.TailName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return // no tail file: nothing published
+	}
+	tl, err := recovery.ReadTail(bytes.NewReader(b), path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	tl.Sealed = false
+	writeFile(f.t, path, tl.Encode(nil))
 }
 
 // unsealClosed removes the footer that Close wrote at the end of the

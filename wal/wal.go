@@ -88,6 +88,9 @@ type Log struct {
 	// record of the active segment is acknowledged until the rotation has
 	// installed it (see rotate).
 	sealing *activeSegment
+	// sealedOnClose: Close sealed the active segment (published in the
+	// tail file, see recovery.TailName).
+	sealedOnClose bool
 	// ready is a spare file prepared for the next rotation (nil when
 	// none); preparing is set while a goroutine prepares one.
 	ready     *spareFile
@@ -335,6 +338,7 @@ func (l *Log) resume(s recovery.Segment) error {
 		return fmt.Errorf("journal: open %s: %w", s.Path, err)
 	}
 	offsets, end, size, syncAt := s.Offsets, s.End, s.Size, int64(0)
+	dataEnd := end
 	// A segment resumed with records from before the restart has no known
 	// first append time, unless Close sealed it with one.
 	times, firstKnown := segment.Times{}, len(offsets) == 0
@@ -349,6 +353,9 @@ func (l *Log) resume(s recovery.Segment) error {
 			return nil
 		}
 		end, size, syncAt = s.Footer.Offset, s.Footer.Offset, s.Footer.Offset-segment.SectorSize
+		// The records' frames end where Close's sync frame begins (the
+		// tail file publishes that, the same before and after Close).
+		dataEnd = syncAt
 		times, firstKnown = s.Footer.Times, len(offsets) == 0 || s.Footer.Times.First != 0
 	}
 	if err := f.Preallocate(l.opts.SegmentSize); err != nil && !errors.Is(err, syscall.ENOSPC) {
@@ -373,7 +380,7 @@ func (l *Log) resume(s recovery.Segment) error {
 		}
 	}
 	l.active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: offsets, tail: end, synced: end,
-		proven: end, dataEnd: end, size: size, syncAt: syncAt,
+		proven: end, dataEnd: dataEnd, size: size, syncAt: syncAt,
 		times: times, firstKnown: firstKnown}
 	return nil
 }
@@ -487,6 +494,11 @@ func (l *Log) Close() error {
 	if err == nil {
 		err = l.sealOnClose()
 	}
+	if err == nil && l.sealedOnClose {
+		// Readers in other processes must learn that the segment is
+		// sealed now, and unsealed again by the next Open.
+		l.publish()
+	}
 	l.closed = true
 	l.cond.Broadcast()
 	l.wakeReaders()
@@ -528,6 +540,7 @@ func (l *Log) sealOnClose() error {
 	if _, err := segment.Seal(a.f, a.h, a.tail, a.offsets, a.sealTimes()); err != nil {
 		return l.fail(fmt.Errorf("journal: seal %s: %w", a.path, err))
 	}
+	l.sealedOnClose = true
 	a.size = a.h.SealedSize(a.tail, len(a.offsets))
 	return nil
 }
