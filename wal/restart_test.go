@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -188,16 +187,10 @@ func TestReadersAcrossARestart(t *testing.T) {
 	defer l.Close()
 	appendN(t, l, 10)
 
-	wait := func(r *Reader) chan bool {
-		c := make(chan bool, 1)
-		go func() { c <- r.NextContext(context.Background()) }()
-		time.Sleep(5 * time.Millisecond) // let it block
-		return c
-	}
 	past := l.NewReader(1)
 	defer past.Close()
 	wantIndexes(t, readAll(t, past), indexes(1, 10))
-	c := wait(past)
+	c := waitNext(past)
 	if err := l.TruncateFront(100); err != nil {
 		t.Fatal(err)
 	}

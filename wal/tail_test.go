@@ -368,6 +368,15 @@ func TestReaderOvertaken(t *testing.T) {
 	}
 }
 
+// waitNext calls r.NextContext on a goroutine of its own and gives it time
+// to block at the end of the log; the channel receives its result.
+func waitNext(r *Reader) chan bool {
+	c := make(chan bool, 1)
+	go func() { c <- r.NextContext(context.Background()) }()
+	time.Sleep(5 * time.Millisecond) // let it block
+	return c
+}
+
 // A Reader blocked at the end of the log is woken by truncations: one that
 // drops the record it returned last stops it with ErrTruncated at once;
 // TruncateFront(LastIndex+1) takes nothing it has yet to read, so it goes
@@ -378,16 +387,10 @@ func TestReaderWokenWhileWaiting(t *testing.T) {
 	defer l.Close()
 	appendN(t, l, 10)
 
-	wait := func(r *Reader) chan bool {
-		c := make(chan bool, 1)
-		go func() { c <- r.NextContext(context.Background()) }()
-		time.Sleep(5 * time.Millisecond) // let it block
-		return c
-	}
 	r := l.NewReader(1)
 	defer r.Close()
 	wantIndexes(t, readAll(t, r), indexes(1, 10))
-	c := wait(r)
+	c := waitNext(r)
 	if err := l.TruncateBack(7); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +406,7 @@ func TestReaderWokenWhileWaiting(t *testing.T) {
 	r2 := l.NewReader(1)
 	defer r2.Close()
 	wantIndexes(t, readAll(t, r2), indexes(1, 7))
-	c = wait(r2)
+	c = waitNext(r2)
 	if err := l.TruncateFront(8); err != nil {
 		t.Fatal(err)
 	}
