@@ -203,7 +203,11 @@ func (l *Log) syncedMark(a *activeSegment) int64 {
 type waiter struct {
 	first, last uint64
 	err         error // set by a TruncateBack that dropped some of the records
-	prev, next  *waiter
+	// done is set by a restart (TruncateFront outside the log) once the
+	// records were written: LastIndex then moves back, and may never
+	// reach last again.
+	done       bool
+	prev, next *waiter
 }
 
 // register adds a waiter for [first, last]. Called with mu held.
@@ -239,11 +243,12 @@ func (l *Log) unregister(w *waiter) {
 
 // cutWaiters tells every waiter and every turn with records after index
 // that a TruncateBack to index committed (err is ErrTruncated) or failed
-// (err is the failure: their records' fate is unknown). Called with mu
-// held.
+// (err is the failure: their records' fate is unknown). Waiters a restart
+// marked done are past it: their indexes belong to records before the
+// restart. Called with mu held.
 func (l *Log) cutWaiters(index uint64, err error) {
 	for w := l.waiting; w != nil; w = w.next {
-		if w.last > index && w.err == nil {
+		if w.last > index && w.err == nil && !w.done {
 			w.err = cutError(w.first, w.last, index, err)
 		}
 	}
@@ -251,6 +256,17 @@ func (l *Log) cutWaiters(index uint64, err error) {
 		if t.last > index && t.err == nil {
 			t.err = cutError(t.first, t.last, index, err)
 			t.ready.Signal()
+		}
+	}
+}
+
+// writtenWaiters marks every waiter done: called by a restart once
+// everything pending is written, before LastIndex moves back. Called with
+// mu held.
+func (l *Log) writtenWaiters() {
+	for w := l.waiting; w != nil; w = w.next {
+		if w.last <= l.last {
+			w.done = true
 		}
 	}
 }
@@ -270,13 +286,21 @@ func cutError(first, last, index uint64, err error) error {
 func (l *Log) waitDurable(first, last uint64) error {
 	w := l.register(first, last)
 	defer l.unregister(w)
+	return l.await(w)
+}
+
+// await waits until w's records are readable. A waiter may be woken long
+// after its records were written (it must first take mu), so the answer
+// cannot rest on LastIndex alone: a truncation meanwhile may have moved it
+// either way. Called with mu held.
+func (l *Log) await(w *waiter) error {
 	for {
 		switch {
 		case w.err != nil:
 			// Checked first: LastIndex may pass last again once later
 			// appends take the dropped indexes.
 			return w.err
-		case l.last >= last:
+		case w.done || l.last >= w.last:
 			return nil
 		case l.err != nil:
 			return l.err

@@ -221,3 +221,47 @@ func TestReadersAcrossARestart(t *testing.T) {
 	defer fresh.Close()
 	wantIndexes(t, readAll(t, fresh), indexes(50, 109))
 }
+
+// TestAppendWokenAfterRestarts: an Append whose record was written returns
+// its index even if it wakes only after restarts moved LastIndex back below
+// that index. The concurrent model check found such an Append flushing
+// forever (histories 10656126287033361476 and 4762913987069543267: an
+// appender starved by the scheduler while another client emptied the log
+// past its end, restarted it below its start and appended). The waiter is
+// registered by hand, so that the late wake-up is certain rather than left
+// to the scheduler.
+func TestAppendWokenAfterRestarts(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoSync=%v", noSync), func(t *testing.T) {
+			l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: noSync, Logger: quiet})
+			appendN(t, l, 8)
+			l.mu.Lock()
+			w := l.register(8, 8) // the Append of record 8, written but not yet woken
+			l.mu.Unlock()
+			for _, at := range []uint64{12, 7} { // past the end, then below the empty log's start
+				if err := l.TruncateFront(at); err != nil {
+					t.Fatalf("TruncateFront(%d): %v", at, err)
+				}
+			}
+			if i, err := l.Append([]byte("after")); err != nil || i != 7 {
+				t.Fatalf("Append after the restarts = %d, %v; want 7", i, err)
+			}
+			woke := make(chan error, 1)
+			go func() {
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				err := l.await(w)
+				l.unregister(w)
+				woke <- err
+			}()
+			select {
+			case err := <-woke:
+				if err != nil {
+					t.Fatalf("the Append of record 8, woken after the restarts: %v; want its index", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the Append of record 8 still waits 10 s after the restarts (LastIndex is 7 and will not reach 8)")
+			}
+		})
+	}
+}

@@ -156,6 +156,9 @@ func (l *Log) restartAt(index uint64) error {
 		return l.fail(fmt.Errorf("journal: TruncateFront(%d): %w", index, err))
 	}
 	m.EmptyPending = false
+	// Appends whose records were written before the restart succeeded,
+	// however late they wake to learn it.
+	l.writtenWaiters()
 	l.meta, l.first, l.last, l.next = m, index, index-1, index
 	l.sealed, l.active = nil, next
 	// Readers learn that the records they had yet to return are gone,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -197,7 +198,15 @@ func (h *recorder) run(l *wal.Log, c Concurrent) error {
 			stuck = append(stuck, DescribeCall(*in, LinOutput{ErrMsg: "(no response)", Err: ErrKindOther}))
 		}
 	}
-	return fmt.Errorf("%w within %v (spinning or deadlocked): %s", ErrHang, Hang, strings.Join(stuck, "; "))
+	return fmt.Errorf("%w within %v (spinning or deadlocked): %s\n%s", ErrHang, Hang, strings.Join(stuck, "; "), goroutines())
+}
+
+// goroutines is the stack of every goroutine: where a hung call waits, and
+// what holds it up.
+func goroutines() string {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return "goroutines:\n" + string(buf[:n])
 }
 
 // decode maps a record to the payload id it is exactly, or Garbage.
