@@ -39,7 +39,7 @@ func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return newFile(f), nil
 }
 
 func (osFS) Remove(name string) error                    { return os.Remove(name) }

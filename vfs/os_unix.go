@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// newFile is the File OpenFile returns: on Unix the errors are the
+// system's own (a full disk is ENOSPC).
+func newFile(f *os.File) File { return osFile{f} }
+
 func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.OpenFile(name, flag, perm)
 }

@@ -6,12 +6,47 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/windows"
 )
 
 // Windows: FlushFileBuffers (os_portable.go), LockFileEx, MoveFileEx, and
 // no directory sync.
+
+// winFile reports a full disk as syscall.ENOSPC too, as on every other
+// platform: journal checks for ENOSPC to keep a log usable on a full disk
+// (a TruncateFront gives back preallocated space and retries; a spare
+// segment is not prepared), and Windows says ERROR_DISK_FULL or
+// ERROR_HANDLE_DISK_FULL instead.
+type winFile struct{ osFile }
+
+func newFile(f *os.File) File { return winFile{osFile{f}} }
+
+func (f winFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.osFile.WriteAt(p, off)
+	return n, diskFull(err)
+}
+
+func (f winFile) Truncate(size int64) error    { return diskFull(f.osFile.Truncate(size)) }
+func (f winFile) Preallocate(size int64) error { return diskFull(f.osFile.Preallocate(size)) }
+func (f winFile) Sync() error                  { return diskFull(f.osFile.Sync()) }
+
+// diskFullError is a Windows full-disk error that errors.Is also matches
+// with syscall.ENOSPC.
+type diskFullError struct{ err error }
+
+func (e diskFullError) Error() string      { return e.err.Error() }
+func (e diskFullError) Unwrap() error      { return e.err }
+func (diskFullError) Is(target error) bool { return target == syscall.ENOSPC }
+
+// diskFull wraps err when it says the disk is full.
+func diskFull(err error) error {
+	if errors.Is(err, windows.ERROR_DISK_FULL) || errors.Is(err, windows.ERROR_HANDLE_DISK_FULL) {
+		return diskFullError{err}
+	}
+	return err
+}
 
 // openFile opens with FILE_SHARE_DELETE besides the read and write sharing
 // os.OpenFile gives, so that a file this process (a Reader, a snapshot
@@ -55,7 +90,7 @@ func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	share := uint32(windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE)
 	h, err := windows.CreateFile(p, access, share, nil, create, attrs, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: diskFull(err)}
 	}
 	f := os.NewFile(uintptr(h), name)
 	if flag&os.O_TRUNC != 0 {
@@ -79,7 +114,7 @@ func rename(oldname, newname string) error {
 		}
 	}
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: diskFull(err)}
 	}
 	return nil
 }
