@@ -371,8 +371,10 @@ func (l *Log) recycle(buf []byte) {
 	}
 }
 
-// flush writes the pending buffer with one pwrite and one fdatasync (in
-// NoSync mode only when sync is set or a Sync asked for one), releasing mu
+// flush writes the pending buffer with one pwrite (and, about once per
+// 512 KiB of frames, one of zeros ahead of them: see zeroAhead) and one
+// fdatasync (in NoSync mode only when sync is set or a Sync asked for
+// one), releasing mu
 // meanwhile so the next batch can gather. Called with mu held and no flush
 // in flight.
 func (l *Log) flush(sync bool) {
