@@ -236,7 +236,7 @@ func TestKilledProcessRejoins(t *testing.T) {
 	childLeads := rng.IntN(2) == 0
 	killAfter := 150 + rng.IntN(600)           // entries node3 acknowledged
 	killDelay := time.Duration(rng.IntN(3000)) // µs after that
-	t.Logf("node3 (the child) leads: %v; killed %v after its %dth acknowledged entry", childLeads, killDelay*time.Microsecond, killAfter)
+	t.Logf("node3 (the child) leads: %v; killed %v after it acknowledged %d entries", childLeads, killDelay*time.Microsecond, killAfter)
 
 	dir3 := t.TempDir()
 	child := testproc.Start(t, "TestKillChild", []string{envKillChild + "=" + dir3})
