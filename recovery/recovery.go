@@ -38,8 +38,10 @@
 //     The search reads only what the file system says may hold data
 //     (vfs.File.Data): the preallocated space after the last write was
 //     never written, reads as zeros and can hold no frame, so skipping it
-//     proves as much as reading it. Where the file system cannot tell, it
-//     reads every byte to the end of the file.
+//     proves as much as reading it. (The writer writes zeros over up to
+//     1 MiB of it ahead of its frames, so that its fdatasyncs find the
+//     blocks already written: those zeros are read.) Where the file
+//     system cannot tell, it reads every byte to the end of the file.
 //  7. Segments must continue each other without gap or overlap, the first
 //     must hold the meta file's first index (Check reports this one even
 //     after other damage: it needs only the file names), and that index

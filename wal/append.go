@@ -395,8 +395,10 @@ func (l *Log) recycle(buf []byte) {
 	}
 }
 
-// flush writes the pending buffer with one pwrite and one fdatasync (in
-// NoSync mode only when sync is set or a Sync asked for one), releasing mu
+// flush writes the pending buffer with one pwrite (and, about once per
+// 512 KiB of frames, one of zeros ahead of them: see zeroAhead) and one
+// fdatasync (in NoSync mode only when sync is set or a Sync asked for
+// one), releasing mu
 // meanwhile so the next batch can gather. Called with mu held and no flush
 // in flight.
 func (l *Log) flush(sync bool) {
@@ -428,12 +430,16 @@ func (l *Log) flush(sync bool) {
 	l.cond.Broadcast()
 }
 
-// write writes buf at off in the active segment and, if sync, fdatasyncs,
-// returning how long the fdatasync took. Called without mu.
+// write writes buf at off in the active segment (zeroing ahead of it, see
+// zeroAhead) and, if sync, fdatasyncs, returning how long the fdatasync
+// took. Called without mu.
 func (l *Log) write(a *activeSegment, buf []byte, off int64, sync bool) (time.Duration, error) {
 	if len(buf) > 0 {
 		if _, err := a.f.WriteAt(buf, off); err != nil {
 			return 0, fmt.Errorf("journal: write %s at %d: %w", a.path, off, err)
+		}
+		if err := a.zeroAhead(off + int64(len(buf))); err != nil {
+			return 0, fmt.Errorf("journal: write zeros ahead in %s: %w", a.path, err)
 		}
 	}
 	if !sync {
@@ -447,6 +453,42 @@ func (l *Log) write(a *activeSegment, buf []byte, off int64, sync bool) (time.Du
 	took := time.Since(start)
 	l.warnSlowSync(a.path, took)
 	return took, nil
+}
+
+// zeroAheadSize is how far ahead of the data zeroAhead writes zeros.
+const zeroAheadSize = 1 << 20
+
+// zeroBlock is what zeroAhead writes (never modified).
+var zeroBlock [zeroAheadSize]byte
+
+// zeroAhead writes zeros over the preallocated space after end, the end of
+// a write of frames, up to zeroAheadSize past it, once less than half of
+// that is left: one extra pwrite every zeroAheadSize/2 bytes of frames or
+// more, under the same fdatasync. Space fallocate reserved is unwritten:
+// the first write into each block changes the file's extent map (ext4 and
+// XFS mark the block written), so the fdatasync that follows must commit
+// the file system's journal as well as flush the data. Writing the blocks
+// ahead of time moves that commit to one fdatasync in many: the others
+// overwrite written blocks and have only data to flush. Zeros read as the
+// end of the log, as the unwritten space did (no frame has type or length
+// zero), so recovery reads them as before, only at most zeroAheadSize
+// more bytes of them. It never writes past a.size, so it never grows the
+// file (a segment not preallocated, on a full disk, gets no zeros).
+// Called by write: writes to a segment are serialised, and a.size does
+// not change while one is in flight.
+func (a *activeSegment) zeroAhead(end int64) error {
+	if end+zeroAheadSize/2 <= a.zeroed {
+		return nil
+	}
+	from, to := max(a.zeroed, end), min(end+zeroAheadSize, a.size)
+	if to <= from {
+		return nil
+	}
+	if _, err := a.f.WriteAt(zeroBlock[:to-from], from); err != nil {
+		return err
+	}
+	a.zeroed = to
+	return nil
 }
 
 // published makes records up to last readable after a write of n bytes

@@ -5,15 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gojournal/journal/internal/testproc"
 )
 
 // A follower in this process reads a log that a child process (this test
@@ -143,7 +141,7 @@ func TestFollowOtherProcess(t *testing.T) {
 	t.Logf("child seed %d, NoSync %v", seed, noSync)
 	dir := t.TempDir()
 	child := startFollowChild(t, dir, seed, noSync, "")
-	expect, proceed := child.expect, child.proceed
+	expect, proceed := child.Expect, child.Proceed
 
 	expect("ready")
 	f, err := OpenReadOnly(dir, &Options{Logger: quiet})
@@ -186,11 +184,12 @@ func TestFollowOtherProcess(t *testing.T) {
 	// directory; the follower goes on through each recovery.
 	for k := 1; k <= 2; k++ {
 		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
-		child.kill()
+		child.Kill()
+		child.Wait()
 		child = startFollowChild(t, dir, seed+uint64(k), noSync, strconv.Itoa(1000*k))
 	}
 	var first, last uint64
-	if _, err := fmt.Sscanf(child.expect("done"), "done %d %d", &first, &last); err != nil {
+	if _, err := fmt.Sscanf(child.Expect("done"), "done %d %d", &first, &last); err != nil {
 		t.Fatal(err)
 	}
 	end <- last
@@ -204,7 +203,7 @@ func TestFollowOtherProcess(t *testing.T) {
 		t.Fatal(res.err)
 	}
 	t.Logf("follower: %+v", res.stats)
-	must(t, child.cmd.Wait())
+	must(t, child.Wait())
 
 	// The follower's view is the log the writer left.
 	if f.FirstIndex() != first || f.LastIndex() != last {
@@ -290,84 +289,14 @@ func followChecked(ctx context.Context, f *Log, r *Reader, end <-chan uint64) (f
 	}
 }
 
-// followProcess is a writer process run by TestFollowOtherProcess.
-type followProcess struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string
-	stderr *strings.Builder
-}
-
 // startFollowChild starts a writer on dir; epoch set makes it a restarted
 // writer doing random operations from that epoch on.
-func startFollowChild(t *testing.T, dir string, seed uint64, noSync bool, epoch string) *followProcess {
+func startFollowChild(t *testing.T, dir string, seed uint64, noSync bool, epoch string) *testproc.Process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFollowChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envFollowChild+"="+dir, envFollowSeed+"="+strconv.FormatUint(seed, 10),
-		envFollowSync+"="+map[bool]string{true: "1", false: "0"}[noSync])
+	env := []string{envFollowChild + "=" + dir, envFollowSeed + "=" + strconv.FormatUint(seed, 10),
+		envFollowSync + "=" + map[bool]string{true: "1", false: "0"}[noSync]}
 	if epoch != "" {
-		cmd.Env = append(cmd.Env, envFollowEpoch+"="+epoch)
+		env = append(env, envFollowEpoch+"="+epoch)
 	}
-	p := &followProcess{t: t, cmd: cmd, lines: make(chan string), stderr: new(strings.Builder)}
-	var err error
-	p.stdin, err = cmd.StdinPipe()
-	must(t, err)
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); errors.Is(err, syscall.ENOEXEC) {
-		// Under qemu-user (CI's linux/arm and linux/s390x runs) without
-		// binfmt_misc the test binary cannot start itself; the native
-		// run of the suite covers this test.
-		t.Skipf("the test binary cannot start a copy of itself here: %v", err)
-	} else {
-		must(t, err)
-	}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("child stderr:\n%s", p.stderr.String())
-		}
-	})
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-	}()
-	return p
-}
-
-// expect waits for the child's line starting with prefix.
-func (p *followProcess) expect(prefix string) string {
-	p.t.Helper()
-	for {
-		select {
-		case l, ok := <-p.lines:
-			if !ok {
-				p.t.Fatalf("the child exited before %q", prefix)
-			}
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-			if strings.HasPrefix(l, "error") {
-				p.t.Fatalf("child: %s", l)
-			}
-		case <-time.After(2 * time.Minute):
-			p.t.Fatalf("no %q from the child in 2 minutes", prefix)
-		}
-	}
-}
-
-// proceed lets the child go on to its next step.
-func (p *followProcess) proceed() { fmt.Fprintln(p.stdin) }
-
-// kill SIGKILLs the child (if still running) and reaps it.
-func (p *followProcess) kill() {
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-	for range p.lines {
-	}
+	return testproc.Start(t, "TestFollowChild", env)
 }

@@ -63,7 +63,8 @@ type Options struct {
 	// segment is then reported (ErrCorrupt) when it is read, and by `wal
 	// verify`. Close seals the newest segment too, so a cleanly closed log
 	// opens without reading a record; after a crash Open reads the newest
-	// segment's records (what was written, never its preallocated space).
+	// segment's records (what was written, and at most 1 MiB of zeros
+	// written ahead of it, never the rest of its preallocated space).
 	Verify bool
 	// Compression compresses each record (default NoCompression).
 	Compression Compression

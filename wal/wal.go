@@ -189,6 +189,10 @@ type activeSegment struct {
 	// last write was one (0 otherwise): Close then seals the segment, and
 	// the next Open reopens it from its footer (see segment.Unseal).
 	syncAt int64
+	// zeroed is how far write has written zeros ahead of the frames
+	// (see zeroAhead): below it, the blocks after the data are written.
+	// Only write reads and changes it.
+	zeroed int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }

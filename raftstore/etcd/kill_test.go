@@ -1,12 +1,12 @@
 package etcd
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/gojournal/journal/internal/testproc"
 )
 
 // childEnv names the directory a child process runs its cluster in.
@@ -20,30 +20,24 @@ const childEnv = "JOURNAL_ETCD_CLUSTER_CHILD"
 func TestClusterSIGKILL(t *testing.T) {
 	s := seed(t)
 	root := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterChildProcess$", fmt.Sprintf("-seed=%d", s))
-	cmd.Env = append(os.Environ(), childEnv+"="+root)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	must(t, err)
-	must(t, cmd.Start())
+	child := testproc.Start(t, "TestClusterChildProcess", []string{childEnv + "=" + root}, fmt.Sprintf("-seed=%d", s))
 	killAt := 50 + int(s%250)
 	reported := map[uint64]string{}
 	var last uint64
 	var other []string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
+	for line := range child.Lines {
 		var index uint64
 		var data string
-		if _, err := fmt.Sscanf(sc.Text(), "committed %d %s", &index, &data); err != nil {
-			other = append(other, sc.Text())
+		if _, err := fmt.Sscanf(line, "committed %d %s", &index, &data); err != nil {
+			other = append(other, line)
 			continue
 		}
 		reported[index], last = data, max(last, index)
 		if len(reported) == killAt {
-			must(t, cmd.Process.Kill())
+			child.Kill()
 		}
 	}
-	err = cmd.Wait()
+	err := child.Wait()
 	if len(reported) < killAt {
 		t.Fatalf("the child exited (%v) after %d entries:\n%s", err, len(reported), strings.Join(other, "\n"))
 	}
