@@ -39,10 +39,10 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: stat %s: %w", path, err)
 	}
-	s := &Handle{f: f, path: path, w: window{r: f, size: size, data: f.Data, buf: (*buffers.Get().(*[]byte))[:0]}}
+	s := &Handle{f: f, path: path, w: window{r: f, size: size, data: f.Data}}
 	// Only the header: a walk that needs nothing else of a sealed segment
 	// reads its footer next, at the other end.
-	head, err := s.w.exactly(0, HeaderSize)
+	head, err := s.win().exactly(0, HeaderSize)
 	if err == nil {
 		s.h, err = decodeHeader(head)
 		err = headerError(path, err)
@@ -52,6 +52,36 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// win is the Handle's window, with a read buffer (see Idle).
+func (s *Handle) win() *window {
+	if s.w.buf == nil {
+		s.w.buf = (*buffers.Get().(*[]byte))[:0]
+	}
+	return &s.w
+}
+
+// Idle returns the read buffer to the pool until the Handle reads again,
+// so that a walk holding many Handles open between uses holds one buffer,
+// not one each.
+func (s *Handle) Idle() {
+	if s.w.buf == nil {
+		return
+	}
+	buf := s.w.buf[:0]
+	s.w.buf, s.w.off = nil, 0
+	buffers.Put(&buf)
+}
+
+// Detach ends the Handle and returns its file, open, for the caller to
+// read and close: a log keeps the file of each sealed segment that
+// recovery examined rather than opening it again.
+func (s *Handle) Detach() vfs.File {
+	s.Idle()
+	f := s.f
+	s.f = nil
+	return f
 }
 
 // headerError places a header problem in its file.
@@ -72,9 +102,7 @@ func (s *Handle) Close() error {
 	if s.f == nil {
 		return nil
 	}
-	buf := s.w.buf[:0]
-	s.w.buf = nil
-	buffers.Put(&buf)
+	s.Idle()
 	err := s.f.Close()
 	s.f = nil
 	return err
@@ -96,13 +124,16 @@ func (s *Handle) Refresh() error {
 	if err != nil {
 		return fmt.Errorf("journal: stat %s: %w", s.path, err)
 	}
-	s.w.size, s.w.off, s.w.buf = size, 0, s.w.buf[:0]
+	s.w.size, s.w.off = size, 0
+	if s.w.buf != nil {
+		s.w.buf = s.w.buf[:0]
+	}
 	return nil
 }
 
 // Footer reads and checks the footer (see readFooter).
 func (s *Handle) Footer() (Footer, string, error) {
-	ft, why, err := readFooter(&s.w, s.w.size, s.h)
+	ft, why, err := readFooter(s.win(), s.w.size, s.h)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -114,12 +145,12 @@ func (s *Handle) Scan() *Scanner { return s.ScanFrom(DataStart, s.h.FirstIndex) 
 
 // ScanFrom scans from the frame of record index at off.
 func (s *Handle) ScanFrom(off int64, index uint64) *Scanner {
-	return scannerAt(&s.w, s.h, off, index)
+	return scannerAt(s.win(), s.h, off, index)
 }
 
 // Tail examines the bytes after a scan stopped at from (see scanTail).
 func (s *Handle) Tail(from int64) (Tail, error) {
-	t, err := tailIn(&s.w, s.h, from)
+	t, err := tailIn(s.win(), s.h, from)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -129,7 +160,7 @@ func (s *Handle) Tail(from int64) (Tail, error) {
 // Find returns the first frame at or after from (at a multiple of
 // FrameAlign) that passes checks 1 to 8 and that accept takes.
 func (s *Handle) Find(from int64, accept func(Frame) bool) (Frame, bool, error) {
-	f, ok, _, err := findFrame(&s.w, s.h, from, accept)
+	f, ok, _, err := findFrame(s.win(), s.h, from, accept)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -139,7 +170,7 @@ func (s *Handle) Find(from int64, accept func(Frame) bool) (Frame, bool, error) 
 // Record reads record k (0-based) of a sealed segment through its footer,
 // checks its frame and returns the frame and the record, decompressed.
 func (s *Handle) Record(ft Footer, k int64) (Frame, []byte, error) {
-	off, size, err := ft.RecordSpan(&s.w, k)
+	off, size, err := ft.RecordSpan(s.win(), k)
 	if err != nil {
 		if errors.Is(err, errs.ErrCorrupt) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return Frame{Offset: ft.Offset}, nil, &errs.CorruptionError{Path: s.path, Offset: ft.Offset,
@@ -147,14 +178,14 @@ func (s *Handle) Record(ft Footer, k int64) (Frame, []byte, error) {
 		}
 		return Frame{}, nil, fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
-	f, rec, err := readRecord(&s.w, s.path, s.h, off, size, s.h.FirstIndex+uint64(k))
+	f, rec, err := readRecord(s.win(), s.path, s.h, off, size, s.h.FirstIndex+uint64(k))
 	return f, rec, err
 }
 
 // Offsets returns the offsets of the first n records of a sealed segment
 // (n may be one more than it holds: the footer's offset ends the list).
 func (s *Handle) Offsets(ft Footer, n int) ([]int64, error) {
-	offs, err := ft.Offsets(&s.w, n)
+	offs, err := ft.Offsets(s.win(), n)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read index of %s: %w", s.path, err)
 	}
@@ -162,4 +193,4 @@ func (s *Handle) Offsets(ft Footer, n int) ([]int64, error) {
 }
 
 // ReadAt reads from the file through the Handle's buffer.
-func (s *Handle) ReadAt(p []byte, off int64) (int, error) { return s.w.ReadAt(p, off) }
+func (s *Handle) ReadAt(p []byte, off int64) (int, error) { return s.win().ReadAt(p, off) }

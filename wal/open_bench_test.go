@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -315,12 +316,16 @@ func benchOpen(b *testing.B, src openSource, state string, readAll bool) {
 	b.ReportMetric(float64(heap)/1024/float64(b.N), "KiB-heap/open")
 }
 
-// countFS counts the bytes read through it. With unknown set its files
-// cannot tell where data lies, as on a file system without SEEK_DATA.
+// countFS counts the bytes read through it, the opens of each file (by
+// base name) and the files open now. With unknown set its files cannot
+// tell where data lies, as on a file system without SEEK_DATA.
 type countFS struct {
 	vfs.FS
 	unknown bool
 	read    atomic.Int64
+	mu      sync.Mutex
+	opened  map[string]int
+	open    int
 }
 
 func (c *countFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
@@ -328,12 +333,29 @@ func (c *countFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, e
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.opened == nil {
+		c.opened = map[string]int{}
+	}
+	c.opened[filepath.Base(name)]++
+	c.open++
 	return &countFile{File: f, fs: c}, nil
 }
 
 type countFile struct {
 	vfs.File
-	fs *countFS
+	fs     *countFS
+	closed sync.Once
+}
+
+func (f *countFile) Close() error {
+	f.closed.Do(func() {
+		f.fs.mu.Lock()
+		f.fs.open--
+		f.fs.mu.Unlock()
+	})
+	return f.File.Close()
 }
 
 func (f *countFile) ReadAt(p []byte, off int64) (int, error) {

@@ -1,10 +1,12 @@
 package wal
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
@@ -173,4 +175,91 @@ func dataKnown(t *testing.T, fsys vfs.FS, dir string) bool {
 		t.Logf("the file system under %s cannot tell where data lies: Open reads every byte", dir)
 	}
 	return known
+}
+
+// TestOpenOpensEachSegmentOnce: Open opens each sealed segment once, in
+// recovery's walk, and the log reads the segment's records through that
+// file: reading every record opens nothing more. The newest segment, which
+// Close sealed, is opened once more, for writing. Close, and an Open that
+// fails, leave no file open.
+func TestOpenOpensEachSegmentOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	l := openT(t, dir, &opts)
+	rec := make([]byte, 1000)
+	for range 300 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fsys := &countFS{FS: vfs.Default}
+	opts.FS = fsys
+	l = openT(t, dir, &opts)
+	newest := filepath.Base(l.active.path)
+	segs := 0
+	for _, name := range listDir(t, dir) {
+		if _, ok := segment.ParseName(name); !ok {
+			continue
+		}
+		segs++
+		want := 1
+		if name == newest {
+			want = 2
+		}
+		if got := fsys.opened[name]; got != want {
+			t.Errorf("Open opened %s %d times, want %d", name, got, want)
+		}
+	}
+	if segs < 4 {
+		t.Fatalf("%d segments: the test needs several sealed ones", segs)
+	}
+	opens := maps.Clone(fsys.opened)
+	for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
+		if _, err := l.Read(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !maps.Equal(opens, fsys.opened) {
+		t.Errorf("reading every record opened files: before %v, after %v", opens, fsys.opened)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.open != 0 {
+		t.Errorf("%d files open after Close", fsys.open)
+	}
+
+	// The trailer of the segment before the newest damaged: it has no
+	// valid footer though a later segment exists. Open fails after
+	// recovery had kept the files of the sealed segments before it, and
+	// closes them.
+	damaged := filepath.Join(dir, sealedBefore(t, dir, newest))
+	fi, err := os.Stat(damaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(t, damaged, fi.Size()-1, 0)
+	_, err = Open(dir, &opts)
+	wantNamed(t, err, ErrCorrupt, damaged)
+	if fsys.open != 0 {
+		t.Errorf("%d files open after a failed Open", fsys.open)
+	}
+}
+
+// sealedBefore names the segment of dir just before the one named newest.
+func sealedBefore(t *testing.T, dir, newest string) string {
+	t.Helper()
+	prev := ""
+	for _, name := range listDir(t, dir) {
+		if _, ok := segment.ParseName(name); ok && name < newest {
+			prev = name
+		}
+	}
+	if prev == "" {
+		t.Fatalf("no segment before %s", newest)
+	}
+	return prev
 }

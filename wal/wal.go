@@ -155,7 +155,7 @@ type sealedSegment struct {
 	h      segment.Header
 	footer segment.Footer
 	size   int64    // the file's size
-	f      vfs.File // opened on first read; guarded by Log.mu
+	f      vfs.File // kept from recovery's walk, or opened on first read; guarded by Log.mu
 	// idx is the footer's index, kept in memory for Read by the last
 	// few segments read (Log.indexed); guarded by Log.mu.
 	idx segment.Index
@@ -286,10 +286,17 @@ func (l *Log) missingLevels() ([]string, error) {
 }
 
 func (l *Log) recover() error {
-	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify})
+	// Recovery's walk opens each segment once; the log keeps the files of
+	// sealed segments for its reads rather than opening them again.
+	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify, KeepFiles: true})
 	if err != nil {
 		return err
 	}
+	segs := st.Segments
+	for i := range max(len(segs)-1, 0) {
+		l.keepSealed(&segs[i]) // closed with the log's files should Open fail
+	}
+	defer st.Close() // the newest segment's file, unless kept below
 	l.snapshot = st.Snapshot
 	if !st.Clean() {
 		l.found = Recovery{Torn: st.Torn, Removed: append(append([]string(nil), st.Obsolete...), st.Temps...)}
@@ -307,22 +314,25 @@ func (l *Log) recover() error {
 	// Everything recovery kept is durable: sealed segments are synced,
 	// and resume syncs the newest one.
 	l.durable = l.last
-	segs := st.Segments
 	if n := len(segs); n > 0 {
 		if err := l.resume(segs[n-1]); err != nil {
 			return err
 		}
-		if l.active != nil {
-			segs = segs[:n-1]
+		if l.active == nil {
+			l.keepSealed(&segs[n-1])
 		}
 	}
-	for _, s := range segs {
-		l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size})
-	}
 	if l.active == nil {
-		return l.startSegment(len(st.Segments) > 0)
+		return l.startSegment(len(segs) > 0)
 	}
 	return nil
+}
+
+// keepSealed makes a segment recovery found a sealed segment of the log, with
+// the file recovery kept open, if any.
+func (l *Log) keepSealed(s *recovery.Segment) {
+	l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size, f: s.File})
+	s.File = nil
 }
 
 // resume makes the newest segment the active one: an unsealed one as
