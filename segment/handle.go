@@ -20,10 +20,14 @@ type Handle struct {
 	path string
 	h    Header
 	w    window
+	held bool // w.buf came from buffers
 }
 
-// buffers recycles the read buffers of Handles.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); return &b }}
+// buffers recycles the read buffers of Handles. Each grows to what the
+// reads made through it needed (a chunk for a scan, the footer for the
+// examination of a sealed segment), so examining sealed segments never
+// allocates a whole chunk.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // OpenHandle opens the segment at path read-only and checks its header. A
 // file too short to hold a header, or whose header is damaged, gives a
@@ -56,8 +60,8 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 
 // win is the Handle's window, with a read buffer (see Idle).
 func (s *Handle) win() *window {
-	if s.w.buf == nil {
-		s.w.buf = (*buffers.Get().(*[]byte))[:0]
+	if !s.held {
+		s.w.buf, s.held = (*buffers.Get().(*[]byte))[:0], true
 	}
 	return &s.w
 }
@@ -66,12 +70,14 @@ func (s *Handle) win() *window {
 // so that a walk holding many Handles open between uses holds one buffer,
 // not one each.
 func (s *Handle) Idle() {
-	if s.w.buf == nil {
+	if !s.held {
 		return
 	}
 	buf := s.w.buf[:0]
-	s.w.buf, s.w.off = nil, 0
-	buffers.Put(&buf)
+	s.w.buf, s.w.off, s.held = nil, 0, false
+	if cap(buf) <= readChunk { // not one grown for a huge record
+		buffers.Put(&buf)
+	}
 }
 
 // Detach ends the Handle and returns its file, open, for the caller to
@@ -124,10 +130,7 @@ func (s *Handle) Refresh() error {
 	if err != nil {
 		return fmt.Errorf("journal: stat %s: %w", s.path, err)
 	}
-	s.w.size, s.w.off = size, 0
-	if s.w.buf != nil {
-		s.w.buf = s.w.buf[:0]
-	}
+	s.w.size, s.w.off, s.w.buf = size, 0, s.w.buf[:0]
 	return nil
 }
 
