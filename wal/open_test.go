@@ -1,11 +1,15 @@
 package wal
 
 import (
+	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
@@ -262,4 +266,49 @@ func sealedBefore(t *testing.T, dir, newest string) string {
 		t.Fatalf("no segment before %s", newest)
 	}
 	return prev
+}
+
+// TestOpenRemovesReleasedSealedNewest: the newest segment, sealed by a
+// rotation, holds only records a TruncateFront released, and the next
+// segment was never installed (a crash in the middle of the rotation; made
+// here by removing the empty next segment and committing the TruncateFront
+// in the meta file). Open starts the next segment and removes the released
+// one at once, so the next Open has nothing to repair (TestKill found the
+// second Open removing it: recovery was not idempotent).
+func TestOpenRemovesReleasedSealedNewest(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	l := openT(t, dir, &opts)
+	for len(l.sealed) == 0 {
+		if _, err := l.Append(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The active segment goes with the record that started it: the
+	// directory as if the rotation had not installed it.
+	next, released, newest := l.active.first(), l.sealed[0].path, l.active.path
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(newest); err != nil {
+		t.Fatal(err)
+	}
+	if err := recovery.WriteMeta(vfs.Default, dir, recovery.Meta{FirstIndex: next}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{{released}, nil} {
+		l := openT(t, dir, &opts)
+		if got := l.Recovered().Removed; !slices.Equal(got, want) {
+			t.Errorf("Open %d removed %v, want %v", i+1, got, want)
+		}
+		if f, g := l.FirstIndex(), l.LastIndex(); f != next || g != next-1 {
+			t.Errorf("Open %d: the log holds [%d, %d], want [%d, %d] (empty)", i+1, f, g, next, next-1)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(released); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the released segment is still there: %v", err)
+	}
 }

@@ -331,7 +331,35 @@ func (l *Log) recover() error {
 		}
 	}
 	if l.active == nil {
-		return l.startSegment(len(segs) > 0)
+		if err := l.startSegment(len(segs) > 0); err != nil {
+			return err
+		}
+		return l.dropReleased()
+	}
+	return nil
+}
+
+// dropReleased removes the sealed segments all of whose records were
+// released, once Open has started a newer segment. Recovery keeps the
+// newest segment whatever it holds, so a segment sealed by a rotation
+// whose records a TruncateFront then released, before a crash stopped
+// the rotation from installing the next segment, is still live when Open
+// starts that next one; the next Open would find it obsolete and remove
+// it. Removed now, after the new segment is durable, it is reported once,
+// and recovery stays idempotent (found by TestKill, seed
+// 18374621035599467010).
+func (l *Log) dropReleased() error {
+	for len(l.sealed) > 0 && l.sealed[0].next() <= l.first {
+		s := l.sealed[0]
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("journal: remove %s: %w", s.path, err)
+		}
+		l.found.Removed = append(l.found.Removed, s.path)
+		l.sealed = l.sealed[1:]
 	}
 	return nil
 }
