@@ -16,7 +16,10 @@
 //     TruncateFront past the end of the log, every segment is released:
 //     the log is empty and continues at the meta file's first index.
 //  3. Read every live segment's header: a file of an unknown format or a
-//     newer version is reported first (ErrFormat).
+//     newer version is reported first (ErrFormat). Each segment is opened
+//     once: the handle that read its header judges it in the next steps,
+//     and with Options.KeepFiles a sealed segment's file stays open for
+//     the caller (the log reads its records through it).
 //  4. Every segment but the newest must be sealed: its header and footer
 //     must be valid (with Options.Verify, and always in Check, every live
 //     record is read and decompressed too, frame by frame from the first

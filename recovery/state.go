@@ -7,6 +7,7 @@ import (
 
 	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
 )
 
 // Kind says what kind of damage a Damage is. Recovery decides by kind,
@@ -133,6 +134,27 @@ type Segment struct {
 	// SealAt, when not 0, is where Repair writes the footer that ends the
 	// segment after the records at Offsets (a committed TruncateBack).
 	SealAt int64
+
+	// File is the sealed segment's file, open read-only, when the walk
+	// was asked to keep it (Options.KeepFiles); nil otherwise. Whoever
+	// holds the State closes it (State.Close), or takes it over.
+	File vfs.File
+}
+
+// close closes the file the walk kept, if any.
+func (s *Segment) close() {
+	if s.File != nil {
+		s.File.Close()
+		s.File = nil
+	}
+}
+
+// Close closes the segment files the walk kept open (Options.KeepFiles)
+// that the caller did not take over (by setting Segment.File to nil).
+func (st *State) Close() {
+	for i := range st.Segments {
+		st.Segments[i].close()
+	}
 }
 
 // Records is the number of records in the segment.

@@ -29,6 +29,11 @@ type Options struct {
 	// of sealed segments, the newest segment's frames and the snapshot's
 	// header.
 	Verify bool
+	// KeepFiles keeps every sealed segment's file open, as the walk
+	// opened it (read-only), in Segment.File: a log reads its records
+	// through them rather than opening each again. The caller closes them
+	// (State.Close). Scan closes them itself when it returns an error.
+	KeepFiles bool
 }
 
 // CheckOptions tunes Check.
@@ -45,10 +50,13 @@ type CheckOptions struct {
 // ErrFormat. The State is returned with the error too, holding
 // what was walked before the damage.
 func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
-	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true}
+	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles}
 	st, err := w.walk(dir)
 	if err == nil && st.Damaged() {
 		err = st.Damage[0].Err()
+	}
+	if err != nil {
+		st.Close()
 	}
 	return st, err
 }
@@ -70,8 +78,13 @@ type walker struct {
 	fs        vfs.FS
 	deep      bool // read every record and the snapshot's contents
 	stopEarly bool // stop at the first damage
+	keep      bool // keep sealed segments' files open (Options.KeepFiles)
 	progress  func(int64)
 	st        *State
+	// handles holds the segments formats opened, by position in the live
+	// list, until segment judges each (nil: the header was unreadable).
+	// Each file is opened once per walk.
+	handles []*segment.Handle
 	// stale is set when the directory listing proved out of date: a
 	// segment it lacks exists, or one it holds is gone.
 	stale  bool
@@ -105,6 +118,7 @@ func (w *walker) walk(dir string) (*State, error) {
 		if !w.stale {
 			return st, err
 		}
+		st.Close()
 	}
 	return w.walkOnce(dir)
 }
@@ -115,6 +129,7 @@ const maxRelists = 16
 
 func (w *walker) walkOnce(dir string) (*State, error) {
 	w.st = &State{Dir: dir}
+	defer w.closeHandles()
 	live, err := w.list(dir)
 	if err != nil || w.stop() {
 		return w.st, err
@@ -124,7 +139,7 @@ func (w *walker) walkOnce(dir string) (*State, error) {
 	}
 	var prev *Segment
 	for i, path := range live {
-		seg, err := w.segment(path, i == len(live)-1, prev)
+		seg, err := w.segment(path, i, i == len(live)-1, prev)
 		if err != nil {
 			return w.st, err
 		}
@@ -214,10 +229,12 @@ func firstOf(path string) uint64 {
 // segments around it (the segment before it would otherwise be reported
 // first, as unsealed with a later segment present).
 func (w *walker) formats(paths []string) error {
-	for _, path := range paths {
+	w.handles = make([]*segment.Handle, len(paths))
+	for i, path := range paths {
 		h, err := segment.OpenHandle(w.fs, path)
 		if err == nil {
-			h.Close()
+			h.Idle() // judged later, by segment
+			w.handles[i] = h
 			continue
 		}
 		d, judged := damageOf(KindHeader, path, err)
@@ -233,10 +250,20 @@ func (w *walker) formats(paths []string) error {
 	return nil
 }
 
-// segment judges one live segment; prev is the segment before it (nil for
+// closeHandles closes the handles no segment took.
+func (w *walker) closeHandles() {
+	for _, h := range w.handles {
+		if h != nil {
+			h.Close()
+		}
+	}
+	w.handles = nil
+}
+
+// segment judges live segment i; prev is the segment before it (nil for
 // the first).
-func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, error) {
-	seg := Segment{Path: path, First: firstOf(path)}
+func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Segment, err error) {
+	seg = Segment{Path: path, First: firstOf(path)}
 	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
 		// The segment that would fill the gap, if it exists unlisted.
 		// (Listed, it is prev itself, holding no record.)
@@ -251,19 +278,29 @@ func (w *walker) segment(path string, newest bool, prev *Segment) (Segment, erro
 			return seg, nil
 		}
 	}
-	h, err := segment.OpenHandle(w.fs, path)
-	if err != nil {
-		// Damage to the header was reported first, by formats.
-		if _, judged := damageOf(KindHeader, path, err); !judged {
-			w.vanished(err)
-			return seg, err
+	h := w.handles[i]
+	w.handles[i] = nil
+	if h == nil {
+		// Damage to the header was reported first, by formats (which
+		// keeps no handle then).
+		if h, err = segment.OpenHandle(w.fs, path); err != nil {
+			if _, judged := damageOf(KindHeader, path, err); !judged {
+				w.vanished(err)
+				return seg, err
+			}
+			if fi, err := w.fs.Stat(path); err == nil {
+				seg.Size = fi.Size()
+			}
+			return seg, nil
 		}
-		if fi, err := w.fs.Stat(path); err == nil {
-			seg.Size = fi.Size()
-		}
-		return seg, nil
 	}
-	defer h.Close()
+	defer func() {
+		if w.keep && seg.Sealed && err == nil {
+			seg.File = h.Detach()
+			return
+		}
+		h.Close()
+	}()
 	seg.Header, seg.Size = h.Header(), h.Size()
 	if seg.Header.FirstIndex != seg.First {
 		w.damage(Damage{Kind: KindHeader, Path: path, Index: seg.First,
@@ -310,6 +347,7 @@ func (w *walker) bounds() {
 	}
 	for len(st.Segments) > 1 && st.Segments[0].Next != 0 && st.Segments[0].Next <= st.FirstIndex {
 		st.Obsolete = append(st.Obsolete, st.Segments[0].Path)
+		st.Segments[0].close()
 		st.Segments = st.Segments[1:]
 	}
 }

@@ -170,14 +170,27 @@ func readTimes(r io.ReaderAt, off int64) (Times, error) {
 }
 
 // checksumAt computes a frame checksum over head followed by n bytes read
-// from r at off, streaming in small pieces.
+// from r at off. Through a window (as Open reads every sealed segment's
+// footer) it hashes the window's buffer in place: no copy, no buffer of
+// its own. A file that ends early ends the sum, which then cannot match.
 func checksumAt(r io.ReaderAt, salt uint64, head []byte, off, n int64) (uint64, error) {
 	d := digests.Get().(*xxhash.Digest)
 	defer digests.Put(d)
 	d.ResetWithSeed(salt)
 	d.Write(head)
-	_, err := io.Copy(d, io.NewSectionReader(r, off, n))
-	return d.Sum64(), err
+	w, ok := r.(*window)
+	if !ok {
+		w = &window{r: r, size: off + n}
+	}
+	for n > 0 {
+		b, err := w.at(off, min(n, readChunk)) // the buffer stays at most a chunk
+		if err != nil || len(b) == 0 {
+			return d.Sum64(), err
+		}
+		d.Write(b)
+		off, n = off+int64(len(b)), n-int64(len(b))
+	}
+	return d.Sum64(), nil
 }
 
 // RecordSpan returns where the k-th record (0-based) of a sealed segment

@@ -349,3 +349,50 @@ func TestTimesNoteWithAClockGoingBackwards(t *testing.T) {
 		t.Fatalf("first note: %+v", ts)
 	}
 }
+
+// A footer larger than a read chunk (300,000 records: 1.2 MiB of offsets)
+// is checked in pieces through a Handle's window; damage in its last
+// piece fails the checksum.
+func TestLargeFooterChecksum(t *testing.T) {
+	dir := t.TempDir()
+	f, h, err := Create(vfs.Default, dir, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const count = 300_000
+	offsets := make([]int64, count)
+	for i := range offsets {
+		offsets[i] = DataStart + int64(i)*FrameAlign*4 // never read: only the footer is
+	}
+	at := AlignSector(offsets[count-1] + FrameAlign*4)
+	ft, err := Seal(f, h, at, offsets, Times{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if 4*count <= readChunk {
+		t.Fatalf("footer of %d bytes fits one read chunk (%d): the test needs more", 4*count, readChunk)
+	}
+	footer := func() (Footer, string) {
+		t.Helper()
+		hd, err := OpenHandle(vfs.Default, filepath.Join(dir, Name(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hd.Close()
+		got, why, err := hd.Footer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, why
+	}
+	if got, why := footer(); got != ft {
+		t.Fatalf("Footer = %+v (%s), want %+v", got, why, ft)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, ft.Offset+FrameHeader+4*(count-2)); err != nil {
+		t.Fatal(err)
+	}
+	if got, why := footer(); got.Valid() || why != "footer checksum mismatch" {
+		t.Fatalf("Footer with its last offset damaged = %+v, %q; want none, checksum mismatch", got, why)
+	}
+}

@@ -20,10 +20,14 @@ type Handle struct {
 	path string
 	h    Header
 	w    window
+	held bool // w.buf came from buffers
 }
 
-// buffers recycles the read buffers of Handles.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); return &b }}
+// buffers recycles the read buffers of Handles. Each grows to what the
+// reads made through it needed (a chunk for a scan, the footer for the
+// examination of a sealed segment), so examining sealed segments never
+// allocates a whole chunk.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // OpenHandle opens the segment at path read-only and checks its header. A
 // file too short to hold a header, or whose header is damaged, gives a
@@ -39,10 +43,10 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: stat %s: %w", path, err)
 	}
-	s := &Handle{f: f, path: path, w: window{r: f, size: size, data: f.Data, buf: (*buffers.Get().(*[]byte))[:0]}}
+	s := &Handle{f: f, path: path, w: window{r: f, size: size, data: f.Data}}
 	// Only the header: a walk that needs nothing else of a sealed segment
 	// reads its footer next, at the other end.
-	head, err := s.w.exactly(0, HeaderSize)
+	head, err := s.win().exactly(0, HeaderSize)
 	if err == nil {
 		s.h, err = decodeHeader(head)
 		err = headerError(path, err)
@@ -52,6 +56,38 @@ func OpenHandle(fsys vfs.FS, path string) (*Handle, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// win is the Handle's window, with a read buffer (see Idle).
+func (s *Handle) win() *window {
+	if !s.held {
+		s.w.buf, s.held = (*buffers.Get().(*[]byte))[:0], true
+	}
+	return &s.w
+}
+
+// Idle returns the read buffer to the pool until the Handle reads again,
+// so that a walk holding many Handles open between uses holds one buffer,
+// not one each.
+func (s *Handle) Idle() {
+	if !s.held {
+		return
+	}
+	buf := s.w.buf[:0]
+	s.w.buf, s.w.off, s.held = nil, 0, false
+	if cap(buf) <= readChunk { // not one grown for a huge record
+		buffers.Put(&buf)
+	}
+}
+
+// Detach ends the Handle and returns its file, open, for the caller to
+// read and close: a log keeps the file of each sealed segment that
+// recovery examined rather than opening it again.
+func (s *Handle) Detach() vfs.File {
+	s.Idle()
+	f := s.f
+	s.f = nil
+	return f
 }
 
 // headerError places a header problem in its file.
@@ -72,9 +108,7 @@ func (s *Handle) Close() error {
 	if s.f == nil {
 		return nil
 	}
-	buf := s.w.buf[:0]
-	s.w.buf = nil
-	buffers.Put(&buf)
+	s.Idle()
 	err := s.f.Close()
 	s.f = nil
 	return err
@@ -102,7 +136,7 @@ func (s *Handle) Refresh() error {
 
 // Footer reads and checks the footer (see readFooter).
 func (s *Handle) Footer() (Footer, string, error) {
-	ft, why, err := readFooter(&s.w, s.w.size, s.h)
+	ft, why, err := readFooter(s.win(), s.w.size, s.h)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -114,12 +148,12 @@ func (s *Handle) Scan() *Scanner { return s.ScanFrom(DataStart, s.h.FirstIndex) 
 
 // ScanFrom scans from the frame of record index at off.
 func (s *Handle) ScanFrom(off int64, index uint64) *Scanner {
-	return scannerAt(&s.w, s.h, off, index)
+	return scannerAt(s.win(), s.h, off, index)
 }
 
 // Tail examines the bytes after a scan stopped at from (see scanTail).
 func (s *Handle) Tail(from int64) (Tail, error) {
-	t, err := tailIn(&s.w, s.h, from)
+	t, err := tailIn(s.win(), s.h, from)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -129,7 +163,7 @@ func (s *Handle) Tail(from int64) (Tail, error) {
 // Find returns the first frame at or after from (at a multiple of
 // FrameAlign) that passes checks 1 to 8 and that accept takes.
 func (s *Handle) Find(from int64, accept func(Frame) bool) (Frame, bool, error) {
-	f, ok, _, err := findFrame(&s.w, s.h, from, accept)
+	f, ok, _, err := findFrame(s.win(), s.h, from, accept)
 	if err != nil {
 		err = fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
@@ -139,7 +173,7 @@ func (s *Handle) Find(from int64, accept func(Frame) bool) (Frame, bool, error) 
 // Record reads record k (0-based) of a sealed segment through its footer,
 // checks its frame and returns the frame and the record, decompressed.
 func (s *Handle) Record(ft Footer, k int64) (Frame, []byte, error) {
-	off, size, err := ft.RecordSpan(&s.w, k)
+	off, size, err := ft.RecordSpan(s.win(), k)
 	if err != nil {
 		if errors.Is(err, errs.ErrCorrupt) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return Frame{Offset: ft.Offset}, nil, &errs.CorruptionError{Path: s.path, Offset: ft.Offset,
@@ -147,14 +181,14 @@ func (s *Handle) Record(ft Footer, k int64) (Frame, []byte, error) {
 		}
 		return Frame{}, nil, fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
-	f, rec, err := readRecord(&s.w, s.path, s.h, off, size, s.h.FirstIndex+uint64(k))
+	f, rec, err := readRecord(s.win(), s.path, s.h, off, size, s.h.FirstIndex+uint64(k))
 	return f, rec, err
 }
 
 // Offsets returns the offsets of the first n records of a sealed segment
 // (n may be one more than it holds: the footer's offset ends the list).
 func (s *Handle) Offsets(ft Footer, n int) ([]int64, error) {
-	offs, err := ft.Offsets(&s.w, n)
+	offs, err := ft.Offsets(s.win(), n)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read index of %s: %w", s.path, err)
 	}
@@ -162,4 +196,4 @@ func (s *Handle) Offsets(ft Footer, n int) ([]int64, error) {
 }
 
 // ReadAt reads from the file through the Handle's buffer.
-func (s *Handle) ReadAt(p []byte, off int64) (int, error) { return s.w.ReadAt(p, off) }
+func (s *Handle) ReadAt(p []byte, off int64) (int, error) { return s.win().ReadAt(p, off) }

@@ -201,12 +201,23 @@ func (l *Log) refresh() error {
 	return l.reload(t, has)
 }
 
+// errViewStale: a follower's view cannot be extended to what the tail file
+// says; refresh takes a new one.
+var errViewStale = errors.New("journal: the view does not hold the segment the tail file names")
+
 // extend installs t when only the durable end and the first index moved:
 // it indexes the frames from where the view ends to t's end.
 func (l *Log) extend(t recovery.Tail) error {
 	l.mu.Lock()
 	a, from, index := l.active, l.active.tail, l.durable+1
 	l.mu.Unlock()
+	if a.f == nil || a.first() != t.ActiveFirst {
+		// The view is not of the segment the tail file names open: it
+		// was taken from a directory that held that segment sealed (its
+		// writer killed between sealing it at Close and publishing that),
+		// and the next writer unsealed it. Only a new view fits.
+		return errViewStale
+	}
 	var offsets []int64
 	if t.Durable >= index {
 		sc := segment.NewScannerAt(a.f, t.ActiveEnd, a.h, from, index)

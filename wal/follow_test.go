@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -242,5 +244,55 @@ func TestReadOnlyWithoutWriter(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/journal.tail"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the read-only Log created the tail file: %v", err)
+	}
+}
+
+// TestReadOnlyAfterWriterKilledWhileSealing: a writer killed between
+// sealing its segment at Close and publishing that in the tail file leaves
+// the tail naming the segment open while the directory holds it sealed. A
+// follower opened then takes the directory's view (the segment sealed, an
+// empty active segment after it, no file). The next writer unseals the
+// segment and appends: the tail names the same open segment again, with
+// more records, which the follower must not read through its view's active
+// segment, which has no file (it panicked): it takes a new view.
+func TestReadOnlyAfterWriterKilledWhileSealing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{Logger: quiet}
+	w := openT(t, dir, &opts)
+	for i := range 10 {
+		if _, err := w.Append([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tail := filepath.Join(dir, recovery.TailName)
+	open := readFile(t, tail) // as published before Close: the segment open
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tail, open, 0o644); err != nil { // killed before Close published
+		t.Fatal(err)
+	}
+	f, err := OpenReadOnly(dir, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := f.LastIndex(); got != 10 {
+		t.Fatalf("follower sees up to %d, want 10", got)
+	}
+	w = openT(t, dir, &opts)
+	defer w.Close()
+	for i := 10; i < 15; i++ {
+		if _, err := w.Append([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.LastIndex(); got != 15 {
+		t.Fatalf("follower sees up to %d after the next writer appended, want 15", got)
+	}
+	for i := uint64(1); i <= 15; i++ {
+		if rec, err := f.Read(i); err != nil || len(rec) != 1 || rec[0] != byte(i-1) {
+			t.Fatalf("follower Read(%d) = %v, %v", i, rec, err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +34,12 @@ import (
 // (File.Data unknown), so the tail search reads every byte, as it did
 // before File.Data existed. It reports ms per Open, MiB read per Open
 // (every ReadAt through the FS), and the heap the open Log holds.
+//
+// Building the logs writes about twice their size. With
+// JOURNAL_OPEN_BENCH_DIR set, they are built there once and reused by
+// later runs (of this binary or another build: alternating an old and a
+// new binary under benchstat then costs no rebuild); remove the
+// directory to build them again.
 func BenchmarkOpen(b *testing.B) {
 	cases := []struct{ total, newest int64 }{
 		{1 << 30, 1 << 20},
@@ -46,13 +53,16 @@ func BenchmarkOpen(b *testing.B) {
 		// Built by the first sub-benchmark that needs it, under the
 		// parent's directory, so a -bench filter builds only what it runs.
 		root := filepath.Join(b.TempDir(), fmt.Sprint(i))
+		if cache := os.Getenv(envOpenCache); cache != "" {
+			root = filepath.Join(cache, fmt.Sprintf("%d-%d", c.total, c.newest))
+		}
 		var src *openSource
 		for _, state := range []string{"clean", "crash", "killed"} {
 			for _, path := range []string{"skip", "read-all"} {
 				name := fmt.Sprintf("total=%dGiB/newest=%dMiB/%s/%s", c.total>>30, c.newest>>20, state, path)
 				b.Run(name, func(b *testing.B) {
 					if src == nil {
-						s := buildOpenLog(b, root, c.total, c.newest)
+						s := cachedOpenLog(b, root, c.total, c.newest)
 						src = &s
 					}
 					benchOpen(b, *src, state, path == "read-all")
@@ -72,6 +82,32 @@ type openSource struct {
 	crash        string // path of the crash copy of the newest segment
 	killed       string
 	killedNewest string
+}
+
+const envOpenCache = "JOURNAL_OPEN_BENCH_DIR"
+
+// cachedOpenLog is buildOpenLog's log in dir, built unless an earlier run
+// left it complete there (its file "source" names the newest segments,
+// written last).
+func cachedOpenLog(b *testing.B, dir string, total, newest int64) openSource {
+	b.Helper()
+	record := filepath.Join(dir, "source")
+	var src openSource
+	if data, err := os.ReadFile(record); err == nil {
+		if _, err := fmt.Sscan(string(data), &src.newest, &src.killedNewest); err != nil {
+			b.Fatalf("%s: %v", record, err)
+		}
+		src.dir, src.crash, src.killed = filepath.Join(dir, "log"), filepath.Join(dir, "crash"), filepath.Join(dir, "killed")
+		return src
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
+	src = buildOpenLog(b, dir, total, newest)
+	if err := os.WriteFile(record, []byte(src.newest+" "+src.killedNewest+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return src
 }
 
 // buildOpenLog writes a log of about total bytes of 64 KiB records whose
@@ -280,12 +316,16 @@ func benchOpen(b *testing.B, src openSource, state string, readAll bool) {
 	b.ReportMetric(float64(heap)/1024/float64(b.N), "KiB-heap/open")
 }
 
-// countFS counts the bytes read through it. With unknown set its files
-// cannot tell where data lies, as on a file system without SEEK_DATA.
+// countFS counts the bytes read through it, the opens of each file (by
+// base name) and the files open now. With unknown set its files cannot
+// tell where data lies, as on a file system without SEEK_DATA.
 type countFS struct {
 	vfs.FS
 	unknown bool
 	read    atomic.Int64
+	mu      sync.Mutex
+	opened  map[string]int
+	open    int
 }
 
 func (c *countFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
@@ -293,12 +333,29 @@ func (c *countFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, e
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.opened == nil {
+		c.opened = map[string]int{}
+	}
+	c.opened[filepath.Base(name)]++
+	c.open++
 	return &countFile{File: f, fs: c}, nil
 }
 
 type countFile struct {
 	vfs.File
-	fs *countFS
+	fs     *countFS
+	closed sync.Once
+}
+
+func (f *countFile) Close() error {
+	f.closed.Do(func() {
+		f.fs.mu.Lock()
+		f.fs.open--
+		f.fs.mu.Unlock()
+	})
+	return f.File.Close()
 }
 
 func (f *countFile) ReadAt(p []byte, off int64) (int, error) {

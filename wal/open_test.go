@@ -1,10 +1,16 @@
 package wal
 
 import (
+	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
@@ -173,4 +179,136 @@ func dataKnown(t *testing.T, fsys vfs.FS, dir string) bool {
 		t.Logf("the file system under %s cannot tell where data lies: Open reads every byte", dir)
 	}
 	return known
+}
+
+// TestOpenOpensEachSegmentOnce: Open opens each sealed segment once, in
+// recovery's walk, and the log reads the segment's records through that
+// file: reading every record opens nothing more. The newest segment, which
+// Close sealed, is opened once more, for writing. Close, and an Open that
+// fails, leave no file open.
+func TestOpenOpensEachSegmentOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	l := openT(t, dir, &opts)
+	rec := make([]byte, 1000)
+	for range 300 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fsys := &countFS{FS: vfs.Default}
+	opts.FS = fsys
+	l = openT(t, dir, &opts)
+	newest := filepath.Base(l.active.path)
+	segs := 0
+	for _, name := range listDir(t, dir) {
+		if _, ok := segment.ParseName(name); !ok {
+			continue
+		}
+		segs++
+		want := 1
+		if name == newest {
+			want = 2
+		}
+		if got := fsys.opened[name]; got != want {
+			t.Errorf("Open opened %s %d times, want %d", name, got, want)
+		}
+	}
+	if segs < 4 {
+		t.Fatalf("%d segments: the test needs several sealed ones", segs)
+	}
+	opens := maps.Clone(fsys.opened)
+	for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
+		if _, err := l.Read(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !maps.Equal(opens, fsys.opened) {
+		t.Errorf("reading every record opened files: before %v, after %v", opens, fsys.opened)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.open != 0 {
+		t.Errorf("%d files open after Close", fsys.open)
+	}
+
+	// The trailer of the segment before the newest damaged: it has no
+	// valid footer though a later segment exists. Open fails after
+	// recovery had kept the files of the sealed segments before it, and
+	// closes them.
+	damaged := filepath.Join(dir, sealedBefore(t, dir, newest))
+	fi, err := os.Stat(damaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(t, damaged, fi.Size()-1, 0)
+	_, err = Open(dir, &opts)
+	wantNamed(t, err, ErrCorrupt, damaged)
+	if fsys.open != 0 {
+		t.Errorf("%d files open after a failed Open", fsys.open)
+	}
+}
+
+// sealedBefore names the segment of dir just before the one named newest.
+func sealedBefore(t *testing.T, dir, newest string) string {
+	t.Helper()
+	prev := ""
+	for _, name := range listDir(t, dir) {
+		if _, ok := segment.ParseName(name); ok && name < newest {
+			prev = name
+		}
+	}
+	if prev == "" {
+		t.Fatalf("no segment before %s", newest)
+	}
+	return prev
+}
+
+// TestOpenRemovesReleasedSealedNewest: the newest segment, sealed by a
+// rotation, holds only records a TruncateFront released, and the next
+// segment was never installed (a crash in the middle of the rotation; made
+// here by removing the empty next segment and committing the TruncateFront
+// in the meta file). Open starts the next segment and removes the released
+// one at once, so the next Open has nothing to repair (TestKill found the
+// second Open removing it: recovery was not idempotent).
+func TestOpenRemovesReleasedSealedNewest(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	opts := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	l := openT(t, dir, &opts)
+	for len(l.sealed) == 0 {
+		if _, err := l.Append(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The active segment goes with the record that started it: the
+	// directory as if the rotation had not installed it.
+	next, released, newest := l.active.first(), l.sealed[0].path, l.active.path
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(newest); err != nil {
+		t.Fatal(err)
+	}
+	if err := recovery.WriteMeta(vfs.Default, dir, recovery.Meta{FirstIndex: next}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{{released}, nil} {
+		l := openT(t, dir, &opts)
+		if got := l.Recovered().Removed; !slices.Equal(got, want) {
+			t.Errorf("Open %d removed %v, want %v", i+1, got, want)
+		}
+		if f, g := l.FirstIndex(), l.LastIndex(); f != next || g != next-1 {
+			t.Errorf("Open %d: the log holds [%d, %d], want [%d, %d] (empty)", i+1, f, g, next, next-1)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(released); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the released segment is still there: %v", err)
+	}
 }
