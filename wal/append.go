@@ -198,12 +198,19 @@ func (l *Log) syncedMark(a *activeSegment) int64 {
 
 // waiter is an Append or AppendBatch waiting for its records [first, last]
 // to become readable. Waiters form a list so that a TruncateBack can tell
-// those whose records it dropped; they are recycled, so appends do not
-// allocate.
+// those whose records it dropped, and so that the end of a group commit
+// wakes only the waiters it concerns (see wakeWaiters); they are recycled,
+// so appends do not allocate.
 type waiter struct {
 	first, last uint64
 	err         error // set by a TruncateBack that dropped some of the records
 	prev, next  *waiter
+	// wake is signalled (L is the log's mu) when the wait may end, or
+	// when this waiter is to start the next group commit. asleep is set
+	// while it waits and cleared by whoever signals it, so that no
+	// waiter is signalled twice or chosen to flush while awake.
+	wake   sync.Cond
+	asleep bool
 }
 
 // register adds a waiter for [first, last]. Called with mu held.
@@ -213,8 +220,10 @@ func (l *Log) register(first, last uint64) *waiter {
 		l.idle = w.next
 	} else {
 		w = new(waiter)
+		w.wake.L = &l.mu
 	}
-	*w = waiter{first: first, last: last, next: l.waiting}
+	w.first, w.last, w.err = first, last, nil
+	w.prev, w.next = nil, l.waiting
 	if w.next != nil {
 		w.next.prev = w
 	}
@@ -233,8 +242,41 @@ func (l *Log) unregister(w *waiter) {
 	if w.next != nil {
 		w.next.prev = w.prev
 	}
-	*w = waiter{next: l.idle}
+	w.err, w.prev, w.next = nil, nil, l.idle
 	l.idle = w
+}
+
+// broadcast wakes everyone waiting on cond (enqueue, exclusive sections,
+// rotations, Sync, Close) and the waiters whose wait may end. Call it
+// after the state change it announces, with mu held.
+func (l *Log) broadcast() {
+	l.cond.Broadcast()
+	l.wakeWaiters()
+}
+
+// wakeWaiters signals the sleeping waiters that can leave waitDurable:
+// those whose records are readable or were cut, or all when the log failed
+// or closed; and, when no write is in flight and the log is not busy, one
+// more waiter whose records are pending, to start the next group commit.
+// A group commit at 64 writers used to wake all 64 through cond, most of
+// them only to take mu, find their records still pending and sleep again:
+// the CPU of a context switch and a contended lock each, per commit. The
+// walk is over the waiting appends, a few dozen, once per commit. Called
+// with mu held.
+func (l *Log) wakeWaiters() {
+	all := l.err != nil || l.closed
+	flusher := !l.flushing && !l.busy
+	for w := l.waiting; w != nil; w = w.next {
+		if !w.asleep {
+			continue
+		}
+		done := all || w.err != nil || l.last >= w.last
+		if done || flusher {
+			flusher = flusher && done
+			w.asleep = false
+			w.wake.Signal()
+		}
+	}
 }
 
 // cutWaiters tells every waiter and every turn with records after index
@@ -283,7 +325,8 @@ func (l *Log) waitDurable(first, last uint64) error {
 		case l.closed:
 			return ErrClosed
 		case l.flushing || l.busy:
-			l.cond.Wait()
+			w.asleep = true
+			w.wake.Wait()
 		default:
 			l.flush(false)
 		}
@@ -346,7 +389,7 @@ func (l *Log) exclusive(sync bool) error {
 // endExclusive lets appends continue. Called with mu held.
 func (l *Log) endExclusive() {
 	l.busy = false
-	l.cond.Broadcast()
+	l.broadcast()
 }
 
 // takePending hands the pending buffer to a write at the active segment's
@@ -401,7 +444,7 @@ func (l *Log) flush(sync bool) {
 	} else {
 		l.published(a, off+int64(len(buf)), len(buf), last, sync, took)
 	}
-	l.cond.Broadcast()
+	l.broadcast()
 }
 
 // write writes buf at off in the active segment and, if sync, fdatasyncs,
@@ -501,7 +544,7 @@ func (l *Log) rotate() {
 	if err != nil {
 		l.fail(err)
 	}
-	l.cond.Broadcast()
+	l.broadcast()
 }
 
 // spareFile is a file prepared to become the next segment.
@@ -579,7 +622,7 @@ func (l *Log) finishRotation(full, next *activeSegment, spare string) {
 		// Reads copy offsets out under mu: none holds this slice now.
 		l.spareOffsets = full.offsets[:0]
 	}
-	l.cond.Broadcast()
+	l.broadcast()
 }
 
 // prepareSpare starts preparing a spare file for the next rotation, once
@@ -597,8 +640,9 @@ func (l *Log) prepareSpare() {
 		f, path, err := segment.CreateSpare(l.fs, l.dir, l.opts.SegmentSize)
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		// Broadcast once the outcome below is recorded.
+		defer l.broadcast()
 		l.preparing = false
-		l.cond.Broadcast()
 		switch {
 		case errors.Is(err, syscall.ENOSPC):
 			// The disk is full: the log goes on in its active segment

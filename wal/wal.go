@@ -66,7 +66,7 @@ type Log struct {
 	filesMu sync.RWMutex
 
 	mu   sync.Mutex
-	cond sync.Cond // broadcast whenever a flush or an exclusive operation ends
+	cond sync.Cond // broadcast (see broadcast) whenever a flush or an exclusive operation ends
 	// Invariant: first <= last+1 <= next; records in [first, last] are
 	// readable (durable, unless NoSync); [last+1, next) are assigned and
 	// in flight or pending.
@@ -500,7 +500,7 @@ func (l *Log) Close() error {
 		l.publish()
 	}
 	l.closed = true
-	l.cond.Broadcast()
+	l.broadcast()
 	l.wakeReaders()
 	l.closeTail()
 	l.mu.Unlock()
