@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -266,11 +267,15 @@ func (l *Log) broadcast() {
 func (l *Log) wakeWaiters() {
 	all := l.err != nil || l.closed
 	flusher := !l.flushing && !l.busy
+	l.woken = 0
 	for w := l.waiting; w != nil; w = w.next {
 		if !w.asleep {
 			continue
 		}
 		done := all || w.err != nil || l.last >= w.last
+		if done {
+			l.woken++
+		}
 		if done || flusher {
 			flusher = flusher && done
 			w.asleep = false
@@ -312,6 +317,7 @@ func cutError(first, last, index uint64, err error) error {
 func (l *Log) waitDurable(first, last uint64) error {
 	w := l.register(first, last)
 	defer l.unregister(w)
+	gathered := false
 	for {
 		switch {
 		case w.err != nil:
@@ -327,9 +333,35 @@ func (l *Log) waitDurable(first, last uint64) error {
 		case l.flushing || l.busy:
 			w.asleep = true
 			w.wake.Wait()
+		case !gathered && l.woken > 1:
+			gathered = true
+			l.gather()
 		default:
 			l.flush(false)
 		}
+	}
+}
+
+// gather lets the appends that the last group commit acknowledged run
+// before this one takes the pending buffer: their callers, writing as fast
+// as they can, append again at once, and their records then join this
+// commit instead of waiting through it for the next. Without it, at 64
+// writers, each commit took only the records that arrived during the
+// previous fdatasync (about half of the writers), and so cost twice the
+// fdatasyncs per record. It yields the processor once, holding the flush
+// (flushing is set, so no one else starts one): no timer, and no wait at
+// all when the last commit acknowledged no more than one append. Called
+// with mu held and no flush in flight; the caller checks the state again.
+func (l *Log) gather() {
+	l.flushing = true
+	l.mu.Unlock()
+	runtime.Gosched()
+	l.mu.Lock()
+	l.flushing = false
+	if l.busy || l.usable() != nil {
+		// Not flushing after all: whoever waited for this flush to end
+		// must hear that it did.
+		l.broadcast()
 	}
 }
 
