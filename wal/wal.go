@@ -117,6 +117,7 @@ type Log struct {
 	snapshot            uint64  // index the snapshot covers, 0 if none
 	waiting, idle       *waiter // appends waiting for their records; recycled waiters
 	woken               int     // waiters the last wakeWaiters acknowledged (see gather)
+	returning           int     // acknowledged waiters yet to leave waitDurable
 	// turns queues the AppendApply calls whose applies have yet to run, in
 	// index order; lastTurn is its tail, idleTurns recycled turns.
 	turns, lastTurn, idleTurns *turn
