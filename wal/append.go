@@ -213,6 +213,9 @@ type waiter struct {
 	wake   sync.Cond
 	asleep bool
 	acked  bool // woken because its wait ended, not yet unregistered
+	// flusher is set when wakeWaiters chose this waiter to start the next
+	// group commit; one that returns instead hands the role on.
+	flusher bool
 }
 
 // register adds a waiter for [first, last]. Called with mu held.
@@ -284,6 +287,7 @@ func (l *Log) wakeWaiters() {
 			w.acked = true
 		}
 		if done || flusher {
+			w.flusher = flusher && !done
 			flusher = flusher && done
 			w.asleep = false
 			w.wake.Signal()
@@ -323,7 +327,18 @@ func cutError(first, last, index uint64, err error) error {
 // when no one else is. Called with mu held.
 func (l *Log) waitDurable(first, last uint64) error {
 	w := l.register(first, last)
-	defer l.unregister(w)
+	defer func() {
+		if w.flusher {
+			// Chosen to start the next group commit, it returns
+			// instead (its records made readable by another, or the
+			// log failed in the background without a broadcast): the
+			// others asleep would otherwise wait for a commit no one
+			// starts.
+			w.flusher = false
+			l.wakeWaiters()
+		}
+		l.unregister(w)
+	}()
 	gathered := false
 	for {
 		switch {
@@ -338,12 +353,14 @@ func (l *Log) waitDurable(first, last uint64) error {
 		case l.closed:
 			return ErrClosed
 		case l.flushing || l.busy:
-			w.asleep = true
+			// Whoever holds the flush or the log wakes us when done.
+			w.asleep, w.flusher = true, false
 			w.wake.Wait()
 		case !gathered && l.woken > 1:
 			gathered = true
 			l.gather()
 		default:
+			w.flusher = false
 			l.flush(false)
 		}
 	}

@@ -1,8 +1,10 @@
 package wal
 
 import (
+	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/vfs"
 )
@@ -41,5 +43,57 @@ func TestAcknowledgedWritersJoinTheNextCommit(t *testing.T) {
 	t.Logf("%d records, %d fdatasyncs: %.2f records per fdatasync", st.Records, st.Syncs, perSync)
 	if perSync < 5 {
 		t.Fatalf("%.2f records per fdatasync at %d writers, want at least 5", perSync, writers)
+	}
+}
+
+// TestFailureReachesEveryWaitingAppend: a group commit ends and wakes one
+// waiting append to start the next, then the log fails in the background
+// (a retention or checkpoint step, which broadcasts nothing) before that
+// append runs. It returns the failure instead of flushing, and must hand
+// the wake-up on: the other waiting append would otherwise sleep forever,
+// as TestConcurrentModel once found (history 2224755684863258161).
+func TestFailureReachesEveryWaitingAppend(t *testing.T) {
+	l, err := Open(t.TempDir(), &Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.mu.Lock()
+	l.flushing = true // a group commit in flight: appends wait for it
+	l.mu.Unlock()
+	const appenders = 3
+	errc := make(chan error, appenders)
+	for range appenders {
+		go func() {
+			_, err := l.Append([]byte("r"))
+			errc <- err
+		}()
+	}
+	for asleep := 0; asleep < appenders; {
+		time.Sleep(time.Millisecond)
+		l.mu.Lock()
+		asleep = 0
+		for w := l.waiting; w != nil; w = w.next {
+			if w.asleep {
+				asleep++
+			}
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	l.flushing = false
+	l.broadcast() // the commit ends: one append is chosen to start the next
+	injected := errors.New("injected background failure")
+	l.fail(injected)
+	l.mu.Unlock()
+	for range appenders {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, injected) || !errors.Is(err, ErrFailed) {
+				t.Fatalf("Append = %v, want the injected failure (ErrFailed)", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an Append waiting for a group commit did not learn that the log failed")
+		}
 	}
 }
