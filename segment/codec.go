@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/gojournal/journal/internal/errs"
@@ -16,16 +17,28 @@ var (
 	zstdDec  *zstd.Decoder
 )
 
-// zstdCodec returns the shared encoder and decoder; EncodeAll and DecodeAll
-// are safe for concurrent use.
+// zstdCodec returns the shared encoder and decoder. Appenders compress
+// concurrently (outside the log's lock) and readers decompress
+// concurrently, so each holds GOMAXPROCS block coders: EncodeAll and
+// DecodeAll take one from the library's pool for the call and run on the
+// caller's goroutine, which is the way klauspost/compress documents for
+// many small buffers. A concurrency of 1 made every appender queue for a
+// single encoder. A sync.Pool of encoders was not taken: the GC empties it,
+// and each encoder is about 300 KiB of tables to rebuild.
+//
+// Memory: each encoder holds a 256 KiB match table from the first use, plus
+// a history of 1 to 4 MiB once it has compressed a record over 64 KiB (a
+// multi-block frame); each decoder allocates as it decodes, bounded by
+// MaxRecordSize.
 func zstdCodec() (*zstd.Encoder, *zstd.Decoder) {
 	zstdOnce.Do(func() {
+		n := runtime.GOMAXPROCS(0)
 		var err error
-		zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(n))
 		if err != nil {
 			panic(err) // only invalid options fail
 		}
-		zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
+		zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(n),
 			zstd.WithDecodeAllCapLimit(true), zstd.WithDecoderMaxMemory(MaxRecordSize))
 		if err != nil {
 			panic(err)

@@ -32,13 +32,14 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // runWriters runs fn b.N times spread over writers goroutines and reports
-// appends per second.
+// appends per second and the process's CPU time (user and system,
+// background goroutines and GC included) per append.
 func runWriters(b *testing.B, size, writers int, fn func(data []byte) error) {
 	b.SetBytes(int64(size))
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for range writers {
 		wg.Add(1)
 		go func() {
@@ -55,6 +56,7 @@ func runWriters(b *testing.B, size, writers int, fn func(data []byte) error) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-us/append")
 }
 
 // benchJournal reports, beside appends/s, what Metrics says of the run:

@@ -66,7 +66,7 @@ type Log struct {
 	filesMu sync.RWMutex
 
 	mu   sync.Mutex
-	cond sync.Cond // broadcast whenever a flush or an exclusive operation ends
+	cond sync.Cond // broadcast (see broadcast) whenever a flush or an exclusive operation ends
 	// Invariant: first <= last+1 <= next; records in [first, last] are
 	// readable (durable, unless NoSync); [last+1, next) are assigned and
 	// in flight or pending.
@@ -116,6 +116,8 @@ type Log struct {
 	sinceCheckpoint     int64   // bytes appended since the last checkpoint
 	snapshot            uint64  // index the snapshot covers, 0 if none
 	waiting, idle       *waiter // appends waiting for their records; recycled waiters
+	woken               int     // waiters the last wakeWaiters acknowledged (see gather)
+	returning           int     // acknowledged waiters yet to leave waitDurable
 	// turns queues the AppendApply calls whose applies have yet to run, in
 	// index order; lastTurn is its tail, idleTurns recycled turns.
 	turns, lastTurn, idleTurns *turn
@@ -550,7 +552,7 @@ func (l *Log) Close() error {
 		l.publish()
 	}
 	l.closed = true
-	l.cond.Broadcast()
+	l.broadcast()
 	l.wakeReaders()
 	l.closeTail()
 	l.mu.Unlock()
