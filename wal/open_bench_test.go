@@ -3,17 +3,15 @@ package wal
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/vfstest"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -286,7 +284,7 @@ func (src openSource) prepare(b *testing.B, dir, state string) {
 
 func benchOpen(b *testing.B, src openSource, state string, readAll bool) {
 	dir := filepath.Join(b.TempDir(), "log")
-	fsys := &countFS{FS: vfs.Default, unknown: readAll}
+	fsys := &vfstest.CountFS{FS: vfs.Default, Unknown: readAll}
 	var heap uint64
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -312,61 +310,6 @@ func benchOpen(b *testing.B, src openSource, state string, readAll bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/open")
-	b.ReportMetric(float64(fsys.read.Load())/(1<<20)/float64(b.N), "MiB-read/open")
+	b.ReportMetric(float64(fsys.Read())/(1<<20)/float64(b.N), "MiB-read/open")
 	b.ReportMetric(float64(heap)/1024/float64(b.N), "KiB-heap/open")
-}
-
-// countFS counts the bytes read through it, the opens of each file (by
-// base name) and the files open now. With unknown set its files cannot
-// tell where data lies, as on a file system without SEEK_DATA.
-type countFS struct {
-	vfs.FS
-	unknown bool
-	read    atomic.Int64
-	mu      sync.Mutex
-	opened  map[string]int
-	open    int
-}
-
-func (c *countFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
-	f, err := c.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.opened == nil {
-		c.opened = map[string]int{}
-	}
-	c.opened[filepath.Base(name)]++
-	c.open++
-	return &countFile{File: f, fs: c}, nil
-}
-
-type countFile struct {
-	vfs.File
-	fs     *countFS
-	closed sync.Once
-}
-
-func (f *countFile) Close() error {
-	f.closed.Do(func() {
-		f.fs.mu.Lock()
-		f.fs.open--
-		f.fs.mu.Unlock()
-	})
-	return f.File.Close()
-}
-
-func (f *countFile) ReadAt(p []byte, off int64) (int, error) {
-	n, err := f.File.ReadAt(p, off)
-	f.fs.read.Add(int64(n))
-	return n, err
-}
-
-func (f *countFile) Data(off int64) (start, end int64, known bool, err error) {
-	if f.fs.unknown {
-		return 0, 0, false, nil
-	}
-	return f.File.Data(off)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gojournal/journal/internal/vfstest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -77,7 +78,7 @@ func TestOpenReadsOnlyWhatWasWritten(t *testing.T) {
 				// ext4, XFS, btrfs or tmpfs) makes Open read it all.
 				known := dataKnown(t, base, dir)
 				for _, unknown := range []bool{false, true} {
-					fsys := &countFS{FS: base, unknown: unknown}
+					fsys := &vfstest.CountFS{FS: base, Unknown: unknown}
 					opts.FS = fsys
 					l := openT(t, dir, &opts)
 					if got := l.LastIndex(); got != 300 {
@@ -86,7 +87,7 @@ func TestOpenReadsOnlyWhatWasWritten(t *testing.T) {
 					if err := l.Close(); err != nil {
 						t.Fatal(err)
 					}
-					read := fsys.read.Load()
+					read := fsys.Read()
 					t.Logf("Data unknown=%v: Open read %d bytes (%d written)", unknown, read, written)
 					switch {
 					case !unknown && known && read > written+openBudget:
@@ -150,11 +151,11 @@ func TestReopenWithLargerSegmentSize(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fsys := &countFS{FS: mem}
+	fsys := &vfstest.CountFS{FS: mem}
 	opts.FS = fsys
 	l = openT(t, "/log", &opts)
 	defer l.Close()
-	if read, want := fsys.read.Load(), int64(320*(10<<10+64))+openBudget; read > want {
+	if read, want := fsys.Read(), int64(320*(10<<10+64))+openBudget; read > want {
 		t.Errorf("Open read %d bytes of a segment holding about 3.2 MiB (budget %d)", read, want)
 	}
 	if got := l.LastIndex(); got != 320 {
@@ -199,7 +200,7 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fsys := &countFS{FS: vfs.Default}
+	fsys := &vfstest.CountFS{FS: vfs.Default}
 	opts.FS = fsys
 	l = openT(t, dir, &opts)
 	newest := filepath.Base(l.active.path)
@@ -213,27 +214,27 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 		if name == newest {
 			want = 2
 		}
-		if got := fsys.opened[name]; got != want {
+		if got := fsys.Opened()[name]; got != want {
 			t.Errorf("Open opened %s %d times, want %d", name, got, want)
 		}
 	}
 	if segs < 4 {
 		t.Fatalf("%d segments: the test needs several sealed ones", segs)
 	}
-	opens := maps.Clone(fsys.opened)
+	opens := fsys.Opened()
 	for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
 		if _, err := l.Read(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !maps.Equal(opens, fsys.opened) {
-		t.Errorf("reading every record opened files: before %v, after %v", opens, fsys.opened)
+	if !maps.Equal(opens, fsys.Opened()) {
+		t.Errorf("reading every record opened files: before %v, after %v", opens, fsys.Opened())
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if fsys.open != 0 {
-		t.Errorf("%d files open after Close", fsys.open)
+	if fsys.Open() != 0 {
+		t.Errorf("%d files open after Close", fsys.Open())
 	}
 
 	// The trailer of the segment before the newest damaged: it has no
@@ -248,8 +249,8 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	flip(t, damaged, fi.Size()-1, 0)
 	_, err = Open(dir, &opts)
 	wantNamed(t, err, ErrCorrupt, damaged)
-	if fsys.open != 0 {
-		t.Errorf("%d files open after a failed Open", fsys.open)
+	if fsys.Open() != 0 {
+		t.Errorf("%d files open after a failed Open", fsys.Open())
 	}
 }
 
