@@ -318,9 +318,9 @@ func (l *Log) cutWaiters(index uint64, err error) {
 	}
 }
 
-// writtenWaiters marks every waiter done: called by a restart once
-// everything pending is written, before LastIndex moves back. Called with
-// mu held.
+// writtenWaiters marks done every waiter whose records are written: called
+// by a restart once everything pending is written (so every waiter), before
+// LastIndex moves back. Called with mu held.
 func (l *Log) writtenWaiters() {
 	for w := l.waiting; w != nil; w = w.next {
 		if w.last <= l.last {
