@@ -35,8 +35,8 @@ func TestScanOpensEachSegmentOnce(t *testing.T) {
 				t.Errorf("keep=%v: %s (sealed %v) has a file: %v, want %v", keep, s.Path, s.Sealed, s.File != nil, want)
 			}
 		}
-		if want := map[bool]int{false: 0, true: 2}[keep]; fsys.Open() != want {
-			t.Errorf("keep=%v: %d files open after Scan, want %d (the sealed segments')", keep, fsys.Open(), want)
+		if want := map[bool]int{false: 0, true: 2}[keep]; fsys.OpenNow() != want {
+			t.Errorf("keep=%v: %d files open after Scan, want %d (the sealed segments')", keep, fsys.OpenNow(), want)
 		}
 		// The kept file reads the segment.
 		if keep {
@@ -46,8 +46,8 @@ func TestScanOpensEachSegmentOnce(t *testing.T) {
 			}
 		}
 		st.Close()
-		if fsys.Open() != 0 {
-			t.Errorf("keep=%v: %d files open after State.Close", keep, fsys.Open())
+		if fsys.OpenNow() != 0 {
+			t.Errorf("keep=%v: %d files open after State.Close", keep, fsys.OpenNow())
 		}
 	}
 
@@ -64,7 +64,7 @@ func TestScanOpensEachSegmentOnce(t *testing.T) {
 			t.Errorf("%s: a file kept after a failed Scan", s.Path)
 		}
 	}
-	if fsys.Open() != 0 {
-		t.Errorf("%d files open after a failed Scan", fsys.Open())
+	if fsys.OpenNow() != 0 {
+		t.Errorf("%d files open after a failed Scan", fsys.OpenNow())
 	}
 }

@@ -233,8 +233,8 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if fsys.Open() != 0 {
-		t.Errorf("%d files open after Close", fsys.Open())
+	if fsys.OpenNow() != 0 {
+		t.Errorf("%d files open after Close", fsys.OpenNow())
 	}
 
 	// The trailer of the segment before the newest damaged: it has no
@@ -249,8 +249,8 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	flip(t, damaged, fi.Size()-1, 0)
 	_, err = Open(dir, &opts)
 	wantNamed(t, err, ErrCorrupt, damaged)
-	if fsys.Open() != 0 {
-		t.Errorf("%d files open after a failed Open", fsys.Open())
+	if fsys.OpenNow() != 0 {
+		t.Errorf("%d files open after a failed Open", fsys.OpenNow())
 	}
 }
 

@@ -50,8 +50,8 @@ func (c *CountFS) Opened() map[string]int {
 	return maps.Clone(c.opened)
 }
 
-// Open is the number of files open now.
-func (c *CountFS) Open() int {
+// OpenNow is the number of files open now.
+func (c *CountFS) OpenNow() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.open
