@@ -227,3 +227,49 @@ func SeqBandwidth(root string, d time.Duration, max int64) (float64, error) {
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
+
+// CommitCeiling measures the most a group commit of chunk bytes can
+// stream: chunk-sized writes, each followed by an fdatasync, one after the
+// other, for d (or until max bytes), into blocks written beforehand (as
+// journal's zeros ahead leave them), so no fdatasync has to commit the
+// file system's journal. No log serving writers that each wait for their
+// append can beat it with commits of at most chunk bytes: 64 writers of
+// 4 KiB records never form a commit over 256 KiB. It returns bytes per
+// second.
+func CommitCeiling(root string, d time.Duration, max int64, chunk int) (float64, error) {
+	dir, err := os.MkdirTemp(root, "ceiling-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	f, err := os.Create(filepath.Join(dir, "ceiling"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	raw := &rawFile{f: f}
+	max -= max % int64(chunk)
+	zeros := make([]byte, seqChunk)
+	for off := int64(0); off < max; off += seqChunk {
+		if _, err := f.WriteAt(zeros[:min(seqChunk, max-off)], off); err != nil {
+			return 0, err
+		}
+	}
+	if err := raw.sync(); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, chunk)
+	fill(buf, 2)
+	start := time.Now()
+	var n int64
+	for n < max && time.Since(start) < d {
+		if _, err := f.WriteAt(buf, n); err != nil {
+			return 0, err
+		}
+		if err := raw.sync(); err != nil {
+			return 0, err
+		}
+		n += int64(chunk)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}

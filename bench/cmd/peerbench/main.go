@@ -31,6 +31,7 @@ func main() {
 	peers := flag.String("peers", "", "comma-separated logs to run (default all peers; journal-seg1m, journal-s2, journal-zstd only when named)")
 	loads := flag.String("w", "1x128,8x128,64x128,1x4096,8x4096,64x4096", "workloads: writers x record bytes, comma-separated")
 	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes (0: skip it)")
+	ceiling := flag.Int("ceiling", 256<<10, "bytes per fdatasync of the commit-ceiling run (0: skip it)")
 	png := flag.String("png", "", "also draw a chart of appends/s relative to the ideal group commit to this PNG file")
 	flag.Parse()
 	log.SetFlags(0)
@@ -44,7 +45,7 @@ func main() {
 		log.Fatal(err)
 	}
 	res := map[key][]bench.Result{}
-	var seq []float64
+	var seq, ceil []float64
 	for rep := range *n {
 		if *seqMax > 0 {
 			bw, err := bench.SeqBandwidth(*dir, *d, *seqMax)
@@ -52,6 +53,13 @@ func main() {
 				log.Fatalf("sequential bandwidth: %v", err)
 			}
 			seq = append(seq, bw)
+		}
+		if *ceiling > 0 && *seqMax > 0 {
+			bw, err := bench.CommitCeiling(*dir, *d, min(*seqMax, 512<<20), *ceiling)
+			if err != nil {
+				log.Fatalf("commit ceiling: %v", err)
+			}
+			ceil = append(ceil, bw)
 		}
 		for _, w := range ws {
 			for _, p := range ps {
@@ -65,7 +73,7 @@ func main() {
 			}
 		}
 	}
-	report(os.Stdout, ps, ws, res, seq, *d, *n)
+	report(os.Stdout, ps, ws, res, seq, ceil, *ceiling, *d, *n)
 	if *png != "" && slices.ContainsFunc(ps, func(p bench.Peer) bool { return p.Name == bench.Ideal }) {
 		title := fmt.Sprintf("Durable appends, %d repeats x %v per case", *n, *d)
 		if err := chart(*png, ps, ws, res, title); err != nil {
@@ -110,12 +118,16 @@ func parseWorkloads(s string) ([]bench.Workload, error) {
 }
 
 // report prints the machine line and one table row per (workload, log).
-func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]bench.Result, seq []float64, d time.Duration, n int) {
+func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]bench.Result, seq, ceil []float64, chunk int, d time.Duration, n int) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "%d repeats x %v per case; host %s; median (min-max) over repeats.\n\n", n, d, host)
 	if len(seq) > 0 {
 		fmt.Fprintf(out, "Sequential bandwidth (1 MiB writes, one fdatasync at the end): %s MB/s\n\n",
 			bench.Spread(scale(seq, 1e-6), "%.0f"))
+	}
+	if len(ceil) > 0 {
+		fmt.Fprintf(out, "Commit ceiling (%d KiB writes into written blocks, an fdatasync after each: the most commits of that size stream): %s MB/s\n\n",
+			chunk>>10, bench.Spread(scale(ceil, 1e-6), "%.0f"))
 	}
 	disk := bench.Median(seq) / 1e6
 	fmt.Fprintln(out, "| workload | log | appends/s | MB/s | x disk | p50 | p99 | CPU/append | fdatasyncs/s | records/fdatasync | x ideal | x pebble |")
