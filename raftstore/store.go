@@ -3,7 +3,6 @@ package raftstore
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -45,7 +44,7 @@ type Store struct {
 	recs [][]byte
 	ends []int
 
-	stable *stable
+	keys   // the StableStore's methods
 	closed atomic.Bool
 }
 
@@ -58,30 +57,13 @@ var (
 // Open opens (creating it if needed) the store in dir, recovering both
 // logs as wal.Open does after a crash.
 func Open(dir string, opts *Options) (*Store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	var lo wal.Options
-	if o.Log != nil {
-		lo = *o.Log
-	}
-	if lo.Checkpoint.State != nil {
-		// A checkpoint would bind the log to its snapshot's index, and
-		// raft must be able to restart an empty log anywhere.
-		return nil, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
-			wal.ErrInvalidOptions)
-	}
-	l, err := wal.Open(filepath.Join(dir, "log"), &lo)
+	l, st, lo, err := openLogs(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStable(filepath.Join(dir, "stable"), lo, o.CompactAfter)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &Store{log: l, noSync: lo.NoSync, stable: st}, nil
+	s := &Store{log: l, noSync: lo.NoSync}
+	s.keys = keys{stable: st, closed: &s.closed}
+	return s, nil
 }
 
 // Close closes both logs. Later calls return wal.ErrClosed.
@@ -161,10 +143,8 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	for i := 1; i < len(logs); i++ {
-		if logs[i].Index != logs[i-1].Index+1 {
-			return fmt.Errorf("%w: entry %d follows entry %d in one StoreLogs", ErrNotContiguous, logs[i].Index, logs[i-1].Index)
-		}
+	if err := contiguous(logs); err != nil {
+		return err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
