@@ -34,6 +34,10 @@ type Shared struct {
 	// releaseMu makes releases one at a time: a release truncates to a
 	// floor it computed, which a concurrent one may already have passed.
 	releaseMu sync.Mutex
+
+	// appended, when set (by tests), runs after each append of a group
+	// and before the group learns the journal indexes it got.
+	appended func(g *GroupStore)
 }
 
 // GroupStore is the raft.LogStore, raft.StableStore and
@@ -374,6 +378,9 @@ func (g *GroupStore) append() (uint64, error) {
 	}
 	if err == nil && sh.noSync {
 		err = sh.log.Sync()
+	}
+	if sh.appended != nil {
+		sh.appended(g)
 	}
 	return j, err
 }
