@@ -46,8 +46,9 @@
 // different groups arriving together share one write and one fdatasync
 // (the journal's group commit), as multi-raft systems do:
 //
-//	DIR/log     the entries of every group, each record tagged with its
-//	            group; and a record per DeleteRange
+//	DIR/shared  the entries of every group, each record tagged with its
+//	            group; and a record per DeleteRange (Open refuses such a
+//	            directory, and OpenShared a Store's, with ErrOtherKind)
 //	DIR/stable  the StableStore of every group: as a Store's, each key
 //	            prefixed with the uvarint of the group id (uvarints are
 //	            prefix-free, so no two groups share a key)
@@ -66,19 +67,19 @@
 // log: TruncateFront up to the first record any group still needs, the
 // one holding its first live entry (an empty group needs none; an append
 // in flight keeps what it may get). Replaying what is left gives every
-// group the same state: entries of a group before its first live entry
-// are either gone or cut off again by the delete records that follow
-// them, and a delete record matters only while the entries it deleted
-// are in the log, all of which precede it.
+// group the same state: the dead entries of a group that are left are
+// deleted again by the delete records that follow them, and a delete
+// record matters only while the entries it deleted are in the log, all of
+// which precede it (see Shared.release for the argument).
 //
 // Records of the shared log, every integer a uvarint:
 //
 //	entry:   byte 1, group, raft index, then the entry as a Store encodes
 //	         it (above)
-//	delete:  byte 2, group, first and last raft index deleted (a prefix or
-//	         a suffix of the group's log when it was written; a range
-//	         past both ends empties the group, which may then restart at
-//	         any index)
+//	delete:  byte 2, group, first and last raft index deleted, within
+//	         the group's log when it was written: a prefix, a suffix or
+//	         all of it (the group is then empty, and may restart at any
+//	         index)
 //
 // The first byte is the record's kind and the format's version: a changed
 // layout takes a new kind, and 0 is none. For example group 7's entry 300,
@@ -88,9 +89,14 @@
 //
 // and its DeleteRange(1, 300): 02 07 01 ac02.
 //
+// A release runs in the DeleteRange call that asked for it (raft's
+// snapshot goroutine), after the group's own appends are free to go on;
+// one asked for while another runs joins it and returns at once.
+//
 // Concurrency: different groups run fully concurrently; within a group,
 // GetLog, FirstIndex and LastIndex run beside StoreLogs and DeleteRange,
-// which raft never calls at once (they are serialised). Set and SetUint64
-// of all groups are serialised by the one stable log (raft calls them on
-// elections, not per entry).
+// and StoreLogs and DeleteRange (which raft calls from its main and its
+// snapshot goroutines) take turns. Set and SetUint64 of all groups take
+// turns in the one stable log (raft calls them on elections, not per
+// entry).
 package raftstore

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 	"github.com/hashicorp/raft"
 )
@@ -27,13 +28,14 @@ type Shared struct {
 	stable *stable
 	closed atomic.Bool // read by every group's keys
 
-	// mu guards groups and every group's pending.
+	// mu guards groups, every group's pending, releasing and again.
 	mu     sync.Mutex
 	groups map[uint64]*GroupStore
-
-	// releaseMu makes releases one at a time: a release truncates to a
-	// floor it computed, which a concurrent one may already have passed.
-	releaseMu sync.Mutex
+	// releasing is set while a release runs; again asks it to run once
+	// more, for a head delete that came meanwhile. Releases thus run one
+	// at a time (each truncates to a floor it computed, which a
+	// concurrent one could already have passed) and never queue up.
+	releasing, again bool
 
 	// appended, when set (by tests), runs after each append of a group
 	// and before the group learns the journal indexes it got.
@@ -80,7 +82,7 @@ var (
 // recovering both logs as wal.Open does after a crash, and rebuilds every
 // group's index by replaying the entry log.
 func OpenShared(dir string, opts *Options) (*Shared, error) {
-	l, st, lo, err := openLogs(dir, opts)
+	l, st, lo, err := openLogs(dir, opts, sharedLog, storeLog)
 	if err != nil {
 		return nil, err
 	}
@@ -190,23 +192,40 @@ func (sh *Shared) endAppend(g *GroupStore) {
 // A group that is empty needs no record at all (it may restart anywhere).
 // Delete records need not be kept either: what one deleted lies before
 // it.
+//
+// A release asked for while another runs makes that one go round again
+// and returns at once: the caller's delete is durable already, and the
+// release only frees space.
 func (sh *Shared) release() error {
-	sh.releaseMu.Lock()
-	defer sh.releaseMu.Unlock()
-	floor := sh.floor()
-	if floor <= sh.log.FirstIndex() {
-		return nil
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.again = true
+	if sh.releasing {
+		return nil // the release running will go round once more
 	}
-	return sh.log.TruncateFront(floor)
+	sh.releasing = true
+	defer func() { sh.releasing = false }()
+	for sh.again {
+		sh.again = false
+		floor := sh.floor()
+		if floor <= sh.log.FirstIndex() {
+			continue
+		}
+		sh.mu.Unlock()
+		err := sh.log.TruncateFront(floor)
+		sh.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // floor is the journal index release may truncate to. An append that
-// begins after mu is taken gets indexes above the last index read under
-// it, so it needs nothing below last+1; one in flight shows its pending
-// index, or has already published its entries into its group.
+// begins after this call gets indexes above the last index read here, so
+// it needs nothing below last+1; one in flight shows its pending index, or
+// has already published its entries into its group. Called with mu held.
 func (sh *Shared) floor() uint64 {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	floor := sh.log.LastIndex() + 1
 	for _, g := range sh.groups {
 		if g.pending != 0 {
@@ -452,9 +471,17 @@ func contiguous(logs []*raft.Log) error {
 	return nil
 }
 
-// openLogs opens the entry log at dir/log and the stable log at
-// dir/stable, as Open and OpenShared need them.
-func openLogs(dir string, opts *Options) (*wal.Log, *stable, wal.Options, error) {
+// Entry log directories: each kind of store refuses the other's, whose
+// records it would misread.
+const (
+	storeLog  = "log"    // a Store's
+	sharedLog = "shared" // a Shared store's
+)
+
+// openLogs opens the entry log at dir/name and the stable log at
+// dir/stable, as Open and OpenShared need them. It refuses a directory
+// holding other, the other kind of store's entry log.
+func openLogs(dir string, opts *Options, name, other string) (*wal.Log, *stable, wal.Options, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -469,7 +496,14 @@ func openLogs(dir string, opts *Options) (*wal.Log, *stable, wal.Options, error)
 		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
 			wal.ErrInvalidOptions)
 	}
-	l, err := wal.Open(filepath.Join(dir, "log"), &lo)
+	fsys := lo.FS
+	if fsys == nil {
+		fsys = vfs.Default
+	}
+	if _, err := fsys.Stat(filepath.Join(dir, other)); err == nil {
+		return nil, nil, lo, fmt.Errorf("%w: %s holds %s/", ErrOtherKind, dir, other)
+	}
+	l, err := wal.Open(filepath.Join(dir, name), &lo)
 	if err != nil {
 		return nil, nil, lo, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
@@ -191,7 +192,7 @@ func reopenShared(t *testing.T, sh *Shared, dir string, o *Options) *Shared {
 // segments counts the segment files of the shared entry log in dir.
 func segments(t *testing.T, dir string) int {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "log", "*.wal"))
+	names, err := filepath.Glob(filepath.Join(dir, sharedLog, "*.wal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +391,7 @@ func readWhileWriting(g *GroupStore, id uint64, done <-chan struct{}) error {
 			return nil
 		default:
 		}
+		time.Sleep(100 * time.Microsecond) // 8 readers spinning would starve the writers of 2 cores
 		first, _ := g.FirstIndex()
 		last, _ := g.LastIndex()
 		for i := first; i <= last && last != 0; i++ {
@@ -489,4 +491,23 @@ func TestSharedReleaseSparesAppendInFlight(t *testing.T) {
 	checkShared(t, sh, want, "after the release")
 	sh = reopenShared(t, sh, dir, o)
 	checkShared(t, sh, want, "after reopen")
+}
+
+// TestStoreKindsRefuseEachOther: a Store's entries would misread as a
+// Shared store's records and the other way round; each refuses the
+// other's directory.
+func TestStoreKindsRefuseEachOther(t *testing.T) {
+	storeDir, sharedDir := t.TempDir(), t.TempDir()
+	s := kinds[0].openT(t, storeDir, testOptions())
+	if err := s.StoreLog(entry(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	openSharedT(t, sharedDir, testOptions()).Close()
+	if _, err := OpenShared(storeDir, testOptions()); !errors.Is(err, ErrOtherKind) {
+		t.Fatalf("OpenShared of a Store's directory: %v, want ErrOtherKind", err)
+	}
+	if _, err := Open(sharedDir, testOptions()); !errors.Is(err, ErrOtherKind) {
+		t.Fatalf("Open of a Shared store's directory: %v, want ErrOtherKind", err)
+	}
 }

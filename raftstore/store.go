@@ -18,6 +18,9 @@ var (
 	// ErrFormat is returned when a stored entry or stable record was
 	// written in a format this build does not read.
 	ErrFormat = errors.New("raftstore: unknown format")
+	// ErrOtherKind is returned by Open for a Shared store's directory,
+	// and by OpenShared for a Store's.
+	ErrOtherKind = errors.New("raftstore: the directory holds the other kind of store")
 )
 
 // Options configures a Store. The zero value (or nil) works.
@@ -57,7 +60,7 @@ var (
 // Open opens (creating it if needed) the store in dir, recovering both
 // logs as wal.Open does after a crash.
 func Open(dir string, opts *Options) (*Store, error) {
-	l, st, lo, err := openLogs(dir, opts)
+	l, st, lo, err := openLogs(dir, opts, storeLog, sharedLog)
 	if err != nil {
 		return nil, err
 	}
