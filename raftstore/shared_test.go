@@ -285,44 +285,106 @@ func interleave() []sharedOp {
 	return ops
 }
 
-// TestSharedCrashPoints crashes two groups' interleaved workload (appends,
-// conflicting tails, compactions that release the shared log's front,
-// snapshot installs, votes) after each file operation in turn: every crash
-// state opens with every acknowledged call there and the one in flight
-// all or nothing, and each group holds only its own entries.
+// segmentsReleased fills a few segments from groups 1 and 2 in turn, then
+// compacts both so that release deletes segment files, and goes on.
+func segmentsReleased() []sharedOp {
+	var ops []sharedOp
+	for from := uint64(1); from <= 600; from += 100 {
+		ops = append(ops, sharedOp{1, storeOp(from, from+99, 1)}, sharedOp{2, storeOp(from, from+99, 101)})
+	}
+	return append(ops,
+		sharedOp{1, deleteOp(1, 550)},
+		sharedOp{2, deleteOp(1, 590)}, // releases the segments before group 1's 551
+		sharedOp{2, storeOp(601, 610, 102)},
+		sharedOp{1, deleteOp(0, 1000)}, // a snapshot install: group 1 empty, more released
+		sharedOp{1, storeOp(300, 305, 2)},
+	)
+}
+
+// TestSharedCrashPoints crashes workloads of two groups (appends,
+// conflicting tails, compactions that release the shared log's front and
+// its segments, snapshot installs, votes) after each file operation in
+// turn: every crash state opens with every acknowledged call there and
+// the one in flight all or nothing, and each group holds only its own
+// entries.
 func TestSharedCrashPoints(t *testing.T) {
-	ops := interleave()
-	ids := []uint64{1, 2}
-	crashPoints(t, func(fsys *crashfs.FS) (before, after groupsState, inFlight string) {
-		before = groupsState{1: newState(), 2: newState()}
-		after, inFlight = before, "OpenShared"
-		sh, err := OpenShared("db", crashOptions(fsys))
+	workloads := []struct {
+		name     string
+		ops      []sharedOp
+		releases bool // segment files are deleted on the way
+	}{
+		{"RaftLikeInterleaved", interleave(), false},
+		{"SegmentsReleased", segmentsReleased(), true},
+	}
+	for _, w := range workloads {
+		t.Run(w.name, func(t *testing.T) {
+			most, end := 0, 0
+			runShared(crashfs.New(), w.ops, func(fsys *crashfs.FS) {
+				end = segmentFiles(t, fsys)
+				most = max(most, end)
+			})
+			t.Logf("segment files: at most %d, at the end %d", most, end)
+			if w.releases && end >= most {
+				t.Fatalf("no segment file released: at most %d, at the end %d", most, end)
+			}
+			crashPoints(t, func(fsys *crashfs.FS) (before, after groupsState, inFlight string) {
+				return runShared(fsys, w.ops, nil)
+			}, func(fsys *crashfs.FS) (groupsState, error) {
+				sh, err := OpenShared("db", crashOptions(fsys))
+				if err != nil {
+					return nil, err
+				}
+				defer sh.Close()
+				return readShared(sh, []uint64{1, 2})
+			})
+		})
+	}
+}
+
+// runShared runs ops on a shared store on fsys until one fails (the
+// crash), calling each after every call, and returns the state
+// acknowledged, the state the call in flight would have left, and its
+// name.
+func runShared(fsys *crashfs.FS, ops []sharedOp, each func(*crashfs.FS)) (before, after groupsState, inFlight string) {
+	before = groupsState{1: newState(), 2: newState()}
+	after, inFlight = before, "OpenShared"
+	sh, err := OpenShared("db", crashOptions(fsys))
+	if err != nil {
+		return before, after, inFlight
+	}
+	defer sh.Close()
+	for _, o := range ops {
+		after, inFlight = before.clone(), fmt.Sprintf("group %d: %s", o.group, o.name)
+		st := after[o.group]
+		o.apply(&st)
+		g, err := sh.Group(o.group)
+		if err == nil {
+			err = o.call(g)
+		}
 		if err != nil {
 			return before, after, inFlight
 		}
-		defer sh.Close()
-		for _, o := range ops {
-			after, inFlight = before.clone(), fmt.Sprintf("group %d: %s", o.group, o.name)
-			st := after[o.group]
-			o.apply(&st)
-			g, err := sh.Group(o.group)
-			if err == nil {
-				err = o.call(g)
-			}
-			if err != nil {
-				return before, after, inFlight
-			}
-			before = after
+		before = after
+		if each != nil {
+			each(fsys)
 		}
-		return before, before, "nothing"
-	}, func(fsys *crashfs.FS) (groupsState, error) {
-		sh, err := OpenShared("db", crashOptions(fsys))
-		if err != nil {
-			return nil, err
+	}
+	return before, before, "nothing"
+}
+
+func segmentFiles(t *testing.T, fsys *crashfs.FS) int {
+	t.Helper()
+	names, err := fsys.ReadDir(filepath.Join("db", sharedLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, name := range names {
+		if strings.HasSuffix(name, ".wal") {
+			n++
 		}
-		defer sh.Close()
-		return readShared(sh, ids)
-	})
+	}
+	return n
 }
 
 // TestSharedConcurrentGroups runs 8 groups at once, each appending,
