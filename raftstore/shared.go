@@ -4,11 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
-	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 	"github.com/hashicorp/raft"
 )
@@ -459,58 +457,4 @@ func (g *GroupStore) deleteRange(from, to uint64) (head bool, err error) {
 	g.drop(lo, hi)
 	g.mu.Unlock()
 	return head, nil
-}
-
-// contiguous checks that the entries of one StoreLogs follow each other.
-func contiguous(logs []*raft.Log) error {
-	for i := 1; i < len(logs); i++ {
-		if logs[i].Index != logs[i-1].Index+1 {
-			return fmt.Errorf("%w: entry %d follows entry %d in one StoreLogs", ErrNotContiguous, logs[i].Index, logs[i-1].Index)
-		}
-	}
-	return nil
-}
-
-// Entry log directories: each kind of store refuses the other's, whose
-// records it would misread.
-const (
-	storeLog  = "log"    // a Store's
-	sharedLog = "shared" // a Shared store's
-)
-
-// openLogs opens the entry log at dir/name and the stable log at
-// dir/stable, as Open and OpenShared need them. It refuses a directory
-// holding other, the other kind of store's entry log.
-func openLogs(dir string, opts *Options, name, other string) (*wal.Log, *stable, wal.Options, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	var lo wal.Options
-	if o.Log != nil {
-		lo = *o.Log
-	}
-	if lo.Checkpoint.State != nil {
-		// A checkpoint would bind the log to its snapshot's index, and
-		// raft must be able to restart an empty log anywhere.
-		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
-			wal.ErrInvalidOptions)
-	}
-	fsys := lo.FS
-	if fsys == nil {
-		fsys = vfs.Default
-	}
-	if _, err := fsys.Stat(filepath.Join(dir, other)); err == nil {
-		return nil, nil, lo, fmt.Errorf("%w: %s holds %s/", ErrOtherKind, dir, other)
-	}
-	l, err := wal.Open(filepath.Join(dir, name), &lo)
-	if err != nil {
-		return nil, nil, lo, err
-	}
-	st, err := openStable(filepath.Join(dir, "stable"), lo, o.CompactAfter)
-	if err != nil {
-		l.Close()
-		return nil, nil, lo, err
-	}
-	return l, st, lo, nil
 }
