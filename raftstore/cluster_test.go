@@ -75,27 +75,43 @@ type node struct {
 	addr  raft.ServerAddress
 	dir   string
 	fs    vfs.FS
+	index int // in cluster.nodes
 	trans *raft.InmemTransport
-	store *Store
+	store nodeStore
 	snaps raft.SnapshotStore
 	fsm   *fsm
 	raft  *raft.Raft
+}
+
+// nodeStore is a node's raft.LogStore and raft.StableStore.
+type nodeStore interface {
+	raft.LogStore
+	raft.StableStore
+	Close() error
 }
 
 type cluster struct {
 	t     *testing.T
 	nodes []*node
 	conf  func(*raft.Config)
+	open  func(nd *node) (nodeStore, error)
 }
 
-// newCluster starts n nodes, each with its store in its own directory, all
+// newCluster starts n nodes, each with its Store in its own directory, all
 // connected through in-memory transports, and bootstraps them.
 func newCluster(t *testing.T, n int, conf func(*raft.Config)) *cluster {
-	c := &cluster{t: t, conf: conf}
+	return newClusterWith(t, n, conf, func(nd *node) (nodeStore, error) {
+		return Open(nd.dir, &Options{Log: &wal.Options{FS: nd.fs, Logger: quiet}})
+	})
+}
+
+// newClusterWith is newCluster with the nodes' stores opened by open.
+func newClusterWith(t *testing.T, n int, conf func(*raft.Config), open func(nd *node) (nodeStore, error)) *cluster {
+	c := &cluster{t: t, conf: conf, open: open}
 	var servers []raft.Server
 	for i := range n {
 		id := raft.ServerID(fmt.Sprintf("node%d", i+1))
-		nd := &node{id: id, addr: raft.ServerAddress(id), dir: t.TempDir(), fs: vfs.Default}
+		nd := &node{id: id, addr: raft.ServerAddress(id), index: i, dir: t.TempDir(), fs: vfs.Default}
 		snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(nd.dir, "snapshots"), 2, hclog.NewNullLogger())
 		if err != nil {
 			t.Fatal(err)
@@ -128,11 +144,11 @@ func (c *cluster) config(id raft.ServerID) *raft.Config {
 	return cfg
 }
 
-// start opens nd's store from its directory and starts raft on it.
+// start opens nd's store and starts raft on it.
 func (c *cluster) start(nd *node) {
 	c.t.Helper()
 	var err error
-	nd.store, err = Open(nd.dir, &Options{Log: &wal.Options{FS: nd.fs, Logger: quiet}})
+	nd.store, err = c.open(nd)
 	if err != nil {
 		c.t.Fatalf("%s: open store: %v", nd.id, err)
 	}

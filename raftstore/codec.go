@@ -75,3 +75,68 @@ func decodeEntry(rec []byte, index uint64, e *raft.Log) error {
 	}
 	return nil
 }
+
+// On-disk layout of the shared log's records (see the package doc).
+const (
+	kindEntry  = 1 // a group's entry: group, index, then the entry
+	kindDelete = 2 // a group's DeleteRange: group, first and last index deleted
+)
+
+// appendShared appends the head of a shared-log record to b.
+func appendShared(b []byte, kind byte, group, index uint64) []byte {
+	b = append(b, kind)
+	b = binary.AppendUvarint(b, group)
+	return binary.AppendUvarint(b, index)
+}
+
+// appendDelete appends the record of group's deletion of [from, to].
+func appendDelete(b []byte, group, from, to uint64) []byte {
+	return binary.AppendUvarint(appendShared(b, kindDelete, group, from), to)
+}
+
+// sharedRecord is a decoded shared-log record: an entry (index, and body
+// its encoding) or a deletion of [index, to].
+type sharedRecord struct {
+	kind         byte
+	group, index uint64
+	to           uint64
+	body         []byte
+}
+
+func (r sharedRecord) String() string {
+	if r.kind == kindDelete {
+		return fmt.Sprintf("group %d's deletion of [%d, %d]", r.group, r.index, r.to)
+	}
+	return fmt.Sprintf("group %d entry %d", r.group, r.index)
+}
+
+// decodeShared decodes the head of rec, the shared log's record j (an
+// entry's body is left to decodeEntry).
+func decodeShared(rec []byte, j uint64) (sharedRecord, error) {
+	var r sharedRecord
+	bad := func(what string) (sharedRecord, error) {
+		return r, fmt.Errorf("%w: shared record %d: %s", ErrFormat, j, what)
+	}
+	if len(rec) == 0 || (rec[0] != kindEntry && rec[0] != kindDelete) {
+		return bad("unknown kind")
+	}
+	r.kind = rec[0]
+	p := rec[1:]
+	var n int
+	if r.group, n = binary.Uvarint(p); n <= 0 {
+		return bad("group")
+	}
+	p = p[n:]
+	if r.index, n = binary.Uvarint(p); n <= 0 || r.index == 0 {
+		return bad("index")
+	}
+	p = p[n:]
+	if r.kind == kindEntry {
+		r.body = p
+		return r, nil
+	}
+	if r.to, n = binary.Uvarint(p); n <= 0 || n != len(p) || r.to < r.index {
+		return bad("deleted range")
+	}
+	return r, nil
+}

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -23,16 +24,22 @@ type state struct {
 
 func (s state) clone() state { return state{maps.Clone(s.terms), maps.Clone(s.stable)} }
 
+// raftStore is what raft calls: a Store or a GroupStore.
+type raftStore interface {
+	raft.LogStore
+	raft.StableStore
+}
+
 // op is one call of a workload and what it does to the state.
 type op struct {
 	name  string
-	call  func(s *Store) error
+	call  func(s raftStore) error
 	apply func(st *state)
 }
 
 func storeOp(from, to, term uint64) op {
 	return op{fmt.Sprintf("StoreLogs(%d..%d, term %d)", from, to, term),
-		func(s *Store) error { return s.StoreLogs(entries(from, to, term)) },
+		func(s raftStore) error { return s.StoreLogs(entries(from, to, term)) },
 		func(st *state) {
 			for i := from; i <= to; i++ {
 				st.terms[i] = term
@@ -42,7 +49,7 @@ func storeOp(from, to, term uint64) op {
 
 func deleteOp(min, max uint64) op {
 	return op{fmt.Sprintf("DeleteRange(%d, %d)", min, max),
-		func(s *Store) error { return s.DeleteRange(min, max) },
+		func(s raftStore) error { return s.DeleteRange(min, max) },
 		func(st *state) {
 			for i := range st.terms {
 				if min <= i && i <= max {
@@ -54,29 +61,31 @@ func deleteOp(min, max uint64) op {
 
 func setOp(key string, v uint64) op {
 	return op{fmt.Sprintf("SetUint64(%s, %d)", key, v),
-		func(s *Store) error { return s.SetUint64([]byte(key), v) },
+		func(s raftStore) error { return s.SetUint64([]byte(key), v) },
 		func(st *state) { st.stable[key] = v }}
 }
 
 // raftLike is what raft does to a follower's store: appends in batches,
 // votes, a conflicting tail replaced, compaction after a snapshot, and a
 // snapshot install that empties the log and continues below its old end.
-func raftLike() []op {
-	ops := []op{setOp("CurrentTerm", 1), storeOp(1, 1, 1)}
+// Its terms are base+1 to base+3: groups of a shared store given
+// different bases store different entries at the same indexes.
+func raftLike(base uint64) []op {
+	ops := []op{setOp("CurrentTerm", base+1), storeOp(1, 1, base+1)}
 	for from := uint64(2); from <= 60; from += 8 {
-		ops = append(ops, storeOp(from, from+7, 1))
+		ops = append(ops, storeOp(from, from+7, base+1))
 	}
 	return append(ops,
-		setOp("CurrentTerm", 2), setOp("LastVoteTerm", 2),
+		setOp("CurrentTerm", base+2), setOp("LastVoteTerm", base+2),
 		deleteOp(50, 67), // a conflicting tail
-		storeOp(50, 55, 2),
+		storeOp(50, 55, base+2),
 		deleteOp(1, 30), // compaction after a snapshot at 30
-		storeOp(56, 90, 2),
-		setOp("CurrentTerm", 3),
-		deleteOp(31, 90),   // a snapshot at 80 installed: everything goes
-		storeOp(81, 84, 3), // continues below the old end
+		storeOp(56, 90, base+2),
+		setOp("CurrentTerm", base+3),
+		deleteOp(31, 90),        // a snapshot at 80 installed: everything goes
+		storeOp(81, 84, base+3), // continues below the old end
 		deleteOp(81, 84),
-		storeOp(200, 203, 3), // and past it
+		storeOp(200, 203, base+3), // and past it
 	)
 }
 
@@ -85,18 +94,43 @@ func raftLike() []op {
 // call in flight or after it, never anything else (StoreLogs all or
 // nothing, every acknowledged call there).
 func TestCrashPoints(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (set JOURNAL_SEED to repeat)", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
-	ops := raftLike()
+	ops := raftLike(0)
+	crashPoints(t, func(fsys *crashfs.FS) (before, after state, inFlight string) {
+		before = newState()
+		after, inFlight = before, "Open"
+		s, err := Open("db", crashOptions(fsys))
+		if err != nil {
+			return before, after, inFlight
+		}
+		defer s.Close()
+		return runOps(s, ops, before)
+	}, func(fsys *crashfs.FS) (state, error) {
+		s, err := Open("db", crashOptions(fsys))
+		if err != nil {
+			return state{}, err
+		}
+		defer s.Close()
+		return readStore(s)
+	})
+}
+
+// checkable is a store's state as the crash tests compare it.
+type checkable[S any] interface {
+	equal(S) bool
+	String() string
+}
+
+// crashPoints crashes run after each file operation in turn (run returns
+// the state acknowledged, the state the call in flight would leave, and
+// its name), and checks that every crash state, read by recovered, is one
+// of the two.
+func crashPoints[S checkable[S]](t *testing.T, run func(*crashfs.FS) (before, after S, inFlight string), recovered func(*crashfs.FS) (S, error)) {
+	rng := newRand(t)
 	points, states := 0, 0
 	for k := 1; ; k++ {
 		fsys := crashfs.New()
 		fsys.SetCrashAfter(k)
-		before, after, inFlight := run(fsys, ops)
+		before, after, inFlight := run(fsys)
 		points++
 		for _, mode := range []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors, crashfs.Garbled} {
 			states++
@@ -116,17 +150,27 @@ func TestCrashPoints(t *testing.T) {
 	t.Logf("crash points %d, states checked %d", points, states)
 }
 
-// run runs ops on fsys until one fails (the crash) and returns the state
-// acknowledged, the state the call in flight would have left, and its
-// name.
-func run(fsys *crashfs.FS, ops []op) (before, after state, inFlight string) {
-	before = state{map[uint64]uint64{}, map[string]uint64{}}
-	after, inFlight = before, "Open"
-	s, err := Open("db", crashOptions(fsys))
-	if err != nil {
-		return before, after, inFlight
+// newRand returns a generator seeded from JOURNAL_SEED when set, otherwise
+// at random, and logs the seed so a failure can be replayed.
+func newRand(t *testing.T) *rand.Rand {
+	t.Helper()
+	seed := rand.Uint64()
+	if s := os.Getenv("JOURNAL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("JOURNAL_SEED=%q: %v", s, err)
+		}
 	}
-	defer s.Close()
+	t.Logf("seed %d (replay with JOURNAL_SEED=%d)", seed, seed)
+	return rand.New(rand.NewPCG(seed, 0))
+}
+
+func newState() state { return state{map[uint64]uint64{}, map[string]uint64{}} }
+
+// runOps runs ops on s from the state before until one fails (the crash)
+// and returns the state acknowledged, the state the call in flight would
+// have left, and its name.
+func runOps(s raftStore, ops []op, before state) (_, after state, inFlight string) {
 	for _, o := range ops {
 		after, inFlight = before.clone(), o.name
 		o.apply(&after)
@@ -142,16 +186,15 @@ func crashOptions(fsys *crashfs.FS) *Options {
 	return &Options{Log: &wal.Options{FS: fsys, SegmentSize: wal.MinSegmentSize, Logger: quiet}, CompactAfter: 3}
 }
 
-// recovered opens a crash state and reads everything the store holds.
-func recovered(fsys *crashfs.FS) (state, error) {
-	s, err := Open("db", crashOptions(fsys))
-	if err != nil {
-		return state{}, err
+// readStore reads everything s holds: every entry (checked against what
+// entry made for its term) and the stable keys the workloads set.
+func readStore(s raftStore) (state, error) {
+	st := newState()
+	first, err1 := s.FirstIndex()
+	last, err2 := s.LastIndex()
+	if err := errors.Join(err1, err2); err != nil {
+		return st, err
 	}
-	defer s.Close()
-	st := state{map[uint64]uint64{}, map[string]uint64{}}
-	first, _ := s.FirstIndex()
-	last, _ := s.LastIndex()
 	for i := first; i <= last && last != 0; i++ {
 		var e raft.Log
 		if err := s.GetLog(i, &e); err != nil {
@@ -161,6 +204,12 @@ func recovered(fsys *crashfs.FS) (state, error) {
 			return st, fmt.Errorf("entry %d differs from what was stored", i)
 		}
 		st.terms[i] = e.Term
+	}
+	for _, i := range []uint64{first - 1, last + 1} {
+		var e raft.Log
+		if err := s.GetLog(i, &e); i != 0 && err != raft.ErrLogNotFound {
+			return st, fmt.Errorf("GetLog(%d) outside [%d, %d]: %v, want raft.ErrLogNotFound", i, first, last, err)
+		}
 	}
 	for _, k := range []string{"CurrentTerm", "LastVoteTerm"} {
 		v, err := s.GetUint64([]byte(k))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gojournal/journal/wal"
 )
@@ -181,31 +182,55 @@ func (st *stable) get(key []byte) []byte {
 
 func (st *stable) close() error { return st.log.Close() }
 
+// keys is the raft.StableStore of one store: a stable log's keys, each
+// under prefix (none for a Store, the group's id for a group of a Shared
+// store: uvarints are prefix-free, so groups never share a key). Store and
+// GroupStore take its methods by embedding it.
+type keys struct {
+	stable *stable
+	prefix []byte
+	closed *atomic.Bool // the store's: once set, every call gets wal.ErrClosed
+}
+
+func (k keys) key(key []byte) []byte { return append(k.prefix[:len(k.prefix):len(k.prefix)], key...) }
+
+func (k keys) usable() error {
+	if k.closed.Load() {
+		return wal.ErrClosed
+	}
+	return nil
+}
+
 // Set durably stores val under key.
-func (s *Store) Set(key, val []byte) error { return s.stable.set(key, val) }
+func (k keys) Set(key, val []byte) error {
+	if err := k.usable(); err != nil {
+		return err
+	}
+	return k.stable.set(k.key(key), val)
+}
 
 // Get returns the value stored under key: an empty slice with a nil error
 // when there is none (raft would otherwise look for the text "not found").
-func (s *Store) Get(key []byte) ([]byte, error) {
-	if err := s.usable(); err != nil {
+func (k keys) Get(key []byte) ([]byte, error) {
+	if err := k.usable(); err != nil {
 		return nil, err
 	}
-	return s.stable.get(key), nil
+	return k.stable.get(k.key(key)), nil
 }
 
 // SetUint64 durably stores val under key, as 8 big-endian bytes (the
 // same key space as Set).
-func (s *Store) SetUint64(key []byte, val uint64) error {
-	return s.stable.set(key, binary.BigEndian.AppendUint64(nil, val))
+func (k keys) SetUint64(key []byte, val uint64) error {
+	return k.Set(key, binary.BigEndian.AppendUint64(nil, val))
 }
 
 // GetUint64 returns the value SetUint64 stored under key: 0 with a nil
 // error when there is none.
-func (s *Store) GetUint64(key []byte) (uint64, error) {
-	if err := s.usable(); err != nil {
+func (k keys) GetUint64(key []byte) (uint64, error) {
+	v, err := k.Get(key)
+	if err != nil {
 		return 0, err
 	}
-	v := s.stable.get(key)
 	switch len(v) {
 	case 0:
 		return 0, nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 	"github.com/hashicorp/raft"
 )
@@ -19,6 +20,9 @@ var (
 	// ErrFormat is returned when a stored entry or stable record was
 	// written in a format this build does not read.
 	ErrFormat = errors.New("raftstore: unknown format")
+	// ErrOtherKind is returned by Open for a Shared store's directory,
+	// and by OpenShared for a Store's.
+	ErrOtherKind = errors.New("raftstore: the directory holds the other kind of store")
 )
 
 // Options configures a Store. The zero value (or nil) works.
@@ -45,7 +49,7 @@ type Store struct {
 	recs [][]byte
 	ends []int
 
-	stable *stable
+	keys   // the StableStore's methods
 	closed atomic.Bool
 }
 
@@ -58,30 +62,13 @@ var (
 // Open opens (creating it if needed) the store in dir, recovering both
 // logs as wal.Open does after a crash.
 func Open(dir string, opts *Options) (*Store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	var lo wal.Options
-	if o.Log != nil {
-		lo = *o.Log
-	}
-	if lo.Checkpoint.State != nil {
-		// A checkpoint would bind the log to its snapshot's index, and
-		// raft must be able to restart an empty log anywhere.
-		return nil, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
-			wal.ErrInvalidOptions)
-	}
-	l, err := wal.Open(filepath.Join(dir, "log"), &lo)
+	l, st, lo, err := openLogs(dir, opts, storeLog, sharedLog)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStable(filepath.Join(dir, "stable"), lo, o.CompactAfter)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return &Store{log: l, noSync: lo.NoSync, stable: st}, nil
+	s := &Store{log: l, noSync: lo.NoSync}
+	s.keys = keys{stable: st, closed: &s.closed}
+	return s, nil
 }
 
 // Close closes both logs. Later calls return wal.ErrClosed.
@@ -161,10 +148,8 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	for i := 1; i < len(logs); i++ {
-		if logs[i].Index != logs[i-1].Index+1 {
-			return fmt.Errorf("%w: entry %d follows entry %d in one StoreLogs", ErrNotContiguous, logs[i].Index, logs[i-1].Index)
-		}
+	if err := contiguous(logs); err != nil {
+		return err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -245,4 +230,58 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	}
 	return fmt.Errorf("%w: DeleteRange(%d, %d) inside the log [%d, %d]: only a prefix or a suffix may be deleted",
 		ErrNotContiguous, min, max, first, last)
+}
+
+// contiguous checks that the entries of one StoreLogs follow each other.
+func contiguous(logs []*raft.Log) error {
+	for i := 1; i < len(logs); i++ {
+		if logs[i].Index != logs[i-1].Index+1 {
+			return fmt.Errorf("%w: entry %d follows entry %d in one StoreLogs", ErrNotContiguous, logs[i].Index, logs[i-1].Index)
+		}
+	}
+	return nil
+}
+
+// Entry log directories: each kind of store refuses the other's, whose
+// records it would misread.
+const (
+	storeLog  = "log"    // a Store's
+	sharedLog = "shared" // a Shared store's
+)
+
+// openLogs opens the entry log at dir/name and the stable log at
+// dir/stable, as Open and OpenShared need them. It refuses a directory
+// holding other, the other kind of store's entry log.
+func openLogs(dir string, opts *Options, name, other string) (*wal.Log, *stable, wal.Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	var lo wal.Options
+	if o.Log != nil {
+		lo = *o.Log
+	}
+	if lo.Checkpoint.State != nil {
+		// A checkpoint would bind the log to its snapshot's index, and
+		// raft must be able to restart an empty log anywhere.
+		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
+			wal.ErrInvalidOptions)
+	}
+	fsys := lo.FS
+	if fsys == nil {
+		fsys = vfs.Default
+	}
+	if _, err := fsys.Stat(filepath.Join(dir, other)); err == nil {
+		return nil, nil, lo, fmt.Errorf("%w: %s holds %s/", ErrOtherKind, dir, other)
+	}
+	l, err := wal.Open(filepath.Join(dir, name), &lo)
+	if err != nil {
+		return nil, nil, lo, err
+	}
+	st, err := openStable(filepath.Join(dir, "stable"), lo, o.CompactAfter)
+	if err != nil {
+		l.Close()
+		return nil, nil, lo, err
+	}
+	return l, st, lo, nil
 }

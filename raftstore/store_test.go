@@ -21,9 +21,85 @@ func testOptions() *Options {
 	return &Options{Log: &wal.Options{SegmentSize: wal.MinSegmentSize, Logger: quiet}}
 }
 
-func openT(t *testing.T, dir string, o *Options) *Store {
+// testStore is what the contract tests call: a Store, or one group of a
+// Shared store.
+type testStore interface {
+	raft.LogStore
+	raft.StableStore
+	raft.MonotonicLogStore
+	Close() error
+	stableLog() *wal.Log
+}
+
+func (s *Store) stableLog() *wal.Log { return s.stable.log }
+
+// sharedGroup is group 7 of a Shared store; closing it closes the store.
+type sharedGroup struct {
+	*GroupStore
+	sh *Shared
+}
+
+func (g sharedGroup) Close() error        { return g.sh.Close() }
+func (g sharedGroup) stableLog() *wal.Log { return g.sh.stable.log }
+
+// kind is a kind of store the contract tests run against.
+type kind struct {
+	name string
+	open func(dir string, o *Options) (testStore, error)
+}
+
+var kinds = []kind{
+	{"Store", func(dir string, o *Options) (testStore, error) {
+		s, err := Open(dir, o)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}},
+	{"Shared", openSharedGroup},
+}
+
+// openSharedGroup opens group 7 of the Shared store in dir. A new store
+// gets a neighbour first, group 3 with entries 1-5 and a stable key of
+// the same name as raft's, which group 7 must never see.
+func openSharedGroup(dir string, o *Options) (testStore, error) {
+	sh, err := OpenShared(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	n, err := sh.Group(3)
+	if err == nil {
+		err = neighbour(n)
+	}
+	var g *GroupStore
+	if err == nil {
+		g, err = sh.Group(7)
+	}
+	if err != nil {
+		sh.Close()
+		return nil, err
+	}
+	return sharedGroup{g, sh}, nil
+}
+
+func neighbour(n *GroupStore) error {
+	if last, err := n.LastIndex(); err != nil || last != 0 {
+		return err
+	}
+	return errors.Join(n.StoreLogs(entries(1, 5, 9)), n.SetUint64([]byte("CurrentTerm"), 99),
+		n.Set([]byte("neighbour"), []byte("group 3 only")))
+}
+
+// forKinds runs test against each kind of store.
+func forKinds(t *testing.T, test func(t *testing.T, k kind)) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { test(t, k) })
+	}
+}
+
+func (k kind) openT(t *testing.T, dir string, o *Options) testStore {
 	t.Helper()
-	s, err := Open(dir, o)
+	s, err := k.open(dir, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -31,12 +107,12 @@ func openT(t *testing.T, dir string, o *Options) *Store {
 }
 
 // reopen closes s and opens its directory again.
-func reopen(t *testing.T, s *Store, dir string, o *Options) *Store {
+func (k kind) reopen(t *testing.T, s testStore, dir string, o *Options) testStore {
 	t.Helper()
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	return openT(t, dir, o)
+	return k.openT(t, dir, o)
 }
 
 // entry is the entry the tests store at index i in term: every field set,
@@ -69,7 +145,7 @@ func sameEntry(a, b *raft.Log) bool {
 
 // checkLog checks that s holds exactly the entries [first, last] as
 // entry(i, term) made them, and nothing around them.
-func checkLog(t *testing.T, s *Store, first, last, term uint64) {
+func checkLog(t *testing.T, s raft.LogStore, first, last, term uint64) {
 	t.Helper()
 	f, err1 := s.FirstIndex()
 	l, err2 := s.LastIndex()
@@ -96,9 +172,11 @@ func checkLog(t *testing.T, s *Store, first, last, term uint64) {
 	}
 }
 
-func TestEmptyStore(t *testing.T) {
+func TestEmptyStore(t *testing.T) { forKinds(t, testEmptyStore) }
+
+func testEmptyStore(t *testing.T, k kind) {
 	dir := t.TempDir()
-	s := openT(t, dir, testOptions())
+	s := k.openT(t, dir, testOptions())
 	defer func() { s.Close() }()
 	checkLog(t, s, 0, 0, 1)
 	var l raft.Log
@@ -111,16 +189,21 @@ func TestEmptyStore(t *testing.T) {
 	if v, err := s.GetUint64([]byte("missing")); err != nil || v != 0 {
 		t.Fatalf("GetUint64(missing) = %d, %v; want 0, nil", v, err)
 	}
+	if v, err := s.Get([]byte("neighbour")); err != nil || len(v) != 0 {
+		t.Fatalf("Get(neighbour) = %q, %v; want empty, nil (another group's key)", v, err)
+	}
 	if !s.IsMonotonic() {
 		t.Fatal("IsMonotonic() = false")
 	}
-	s = reopen(t, s, dir, testOptions())
+	s = k.reopen(t, s, dir, testOptions())
 	checkLog(t, s, 0, 0, 1)
 }
 
-func TestStoreAndGetRoundTrip(t *testing.T) {
+func TestStoreAndGetRoundTrip(t *testing.T) { forKinds(t, testStoreAndGetRoundTrip) }
+
+func testStoreAndGetRoundTrip(t *testing.T, k kind) {
 	dir := t.TempDir()
-	s := openT(t, dir, testOptions())
+	s := k.openT(t, dir, testOptions())
 	defer func() { s.Close() }()
 	if err := s.StoreLog(entry(1, 1)); err != nil {
 		t.Fatal(err)
@@ -131,7 +214,7 @@ func TestStoreAndGetRoundTrip(t *testing.T) {
 		}
 	}
 	checkLog(t, s, 1, 2049, 1)
-	s = reopen(t, s, dir, testOptions())
+	s = k.reopen(t, s, dir, testOptions())
 	checkLog(t, s, 1, 2049, 1)
 	// Empty and nil fields round-trip as empty.
 	e := &raft.Log{Index: 2050, Term: 1<<63 + 5}
@@ -144,9 +227,11 @@ func TestStoreAndGetRoundTrip(t *testing.T) {
 	}
 }
 
-func TestStoreLogsMustContinueTheLog(t *testing.T) {
+func TestStoreLogsMustContinueTheLog(t *testing.T) { forKinds(t, testStoreLogsMustContinueTheLog) }
+
+func testStoreLogsMustContinueTheLog(t *testing.T, k kind) {
 	dir := t.TempDir()
-	s := openT(t, dir, testOptions())
+	s := k.openT(t, dir, testOptions())
 	defer func() { s.Close() }()
 	if err := s.StoreLogs(entries(1, 10, 1)); err != nil {
 		t.Fatal(err)
@@ -167,7 +252,7 @@ func TestStoreLogsMustContinueTheLog(t *testing.T) {
 	checkLog(t, s, 1, 10, 1)
 	// Index 0 on an empty log: raft never uses it, and journal indexes
 	// start at 1.
-	e := openT(t, t.TempDir(), testOptions())
+	e := k.openT(t, t.TempDir(), testOptions())
 	defer e.Close()
 	if err := e.StoreLog(entry(0, 1)); err == nil {
 		t.Fatal("StoreLog(index 0) = nil, want an error")
@@ -176,16 +261,18 @@ func TestStoreLogsMustContinueTheLog(t *testing.T) {
 
 // TestEmptyLogStartsAnywhere: a brand-new store, and one raft emptied after
 // a snapshot, take their first entry at any index, lower or higher.
-func TestEmptyLogStartsAnywhere(t *testing.T) {
+func TestEmptyLogStartsAnywhere(t *testing.T) { forKinds(t, testEmptyLogStartsAnywhere) }
+
+func testEmptyLogStartsAnywhere(t *testing.T, k kind) {
 	dir := t.TempDir()
 	o := testOptions()
-	s := openT(t, dir, o)
+	s := k.openT(t, dir, o)
 	defer func() { s.Close() }()
 	if err := s.StoreLogs(entries(100, 110, 1)); err != nil {
 		t.Fatalf("StoreLogs at 100 on a new store: %v", err)
 	}
 	checkLog(t, s, 100, 110, 1)
-	s = reopen(t, s, dir, o)
+	s = k.reopen(t, s, dir, o)
 	checkLog(t, s, 100, 110, 1)
 	// raft after installing a snapshot at 200: removeOldLogs deletes
 	// everything, then the leader sends 201 on.
@@ -203,16 +290,18 @@ func TestEmptyLogStartsAnywhere(t *testing.T) {
 	if err := s.DeleteRange(201, 210); err != nil {
 		t.Fatal(err)
 	}
-	s = reopen(t, s, dir, o)
+	s = k.reopen(t, s, dir, o)
 	checkLog(t, s, 0, 0, 1)
 	if err := s.StoreLogs(entries(205, 206, 2)); err != nil {
 		t.Fatalf("StoreLogs at 205 after the log ended at 210: %v", err)
 	}
-	s = reopen(t, s, dir, o)
+	s = k.reopen(t, s, dir, o)
 	checkLog(t, s, 205, 206, 2)
 }
 
-func TestDeleteRange(t *testing.T) {
+func TestDeleteRange(t *testing.T) { forKinds(t, testDeleteRange) }
+
+func testDeleteRange(t *testing.T, k kind) {
 	cases := []struct {
 		name        string
 		min, max    uint64
@@ -234,7 +323,7 @@ func TestDeleteRange(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			o := testOptions()
-			s := openT(t, dir, o)
+			s := k.openT(t, dir, o)
 			defer func() { s.Close() }()
 			if err := s.StoreLogs(entries(1, 100, 3)); err != nil {
 				t.Fatal(err)
@@ -243,7 +332,7 @@ func TestDeleteRange(t *testing.T) {
 				t.Fatalf("DeleteRange(%d, %d) = %v, want %v", c.min, c.max, err, c.err)
 			}
 			checkLog(t, s, c.first, c.last, 3)
-			s = reopen(t, s, dir, o)
+			s = k.reopen(t, s, dir, o)
 			checkLog(t, s, c.first, c.last, 3)
 			// The log goes on after it: from its end, or from anywhere
 			// when empty.
@@ -258,11 +347,13 @@ func TestDeleteRange(t *testing.T) {
 	}
 }
 
-func TestStableStore(t *testing.T) {
+func TestStableStore(t *testing.T) { forKinds(t, testStableStore) }
+
+func testStableStore(t *testing.T, k kind) {
 	dir := t.TempDir()
 	o := testOptions()
 	o.CompactAfter = 16
-	s := openT(t, dir, o)
+	s := k.openT(t, dir, o)
 	defer func() { s.Close() }()
 	want := map[string][]byte{}
 	for i := range 100 {
@@ -279,7 +370,7 @@ func TestStableStore(t *testing.T) {
 	if err := s.Set([]byte("empty"), nil); err != nil {
 		t.Fatal(err)
 	}
-	check := func(s *Store) {
+	check := func(s testStore) {
 		t.Helper()
 		for k, v := range want {
 			got, err := s.Get([]byte(k))
@@ -298,10 +389,10 @@ func TestStableStore(t *testing.T) {
 		}
 	}
 	check(s)
-	if first := s.stable.log.FirstIndex(); first <= 1 {
+	if first := s.stableLog().FirstIndex(); first <= 1 {
 		t.Fatalf("stable log starts at %d after 102 sets with CompactAfter 16: never compacted", first)
 	}
-	s = reopen(t, s, dir, o)
+	s = k.reopen(t, s, dir, o)
 	check(s)
 	// The stable log lives beside the entries: neither disturbs the other.
 	if _, err := filepath.Glob(filepath.Join(dir, "stable", "*.wal")); err != nil {
@@ -310,8 +401,10 @@ func TestStableStore(t *testing.T) {
 	checkLog(t, s, 0, 0, 1)
 }
 
-func TestClosedStore(t *testing.T) {
-	s := openT(t, t.TempDir(), testOptions())
+func TestClosedStore(t *testing.T) { forKinds(t, testClosedStore) }
+
+func testClosedStore(t *testing.T, k kind) {
+	s := k.openT(t, t.TempDir(), testOptions())
 	if err := s.StoreLog(entry(1, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -339,10 +432,12 @@ func TestClosedStore(t *testing.T) {
 
 // TestNoSyncLogIsStillDurable: with NoSync set on the entry log, what
 // StoreLogs and Set acknowledged survives a power loss all the same.
-func TestNoSyncLogIsStillDurable(t *testing.T) {
+func TestNoSyncLogIsStillDurable(t *testing.T) { forKinds(t, testNoSyncLogIsStillDurable) }
+
+func testNoSyncLogIsStillDurable(t *testing.T, k kind) {
 	fsys := crashfs.New()
 	o := &Options{Log: &wal.Options{NoSync: true, Logger: quiet, FS: fsys, SegmentSize: wal.MinSegmentSize}}
-	s := openT(t, "db", o)
+	s := k.openT(t, "db", o)
 	if err := s.StoreLogs(entries(1, 5, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +446,7 @@ func TestNoSyncLogIsStillDurable(t *testing.T) {
 	}
 	o.Log.FS = fsys.Crash(crashfs.SyncedOnly, nil)
 	s.Close()
-	s = openT(t, "db", o)
+	s = k.openT(t, "db", o)
 	defer s.Close()
 	checkLog(t, s, 1, 5, 1)
 	if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 9 {
@@ -359,11 +454,13 @@ func TestNoSyncLogIsStillDurable(t *testing.T) {
 	}
 }
 
-func TestEntryLogCheckpointsRefused(t *testing.T) {
+func TestEntryLogCheckpointsRefused(t *testing.T) { forKinds(t, testEntryLogCheckpointsRefused) }
+
+func testEntryLogCheckpointsRefused(t *testing.T, k kind) {
 	o := testOptions()
 	o.Log.Checkpoint = wal.CheckpointOptions{EveryBytes: 1 << 20,
 		State: func() (uint64, func(io.Writer) error, error) { return 0, nil, nil }}
-	if _, err := Open(t.TempDir(), o); !errors.Is(err, wal.ErrInvalidOptions) {
+	if _, err := k.open(t.TempDir(), o); !errors.Is(err, wal.ErrInvalidOptions) {
 		t.Fatalf("Open with background checkpoints of the entry log: %v, want wal.ErrInvalidOptions", err)
 	}
 }

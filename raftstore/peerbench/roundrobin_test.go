@@ -2,6 +2,7 @@ package peerbench
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,13 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/raftstore"
 	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/wal"
 )
 
 // BenchmarkStoreLogs64RoundRobin stores 64 entries of 128 bytes per call
 // into each store in turn, from 1 raft group and from 8 (each group its
-// own store; the 8 calls of a turn run at once, and a turn counts as 8
-// calls). Every store meets the disk at nearly the same moment, so on a
+// own store, except "journal-shared": the groups of one raftstore.Shared;
+// the 8 calls of a turn run at once, and a turn counts as 8 calls). Every store meets the disk at nearly the same moment, so on a
 // shared, noisy machine the per-call medians and means it reports (µs,
 // two metrics per store) compare better than separate sub-benchmarks run
 // seconds apart.
@@ -54,6 +57,7 @@ func roundRobin(b *testing.B, groups int) {
 		}
 		cs = append(cs, c)
 	}
+	cs = append(cs, sharedContender(b, groups))
 	for _, written := range []bool{false, true} {
 		c := &contender{}
 		for range groups {
@@ -81,6 +85,21 @@ func roundRobin(b *testing.B, groups int) {
 		b.ReportMetric(float64(c.times[len(c.times)/2].Nanoseconds())/1e3, c.name+"-median-µs")
 		b.ReportMetric(float64(sum.Nanoseconds())/1e3/float64(len(c.times)), c.name+"-mean-µs")
 	}
+}
+
+// sharedContender is journal's multi-raft store: the groups share one
+// raftstore.Shared, so their calls of a turn share group commits.
+func sharedContender(b *testing.B, groups int) *contender {
+	sh, err := raftstore.OpenShared(b.TempDir(), &raftstore.Options{Log: &wal.Options{Logger: slog.New(slog.DiscardHandler)}})
+	must(b, err)
+	b.Cleanup(func() { sh.Close() })
+	c := &contender{name: "journal-shared"}
+	for id := range uint64(groups) {
+		g, err := sh.Group(id + 1)
+		must(b, err)
+		c.calls = append(c.calls, func(i int) error { return g.StoreLogs(batch(uint64(i)*64+1, 64)) })
+	}
+	return c
 }
 
 // turn makes call i of every group at once.
