@@ -266,13 +266,15 @@ func (k *sharedKill) check(t *testing.T, where string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := m.matches(g); err == nil {
+		err = m.matches(g)
+		if err == nil {
 			if m.pending != nil {
 				k.inFlight++
 			}
 			m.pending = nil
 			continue
-		} else if m.pending == nil {
+		}
+		if m.pending == nil {
 			t.Fatalf("%s: group %d after SIGKILL: %v", where, id, err)
 		}
 		done := m.clone()
