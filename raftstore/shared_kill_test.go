@@ -101,10 +101,12 @@ type sharedKill struct {
 	sharedFirst                           uint64 // the highest first index of the shared log a child reported
 }
 
-// fresh starts a new directory with 4 to 8 groups, ids small and large.
+// fresh starts a new directory with 2 to 8 groups, ids small and large.
+// Few groups make it likely that every group but one is empty, so that a
+// release may cut the shared log up to its end while that one appends.
 func (k *sharedKill) fresh(t *testing.T, rng *rand.Rand) {
 	k.dir, k.sharedFirst, k.groups = t.TempDir(), 0, map[uint64]*killModel{}
-	for len(k.groups) < 4+rng.IntN(5) {
+	for len(k.groups) < 2+rng.IntN(7) {
 		id := 1 + rng.Uint64N(20)
 		if rng.IntN(2) == 0 {
 			id = rng.Uint64()
@@ -603,9 +605,13 @@ func (d *killDriver) step() error {
 		}
 		return d.store(from, from+d.rng.Uint64N(40))
 	case r < 70 || n > 600:
-		// Compaction after a snapshot: keep the last few entries (or
-		// none); now and then a range starting below the head.
+		// Compaction after a snapshot: keep the last few entries, or
+		// (half the time) none; now and then a range starting below the
+		// head.
 		keep := d.rng.Uint64N(min(n, 50))
+		if d.rng.IntN(2) == 0 {
+			keep = 0
+		}
 		return d.delete(first-d.rng.Uint64N(min(first, 2)), last-keep)
 	case r < 78 && n >= 2:
 		// A new leader's log differs from some index on: the tail goes
