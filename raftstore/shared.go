@@ -35,8 +35,9 @@ type Shared struct {
 	// concurrent one could already have passed) and never queue up.
 	releasing, again bool
 
-	// appended, when set (by tests), runs after each append of a group
-	// and before the group learns the journal indexes it got.
+	// appended, when set (by tests), runs after each append of a group,
+	// its records durable, and before the group records where they went:
+	// the moment only pending keeps a release from dropping them.
 	appended func(g *GroupStore)
 }
 
@@ -63,10 +64,11 @@ type GroupStore struct {
 	first uint64
 	at    []uint64
 
-	// pending is, while an append of this group is in flight, a journal
-	// index at or below the first one the append gets (0 otherwise): a
-	// release must keep it though the group does not know it yet.
-	// Guarded by Shared.mu.
+	// pending is, from before an append of this group is written until
+	// the group has recorded where its records went, a journal index at
+	// or below the first one the append gets (0 otherwise): a release
+	// must keep it though the group does not know it yet. Guarded by
+	// Shared.mu.
 	pending uint64
 }
 
@@ -370,19 +372,16 @@ func (g *GroupStore) StoreLogs(logs []*raft.Log) error {
 		return fmt.Errorf("%w: entry %d does not continue group %d's log [%d, %d]", ErrNotContiguous, next, g.id, first, last)
 	}
 	g.encode(logs)
-	j, err := g.append()
-	if err != nil {
-		return err
-	}
-	g.mu.Lock()
-	g.add(next, j, len(logs))
-	g.mu.Unlock()
-	return nil
+	return g.append(func(j uint64) { g.add(next, j, len(logs)) })
 }
 
-// append writes g.recs as one batch, durably, and returns the journal
-// index of the first. Called with wmu held.
-func (g *GroupStore) append() (uint64, error) {
+// append writes g.recs as one batch, durably, then runs publish (under
+// mu) with the journal index of the first, which makes the call's change
+// to the group visible. Called with wmu held. The append stays pending until
+// publish has run: a release in between would otherwise find the records
+// neither pending nor in the group, and truncate past an empty group's
+// new entries after StoreLogs had acknowledged them.
+func (g *GroupStore) append(publish func(j uint64)) error {
 	sh := g.sh
 	sh.beginAppend(g)
 	defer sh.endAppend(g)
@@ -396,10 +395,16 @@ func (g *GroupStore) append() (uint64, error) {
 	if err == nil && sh.noSync {
 		err = sh.log.Sync()
 	}
+	if err != nil {
+		return err
+	}
 	if sh.appended != nil {
 		sh.appended(g)
 	}
-	return j, err
+	g.mu.Lock()
+	publish(j)
+	g.mu.Unlock()
+	return nil
 }
 
 // encode encodes the entries as shared-log records into g.buf and points
@@ -450,11 +455,8 @@ func (g *GroupStore) deleteRange(from, to uint64) (head bool, err error) {
 			ErrNotContiguous, from, to, g.id, g.first, g.last())
 	}
 	g.recs = append(g.recs[:0], appendDelete(nil, g.id, lo, hi))
-	if _, err := g.append(); err != nil {
+	if err := g.append(func(uint64) { g.drop(lo, hi) }); err != nil {
 		return false, err
 	}
-	g.mu.Lock()
-	g.drop(lo, hi)
-	g.mu.Unlock()
 	return head, nil
 }
