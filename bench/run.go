@@ -202,16 +202,11 @@ const seqChunk = 1 << 20
 // file for d (or until max bytes), then one fdatasync, all timed. It
 // returns bytes per second.
 func SeqBandwidth(root string, d time.Duration, max int64) (float64, error) {
-	dir, err := os.MkdirTemp(root, "seq-")
+	f, done, err := scratchFile(root, "seq")
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
-	f, err := os.Create(filepath.Join(dir, "seq"))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
+	defer done()
 	buf := make([]byte, seqChunk)
 	fill(buf, 1)
 	start := time.Now()
@@ -237,16 +232,11 @@ func SeqBandwidth(root string, d time.Duration, max int64) (float64, error) {
 // 4 KiB records never form a commit over 256 KiB. It returns bytes per
 // second.
 func CommitCeiling(root string, d time.Duration, max int64, chunk int) (float64, error) {
-	dir, err := os.MkdirTemp(root, "ceiling-")
+	f, done, err := scratchFile(root, "ceiling")
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
-	f, err := os.Create(filepath.Join(dir, "ceiling"))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
+	defer done()
 	raw := &rawFile{f: f}
 	max -= max % int64(chunk)
 	zeros := make([]byte, seqChunk)
@@ -272,4 +262,18 @@ func CommitCeiling(root string, d time.Duration, max int64, chunk int) (float64,
 		n += int64(chunk)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// scratchFile creates a file in a fresh directory under root; done
+// closes it and removes the directory.
+func scratchFile(root, name string) (f *os.File, done func(), err error) {
+	dir, err := os.MkdirTemp(root, name+"-")
+	if err != nil {
+		return nil, nil, err
+	}
+	if f, err = os.Create(filepath.Join(dir, name)); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return f, func() { f.Close(); os.RemoveAll(dir) }, nil
 }

@@ -290,23 +290,11 @@ func (g *GroupStore) bounds() (first, last uint64, err error) {
 
 // FirstIndex returns the index of the group's first entry, 0 when there
 // is none.
-func (g *GroupStore) FirstIndex() (uint64, error) {
-	first, last, err := g.bounds()
-	if err != nil || first > last {
-		return 0, err
-	}
-	return first, nil
-}
+func (g *GroupStore) FirstIndex() (uint64, error) { return firstOf(g.bounds()) }
 
 // LastIndex returns the index of the group's last entry, 0 when there is
 // none.
-func (g *GroupStore) LastIndex() (uint64, error) {
-	first, last, err := g.bounds()
-	if err != nil || first > last {
-		return 0, err
-	}
-	return last, nil
-}
+func (g *GroupStore) LastIndex() (uint64, error) { return lastOf(g.bounds()) }
 
 // IsMonotonic reports true: a group's log never has gaps.
 func (g *GroupStore) IsMonotonic() bool { return true }

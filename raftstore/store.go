@@ -93,17 +93,21 @@ func (s *Store) usable() error {
 func (s *Store) IsMonotonic() bool { return true }
 
 // FirstIndex returns the index of the first entry, 0 when there is none.
-func (s *Store) FirstIndex() (uint64, error) {
-	first, last, err := s.bounds()
+func (s *Store) FirstIndex() (uint64, error) { return firstOf(s.bounds()) }
+
+// LastIndex returns the index of the last entry, 0 when there is none.
+func (s *Store) LastIndex() (uint64, error) { return lastOf(s.bounds()) }
+
+// firstOf and lastOf turn a log's bounds into raft's FirstIndex and
+// LastIndex: 0 for an empty log (first > last), as raft expects.
+func firstOf(first, last uint64, err error) (uint64, error) {
 	if err != nil || first > last {
 		return 0, err
 	}
 	return first, nil
 }
 
-// LastIndex returns the index of the last entry, 0 when there is none.
-func (s *Store) LastIndex() (uint64, error) {
-	first, last, err := s.bounds()
+func lastOf(first, last uint64, err error) (uint64, error) {
 	if err != nil || first > last {
 		return 0, err
 	}
