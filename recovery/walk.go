@@ -34,6 +34,12 @@ type Options struct {
 	// through them rather than opening each again. The caller closes them
 	// (State.Close). Scan closes them itself when it returns an error.
 	KeepFiles bool
+	// Manifest trusts a valid clean-close manifest (see ManifestName) that
+	// matches the directory: the sealed segments it describes are taken
+	// from it, unopened (Segment.Unchecked), File nil. Only for the
+	// process that holds the log's lock: another may change the directory
+	// under a reader. Ignored with Verify.
+	Manifest bool
 }
 
 // CheckOptions tunes Check.
@@ -50,7 +56,7 @@ type CheckOptions struct {
 // ErrFormat. The State is returned with the error too, holding
 // what was walked before the damage.
 func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
-	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles}
+	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles, trust: opts.Manifest && !opts.Verify}
 	st, err := w.walk(dir)
 	if err == nil && st.Damaged() {
 		err = st.Damage[0].Err()
@@ -79,6 +85,10 @@ type walker struct {
 	deep      bool // read every record and the snapshot's contents
 	stopEarly bool // stop at the first damage
 	keep      bool // keep sealed segments' files open (Options.KeepFiles)
+	trust     bool // use a matching manifest (Options.Manifest)
+	// trusted holds the sealed segments a matching manifest describes,
+	// by first index; nil when there is none (or it is not trusted).
+	trusted map[uint64]Segment
 	progress  func(int64)
 	st        *State
 	// handles holds the segments formats opened, by position in the live
@@ -183,10 +193,11 @@ func (w *walker) list(dir string) ([]string, error) {
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
 		case seg:
 			paths = append(paths, filepath.Join(dir, name))
-		case name != MetaName && name != TailName:
+		case name != MetaName && name != TailName && name != ManifestName:
 			st.Other = append(st.Other, name)
 		}
 	}
+	w.trusted = w.manifest(dir, paths)
 	if st.Meta.EmptyPending {
 		// A committed TruncateFront past the end: no segment holds a
 		// live record, not even the fresh one it may have created.
@@ -218,6 +229,32 @@ func (w *walker) list(dir string) ([]string, error) {
 	return paths[keep:], nil
 }
 
+// manifest returns the sealed segments the manifest describes, by first
+// index, if the walk may trust it and it matches the directory: paths are
+// every segment listed, in log order. nil otherwise.
+func (w *walker) manifest(dir string, paths []string) map[uint64]Segment {
+	if !w.trust {
+		return nil
+	}
+	m, ok := readManifest(w.fs, dir)
+	if !ok || !m.matches(w.st.Meta, paths) {
+		return nil
+	}
+	trusted := make(map[uint64]Segment, len(m.sealed))
+	for _, s := range m.sealed {
+		s.Unchecked = true
+		trusted[s.First] = s
+	}
+	return trusted
+}
+
+// isTrusted reports whether the segment at path is taken from the
+// manifest. The newest segment never is: it is judged as always.
+func (w *walker) isTrusted(path string, newest bool) bool {
+	_, ok := w.trusted[firstOf(path)]
+	return ok && !newest
+}
+
 func firstOf(path string) uint64 {
 	first, _ := segment.ParseName(filepath.Base(path))
 	return first
@@ -231,6 +268,9 @@ func firstOf(path string) uint64 {
 func (w *walker) formats(paths []string) error {
 	w.handles = make([]*segment.Handle, len(paths))
 	for i, path := range paths {
+		if w.isTrusted(path, i == len(paths)-1) {
+			continue
+		}
 		h, err := segment.OpenHandle(w.fs, path)
 		if err == nil {
 			h.Idle() // judged later, by segment
@@ -277,6 +317,11 @@ func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Se
 		if w.stop() {
 			return seg, nil
 		}
+	}
+	if w.isTrusted(path, newest) {
+		seg = w.trusted[seg.First]
+		seg.Path = path
+		return seg, nil
 	}
 	h := w.handles[i]
 	w.handles[i] = nil

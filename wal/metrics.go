@@ -133,7 +133,7 @@ func (l *Log) Metrics() Metrics {
 	}
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
-	for _, name := range []string{recovery.MetaName, recovery.TailName, checkpoint.FileName, segment.SpareName} {
+	for _, name := range []string{recovery.MetaName, recovery.TailName, recovery.ManifestName, checkpoint.FileName, segment.SpareName} {
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}
