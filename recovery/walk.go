@@ -88,9 +88,9 @@ type walker struct {
 	trust     bool // use a matching manifest (Options.Manifest)
 	// trusted holds the sealed segments a matching manifest describes,
 	// by first index; nil when there is none (or it is not trusted).
-	trusted map[uint64]Segment
-	progress  func(int64)
-	st        *State
+	trusted  map[uint64]Segment
+	progress func(int64)
+	st       *State
 	// handles holds the segments formats opened, by position in the live
 	// list, until segment judges each (nil: the header was unreadable).
 	// Each file is opened once per walk.
