@@ -101,7 +101,7 @@ import (
 //
 // Worked example. A log whose meta file says first index 3, with one sealed
 // segment (records 1 to 4, salt 0x0102030405060708, version 3, footer at
-// 4096, file size 4144, appended at times 1000 to 2000) and the newest
+// 4096, file size 4176, appended at times 1000 to 2000) and the newest
 // segment starting at 5:
 //
 //	offset  bytes                    field
@@ -116,10 +116,10 @@ import (
 //	    56  03 00 00 00 00 00 00 00  version 3, reserved
 //	    64  00 10 00 00 00 00 00 00  footer offset 4096
 //	    72  05 00 00 00 00 00 00 00  next 5
-//	    80  30 10 00 00 00 00 00 00  size 4144
+//	    80  50 10 00 00 00 00 00 00  size 4176
 //	    88  e8 03 00 00 00 00 00 00  first time 1000
 //	    96  d0 07 00 00 00 00 00 00  last time 2000
-//	   104  (8 bytes)                checksum: xxhash64 seed 0, bytes [0, 104)
+//	   104  e1 db 33 3e ce 4a 76 07  checksum: xxhash64 seed 0, bytes [0, 104) = 0x07764ace3e33dbe1
 //
 // TestManifestWorkedExample encodes this manifest and compares it with the
 // bytes above (and recovery/testdata/manifest-v1.golden).
@@ -184,7 +184,11 @@ func (m manifest) encode() []byte {
 	for _, s := range m.sealed {
 		b = binary.LittleEndian.AppendUint64(b, s.Header.FirstIndex)
 		b = binary.LittleEndian.AppendUint64(b, s.Header.Salt)
-		b = binary.LittleEndian.AppendUint32(b, s.Header.Version)
+		v := s.Header.Version
+		if v == 0 { // a header this build wrote: its version
+			v = segment.Version
+		}
+		b = binary.LittleEndian.AppendUint32(b, v)
 		b = binary.LittleEndian.AppendUint32(b, 0)
 		b = binary.LittleEndian.AppendUint64(b, uint64(s.Footer.Offset))
 		b = binary.LittleEndian.AppendUint64(b, s.Footer.Next)
@@ -221,7 +225,12 @@ func decodeManifest(b []byte) (manifest, bool) {
 		ft.Count = int64(ft.Next - h.FirstIndex)
 		m.sealed[i] = Segment{First: h.FirstIndex, Header: h, Size: int64(le.Uint64(e[40:])), Sealed: true,
 			Footer: ft, Next: ft.Next, Intact: true}
-		if le.Uint32(e[20:]) != 0 || !m.plausible(i) {
+		if le.Uint32(e[20:]) != 0 {
+			return manifest{}, false
+		}
+	}
+	for i := range m.sealed {
+		if !m.plausible(i) { // after all are decoded: it looks at the next entry
 			return manifest{}, false
 		}
 	}
