@@ -230,7 +230,6 @@ func segmentNames(t *testing.T, dir string) []string {
 	return names
 }
 
-
 // The manifest describes segments of every format version: each golden
 // directory, opened and closed by this build (which writes a manifest),
 // reopens from the manifest without opening its sealed segments, with
