@@ -13,6 +13,13 @@
 // size, once consumers have acknowledged them: package cursor keeps their
 // positions).
 //
+// Close writes a clean-close manifest describing every sealed segment, so
+// that a default Open of a cleanly closed log reads the manifest instead of
+// each sealed segment's footer, in a time that does not grow with the
+// records; a damaged sealed footer is then reported (ErrCorrupt, naming
+// the file) on the segment's first use rather than by Open.
+// Options.Verify and `wal verify` check every segment at once.
+//
 // All methods of a Log are safe for concurrent use.
 package wal
 
