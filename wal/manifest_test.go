@@ -264,3 +264,9 @@ func TestManifestOverEveryGoldenFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenBenchManifestName(t *testing.T) {
+	if openBenchManifest != recovery.ManifestName {
+		t.Fatalf("BenchmarkOpen skips %q, the manifest is %q", openBenchManifest, recovery.ManifestName)
+	}
+}
