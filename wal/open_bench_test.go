@@ -86,7 +86,7 @@ type openShape struct {
 }
 
 func (s openShape) String() string {
-	return fmt.Sprintf("%d %d %d %d", s.total, s.newest, s.record, s.segment)
+	return fmt.Sprintf("%d-%d-%d-%d", s.total, s.newest, s.record, s.segment)
 }
 
 // openSource is a prepared log: dir holds it cleanly closed; crash holds
@@ -147,7 +147,8 @@ func buildOpenLog(b *testing.B, dir string, shape openShape) openSource {
 }
 
 // writeOpenLog writes the log of buildOpenLog in dir and returns it open,
-// its last records Synced. Small records go in batches of about 256 KiB.
+// its last records Synced. Small records go in batches of up to 256 KiB (a
+// 64th of a segment, so that segments end nearly full).
 func writeOpenLog(dir string, shape openShape) (*Log, error) {
 	l, err := Open(dir, &Options{NoSync: true, Logger: quiet, SegmentSize: shape.segment})
 	if err != nil {
@@ -158,7 +159,7 @@ func writeOpenLog(dir string, shape openShape) (*Log, error) {
 	for i := range rec {
 		rec[i] = byte(rng.Uint32())
 	}
-	batch := make([][]byte, max(1, (256<<10)/shape.record))
+	batch := make([][]byte, max(1, min(256<<10, shape.segment/64)/shape.record))
 	for i := range batch {
 		batch[i] = rec
 	}
@@ -206,7 +207,7 @@ func TestOpenBenchChild(t *testing.T) {
 func killOpenLogWriter(b *testing.B, dir string, shape openShape) string {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOpenBenchChild$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s", envOpenChild, dir, shape))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d %d", envOpenChild, dir, shape.total, shape.newest, shape.record, shape.segment))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
