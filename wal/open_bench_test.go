@@ -358,3 +358,22 @@ func countOpens(fsys *vfstest.CountFS) int {
 	}
 	return n
 }
+
+// TestOpenBenchOnce opens the log in $JOURNAL_OPEN_ONCE ("DIR SEGMENTSIZE")
+// once and leaves it open, for counting Open's system calls from outside
+// (strace -c -f the test binary, minus a run without the variable). It does
+// nothing unless the variable is set.
+func TestOpenBenchOnce(t *testing.T) {
+	arg := os.Getenv("JOURNAL_OPEN_ONCE")
+	if arg == "" {
+		t.Skip("set JOURNAL_OPEN_ONCE to count one Open's system calls")
+	}
+	var dir string
+	var seg int64
+	if _, err := fmt.Sscan(arg, &dir, &seg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, &Options{Logger: quiet, SegmentSize: seg}); err != nil {
+		t.Fatal(err)
+	}
+}
