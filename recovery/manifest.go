@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,7 +139,21 @@ const (
 type manifest struct {
 	first  uint64 // the meta file's first index
 	newest uint64 // the newest segment's first index
-	sealed []Segment
+	sealed []sealedEntry
+}
+
+// sealedEntry is one entry: what Open needs of a sealed segment, without
+// pointers, so that thousands of them cost one allocation.
+type sealedEntry struct {
+	h    segment.Header
+	ft   segment.Footer
+	size int64
+}
+
+// segment is the Segment the entry stands for, at path.
+func (e sealedEntry) segment(path string) Segment {
+	return Segment{Path: path, First: e.h.FirstIndex, Header: e.h, Size: e.size, Sealed: true,
+		Footer: e.ft, Next: e.ft.Next, Intact: true, Unchecked: true}
 }
 
 // WriteManifest durably writes dir's manifest (see ManifestName): first is
@@ -149,7 +164,10 @@ func WriteManifest(fsys vfs.FS, dir string, first uint64, segs []Segment) error 
 		return nil
 	}
 	n := len(segs) - 1
-	m := manifest{first: first, newest: segs[n].First, sealed: segs[:n]}
+	m := manifest{first: first, newest: segs[n].First, sealed: make([]sealedEntry, n)}
+	for i, s := range segs[:n] {
+		m.sealed[i] = sealedEntry{h: s.Header, ft: s.Footer, size: s.Size}
+	}
 	return vfs.WriteFile(fsys, filepath.Join(dir, ManifestName), 0o644, func(w io.Writer) error {
 		_, err := w.Write(m.encode())
 		return err
@@ -182,19 +200,19 @@ func (m manifest) encode() []byte {
 	b = binary.LittleEndian.AppendUint64(b, m.newest)
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(m.sealed)))
 	for _, s := range m.sealed {
-		b = binary.LittleEndian.AppendUint64(b, s.Header.FirstIndex)
-		b = binary.LittleEndian.AppendUint64(b, s.Header.Salt)
-		v := s.Header.Version
+		b = binary.LittleEndian.AppendUint64(b, s.h.FirstIndex)
+		b = binary.LittleEndian.AppendUint64(b, s.h.Salt)
+		v := s.h.Version
 		if v == 0 { // a header this build wrote: its version
 			v = segment.Version
 		}
 		b = binary.LittleEndian.AppendUint32(b, v)
 		b = binary.LittleEndian.AppendUint32(b, 0)
-		b = binary.LittleEndian.AppendUint64(b, uint64(s.Footer.Offset))
-		b = binary.LittleEndian.AppendUint64(b, s.Footer.Next)
-		b = binary.LittleEndian.AppendUint64(b, uint64(s.Size))
-		b = binary.LittleEndian.AppendUint64(b, uint64(s.Footer.Times.First))
-		b = binary.LittleEndian.AppendUint64(b, uint64(s.Footer.Times.Last))
+		b = binary.LittleEndian.AppendUint64(b, uint64(s.ft.Offset))
+		b = binary.LittleEndian.AppendUint64(b, s.ft.Next)
+		b = binary.LittleEndian.AppendUint64(b, uint64(s.size))
+		b = binary.LittleEndian.AppendUint64(b, uint64(s.ft.Times.First))
+		b = binary.LittleEndian.AppendUint64(b, uint64(s.ft.Times.Last))
 	}
 	return binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
 }
@@ -216,15 +234,14 @@ func decodeManifest(b []byte) (manifest, bool) {
 	case le.Uint64(b[body:]) != xxhash.Sum64(b[:body]):
 		return manifest{}, false
 	}
-	m := manifest{first: le.Uint64(b[16:]), newest: le.Uint64(b[24:]), sealed: make([]Segment, n)}
+	m := manifest{first: le.Uint64(b[16:]), newest: le.Uint64(b[24:]), sealed: make([]sealedEntry, n)}
 	for i := range m.sealed {
 		e := b[manifestHead+manifestEntry*i:]
 		h := segment.Header{FirstIndex: le.Uint64(e), Salt: le.Uint64(e[8:]), Version: le.Uint32(e[16:])}
 		ft := segment.Footer{Offset: int64(le.Uint64(e[24:])), Next: le.Uint64(e[32:]),
 			Times: segment.Times{First: int64(le.Uint64(e[48:])), Last: int64(le.Uint64(e[56:]))}}
 		ft.Count = int64(ft.Next - h.FirstIndex)
-		m.sealed[i] = Segment{First: h.FirstIndex, Header: h, Size: int64(le.Uint64(e[40:])), Sealed: true,
-			Footer: ft, Next: ft.Next, Intact: true}
+		m.sealed[i] = sealedEntry{h: h, ft: ft, size: int64(le.Uint64(e[40:]))}
 		if le.Uint32(e[20:]) != 0 {
 			return manifest{}, false
 		}
@@ -244,11 +261,11 @@ func (m manifest) plausible(i int) bool {
 	s := m.sealed[i]
 	next := m.newest
 	if i+1 < len(m.sealed) {
-		next = m.sealed[i+1].First
+		next = m.sealed[i+1].h.FirstIndex
 	}
-	return s.Next == next && s.Next >= s.First && s.Footer.Count <= s.Footer.Offset &&
-		s.Footer.Offset >= segment.DataStart && segment.Readable(s.Header.Version) &&
-		s.Size == s.Header.SealedSize(s.Footer.Offset, int(s.Footer.Count))
+	return s.ft.Next == next && s.ft.Next >= s.h.FirstIndex && s.ft.Count <= s.ft.Offset &&
+		s.ft.Offset >= segment.DataStart && segment.Readable(s.h.Version) &&
+		s.size == s.h.SealedSize(s.ft.Offset, int(s.ft.Count))
 }
 
 // readManifest reads dir's manifest; false when there is none or it is not
@@ -277,10 +294,21 @@ func (m manifest) matches(meta Meta, paths []string) bool {
 	if meta.BackPending || meta.EmptyPending || meta.FirstIndex != m.first || len(paths) != len(m.sealed)+1 {
 		return false
 	}
-	firsts := make([]uint64, 0, len(paths))
-	for _, s := range m.sealed {
-		firsts = append(firsts, s.First)
+	for i, s := range m.sealed {
+		if firstOf(paths[i]) != s.h.FirstIndex {
+			return false
+		}
 	}
-	firsts = append(firsts, m.newest)
-	return slices.EqualFunc(paths, firsts, func(p string, first uint64) bool { return firstOf(p) == first })
+	return firstOf(paths[len(m.sealed)]) == m.newest
+}
+
+// find returns the entry of the sealed segment starting at first.
+func (m manifest) find(first uint64) (sealedEntry, bool) {
+	i, ok := slices.BinarySearchFunc(m.sealed, first, func(e sealedEntry, first uint64) int {
+		return cmp.Compare(e.h.FirstIndex, first)
+	})
+	if !ok {
+		return sealedEntry{}, false
+	}
+	return m.sealed[i], true
 }

@@ -17,11 +17,10 @@ import (
 
 // exampleManifest is the manifest of the worked example in ManifestName's
 // doc comment.
-var exampleManifest = manifest{first: 3, newest: 5, sealed: []Segment{{
-	First:  1,
-	Header: segment.Header{FirstIndex: 1, Salt: 0x0102030405060708, Version: 3},
-	Footer: segment.Footer{Offset: 4096, Next: 5, Count: 4, Times: segment.Times{First: 1000, Last: 2000}},
-	Size:   4176, Sealed: true, Next: 5, Intact: true,
+var exampleManifest = manifest{first: 3, newest: 5, sealed: []sealedEntry{{
+	h:    segment.Header{FirstIndex: 1, Salt: 0x0102030405060708, Version: 3},
+	ft:   segment.Footer{Offset: 4096, Next: 5, Count: 4, Times: segment.Times{First: 1000, Last: 2000}},
+	size: 4176,
 }}}
 
 // manifestGolden is the example as a file, written once and never

@@ -86,9 +86,9 @@ type walker struct {
 	stopEarly bool // stop at the first damage
 	keep      bool // keep sealed segments' files open (Options.KeepFiles)
 	trust     bool // use a matching manifest (Options.Manifest)
-	// trusted holds the sealed segments a matching manifest describes,
-	// by first index; nil when there is none (or it is not trusted).
-	trusted  map[uint64]Segment
+	// trusted is the matching manifest, whose sealed segments the walk
+	// takes from it; nil when there is none (or it is not trusted).
+	trusted  *manifest
 	progress func(int64)
 	st       *State
 	// handles holds the segments formats opened, by position in the live
@@ -98,7 +98,7 @@ type walker struct {
 	// stale is set when the directory listing proved out of date: a
 	// segment it lacks exists, or one it holds is gone.
 	stale  bool
-	listed map[string]bool // the names in the listing
+	listed []string // the names in the listing, sorted
 }
 
 // vanished notes an error opening a listed segment: one that is gone was
@@ -106,6 +106,12 @@ type walker struct {
 // log open), so the walk must start again on a fresh listing.
 func (w *walker) vanished(err error) {
 	w.stale = w.stale || errors.Is(err, fs.ErrNotExist)
+}
+
+// isListed reports whether name was in the listing.
+func (w *walker) isListed(name string) bool {
+	_, ok := slices.BinarySearch(w.listed, name)
+	return ok
 }
 
 // stop reports whether the walk ends here.
@@ -147,6 +153,7 @@ func (w *walker) walkOnce(dir string) (*State, error) {
 	if err := w.formats(live); err != nil || w.stop() {
 		return w.st, err
 	}
+	w.st.Segments = make([]Segment, 0, len(live))
 	var prev *Segment
 	for i, path := range live {
 		seg, err := w.segment(path, i, i == len(live)-1, prev)
@@ -185,14 +192,16 @@ func (w *walker) list(dir string) ([]string, error) {
 		return nil, err
 	}
 	var paths []string
-	w.listed = make(map[string]bool, len(names))
+	w.listed = names
+	// prefix+name is filepath.Join(dir, name) for a segment's name, without
+	// cleaning each path again: a log may hold thousands of segments.
+	prefix := strings.TrimSuffix(filepath.Join(dir, "x"), "x")
 	for _, name := range names {
-		w.listed[name] = true
 		switch _, seg := segment.ParseName(name); {
 		case strings.HasPrefix(name, vfs.TempPrefix):
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
 		case seg:
-			paths = append(paths, filepath.Join(dir, name))
+			paths = append(paths, prefix+name)
 		case name != MetaName && name != TailName && name != ManifestName:
 			st.Other = append(st.Other, name)
 		}
@@ -229,10 +238,10 @@ func (w *walker) list(dir string) ([]string, error) {
 	return paths[keep:], nil
 }
 
-// manifest returns the sealed segments the manifest describes, by first
-// index, if the walk may trust it and it matches the directory: paths are
-// every segment listed, in log order. nil otherwise.
-func (w *walker) manifest(dir string, paths []string) map[uint64]Segment {
+// manifest returns the manifest if the walk may trust it and it matches
+// the directory (paths: every segment listed, in log order); nil
+// otherwise.
+func (w *walker) manifest(dir string, paths []string) *manifest {
 	if !w.trust {
 		return nil
 	}
@@ -240,19 +249,17 @@ func (w *walker) manifest(dir string, paths []string) map[uint64]Segment {
 	if !ok || !m.matches(w.st.Meta, paths) {
 		return nil
 	}
-	trusted := make(map[uint64]Segment, len(m.sealed))
-	for _, s := range m.sealed {
-		s.Unchecked = true
-		trusted[s.First] = s
-	}
-	return trusted
+	return &m
 }
 
-// isTrusted reports whether the segment at path is taken from the
-// manifest. The newest segment never is: it is judged as always.
-func (w *walker) isTrusted(path string, newest bool) bool {
-	_, ok := w.trusted[firstOf(path)]
-	return ok && !newest
+// trustedEntry returns the manifest's entry for the segment at path, if
+// the walk takes the segment from it. The newest segment never is: it is
+// judged as always.
+func (w *walker) trustedEntry(path string, newest bool) (sealedEntry, bool) {
+	if w.trusted == nil || newest {
+		return sealedEntry{}, false
+	}
+	return w.trusted.find(firstOf(path))
 }
 
 func firstOf(path string) uint64 {
@@ -268,7 +275,7 @@ func firstOf(path string) uint64 {
 func (w *walker) formats(paths []string) error {
 	w.handles = make([]*segment.Handle, len(paths))
 	for i, path := range paths {
-		if w.isTrusted(path, i == len(paths)-1) {
+		if _, ok := w.trustedEntry(path, i == len(paths)-1); ok {
 			continue
 		}
 		h, err := segment.OpenHandle(w.fs, path)
@@ -307,7 +314,7 @@ func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Se
 	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
 		// The segment that would fill the gap, if it exists unlisted.
 		// (Listed, it is prev itself, holding no record.)
-		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.listed[missing] {
+		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.isListed(missing) {
 			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), missing))
 			w.stale = w.stale || err == nil
 		}
@@ -318,10 +325,8 @@ func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Se
 			return seg, nil
 		}
 	}
-	if w.isTrusted(path, newest) {
-		seg = w.trusted[seg.First]
-		seg.Path = path
-		return seg, nil
+	if e, ok := w.trustedEntry(path, newest); ok {
+		return e.segment(path), nil
 	}
 	h := w.handles[i]
 	w.handles[i] = nil
