@@ -153,7 +153,9 @@ func (w *walker) walkOnce(dir string) (*State, error) {
 	if err := w.formats(live); err != nil || w.stop() {
 		return w.st, err
 	}
-	w.st.Segments = make([]Segment, 0, len(live))
+	if len(live) > 0 {
+		w.st.Segments = make([]Segment, 0, len(live)) // one allocation for thousands of segments
+	}
 	var prev *Segment
 	for i, path := range live {
 		seg, err := w.segment(path, i, i == len(live)-1, prev)
