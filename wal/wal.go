@@ -619,7 +619,7 @@ func (l *Log) Close() error {
 	}
 	l.closeFiles()
 	if err == nil {
-		err = l.writeManifest()
+		l.writeManifest()
 	}
 	l.filesMu.Unlock()
 	if lerr := l.lock.Close(); err == nil {
@@ -651,17 +651,19 @@ func (l *Log) sealOnClose() error {
 
 // writeManifest writes the clean-close manifest (recovery.ManifestName),
 // Close's last step once every file is sealed, synced and closed: the next
-// Open reads it instead of every sealed segment's footer.
-func (l *Log) writeManifest() error {
+// Open reads it instead of every sealed segment's footer. A failure only
+// costs that Open time (the write is atomic: the manifest is whole or
+// absent), so it is logged, not returned: every record is durable.
+func (l *Log) writeManifest() {
 	segs := make([]recovery.Segment, 0, len(l.sealed)+1)
 	for _, s := range l.sealed {
 		segs = append(segs, recovery.Segment{First: s.first(), Header: s.h, Footer: s.footer, Size: s.size})
 	}
 	segs = append(segs, recovery.Segment{First: l.active.first()})
 	if err := recovery.WriteManifest(l.fs, l.dir, l.meta.FirstIndex, segs); err != nil {
-		return fmt.Errorf("journal: close: %w", err)
+		l.opts.Logger.Warn("journal: close: manifest not written; the next Open reads every sealed footer",
+			"dir", l.dir, "err", err)
 	}
-	return nil
 }
 
 func (l *Log) closeFiles() {
