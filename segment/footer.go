@@ -267,8 +267,9 @@ func (x Index) RecordSpan(k int64) (off, size int64, err error) {
 // CheckSealed checks a sealed segment of size bytes, read through r, against
 // what was recorded of it elsewhere (a clean-close manifest, see package
 // recovery): its header must be h and its footer, checksum included, ft.
-// Damage, or a file that differs, gives a *CorruptionError naming path;
-// other errors are I/O errors.
+// Damage, or a file that differs, gives a *CorruptionError naming path; a
+// header that is not this format's (foreign, or a newer version) gives
+// ErrFormat, as when Open reads it; other errors are I/O errors.
 func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) error {
 	corrupt := func(off int64, reason string) error {
 		return &errs.CorruptionError{Path: path, Offset: off, Reason: reason}
@@ -283,7 +284,7 @@ func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) er
 	got, err := decodeHeader(head[:])
 	switch {
 	case err != nil:
-		return corrupt(0, "header: "+err.Error())
+		return headerError(path, err)
 	case got != h:
 		return corrupt(0, fmt.Sprintf("header (first index %d, salt %#x, version %d) is not the one recorded at close (%d, %#x, %d)",
 			got.FirstIndex, got.Salt, got.Version, h.FirstIndex, h.Salt, h.Version))

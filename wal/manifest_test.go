@@ -2,7 +2,7 @@ package wal
 
 import (
 	"bytes"
-	"errors"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -64,6 +64,11 @@ func TestCleanOpenTakesSealedSegmentsFromTheManifest(t *testing.T) {
 	if exists(t, filepath.Join(dir, recovery.ManifestName)) {
 		t.Error("the manifest is still there after Open")
 	}
+	// The files open now: the newest segment and the tail file, not one
+	// per sealed segment.
+	if n := cfs.OpenNow(); n > 2 {
+		t.Errorf("%d files open after Open, want at most 2", n)
+	}
 	for i := uint64(1); i <= 100; i++ {
 		got, err := l.Read(i)
 		if err != nil || !bytes.Equal(got, manifestRecord(i)) {
@@ -77,6 +82,9 @@ func TestCleanOpenTakesSealedSegmentsFromTheManifest(t *testing.T) {
 		}
 	}
 	must(t, l.Close())
+	if n := cfs.OpenNow(); n != 0 {
+		t.Errorf("%d files open after Close", n)
+	}
 	if !exists(t, filepath.Join(dir, recovery.ManifestName)) {
 		t.Fatal("the second Close wrote no manifest")
 	}
@@ -93,55 +101,70 @@ func TestCleanOpenTakesSealedSegmentsFromTheManifest(t *testing.T) {
 	must(t, l.Close())
 }
 
-// A sealed segment whose footer is damaged after a clean Close: Open takes
-// it from the manifest and succeeds; the first read from it (Read, a
-// Reader, a TruncateBack into it) reports ErrCorrupt naming the file;
+// A sealed segment damaged after a clean Close (its footer, its header, or
+// its header rewritten by a newer version): Open takes it from the
+// manifest and succeeds; the first read from it (Read, a Reader, a
+// TruncateBack into it) reports the damage, naming the file, as Open would
+// have (ErrCorrupt, or ErrFormat for a file this build does not read);
 // Open with Verify and recovery.Check (`wal verify`) report it at once.
-func TestDamagedSealedFooterIsReportedOnFirstUse(t *testing.T) {
-	dir := t.TempDir()
-	o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
-	fillManifestLog(t, dir, o, 100)
-	segs := segmentNames(t, dir)
-	damaged := filepath.Join(dir, segs[1])
-	h, err := segment.OpenHandle(vfs.Default, damaged)
-	must(t, err)
-	ft, _, err := h.Footer()
-	h.Close()
-	must(t, err)
-	flip(t, damaged, ft.Offset+segment.FrameHeader+4, 3) // the second record's offset
-	first, next := ft.Next-uint64(ft.Count), ft.Next
+func TestDamagedSealedSegmentIsReportedOnFirstUse(t *testing.T) {
+	footerEntry := func(t *testing.T, path string) {
+		h, err := segment.OpenHandle(vfs.Default, path)
+		must(t, err)
+		ft, _, err := h.Footer()
+		h.Close()
+		must(t, err)
+		flip(t, path, ft.Offset+segment.FrameHeader+4, 3) // the second record's offset
+	}
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		want   error
+	}{
+		{"FooterEntry", footerEntry, ErrCorrupt},
+		{"HeaderSalt", func(t *testing.T, path string) { flip(t, path, 24, 5) }, ErrCorrupt},
+		{"HeaderMagic", func(t *testing.T, path string) { flip(t, path, 2, 1) }, ErrFormat},
+		{"NewerVersion", func(t *testing.T, path string) {
+			rewriteHeader(t, path, func(h []byte) { binary.LittleEndian.PutUint32(h[8:], segment.Version+1) })
+		}, ErrFormat},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+			fillManifestLog(t, dir, o, 100)
+			segs := segmentNames(t, dir)
+			damaged := filepath.Join(dir, segs[1])
+			first, _ := segment.ParseName(segs[1])
+			next, _ := segment.ParseName(segs[2])
+			c.damage(t, damaged)
 
-	l := openT(t, dir, &o)
-	isCorrupt := func(what string, err error) {
-		t.Helper()
-		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), segs[1]) {
-			t.Errorf("%s: %v, want ErrCorrupt naming %s", what, err, segs[1])
-		}
-	}
-	_, err = l.Read(first)
-	isCorrupt("Read", err)
-	if got, err := l.Read(next); err != nil || !bytes.Equal(got, manifestRecord(next)) {
-		t.Errorf("Read(%d) of the next segment = %v", next, err)
-	}
-	r := l.NewReader(first + 1)
-	for r.Next() {
-	}
-	isCorrupt("Reader", r.Err())
-	r.Close()
-	isCorrupt("TruncateBack", l.TruncateBack(first+2))
-	if got := l.LastIndex(); got != 100 {
-		t.Errorf("after the refused TruncateBack LastIndex = %d, want 100", got)
-	}
-	must(t, l.Close())
+			l := openT(t, dir, &o)
+			_, err := l.Read(first)
+			wantNamed(t, err, c.want, damaged)
+			if got, err := l.Read(next); err != nil || !bytes.Equal(got, manifestRecord(next)) {
+				t.Errorf("Read(%d) of the next segment = %v", next, err)
+			}
+			r := l.NewReader(first + 1)
+			for r.Next() {
+			}
+			wantNamed(t, r.Err(), c.want, damaged)
+			r.Close()
+			wantNamed(t, l.TruncateBack(first+2), c.want, damaged)
+			if got := l.LastIndex(); got != 100 {
+				t.Errorf("after the refused TruncateBack LastIndex = %d, want 100", got)
+			}
+			must(t, l.Close())
 
-	o.Verify = true
-	if _, err := Open(dir, &o); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Open with Verify: %v, want ErrCorrupt", err)
-	}
-	st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
-	must(t, err)
-	if !st.Damaged() || st.Damage[0].Path != damaged {
-		t.Errorf("Check found %v, want damage in %s", st.Damage, damaged)
+			o.Verify = true
+			_, err = Open(dir, &o)
+			wantNamed(t, err, c.want, damaged)
+			st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
+			must(t, err)
+			if !st.Damaged() || st.Damage[0].Path != damaged {
+				t.Errorf("Check found %v, want damage in %s", st.Damage, damaged)
+			}
+		})
 	}
 }
 

@@ -255,8 +255,9 @@ type Recovery struct {
 // anything. A sealed segment taken from the manifest is opened, and its
 // header and footer (checksum included) checked against the manifest, the
 // first time it is read from (Read, a Reader, a TruncateBack into it): a
-// damaged footer is reported then, as an error satisfying
-// errors.Is(err, ErrCorrupt) naming the file, not by Open. With
+// damaged header or footer is reported then, as an error satisfying
+// errors.Is(err, ErrCorrupt) naming the file (ErrFormat for a file this
+// build does not read, as Open would say), not by Open. With
 // Options.Verify, or without a manifest that matches the directory (after
 // a crash, say), Open opens every segment and verifies every footer
 // (one open, one fstat and three reads each, and a checksum over 4 bytes a
