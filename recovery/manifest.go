@@ -72,13 +72,25 @@ import (
 // temporary file, fdatasync, rename over journal.manifest, directory
 // fsync). A log that failed, or a read-only one, writes none.
 //
-// When it is removed. Invariant: while the file exists, the directory's
-// segments and meta file are as they were when it was written. So
-// everything that may change them removes the file first, durably (unlink,
-// then directory fsync): a writer's Open before it changes anything (cut,
-// unseal, preallocate, remove), Repair, and salvage. The other changes of
-// a log (appends, rotations, truncations, checkpoints, retention) happen
-// only in a log that Open returned, after that removal.
+// When it is removed. Invariant: while the file exists and is believed,
+// every sealed segment it describes is as it was when it was written.
+// Whatever may change the log's files removes it first: a writer's Open
+// before it changes anything (cut, unseal, preallocate, remove), Repair,
+// and salvage; the other changes of a log (appends, rotations,
+// truncations, checkpoints, retention) happen only in a log that Open
+// returned, after that removal. Open and Repair only unlink it: the
+// unlink becomes durable with the directory's next sync, and that sync
+// comes before any change to a sealed segment it describes (the only one
+// a log makes is TruncateBack's reseal, after the meta file's replacement
+// has synced the directory). Until then a crash may bring the manifest
+// back, but only beside the changes made before that sync: to the newest
+// segment, which Open judges whatever the manifest says, or to the
+// listing, which rule 4 below then refuses (a crash keeps changes to a
+// directory in the order they were made, so none made after the unlink
+// survives without it; ext4 and XFS journal them so, and vfs/crashfs
+// models it). Salvage reseals segments in place, changing neither the
+// listing nor the meta file, so it removes the manifest durably (unlink,
+// then directory fsync) before anything else.
 //
 // How a reader treats it (the walk, when Options.Manifest is set), in
 // this order; any failure means the walk ignores the file and judges the
@@ -175,21 +187,36 @@ func WriteManifest(fsys vfs.FS, dir string, first uint64, segs []Segment) error 
 	})
 }
 
+// RemoveManifest removes dir's manifest, if there is one, before a change
+// to the log's files (see ManifestName for why no directory sync is
+// needed here).
+func RemoveManifest(fsys vfs.FS, dir string) error {
+	_, err := removeManifest(fsys, dir)
+	return err
+}
+
 // DropManifest removes dir's manifest durably (unlink, then directory
-// fsync) if there is one: whatever changes the directory's segments or
-// meta file calls it first.
+// fsync), if there is one: before a change to a sealed segment that keeps
+// the listing and the meta file as they were (salvage's reseal).
 func DropManifest(fsys vfs.FS, dir string) error {
-	err := fsys.Remove(filepath.Join(dir, ManifestName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	removed, err := removeManifest(fsys, dir)
+	if err == nil && removed {
+		if err = fsys.SyncDir(dir); err != nil {
+			err = fmt.Errorf("journal: remove manifest: %w", err)
+		}
 	}
-	if err == nil {
-		err = fsys.SyncDir(dir)
+	return err
+}
+
+func removeManifest(fsys vfs.FS, dir string) (removed bool, err error) {
+	err = fsys.Remove(filepath.Join(dir, ManifestName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("journal: remove manifest: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("journal: remove manifest: %w", err)
-	}
-	return nil
+	return true, nil
 }
 
 func (m manifest) encode() []byte {

@@ -126,9 +126,11 @@ func TestManifestMustMatchTheDirectory(t *testing.T) {
 	}
 }
 
-// Repair and salvage change the directory: the manifest goes first, and
-// durably (a crash right after Repair must not bring it back).
-func TestRepairRemovesTheManifestDurably(t *testing.T) {
+// Repair changes the directory: the manifest goes first (unlinked; the
+// directory's next sync makes that durable). DropManifest, which salvage
+// calls before it reseals segments in place, removes it durably: a crash
+// right after it does not bring it back.
+func TestRepairAndSalvageRemoveTheManifest(t *testing.T) {
 	mem := crashfs.New()
 	must(t, mem.MkdirAll("/log", 0o755))
 	must(t, WriteManifest(mem, "/log", 0, []Segment{{First: 1}}))
@@ -142,9 +144,15 @@ func TestRepairRemovesTheManifestDurably(t *testing.T) {
 		t.Fatal("a leftover temporary file: want something to repair")
 	}
 	must(t, st.Repair(mem))
+	if _, err := mem.Stat(filepath.Join("/log", ManifestName)); err == nil {
+		t.Fatal("the manifest survived Repair")
+	}
+
+	must(t, WriteManifest(mem, "/log", 0, []Segment{{First: 1}}))
+	must(t, DropManifest(mem, "/log"))
 	after := mem.Crash(crashfs.SyncedOnly, nil)
 	if _, err := after.Stat(filepath.Join("/log", ManifestName)); err == nil {
-		t.Fatal("the manifest survived Repair and a crash")
+		t.Fatal("the manifest survived DropManifest and a crash")
 	}
 }
 

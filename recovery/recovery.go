@@ -97,8 +97,9 @@ import (
 // marks a pending TruncateBack or TruncateFront past the end done. After
 // it the newest segment ends at its End and the state is Clean.
 func (st *State) Repair(fsys vfs.FS) error {
-	// The manifest describes the directory as it is; Repair changes it.
-	if err := DropManifest(fsys, st.Dir); err != nil {
+	// The manifest describes the directory as it is; Repair changes it
+	// (ManifestName says why the unlink needs no sync of its own).
+	if err := RemoveManifest(fsys, st.Dir); err != nil {
 		return err
 	}
 	if n := len(st.Segments); n > 0 {

@@ -424,7 +424,9 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 		return err
 	}
 	p.Quarantine = q
-	// The manifest describes the segments salvage is about to change.
+	// The manifest describes the segments salvage is about to change, in
+	// place (a reseal changes neither the listing nor the meta file): its
+	// removal must be durable first.
 	if err := DropManifest(fsys, p.Dir); err != nil {
 		return err
 	}

@@ -251,8 +251,7 @@ type Recovery struct {
 // wrote (recovery.ManifestName), which describes every sealed segment, and
 // the newest segment's header and footer: it opens no other segment, and
 // its cost does not grow with the records' count or bytes. It then removes
-// the manifest durably (unlink, directory fsync) before it changes
-// anything. A sealed segment taken from the manifest is opened, and its
+// the manifest before it changes anything. A sealed segment taken from the manifest is opened, and its
 // header and footer (checksum included) checked against the manifest, the
 // first time it is read from (Read, a Reader, a TruncateBack into it): a
 // damaged header or footer is reported then, as an error satisfying
@@ -347,10 +346,11 @@ func (l *Log) recover() error {
 		return err
 	}
 	// The manifest describes the directory as Close left it; from here on
-	// Open may change it (cut, unseal, preallocate, remove), and so may
-	// the log it returns. Its removal is durable first, so that no crash
-	// can leave a stale manifest beside a changed directory.
-	if err := recovery.DropManifest(l.fs, l.dir); err != nil {
+	// Open may change it, and so may the log it returns: it goes first.
+	// The unlink needs no directory sync of its own (recovery.ManifestName
+	// says why): the next one makes it durable, before any file the
+	// manifest describes can change.
+	if err := recovery.RemoveManifest(l.fs, l.dir); err != nil {
 		st.Close()
 		return err
 	}
@@ -620,7 +620,7 @@ func (l *Log) Close() error {
 	}
 	l.closeFiles()
 	if err == nil {
-		l.writeManifest()
+		err = l.writeManifest()
 	}
 	l.filesMu.Unlock()
 	if lerr := l.lock.Close(); err == nil {
@@ -652,19 +652,20 @@ func (l *Log) sealOnClose() error {
 
 // writeManifest writes the clean-close manifest (recovery.ManifestName),
 // Close's last step once every file is sealed, synced and closed: the next
-// Open reads it instead of every sealed segment's footer. A failure only
-// costs that Open time (the write is atomic: the manifest is whole or
-// absent), so it is logged, not returned: every record is durable.
-func (l *Log) writeManifest() {
+// Open reads it instead of every sealed segment's footer. A failure is
+// Close's error, as every failed write is (the records are durable all the
+// same, and the write is atomic: the next Open finds the manifest whole,
+// or none).
+func (l *Log) writeManifest() error {
 	segs := make([]recovery.Segment, 0, len(l.sealed)+1)
 	for _, s := range l.sealed {
 		segs = append(segs, recovery.Segment{First: s.first(), Header: s.h, Footer: s.footer, Size: s.size})
 	}
 	segs = append(segs, recovery.Segment{First: l.active.first()})
 	if err := recovery.WriteManifest(l.fs, l.dir, l.meta.FirstIndex, segs); err != nil {
-		l.opts.Logger.Warn("journal: close: manifest not written; the next Open reads every sealed footer",
-			"dir", l.dir, "err", err)
+		return fmt.Errorf("journal: close: write manifest: %w", err)
 	}
+	return nil
 }
 
 func (l *Log) closeFiles() {
