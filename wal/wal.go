@@ -251,9 +251,9 @@ type Recovery struct {
 // wrote (recovery.ManifestName), which describes every sealed segment, and
 // the newest segment's header and footer: it opens no other segment, and
 // its cost does not grow with the records' count or bytes. It then removes
-// the manifest before it changes anything. A sealed segment taken from the manifest is opened, and its
-// header and footer (checksum included) checked against the manifest, the
-// first time it is read from (Read, a Reader, a TruncateBack into it): a
+// the manifest before it changes anything. A sealed segment taken from the
+// manifest is opened, and its header and footer (checksum included)
+// checked against the manifest, the first time it is read from (Read, a Reader, a TruncateBack into it): a
 // damaged header or footer is reported then, as an error satisfying
 // errors.Is(err, ErrCorrupt) naming the file (ErrFormat for a file this
 // build does not read, as Open would say), not by Open. With
