@@ -130,9 +130,7 @@ var workloads = []workload{
 			appendAll(d, 6, 6000) &&
 			d.Checkpoint(21) && // releases a segment
 			d.Reopen() &&
-			appendAll(d, 3, 100) &&
-			d.Kill(small) && // a reopen without the manifest
-			appendAll(d, 2, 100)
+			appendAll(d, 3, 100) // then the crash: an Open without the manifest
 	}},
 	{"NoSync reopen", noSync, func(d *crashtest.Driver) {
 		_ = appendAll(d, 12, 3000) &&
