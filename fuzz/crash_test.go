@@ -114,6 +114,24 @@ var workloads = []workload{
 			d.Reopen() && // the segment TruncateBack started
 			appendAll(d, 2, 10)
 	}},
+	// Close writes the manifest (recovery.ManifestName) and Open trusts
+	// it, then removes it before changing anything: every mutation after
+	// a clean reopen, crashed at every step, Close's write and Open's
+	// removal included, must reopen as the log really is.
+	{"clean close, then each mutation", small, func(d *crashtest.Driver) {
+		_ = appendAll(d, 30, 6000) &&
+			d.Reopen() && // the manifest describes the sealed segments
+			appendAll(d, 10, 6000) && // rotations
+			d.Reopen() &&
+			d.TruncateFront(12) && // releases a segment
+			d.Reopen() &&
+			d.TruncateBack(18) && // into a sealed segment
+			d.Reopen() &&
+			appendAll(d, 6, 6000) &&
+			d.Checkpoint(21) && // releases a segment
+			d.Reopen() &&
+			appendAll(d, 3, 100) // then the crash: an Open without the manifest
+	}},
 	{"NoSync reopen", noSync, func(d *crashtest.Driver) {
 		_ = appendAll(d, 12, 3000) &&
 			d.Reopen() &&

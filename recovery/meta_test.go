@@ -25,12 +25,12 @@ var exampleMeta = Meta{FirstIndex: 4, Back: 9, BackPending: true}
 // the bytes in hex, and a description set off by two spaces.
 var metaExampleLine = regexp.MustCompile(`^//\t\s*(\d+)  ((?:[0-9a-f]{2} )*[0-9a-f]{2})  +(.*)$`)
 
-// readMetaExample returns the worked example's bytes as meta.go lists them,
+// readExample returns the worked example's bytes as file lists them,
 // checking that the rows are contiguous and that every "= 0x..." value is
 // the little-endian reading of its row.
-func readMetaExample(t *testing.T) []byte {
+func readExample(t *testing.T, file string) []byte {
 	t.Helper()
-	f, err := os.Open("meta.go")
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func readMetaExample(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	if len(b) == 0 {
-		t.Fatal("no worked example found in meta.go")
+		t.Fatalf("no worked example found in %s", file)
 	}
 	return b
 }
@@ -78,7 +78,7 @@ func readMetaExample(t *testing.T) []byte {
 // TestMetaWorkedExample keeps the documented layout and the encoder in
 // step: the example's bytes are what encode produces, and decode back.
 func TestMetaWorkedExample(t *testing.T) {
-	doc := readMetaExample(t)
+	doc := readExample(t, "meta.go")
 	if got := exampleMeta.encode(); !bytes.Equal(got, doc) {
 		t.Fatalf("encode(%+v) =\n%s\nthe doc lists\n%s", exampleMeta, hex.Dump(got), hex.Dump(doc))
 	}

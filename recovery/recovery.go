@@ -69,6 +69,12 @@
 // the newest segment cut short at a frame boundary (in sync mode the last
 // write's frames prove only the writes before it durable).
 //
+// With Options.Manifest (a writer's Open), a valid clean-close manifest
+// that matches the listing and the meta file stands for every sealed
+// segment it describes in steps 3 and 4: those are not opened; the caller
+// checks each on first use (Segment.Unchecked). See ManifestName for when
+// it is written, removed and believed.
+//
 // Repair then removes temporary files and released segments, cuts a torn
 // tail and finishes a committed TruncateBack or TruncateFront past the
 // end. It is idempotent: running it
@@ -91,6 +97,11 @@ import (
 // marks a pending TruncateBack or TruncateFront past the end done. After
 // it the newest segment ends at its End and the state is Clean.
 func (st *State) Repair(fsys vfs.FS) error {
+	// The manifest describes the directory as it is; Repair changes it
+	// (ManifestName says why the unlink needs no sync of its own).
+	if err := RemoveManifest(fsys, st.Dir); err != nil {
+		return err
+	}
 	if n := len(st.Segments); n > 0 {
 		newest := &st.Segments[n-1]
 		var err error

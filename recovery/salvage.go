@@ -172,11 +172,15 @@ func PlanSalvageFor(fsys vfs.FS, rep *State, snapshot uint64) (*SalvagePlan, err
 		p.Copies = append(p.Copies, c.Path)
 		p.Copies = append(p.Copies, c.Later...)
 	}
+	gone := []string{ManifestName} // Apply removes the manifest before it changes anything
 	if p.Restart != nil {
-		meta := filepath.Join(p.Dir, MetaName)
-		if _, err := fsys.Stat(meta); err == nil {
-			p.Copies = append(p.Copies, meta)
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		gone = append(gone, MetaName)
+	}
+	for _, name := range gone {
+		path := filepath.Join(p.Dir, name)
+		if _, err := fsys.Stat(path); err == nil && !p.Empty() {
+			p.Copies = append(p.Copies, path)
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("journal: salvage: %w", err)
 		}
 	}
@@ -420,6 +424,12 @@ func (p *SalvagePlan) Apply(fsys vfs.FS, now time.Time) error {
 		return err
 	}
 	p.Quarantine = q
+	// The manifest describes the segments salvage is about to change, in
+	// place (a reseal changes neither the listing nor the meta file): its
+	// removal must be durable first.
+	if err := DropManifest(fsys, p.Dir); err != nil {
+		return err
+	}
 	for _, path := range p.Reseal {
 		if err := p.reseal(fsys, path); err != nil {
 			return err

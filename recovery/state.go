@@ -124,6 +124,11 @@ type Segment struct {
 	// a quick walk, indexed) without damage and the segment ends with a
 	// complete batch: at most its footer is missing.
 	Intact bool
+	// Unchecked is true when the segment's header and footer were taken
+	// from the clean-close manifest (Options.Manifest), not read from the
+	// file: whoever reads the segment checks them first
+	// (segment.CheckSealed).
+	Unchecked bool
 	// Stored and Decoded count the payload bytes of the records read, as
 	// stored (compressed) and as records: a deep walk only.
 	Stored, Decoded int64

@@ -34,6 +34,12 @@ type Options struct {
 	// through them rather than opening each again. The caller closes them
 	// (State.Close). Scan closes them itself when it returns an error.
 	KeepFiles bool
+	// Manifest trusts a valid clean-close manifest (see ManifestName) that
+	// matches the directory: the sealed segments it describes are taken
+	// from it, unopened (Segment.Unchecked), File nil. Only for the
+	// process that holds the log's lock: another may change the directory
+	// under a reader. Ignored with Verify.
+	Manifest bool
 }
 
 // CheckOptions tunes Check.
@@ -50,7 +56,7 @@ type CheckOptions struct {
 // ErrFormat. The State is returned with the error too, holding
 // what was walked before the damage.
 func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
-	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles}
+	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles, trust: opts.Manifest && !opts.Verify}
 	st, err := w.walk(dir)
 	if err == nil && st.Damaged() {
 		err = st.Damage[0].Err()
@@ -79,8 +85,12 @@ type walker struct {
 	deep      bool // read every record and the snapshot's contents
 	stopEarly bool // stop at the first damage
 	keep      bool // keep sealed segments' files open (Options.KeepFiles)
-	progress  func(int64)
-	st        *State
+	trust     bool // use a matching manifest (Options.Manifest)
+	// trusted is the matching manifest, whose sealed segments the walk
+	// takes from it; nil when there is none (or it is not trusted).
+	trusted  *manifest
+	progress func(int64)
+	st       *State
 	// handles holds the segments formats opened, by position in the live
 	// list, until segment judges each (nil: the header was unreadable).
 	// Each file is opened once per walk.
@@ -88,7 +98,7 @@ type walker struct {
 	// stale is set when the directory listing proved out of date: a
 	// segment it lacks exists, or one it holds is gone.
 	stale  bool
-	listed map[string]bool // the names in the listing
+	listed []string // the names in the listing, sorted
 }
 
 // vanished notes an error opening a listed segment: one that is gone was
@@ -96,6 +106,12 @@ type walker struct {
 // log open), so the walk must start again on a fresh listing.
 func (w *walker) vanished(err error) {
 	w.stale = w.stale || errors.Is(err, fs.ErrNotExist)
+}
+
+// isListed reports whether name was in the listing.
+func (w *walker) isListed(name string) bool {
+	_, ok := slices.BinarySearch(w.listed, name)
+	return ok
 }
 
 // stop reports whether the walk ends here.
@@ -137,6 +153,9 @@ func (w *walker) walkOnce(dir string) (*State, error) {
 	if err := w.formats(live); err != nil || w.stop() {
 		return w.st, err
 	}
+	if len(live) > 0 {
+		w.st.Segments = make([]Segment, 0, len(live)) // one allocation for thousands of segments
+	}
 	var prev *Segment
 	for i, path := range live {
 		seg, err := w.segment(path, i, i == len(live)-1, prev)
@@ -175,18 +194,21 @@ func (w *walker) list(dir string) ([]string, error) {
 		return nil, err
 	}
 	var paths []string
-	w.listed = make(map[string]bool, len(names))
+	w.listed = names
+	// prefix+name is filepath.Join(dir, name) for a segment's name, without
+	// cleaning each path again: a log may hold thousands of segments.
+	prefix := strings.TrimSuffix(filepath.Join(dir, "x"), "x")
 	for _, name := range names {
-		w.listed[name] = true
 		switch _, seg := segment.ParseName(name); {
 		case strings.HasPrefix(name, vfs.TempPrefix):
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
 		case seg:
-			paths = append(paths, filepath.Join(dir, name))
-		case name != MetaName && name != TailName:
+			paths = append(paths, prefix+name)
+		case name != MetaName && name != TailName && name != ManifestName:
 			st.Other = append(st.Other, name)
 		}
 	}
+	w.trusted = w.manifest(dir, paths)
 	if st.Meta.EmptyPending {
 		// A committed TruncateFront past the end: no segment holds a
 		// live record, not even the fresh one it may have created.
@@ -218,6 +240,30 @@ func (w *walker) list(dir string) ([]string, error) {
 	return paths[keep:], nil
 }
 
+// manifest returns the manifest if the walk may trust it and it matches
+// the directory (paths: every segment listed, in log order); nil
+// otherwise.
+func (w *walker) manifest(dir string, paths []string) *manifest {
+	if !w.trust {
+		return nil
+	}
+	m, ok := readManifest(w.fs, dir)
+	if !ok || !m.matches(w.st.Meta, paths) {
+		return nil
+	}
+	return &m
+}
+
+// trustedEntry returns the manifest's entry for the segment at path, if
+// the walk takes the segment from it. The newest segment never is: it is
+// judged as always.
+func (w *walker) trustedEntry(path string, newest bool) (sealedEntry, bool) {
+	if w.trusted == nil || newest {
+		return sealedEntry{}, false
+	}
+	return w.trusted.find(firstOf(path))
+}
+
 func firstOf(path string) uint64 {
 	first, _ := segment.ParseName(filepath.Base(path))
 	return first
@@ -231,6 +277,9 @@ func firstOf(path string) uint64 {
 func (w *walker) formats(paths []string) error {
 	w.handles = make([]*segment.Handle, len(paths))
 	for i, path := range paths {
+		if _, ok := w.trustedEntry(path, i == len(paths)-1); ok {
+			continue
+		}
 		h, err := segment.OpenHandle(w.fs, path)
 		if err == nil {
 			h.Idle() // judged later, by segment
@@ -267,7 +316,7 @@ func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Se
 	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
 		// The segment that would fill the gap, if it exists unlisted.
 		// (Listed, it is prev itself, holding no record.)
-		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.listed[missing] {
+		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.isListed(missing) {
 			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), missing))
 			w.stale = w.stale || err == nil
 		}
@@ -277,6 +326,9 @@ func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Se
 		if w.stop() {
 			return seg, nil
 		}
+	}
+	if e, ok := w.trustedEntry(path, newest); ok {
+		return e.segment(path), nil
 	}
 	h := w.handles[i]
 	w.handles[i] = nil

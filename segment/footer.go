@@ -263,3 +263,41 @@ func (x Index) RecordSpan(k int64) (off, size int64, err error) {
 	}
 	return x.ft.span(k, int64(x.offs[k]), end)
 }
+
+// CheckSealed checks a sealed segment of size bytes, read through r, against
+// what was recorded of it elsewhere (a clean-close manifest, see package
+// recovery): its header must be h and its footer, checksum included, ft.
+// Damage, or a file that differs, gives a *CorruptionError naming path; a
+// header that is not this format's (foreign, or a newer version) gives
+// ErrFormat, as when Open reads it; other errors are I/O errors.
+func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) error {
+	corrupt := func(off int64, reason string) error {
+		return &errs.CorruptionError{Path: path, Offset: off, Reason: reason}
+	}
+	var head [HeaderSize]byte
+	if size < HeaderSize {
+		return corrupt(0, fmt.Sprintf("sealed segment of %d bytes is shorter than its header", size))
+	}
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return fmt.Errorf("journal: read %s: %w", path, err)
+	}
+	got, err := decodeHeader(head[:])
+	switch {
+	case err != nil:
+		return headerError(path, err)
+	case got != h:
+		return corrupt(0, fmt.Sprintf("header (first index %d, salt %#x, version %d) is not the one recorded at close (%d, %#x, %d)",
+			got.FirstIndex, got.Salt, got.Version, h.FirstIndex, h.Salt, h.Version))
+	}
+	found, why, err := readFooter(r, size, h)
+	switch {
+	case err != nil:
+		return fmt.Errorf("journal: read %s: %w", path, err)
+	case !found.Valid():
+		return corrupt(ft.Offset, "footer: "+why)
+	case found != ft:
+		return corrupt(found.Offset, fmt.Sprintf("footer (offset %d, next index %d) is not the one recorded at close (offset %d, next index %d)",
+			found.Offset, found.Next, ft.Offset, ft.Next))
+	}
+	return nil
+}

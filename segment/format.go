@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -50,6 +51,9 @@ const (
 // adds the times to the footer, which readFooter reads by the header's
 // version.
 var readVersions = []uint32{1, 2, Version}
+
+// Readable reports whether this build reads segments of format version v.
+func Readable(v uint32) bool { return slices.Contains(readVersions, v) }
 
 // Magic opens every segment file; EndMagic closes every sealed one.
 const (

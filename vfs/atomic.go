@@ -41,10 +41,7 @@ func WriteFile(fsys FS, path string, perm fs.FileMode, write func(w io.Writer) e
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("vfs: replace %s: %w", path, err)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
+	dir, base := filepath.Dir(path), filepath.Base(path) // dir: "." for a bare name, never a trailing slash
 	tmp := filepath.Join(dir, TempPrefix+base+"-"+strconv.FormatUint(rand.Uint64(), 36))
 	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {

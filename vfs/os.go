@@ -48,13 +48,16 @@ func (osFS) MkdirAll(dir string, perm fs.FileMode) error { return os.MkdirAll(di
 func (osFS) Stat(name string) (fs.FileInfo, error)       { return os.Stat(name) }
 
 func (osFS) ReadDir(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+	// Names only: os.ReadDir would make (and sort) an entry per name,
+	// which Open, listing thousands of segments, does not need.
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name()
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
 	}
 	slices.Sort(names)
 	return names, nil

@@ -110,9 +110,14 @@ func (f *fixture) build(groups ...[]int) {
 // unclose makes the newest segment look as a crash leaves it: it lifts
 // the footer that Close wrote after its sync frame (leaving the segment
 // preallocated, as it was before Close), and zeroes the sync frames after
-// the last record, which only Close writes there.
+// the last record, which only Close writes there. It removes the manifest
+// too: Close writes it last, and Open removes it before changing anything,
+// so no crash leaves one beside a log that Close did not finish.
 func (f *fixture) unclose() {
 	f.t.Helper()
+	if err := os.Remove(filepath.Join(f.dir, recovery.ManifestName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.t.Fatal(err)
+	}
 	path := f.newest()
 	if !unsealClosed(f.t, path, f.opts.SegmentSize) {
 		return // sealed by a rotation or TruncateBack: no sync frame follows its records

@@ -34,7 +34,8 @@ type Metrics struct {
 	Segments     int
 	SegmentBytes int64
 	// DiskBytes is SegmentBytes plus the sizes of the meta file, the
-	// snapshot and the spare file prepared for the next rotation, which
+	// tail file, the clean-close manifest (after Close), the snapshot and
+	// the spare file prepared for the next rotation, which
 	// Metrics stats when called: the bytes the log directory holds
 	// (temporary files of an operation in flight aside).
 	DiskBytes int64
@@ -133,7 +134,7 @@ func (l *Log) Metrics() Metrics {
 	}
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
-	for _, name := range []string{recovery.MetaName, recovery.TailName, checkpoint.FileName, segment.SpareName} {
+	for _, name := range []string{recovery.MetaName, recovery.TailName, recovery.ManifestName, checkpoint.FileName, segment.SpareName} {
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}

@@ -182,11 +182,13 @@ func dataKnown(t *testing.T, fsys vfs.FS, dir string) bool {
 	return known
 }
 
-// TestOpenOpensEachSegmentOnce: Open opens each sealed segment once, in
-// recovery's walk, and the log reads the segment's records through that
-// file: reading every record opens nothing more. The newest segment, which
-// Close sealed, is opened once more, for writing. Close, and an Open that
-// fails, leave no file open.
+// TestOpenOpensEachSegmentOnce: an Open without the clean-close manifest
+// (after a crash, or a Close that could not write it) opens each sealed
+// segment once, in recovery's walk, and the log reads the segment's
+// records through that file: reading every record opens nothing more. The
+// newest segment, which Close sealed, is opened once more, for writing.
+// Close, and an Open that fails, leave no file open. (With the manifest,
+// see TestCleanOpenTakesSealedSegmentsFromTheManifest.)
 func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	opts := Options{SegmentSize: MinSegmentSize, Logger: quiet}
@@ -200,6 +202,7 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	dropManifest(t, dir)
 	fsys := &vfstest.CountFS{FS: vfs.Default}
 	opts.FS = fsys
 	l = openT(t, dir, &opts)
@@ -236,6 +239,7 @@ func TestOpenOpensEachSegmentOnce(t *testing.T) {
 	if fsys.OpenNow() != 0 {
 		t.Errorf("%d files open after Close", fsys.OpenNow())
 	}
+	dropManifest(t, dir)
 
 	// The trailer of the segment before the newest damaged: it has no
 	// valid footer though a later segment exists. Open fails after
@@ -311,5 +315,14 @@ func TestOpenRemovesReleasedSealedNewest(t *testing.T) {
 	}
 	if _, err := os.Stat(released); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the released segment is still there: %v", err)
+	}
+}
+
+// dropManifest removes the manifest Close wrote in dir, as a crash after
+// the next Open would have.
+func dropManifest(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(dir, recovery.ManifestName)); err != nil {
+		t.Fatalf("Close wrote no manifest: %v", err)
 	}
 }

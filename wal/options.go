@@ -57,14 +57,18 @@ type Options struct {
 	// Close) makes it durable. A process crash loses nothing; a power loss
 	// can lose what was not synced.
 	NoSync bool
-	// Verify makes Open check every record of every segment. By default
-	// Open reads only the checksummed header and footer of sealed
-	// segments, so a large log opens quickly; a damaged record in a sealed
-	// segment is then reported (ErrCorrupt) when it is read, and by `wal
-	// verify`. Close seals the newest segment too, so a cleanly closed log
-	// opens without reading a record; after a crash Open reads the newest
-	// segment's records (what was written, and at most 1 MiB of zeros
-	// written ahead of it, never the rest of its preallocated space).
+	// Verify makes Open check every record of every segment (and never
+	// believe the clean-close manifest). By default Open reads only the
+	// checksummed header and footer of sealed segments, so a large log
+	// opens quickly; a damaged record in a sealed segment is then reported
+	// (ErrCorrupt) when it is read, and by `wal verify`. Close seals the
+	// newest segment too and writes the manifest, which describes every
+	// sealed segment: a cleanly closed log then opens without opening any
+	// but the newest, and a damaged sealed footer is reported on the
+	// segment's first use. After a crash Open reads every sealed segment's
+	// footer and the newest segment's records (what was written, and at
+	// most 1 MiB of zeros written ahead of it, never the rest of its
+	// preallocated space).
 	Verify bool
 	// Compression compresses each record (default NoCompression).
 	Compression Compression

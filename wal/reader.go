@@ -344,6 +344,9 @@ func (r *Reader) position(sp *readSpan) error {
 	if sp.sealed != nil {
 		var err error
 		k := int64(sp.index - sp.h.FirstIndex)
+		if err = sp.sealed.check(r.f); err != nil {
+			return err
+		}
 		if sp.off, _, err = sp.sealed.footer.RecordSpan(r.f, k); err != nil {
 			return fmt.Errorf("journal: read index of %s: %w", sp.path, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sort"
 	"syscall"
 
 	"github.com/gojournal/journal/recovery"
@@ -318,6 +319,9 @@ func (l *Log) TruncateBack(index uint64) error {
 	if index == l.last {
 		return nil
 	}
+	if err := l.checkKept(index); err != nil {
+		return err
+	}
 	m := l.meta
 	m.Back, m.BackPending = index, true
 	l.mu.Unlock()
@@ -334,6 +338,27 @@ func (l *Log) TruncateBack(index uint64) error {
 	l.sealed, l.active = kept, next
 	l.setDurable(min(l.durable, index))
 	return nil
+}
+
+// checkKept checks, before a TruncateBack to index commits, the sealed
+// segment it will seal anew (the one holding both index and index+1) if
+// Open took it from the manifest: sealing reads its footer, which must be
+// sound before the truncation commits, or recovery could not finish it.
+// Called with mu held, the log busy and filesMu held.
+func (l *Log) checkKept(index uint64) error {
+	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index+1 })
+	if i == len(l.sealed) || l.sealed[i].first() > index || !l.sealed[i].unchecked.Load() {
+		return nil
+	}
+	s := l.sealed[i]
+	if s.f == nil {
+		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
+		if err != nil {
+			return fmt.Errorf("journal: open %s: %w", s.path, err)
+		}
+		s.f = f
+	}
+	return s.check(s.f)
 }
 
 // cutBack commits and applies a TruncateBack to m.Back: the meta file's

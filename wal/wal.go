@@ -13,6 +13,13 @@
 // size, once consumers have acknowledged them: package cursor keeps their
 // positions).
 //
+// Close writes a clean-close manifest describing every sealed segment, so
+// that a default Open of a cleanly closed log reads the manifest instead of
+// each sealed segment's footer, in a time that does not grow with the
+// records; a damaged sealed footer is then reported (ErrCorrupt, naming
+// the file) on the segment's first use rather than by Open.
+// Options.Verify and `wal verify` check every segment at once.
+//
 // All methods of a Log are safe for concurrent use.
 package wal
 
@@ -161,6 +168,29 @@ type sealedSegment struct {
 	// idx is the footer's index, kept in memory for Read by the last
 	// few segments read (Log.indexed); guarded by Log.mu.
 	idx segment.Index
+	// unchecked: h, footer and size come from the clean-close manifest
+	// (recovery.ManifestName), not from the file, which check verifies
+	// before anything is read from it.
+	unchecked atomic.Bool
+}
+
+// check verifies, before the first read from f (s's file), what Open took
+// from the manifest: the header and the footer, its checksum included.
+// Damage gives an error satisfying errors.Is(err, ErrCorrupt) naming the
+// file. Concurrent first reads may both check: the result is the same.
+func (s *sealedSegment) check(f vfs.File) error {
+	if !s.unchecked.Load() {
+		return nil
+	}
+	size, err := f.Size()
+	if err != nil {
+		return fmt.Errorf("journal: stat %s: %w", s.path, err)
+	}
+	if err := segment.CheckSealed(f, s.path, size, s.h, s.footer); err != nil {
+		return err
+	}
+	s.unchecked.Store(false)
+	return nil
 }
 
 func (s *sealedSegment) first() uint64 { return s.h.FirstIndex }
@@ -217,13 +247,22 @@ type Recovery struct {
 // and offset. Open locks the directory: a second Open fails with ErrLocked
 // until Close. A nil opts means the defaults.
 //
-// Of a cleanly closed log Open reads each segment's header and footer
-// (whose checksum it verifies), never a record: its cost grows with the
-// number of segments (one open, one fstat and three reads each) and with
-// the footers' size (4 bytes a record), not with the records' bytes. After
-// a crash it also scans the newest segment's frames. The log keeps each
-// sealed segment's file open from Open to Close (one file descriptor a
-// segment), and reads records through it.
+// Of a cleanly closed log Open reads the clean-close manifest that Close
+// wrote (recovery.ManifestName), which describes every sealed segment, and
+// the newest segment's header and footer: it opens no other segment, and
+// its cost does not grow with the records' count or bytes. It then removes
+// the manifest before it changes anything. A sealed segment taken from the
+// manifest is opened, and its header and footer (checksum included)
+// checked against the manifest, the first time it is read from (Read, a Reader, a TruncateBack into it): a
+// damaged header or footer is reported then, as an error satisfying
+// errors.Is(err, ErrCorrupt) naming the file (ErrFormat for a file this
+// build does not read, as Open would say), not by Open. With
+// Options.Verify, or without a manifest that matches the directory (after
+// a crash, say), Open opens every segment and verifies every footer
+// (one open, one fstat and three reads each, and a checksum over 4 bytes a
+// record); after a crash it also scans the newest segment's frames. The
+// log keeps a sealed segment's file open from its first use (or from Open,
+// when Open read it) to Close, and reads records through it.
 func Open(dir string, opts *Options) (*Log, error) {
 	start := time.Now()
 	o, err := opts.withDefaults()
@@ -302,8 +341,17 @@ func (l *Log) missingLevels() ([]string, error) {
 func (l *Log) recover() error {
 	// Recovery's walk opens each segment once; the log keeps the files of
 	// sealed segments for its reads rather than opening them again.
-	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify, KeepFiles: true})
+	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify, KeepFiles: true, Manifest: true})
 	if err != nil {
+		return err
+	}
+	// The manifest describes the directory as Close left it; from here on
+	// Open may change it, and so may the log it returns: it goes first.
+	// The unlink needs no directory sync of its own (recovery.ManifestName
+	// says why): the next one makes it durable, before any file the
+	// manifest describes can change.
+	if err := recovery.RemoveManifest(l.fs, l.dir); err != nil {
+		st.Close()
 		return err
 	}
 	segs := st.Segments
@@ -373,7 +421,9 @@ func (l *Log) dropReleased() error {
 // keepSealed makes a segment recovery found a sealed segment of the log, with
 // the file recovery kept open, if any.
 func (l *Log) keepSealed(s *recovery.Segment) {
-	l.sealed = append(l.sealed, &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size, f: s.File})
+	seg := &sealedSegment{path: s.Path, h: s.Header, footer: s.Footer, size: s.Size, f: s.File}
+	seg.unchecked.Store(s.Unchecked)
+	l.sealed = append(l.sealed, seg)
 	s.File = nil
 }
 
@@ -569,6 +619,9 @@ func (l *Log) Close() error {
 		err = fmt.Errorf("journal: remove spare segment: %w", derr)
 	}
 	l.closeFiles()
+	if err == nil {
+		err = l.writeManifest()
+	}
 	l.filesMu.Unlock()
 	if lerr := l.lock.Close(); err == nil {
 		err = lerr
@@ -594,6 +647,24 @@ func (l *Log) sealOnClose() error {
 	}
 	l.sealedOnClose = true
 	a.size = a.h.SealedSize(a.tail, len(a.offsets))
+	return nil
+}
+
+// writeManifest writes the clean-close manifest (recovery.ManifestName),
+// Close's last step once every file is sealed, synced and closed: the next
+// Open reads it instead of every sealed segment's footer. A failure is
+// Close's error, as every failed write is (the records are durable all the
+// same, and the write is atomic: the next Open finds the manifest whole,
+// or none).
+func (l *Log) writeManifest() error {
+	segs := make([]recovery.Segment, 0, len(l.sealed)+1)
+	for _, s := range l.sealed {
+		segs = append(segs, recovery.Segment{First: s.first(), Header: s.h, Footer: s.footer, Size: s.size})
+	}
+	segs = append(segs, recovery.Segment{First: l.active.first()})
+	if err := recovery.WriteManifest(l.fs, l.dir, l.meta.FirstIndex, segs); err != nil {
+		return fmt.Errorf("journal: close: write manifest: %w", err)
+	}
 	return nil
 }
 
@@ -745,6 +816,9 @@ func (l *Log) segmentFor(index uint64) (recordAt, error) {
 // footer's index into memory for the next reads. Called without mu, with
 // filesMu held shared.
 func (l *Log) sealedSpan(at recordAt) (int64, int64, error) {
+	if err := at.s.check(at.f); err != nil {
+		return 0, 0, err
+	}
 	x, err := at.s.footer.ReadIndex(at.f)
 	if err != nil {
 		// Read as before, record by record: its errors say what is wrong.

@@ -879,3 +879,34 @@ func TestRecoverPendingRestart(t *testing.T) {
 	want(t, 0, "verify", dir)
 	checkLog(t, dir, 500, 499)
 }
+
+// A cleanly closed log has a manifest (recovery.ManifestName) that a
+// default Open believes: `wal verify` never does, so a sealed footer
+// damaged since is reported; and `wal recover`, which changes the
+// directory, removes the manifest first.
+func TestManifestVerifyAndRecover(t *testing.T) {
+	dir := makeLog(t, 300)
+	manifest := filepath.Join(dir, recovery.ManifestName)
+	if _, err := os.Stat(manifest); err != nil {
+		t.Fatalf("Close wrote no manifest: %v", err)
+	}
+	p := seg(dir, 1)
+	flip(t, p, footerOffset(t, p)+int64(segment.FrameHeader)+8) // an entry of the footer's index
+	j := decodeJSON(t, want(t, 1, "verify", "--json", dir).stdout)
+	damage, _ := j["damage"].([]any)
+	if len(damage) == 0 || damage[0].(map[string]any)["file"] != segment.Name(1) {
+		t.Fatalf("verify --json: want damage in %s: %v", segment.Name(1), j)
+	}
+	flip(t, p, footerOffset(t, p)+int64(segment.FrameHeader)+8) // repaired
+
+	// A crash-like newest segment (unsealed, a torn tail after it) beside
+	// the manifest: recover cuts the tail, and the manifest goes first.
+	path, end := newestEnd(t, dir)
+	writeAt(t, path, end, bytes.Repeat([]byte{0xa5}, 100))
+	want(t, 0, "recover", dir)
+	if _, err := os.Stat(manifest); err == nil {
+		t.Fatal("recover changed the directory and left the manifest")
+	}
+	want(t, 0, "verify", dir)
+	checkLog(t, dir, 1, 300)
+}
