@@ -1,7 +1,6 @@
 package recovery
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gojournal/journal/segment"
@@ -328,15 +326,4 @@ func (m manifest) matches(meta Meta, paths []string) bool {
 		}
 	}
 	return firstOf(paths[len(m.sealed)]) == m.newest
-}
-
-// find returns the entry of the sealed segment starting at first.
-func (m manifest) find(first uint64) (sealedEntry, bool) {
-	i, ok := slices.BinarySearchFunc(m.sealed, first, func(e sealedEntry, first uint64) int {
-		return cmp.Compare(e.h.FirstIndex, first)
-	})
-	if !ok {
-		return sealedEntry{}, false
-	}
-	return m.sealed[i], true
 }

@@ -88,9 +88,14 @@ type walker struct {
 	trust     bool // use a matching manifest (Options.Manifest)
 	// trusted is the matching manifest, whose sealed segments the walk
 	// takes from it; nil when there is none (or it is not trusted).
-	trusted  *manifest
-	progress func(int64)
-	st       *State
+	// trustedFrom is the position in trusted.sealed of the first live
+	// segment: the manifest matched the whole listing, in order, and the
+	// live segments are its suffix after those wholly before the first
+	// live index.
+	trusted     *manifest
+	trustedFrom int
+	progress    func(int64)
+	st          *State
 	// handles holds the segments formats opened, by position in the live
 	// list, until segment judges each (nil: the header was unreadable).
 	// Each file is opened once per walk.
@@ -237,6 +242,7 @@ func (w *walker) list(dir string) ([]string, error) {
 		}
 	}
 	st.Obsolete = append(st.Obsolete, paths[:keep]...)
+	w.trustedFrom = keep
 	return paths[keep:], nil
 }
 
@@ -254,14 +260,15 @@ func (w *walker) manifest(dir string, paths []string) *manifest {
 	return &m
 }
 
-// trustedEntry returns the manifest's entry for the segment at path, if
+// trustedEntry returns the manifest's entry for the i-th live segment, if
 // the walk takes the segment from it. The newest segment never is: it is
-// judged as always.
-func (w *walker) trustedEntry(path string, newest bool) (sealedEntry, bool) {
-	if w.trusted == nil || newest {
+// judged as always. By position, as the manifest matched the listing
+// (thousands of segments must not cost a search each).
+func (w *walker) trustedEntry(i int, newest bool) (sealedEntry, bool) {
+	if w.trusted == nil || newest || w.trustedFrom+i >= len(w.trusted.sealed) {
 		return sealedEntry{}, false
 	}
-	return w.trusted.find(firstOf(path))
+	return w.trusted.sealed[w.trustedFrom+i], true
 }
 
 func firstOf(path string) uint64 {
@@ -277,7 +284,7 @@ func firstOf(path string) uint64 {
 func (w *walker) formats(paths []string) error {
 	w.handles = make([]*segment.Handle, len(paths))
 	for i, path := range paths {
-		if _, ok := w.trustedEntry(path, i == len(paths)-1); ok {
+		if _, ok := w.trustedEntry(i, i == len(paths)-1); ok {
 			continue
 		}
 		h, err := segment.OpenHandle(w.fs, path)
@@ -311,25 +318,37 @@ func (w *walker) closeHandles() {
 
 // segment judges live segment i; prev is the segment before it (nil for
 // the first).
-func (w *walker) segment(path string, i int, newest bool, prev *Segment) (seg Segment, err error) {
-	seg = Segment{Path: path, First: firstOf(path)}
-	if prev != nil && prev.Next != 0 && seg.First != prev.Next {
+func (w *walker) segment(path string, i int, newest bool, prev *Segment) (Segment, error) {
+	e, trusted := w.trustedEntry(i, newest)
+	first := e.h.FirstIndex // the manifest matched the listing's names
+	if !trusted {
+		first = firstOf(path)
+	}
+	if prev != nil && prev.Next != 0 && first != prev.Next {
 		// The segment that would fill the gap, if it exists unlisted.
 		// (Listed, it is prev itself, holding no record.)
-		if missing := segment.Name(prev.Next); seg.First > prev.Next && !w.isListed(missing) {
+		if missing := segment.Name(prev.Next); first > prev.Next && !w.isListed(missing) {
 			_, err := w.fs.Stat(filepath.Join(filepath.Dir(path), missing))
 			w.stale = w.stale || err == nil
 		}
 		w.damage(Damage{Kind: KindOrder, Path: path, Index: prev.Next, Reason: fmt.Sprintf(
 			"segment starts at index %d, but %s ends before %d: segments missing or overlapping",
-			seg.First, filepath.Base(prev.Path), prev.Next)})
+			first, filepath.Base(prev.Path), prev.Next)})
 		if w.stop() {
-			return seg, nil
+			return Segment{Path: path, First: first}, nil
 		}
 	}
-	if e, ok := w.trustedEntry(path, newest); ok {
+	if trusted {
 		return e.segment(path), nil
 	}
+	return w.judgeSegment(path, i, newest, first)
+}
+
+// judgeSegment reads and judges live segment i, which the manifest does
+// not describe. (Apart from segment, whose fast path for thousands of
+// segments the manifest describes must not allocate: seg escapes here.)
+func (w *walker) judgeSegment(path string, i int, newest bool, first uint64) (seg Segment, err error) {
+	seg = Segment{Path: path, First: first}
 	h := w.handles[i]
 	w.handles[i] = nil
 	if h == nil {
