@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -335,6 +337,89 @@ func checkManifestRecords(t *testing.T, l *Log, last uint64) {
 	for i := uint64(1); i <= last; i++ {
 		if got, err := l.Read(i); err != nil || !bytes.Equal(got, manifestRecord(i)) {
 			t.Fatalf("Read(%d): %v", i, err)
+		}
+	}
+}
+
+// TestFirstReadsOfManifestSegmentsRace: after a clean Open every sealed
+// segment is unchecked and has no file, so first reads open and check them
+// while other calls run: Reads and Readers on many goroutines, appends
+// (rotations) and TruncateFront releasing the very segments being opened.
+// Every record read is the one appended at its index; the only errors are
+// those of records truncated away. Run it with -race.
+func TestFirstReadsOfManifestSegmentsRace(t *testing.T) {
+	seed := rand.Uint64()
+	if s := os.Getenv("JOURNAL_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	t.Logf("seed %d (set JOURNAL_SEED to repeat)", seed)
+	const filled, appended = 400, 200
+	for round := range 5 {
+		dir := t.TempDir()
+		o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+		fillManifestLog(t, dir, o, filled)
+		l := openT(t, dir, &o)
+		rng := rand.New(rand.NewPCG(seed, uint64(round)))
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		truncated := func(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, ErrCompacted) }
+		for g := range 3 { // random Reads
+			r := rand.New(rand.NewPCG(seed, uint64(round*10+g)))
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					i := 1 + r.Uint64N(filled+appended)
+					got, err := l.Read(i)
+					if err == nil && !bytes.Equal(got, manifestRecord(i)) {
+						t.Errorf("Read(%d) returned another record", i)
+					} else if err != nil && !truncated(err) && i <= filled {
+						t.Errorf("Read(%d): %v", i, err)
+					}
+				}
+			})
+		}
+		for g := range 2 { // Readers from random starts to the end
+			from := 1 + rng.Uint64N(filled)
+			wg.Go(func() {
+				r := l.NewReader(from)
+				defer r.Close()
+				for r.Next() {
+					if !bytes.Equal(r.Record(), manifestRecord(r.Index())) {
+						t.Errorf("Reader %d from %d: record %d is another record", g, from, r.Index())
+						return
+					}
+				}
+				if err := r.Err(); err != nil && !errors.Is(err, ErrCompacted) {
+					t.Errorf("Reader %d from %d: %v", g, from, err)
+				}
+			})
+		}
+		wg.Go(func() { // appends across rotations
+			for i := uint64(filled + 1); i <= filled+appended; i++ {
+				if _, err := l.Append(manifestRecord(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+		for cut := uint64(0); cut < filled; { // releases the segments being opened
+			cut += 1 + rng.Uint64N(80)
+			if err := l.TruncateFront(min(cut, filled)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		}
+		close(stop)
+		wg.Wait()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if t.Failed() {
+			return
 		}
 	}
 }
