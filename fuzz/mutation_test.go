@@ -124,8 +124,7 @@ func violationsWithout(s uint64) error {
 				}
 			}()
 			var fig figures
-			enumerate(rec, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig,
-				[]crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors})
+			enumerate(rec, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig, mutantModes)
 		}()
 		if rec.err != nil {
 			return fmt.Errorf("%s: %w", w.name, rec.err)
@@ -133,6 +132,14 @@ func violationsWithout(s uint64) error {
 	}
 	return nil
 }
+
+// mutantModes are the crash states made at each crash point of a mutant's
+// run: three random ones, not one. Some missing syncs show only in a state
+// that keeps a later sector and loses an earlier one (Close's fdatasync
+// after its sync frame: a footer kept, the sync frame lost); with one
+// random state per point, one CI run (seed 296498916947637945, go1.25.0)
+// missed it while other runs caught it.
+var mutantModes = []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors, crashfs.RandomSectors, crashfs.RandomSectors}
 
 var errStop = fmt.Errorf("stop at the first violation")
 
