@@ -351,12 +351,8 @@ func (l *Log) checkKept(index uint64) error {
 		return nil
 	}
 	s := l.sealed[i]
-	if s.f == nil {
-		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
-		if err != nil {
-			return fmt.Errorf("journal: open %s: %w", s.path, err)
-		}
-		s.f = f
+	if err := l.openSealed(s); err != nil {
+		return err
 	}
 	return s.check(s.f)
 }

@@ -793,12 +793,8 @@ func (l *Log) segmentFor(index uint64) (recordAt, error) {
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
 	s := l.sealed[i]
-	if s.f == nil {
-		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
-		if err != nil {
-			return recordAt{}, fmt.Errorf("journal: open %s: %w", s.path, err)
-		}
-		s.f = f
+	if err := l.openSealed(s); err != nil {
+		return recordAt{}, err
 	}
 	at := recordAt{f: s.f, path: s.path, h: s.h, k: int64(index - s.first())}
 	if !s.idx.Loaded() {
@@ -810,6 +806,21 @@ func (l *Log) segmentFor(index uint64) (recordAt, error) {
 		return recordAt{}, fmt.Errorf("journal: read index of %s: %w", s.path, err)
 	}
 	return at, nil
+}
+
+// openSealed opens s's file for the log's reads if it is not open yet (a
+// segment sealed by a rotation, or taken from the manifest). Called with mu
+// held.
+func (l *Log) openSealed(s *sealedSegment) error {
+	if s.f != nil {
+		return nil
+	}
+	f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("journal: open %s: %w", s.path, err)
+	}
+	s.f = f
+	return nil
 }
 
 // sealedSpan locates record at.k of sealed segment at.s, loading the
