@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
@@ -192,4 +193,40 @@ func TestTruncateFrontOnAFullDiskCrash(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestRotationOnAFullDisk: when the background spare finds the disk full,
+// appends go on in the active segment, and the Append that needs the next
+// segment tries to create it itself: it must fail with ENOSPC, not be
+// acknowledged, and leave every acknowledged record in place.
+func TestRotationOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	efs := errorfs.Wrap(vfs.Default)
+	o := &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: efs}
+	l := openT(t, dir, o)
+	efs.Add(errorfs.Rule{Op: errorfs.OpPreallocate, Sticky: true, Err: syscall.ENOSPC})
+	var err error
+	for err == nil && l.LastIndex() < 100_000 {
+		_, err = l.Append(record(l.LastIndex() + 1))
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append that needs a segment on a full disk: %v, want ENOSPC", err)
+	}
+	spareFaults := 0
+	for _, e := range efs.InjectedErrors() {
+		if filepath.Base(e.Path) == segment.SpareName {
+			spareFaults++
+		}
+	}
+	if spareFaults < 2 {
+		t.Fatalf("%d faults on the spare, want the background one and the rotation's own", spareFaults)
+	}
+	if _, err := l.Append(record(l.LastIndex() + 1)); err == nil {
+		t.Fatal("Append after a rotation found no room succeeded")
+	}
+	acked := l.LastIndex()
+	l.Close()
+	l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	defer l.Close()
+	checkRange(t, l, 1, acked)
 }

@@ -144,7 +144,7 @@ type FS struct {
 	mu       sync.Mutex
 	counts   [numOps]int
 	rules    []*rule
-	injected int
+	injected []Error
 }
 
 type rule struct {
@@ -204,7 +204,16 @@ func (f *FS) Count(op Op) int {
 func (f *FS) Injected() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.injected
+	return len(f.injected)
+}
+
+// InjectedErrors returns the errors injected so far, in the order the
+// calls failed, so that a test can tell which call met a fault (a log's
+// background work may meet one while a foreground call runs).
+func (f *FS) InjectedErrors() []Error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Error(nil), f.injected...)
 }
 
 // check counts a call of kind op on paths and returns the error to inject,
@@ -227,8 +236,9 @@ func (f *FS) check(op Op, paths ...string) error {
 	if fired == nil {
 		return nil
 	}
-	f.injected++
-	return &Error{Op: op, Path: paths[0], Call: f.counts[op], Err: fired.Err}
+	e := Error{Op: op, Path: paths[0], Call: f.counts[op], Err: fired.Err}
+	f.injected = append(f.injected, e)
+	return &e
 }
 
 func (r *rule) matches(paths []string) bool {
