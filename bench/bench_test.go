@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -92,6 +93,34 @@ func TestCodecsCountBytes(t *testing.T) {
 			if per := r.Bytes / int64(r.Appends); per < int64(lo) || per > int64(hi) {
 				t.Fatalf("%d record bytes per append, outside the pool's %d-%d", per, lo, hi)
 			}
+		})
+	}
+}
+
+// TestCeilings runs each disk baseline briefly: each must measure a rate
+// and leave nothing behind in its directory. FreshCeiling must stop at
+// its byte bound, whatever the zeros ahead.
+func TestCeilings(t *testing.T) {
+	runs := map[string]func(dir string) (float64, error){
+		"sequential":         func(dir string) (float64, error) { return SeqBandwidth(dir, 100*time.Millisecond, 8<<20) },
+		"written blocks":     func(dir string) (float64, error) { return CommitCeiling(dir, 100*time.Millisecond, 8<<20, 256<<10) },
+		"fresh, zeros ahead": func(dir string) (float64, error) { return FreshCeiling(dir, time.Minute, 8<<20, 256<<10, 1<<20) },
+		"fresh, unwritten":   func(dir string) (float64, error) { return FreshCeiling(dir, time.Minute, 8<<20, 256<<10, 0) },
+	}
+	for name, run := range runs {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			bw, err := run(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bw <= 0 {
+				t.Fatalf("rate %v", bw)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Fatalf("left behind: %v", left)
+			}
+			t.Logf("%.0f MB/s", bw/1e6)
 		})
 	}
 }

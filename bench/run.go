@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Workload is a number of concurrent writers appending records of one size.
@@ -260,6 +262,54 @@ func CommitCeiling(root string, d time.Duration, max int64, chunk int) (float64,
 			return 0, err
 		}
 		n += int64(chunk)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// FreshCeiling measures what commits of chunk bytes stream into new
+// space, as every log's first pass over its files writes: the file is
+// preallocated and never written (its blocks unwritten extents), and each
+// chunk-sized write is followed by an fdatasync, one after the other, for
+// d (or until max bytes). With zeroAhead > 0 each write is also followed,
+// once less than half of zeroAhead is left, by a write of zeros up to
+// zeroAhead past it, under the same fdatasync, as journal writes them (see
+// wal's zeroAhead); with 0 the fdatasyncs must commit the file system's
+// journal to mark the written blocks. No CPU work separates the commits:
+// a log whose writers must each be woken and append again falls short of
+// it. It returns bytes per second.
+func FreshCeiling(root string, d time.Duration, limit int64, chunk, zeroAhead int) (float64, error) {
+	f, done, err := scratchFile(root, "fresh")
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	raw := &rawFile{f: f}
+	limit -= limit % int64(chunk)
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, limit+int64(zeroAhead)); err != nil {
+		return 0, err
+	}
+	if err := raw.sync(); err != nil {
+		return 0, err
+	}
+	buf, zeros := make([]byte, chunk), make([]byte, zeroAhead)
+	fill(buf, 3)
+	start := time.Now()
+	var n, zeroed int64
+	for n < limit && time.Since(start) < d {
+		if _, err := f.WriteAt(buf, n); err != nil {
+			return 0, err
+		}
+		n += int64(chunk)
+		if zeroAhead > 0 && n+int64(zeroAhead)/2 > zeroed {
+			from, to := max(zeroed, n), n+int64(zeroAhead)
+			if _, err := f.WriteAt(zeros[:to-from], from); err != nil {
+				return 0, err
+			}
+			zeroed = to
+		}
+		if err := raw.sync(); err != nil {
+			return 0, err
+		}
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }

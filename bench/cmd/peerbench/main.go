@@ -45,7 +45,11 @@ func main() {
 		log.Fatal(err)
 	}
 	res := map[key][]bench.Result{}
-	var seq, ceil []float64
+	var seq []float64
+	var ceils []*ceilingRun
+	if *ceiling > 0 && *seqMax > 0 {
+		ceils = ceilings(*dir, *d, min(*seqMax, 512<<20), *ceiling)
+	}
 	for rep := range *n {
 		if *seqMax > 0 {
 			bw, err := bench.SeqBandwidth(*dir, *d, *seqMax)
@@ -54,12 +58,12 @@ func main() {
 			}
 			seq = append(seq, bw)
 		}
-		if *ceiling > 0 && *seqMax > 0 {
-			bw, err := bench.CommitCeiling(*dir, *d, min(*seqMax, 512<<20), *ceiling)
+		for _, c := range ceils {
+			bw, err := c.run()
 			if err != nil {
-				log.Fatalf("commit ceiling: %v", err)
+				log.Fatalf("%s: %v", c.label, err)
 			}
-			ceil = append(ceil, bw)
+			c.got = append(c.got, bw)
 		}
 		for _, w := range ws {
 			for _, p := range ps {
@@ -73,12 +77,40 @@ func main() {
 			}
 		}
 	}
-	report(os.Stdout, ps, ws, res, seq, ceil, *ceiling, *d, *n)
+	report(os.Stdout, ps, ws, res, seq, ceils, *d, *n)
 	if *png != "" && slices.ContainsFunc(ps, func(p bench.Peer) bool { return p.Name == bench.Ideal }) {
 		title := fmt.Sprintf("Durable appends, %d repeats x %v per case", *n, *d)
 		if err := chart(*png, ps, ws, res, title); err != nil {
 			log.Fatal(err)
 		}
+	}
+}
+
+// ceilingRun is one of the commit-ceiling lines: what commits of one size
+// stream with no log around them, measured once per repeat.
+type ceilingRun struct {
+	label string
+	run   func() (float64, error)
+	got   []float64 // bytes per second, one per repeat
+}
+
+// journalZeroAhead is wal's zeroAheadSize: how far ahead of its data
+// journal writes zeros into new space.
+const journalZeroAhead = 1 << 20
+
+// ceilings are the commit ceilings for commits of chunk bytes: into
+// blocks written beforehand (as a recycled file, or space a log has
+// zeroed and synced), and into new space, writing zeros ahead as journal
+// does or into unwritten extents as the other logs do.
+func ceilings(dir string, d time.Duration, max int64, chunk int) []*ceilingRun {
+	kib := chunk >> 10
+	return []*ceilingRun{
+		{label: fmt.Sprintf("Commit ceiling (%d KiB writes into written blocks, an fdatasync after each: the most commits of that size stream)", kib),
+			run: func() (float64, error) { return bench.CommitCeiling(dir, d, max, chunk) }},
+		{label: fmt.Sprintf("Fresh-space ceiling, zeros ahead (%d KiB writes into new preallocated space, zeros written 1 MiB ahead as journal does, an fdatasync after each)", kib),
+			run: func() (float64, error) { return bench.FreshCeiling(dir, d, max, chunk, journalZeroAhead) }},
+		{label: fmt.Sprintf("Fresh-space ceiling, unwritten (%d KiB writes into new preallocated space, an fdatasync after each)", kib),
+			run: func() (float64, error) { return bench.FreshCeiling(dir, d, max, chunk, 0) }},
 	}
 }
 
@@ -118,16 +150,15 @@ func parseWorkloads(s string) ([]bench.Workload, error) {
 }
 
 // report prints the machine line and one table row per (workload, log).
-func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]bench.Result, seq, ceil []float64, chunk int, d time.Duration, n int) {
+func report(out io.Writer, ps []bench.Peer, ws []bench.Workload, res map[key][]bench.Result, seq []float64, ceils []*ceilingRun, d time.Duration, n int) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "%d repeats x %v per case; host %s; median (min-max) over repeats.\n\n", n, d, host)
 	if len(seq) > 0 {
 		fmt.Fprintf(out, "Sequential bandwidth (1 MiB writes, one fdatasync at the end): %s MB/s\n\n",
 			bench.Spread(scale(seq, 1e-6), "%.0f"))
 	}
-	if len(ceil) > 0 {
-		fmt.Fprintf(out, "Commit ceiling (%d KiB writes into written blocks, an fdatasync after each: the most commits of that size stream): %s MB/s\n\n",
-			chunk>>10, bench.Spread(scale(ceil, 1e-6), "%.0f"))
+	for _, c := range ceils {
+		fmt.Fprintf(out, "%s: %s MB/s\n\n", c.label, bench.Spread(scale(c.got, 1e-6), "%.0f"))
 	}
 	disk := bench.Median(seq) / 1e6
 	fmt.Fprintln(out, "| workload | log | appends/s | MB/s | x disk | p50 | p99 | CPU/append | fdatasyncs/s | records/fdatasync | x ideal | x pebble |")
