@@ -234,18 +234,64 @@ func SeqBandwidth(root string, d time.Duration, max int64) (float64, error) {
 // 4 KiB records never form a commit over 256 KiB. It returns bytes per
 // second.
 func CommitCeiling(root string, d time.Duration, max int64, chunk int) (float64, error) {
-	f, done, err := scratchFile(root, "ceiling")
+	return commits(root, "ceiling", chunk, max, d, func(f *os.File, limit int64) error {
+		zeros := make([]byte, seqChunk)
+		for off := int64(0); off < limit; off += seqChunk {
+			if _, err := f.WriteAt(zeros[:min(seqChunk, limit-off)], off); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+}
+
+// FreshCeiling measures what commits of chunk bytes stream into new
+// space, as every log's first pass over its files writes: the file is
+// preallocated and never written (its blocks unwritten extents), and each
+// chunk-sized write is followed by an fdatasync, one after the other, for
+// d (or until limit bytes). With zeroAhead > 0 each write is also
+// followed, once less than half of zeroAhead is left, by a write of zeros
+// up to zeroAhead past it, under the same fdatasync, as journal writes
+// them (see wal's zeroAhead); with 0 the fdatasyncs must commit the file
+// system's journal to mark the written blocks. No CPU work separates the
+// commits: a log whose writers must each be woken and append again falls
+// short of it. It returns bytes per second.
+func FreshCeiling(root string, d time.Duration, limit int64, chunk, zeroAhead int) (float64, error) {
+	preallocate := func(f *os.File, limit int64) error {
+		return unix.Fallocate(int(f.Fd()), 0, 0, limit+int64(zeroAhead))
+	}
+	if zeroAhead == 0 {
+		return commits(root, "fresh", chunk, limit, d, preallocate, nil)
+	}
+	zeros := make([]byte, zeroAhead)
+	var zeroed int64
+	return commits(root, "fresh", chunk, limit, d, preallocate, func(f *os.File, end int64) error {
+		if end+int64(zeroAhead)/2 <= zeroed {
+			return nil
+		}
+		from, to := max(zeroed, end), end+int64(zeroAhead)
+		zeroed = to
+		_, err := f.WriteAt(zeros[:to-from], from)
+		return err
+	})
+}
+
+// commits times commits into a scratch file under root that prepare has
+// readied for limit bytes (then synced, untimed): chunk bytes at a time
+// from the start, each write followed by after(the end of the write), if
+// not nil, and an fdatasync, one after the other, for d or until limit
+// bytes (rounded down to a whole chunk). It returns the bytes per second.
+func commits(root, name string, chunk int, limit int64, d time.Duration,
+	prepare func(f *os.File, limit int64) error, after func(f *os.File, end int64) error) (float64, error) {
+	f, done, err := scratchFile(root, name)
 	if err != nil {
 		return 0, err
 	}
 	defer done()
 	raw := &rawFile{f: f}
-	max -= max % int64(chunk)
-	zeros := make([]byte, seqChunk)
-	for off := int64(0); off < max; off += seqChunk {
-		if _, err := f.WriteAt(zeros[:min(seqChunk, max-off)], off); err != nil {
-			return 0, err
-		}
+	limit -= limit % int64(chunk)
+	if err := prepare(f, limit); err != nil {
+		return 0, err
 	}
 	if err := raw.sync(); err != nil {
 		return 0, err
@@ -254,58 +300,15 @@ func CommitCeiling(root string, d time.Duration, max int64, chunk int) (float64,
 	fill(buf, 2)
 	start := time.Now()
 	var n int64
-	for n < max && time.Since(start) < d {
-		if _, err := f.WriteAt(buf, n); err != nil {
-			return 0, err
-		}
-		if err := raw.sync(); err != nil {
-			return 0, err
-		}
-		n += int64(chunk)
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// FreshCeiling measures what commits of chunk bytes stream into new
-// space, as every log's first pass over its files writes: the file is
-// preallocated and never written (its blocks unwritten extents), and each
-// chunk-sized write is followed by an fdatasync, one after the other, for
-// d (or until max bytes). With zeroAhead > 0 each write is also followed,
-// once less than half of zeroAhead is left, by a write of zeros up to
-// zeroAhead past it, under the same fdatasync, as journal writes them (see
-// wal's zeroAhead); with 0 the fdatasyncs must commit the file system's
-// journal to mark the written blocks. No CPU work separates the commits:
-// a log whose writers must each be woken and append again falls short of
-// it. It returns bytes per second.
-func FreshCeiling(root string, d time.Duration, limit int64, chunk, zeroAhead int) (float64, error) {
-	f, done, err := scratchFile(root, "fresh")
-	if err != nil {
-		return 0, err
-	}
-	defer done()
-	raw := &rawFile{f: f}
-	limit -= limit % int64(chunk)
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, limit+int64(zeroAhead)); err != nil {
-		return 0, err
-	}
-	if err := raw.sync(); err != nil {
-		return 0, err
-	}
-	buf, zeros := make([]byte, chunk), make([]byte, zeroAhead)
-	fill(buf, 3)
-	start := time.Now()
-	var n, zeroed int64
 	for n < limit && time.Since(start) < d {
 		if _, err := f.WriteAt(buf, n); err != nil {
 			return 0, err
 		}
 		n += int64(chunk)
-		if zeroAhead > 0 && n+int64(zeroAhead)/2 > zeroed {
-			from, to := max(zeroed, n), n+int64(zeroAhead)
-			if _, err := f.WriteAt(zeros[:to-from], from); err != nil {
+		if after != nil {
+			if err := after(f, n); err != nil {
 				return 0, err
 			}
-			zeroed = to
 		}
 		if err := raw.sync(); err != nil {
 			return 0, err
