@@ -20,7 +20,11 @@ func BenchmarkAck(b *testing.B) {
 		b.Run(fmt.Sprintf("Ack/consumers=%d", n), func(b *testing.B) {
 			s := open(b, b.TempDir(), quietOpts())
 			defer s.Close()
-			runConcurrent(b, n, func(g int, i uint64) error { return s.Ack(fmt.Sprintf("consumer-%02d", g), i) })
+			names := make([]string, n)
+			for g := range names {
+				names[g] = fmt.Sprintf("consumer-%02d", g)
+			}
+			runConcurrent(b, n, func(g int, i uint64) error { return s.Ack(names[g], i) })
 			b.ReportMetric(float64(s.Log().Stats().Syncs)/float64(b.N), "syncs/op")
 		})
 		b.Run(fmt.Sprintf("Append/writers=%d", n), func(b *testing.B) {

@@ -182,10 +182,26 @@ func (s *Store) Ack(name string, index uint64) error {
 	if cur, ok := s.Position(name); ok && index <= cur {
 		return nil
 	}
-	rec := binary.AppendUvarint([]byte{opAck}, index)
+	// One allocation of the record's exact size: the log copies it, but
+	// escape analysis cannot tell.
+	rec := make([]byte, 1, 1+binary.MaxVarintLen64+len(name))
+	rec[0] = opAck
+	rec = append(binary.AppendUvarint(rec, index), name...)
 	s.gate.RLock()
 	defer s.gate.RUnlock()
-	return s.append(append(rec, name...))
+	if _, err := s.log.Append(rec); err != nil {
+		return fmt.Errorf("cursor: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	advance(s.pos, name, index) // what applyRecord does with rec
+	return nil
+}
+
+// advance moves consumer name's position in pos up to index: a position
+// never moves back.
+func advance(pos map[string]uint64, name string, index uint64) {
+	pos[name] = max(pos[name], index)
 }
 
 // Delete forgets consumer name, durably. Deleting a consumer that does
@@ -318,7 +334,7 @@ func applyRecord(pos map[string]uint64, rec []byte) error {
 		if n <= 0 || checkName(string(name)) != nil {
 			return fmt.Errorf("%w: malformed cursor ack record", ErrCorrupt)
 		}
-		pos[string(name)] = max(pos[string(name)], index)
+		advance(pos, string(name), index)
 	case opDelete:
 		delete(pos, string(rec[1:]))
 	default:
