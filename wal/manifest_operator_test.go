@@ -1,0 +1,215 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
+)
+
+// operatorRecords is how many records the logs of these tests hold: six or
+// so MinSegmentSize segments of manifestRecord.
+const operatorRecords = 100
+
+// An operator's tools change a cleanly closed log (its manifest written)
+// before the next Open. Whatever they did, a default Open (which trusts a
+// manifest that matches the directory) must fail with ErrCorrupt or
+// ErrFormat, or open the log whole, [1, 100], every Read and a Reader then
+// returning the very record appended at each index or an error satisfying
+// errors.Is(err, ErrCorrupt) (ErrFormat); never another record, never a
+// gap. recovery.Check (`wal verify`) must judge the directory, finding
+// damage exactly when the case damaged a file, and Open with Verify must
+// agree with it.
+func TestOperatorChangesAfterCleanClose(t *testing.T) {
+	seg := func(dir string, k int) string {
+		return filepath.Join(dir, segmentNamesOS(dir)[k])
+	}
+	cases := []struct {
+		name string
+		// change alters dir; twin is another log closed after the same
+		// appends (the same segment names and sizes, other salts).
+		change  func(t *testing.T, dir, twin string)
+		damaged bool // Check (and Open with Verify) must find damage
+	}{
+		{"DeleteMiddleSealedSegment", func(t *testing.T, dir, _ string) {
+			must(t, os.Remove(seg(dir, 2)))
+		}, true},
+		{"CutLastByteOfSealedSegment", func(t *testing.T, dir, _ string) {
+			p := seg(dir, 1)
+			truncate(t, p, fileSize(p)-1)
+		}, true},
+		{"CutSealedSegmentInHalf", func(t *testing.T, dir, _ string) {
+			p := seg(dir, 1)
+			truncate(t, p, fileSize(p)/2)
+		}, true},
+		{"EmptySealedSegment", func(t *testing.T, dir, _ string) { truncate(t, seg(dir, 1), 0) }, true},
+		{"GrowSealedSegmentWithZeros", func(t *testing.T, dir, _ string) {
+			p := seg(dir, 1)
+			truncate(t, p, fileSize(p)+segment.SectorSize)
+		}, true},
+		{"FlipRecordInSealedSegment", func(t *testing.T, dir, _ string) {
+			flip(t, seg(dir, 1), segment.DataStart+1000, 2)
+		}, true},
+		{"FlipFooterTrailer", func(t *testing.T, dir, _ string) {
+			p := seg(dir, 1)
+			flip(t, p, fileSize(p)-9, 0)
+		}, true},
+		{"TwinSegmentUnderSameName", func(t *testing.T, dir, twin string) {
+			name := filepath.Base(seg(dir, 1))
+			writeFile(t, filepath.Join(dir, name), readFile(t, filepath.Join(twin, name)))
+		}, false},
+		{"TwinManifest", func(t *testing.T, dir, twin string) {
+			writeFile(t, filepath.Join(dir, recovery.ManifestName), readFile(t, filepath.Join(twin, recovery.ManifestName)))
+		}, false},
+		{"GarbageSegmentAfterNewest", func(t *testing.T, dir, _ string) {
+			writeFile(t, filepath.Join(dir, segment.Name(operatorRecords+1)), bytes.Repeat([]byte{0xa5}, 4096))
+		}, true},
+		{"EmptySegmentFileAfterNewest", func(t *testing.T, dir, _ string) {
+			writeFile(t, filepath.Join(dir, segment.Name(operatorRecords+1)), nil)
+		}, true},
+		{"TwinNewestUnderLaterName", func(t *testing.T, dir, twin string) {
+			names := segmentNamesOS(twin)
+			newest := readFile(t, filepath.Join(twin, names[len(names)-1]))
+			writeFile(t, filepath.Join(dir, segment.Name(operatorRecords+1)), newest)
+		}, true},
+		{"CopiedWithCpA", func(t *testing.T, dir, _ string) {
+			copied := filepath.Join(t.TempDir(), "copy")
+			if out, err := exec.Command("cp", "-a", dir, copied).CombinedOutput(); err != nil {
+				t.Skipf("cp -a: %v: %s", err, out)
+			}
+			must(t, os.RemoveAll(dir))
+			must(t, os.Rename(copied, dir))
+		}, false},
+		{"ManifestFromBeforeTruncateBack", func(t *testing.T, dir, _ string) {
+			// The listing and the meta file's first index match the
+			// manifest saved before: segments from the second on were
+			// dropped and written again, under the same names, with
+			// other salts.
+			saved := readFile(t, filepath.Join(dir, recovery.ManifestName))
+			o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+			before := segmentNamesOS(dir)
+			l := openT(t, dir, &o)
+			second, _ := segment.ParseName(before[1])
+			must(t, l.TruncateBack(second-1))
+			for i := second; i <= operatorRecords; i++ {
+				if _, err := l.Append(manifestRecord(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(t, l.Close())
+			if after := segmentNamesOS(dir); !slices.Equal(before, after) {
+				t.Fatalf("segments %v after the appends, want %v again", after, before)
+			}
+			writeFile(t, filepath.Join(dir, recovery.ManifestName), saved)
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+			dir, twin := t.TempDir(), t.TempDir()
+			fillManifestLog(t, dir, o, operatorRecords)
+			fillManifestLog(t, twin, o, operatorRecords)
+			if n := len(segmentNamesOS(dir)); n < 5 {
+				t.Fatalf("%d segments, want at least 5", n)
+			}
+			c.change(t, dir, twin)
+			checkAsOperatorLeftIt(t, dir, c.damaged)
+		})
+	}
+}
+
+// checkAsOperatorLeftIt checks a default Open of dir, then Check and Open
+// with Verify, as TestOperatorChangesAfterCleanClose says.
+func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
+	t.Helper()
+	st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if st.Damaged() != damaged {
+		t.Errorf("Check found damage %v, want damaged=%v", st.Damage, damaged)
+	}
+	readOperatorLog(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	l, err := Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet, Verify: true})
+	if err == nil {
+		if damaged && !hasBadRecord(t, l) {
+			t.Errorf("Open with Verify found no damage, Check found %v", st.Damage)
+		}
+		must(t, l.Close())
+	} else if !damaged || !isDamage(err) {
+		t.Errorf("Open with Verify: %v (Check found damage %v)", err, st.Damage)
+	}
+}
+
+// readOperatorLog opens dir with o and reads it as checkAsOperatorLeftIt
+// says.
+func readOperatorLog(t *testing.T, dir string, o *Options) {
+	t.Helper()
+	l, err := Open(dir, o)
+	if err != nil {
+		if !isDamage(err) {
+			t.Fatalf("Open: %v, want ErrCorrupt or ErrFormat", err)
+		}
+		return
+	}
+	defer l.Close()
+	if f, g := l.FirstIndex(), l.LastIndex(); f != 1 || g != operatorRecords {
+		t.Fatalf("Open gave [%d, %d], want [1, %d] or an error", f, g, operatorRecords)
+	}
+	for i := uint64(1); i <= operatorRecords; i++ {
+		got, err := l.Read(i)
+		switch {
+		case err != nil && !isDamage(err):
+			t.Fatalf("Read(%d): %v, want a record or ErrCorrupt", i, err)
+		case err == nil && !bytes.Equal(got, manifestRecord(i)):
+			t.Fatalf("Read(%d) returned another record", i)
+		}
+	}
+	r := l.NewReader(1)
+	defer r.Close()
+	want := uint64(1)
+	for ; r.Next(); want++ {
+		if r.Index() != want || !bytes.Equal(r.Record(), manifestRecord(want)) {
+			t.Fatalf("Reader: record %d where %d was due, or another record", r.Index(), want)
+		}
+	}
+	if err := r.Err(); err != nil && !isDamage(err) {
+		t.Fatalf("Reader stopped at %d: %v", want, err)
+	} else if err == nil && want != operatorRecords+1 {
+		t.Fatalf("Reader ended at %d without an error, want %d", want, operatorRecords+1)
+	}
+}
+
+// hasBadRecord reports whether a Read of some record of l fails as
+// damage.
+func hasBadRecord(t *testing.T, l *Log) bool {
+	for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
+		if _, err := l.Read(i); isDamage(err) {
+			return true
+		} else if err != nil {
+			t.Fatalf("Read(%d): %v", i, err)
+		}
+	}
+	return false
+}
+
+func isDamage(err error) bool { return errors.Is(err, ErrCorrupt) || errors.Is(err, ErrFormat) }
+
+// segmentNamesOS lists dir's segment files, oldest first.
+func segmentNamesOS(dir string) []string {
+	names, _ := vfs.Default.ReadDir(dir)
+	var segs []string
+	for _, n := range names {
+		if _, ok := segment.ParseName(n); ok {
+			segs = append(segs, n)
+		}
+	}
+	return segs
+}
