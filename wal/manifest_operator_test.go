@@ -213,3 +213,49 @@ func segmentNamesOS(dir string) []string {
 	}
 	return segs
 }
+
+// A sealed segment the manifest described, removed after the clean Open
+// and before the log's first read from it (by an operator, or a cleaner of
+// old files: the log holds no file of such a segment open until then), is
+// damage, as Open's walk would have called a segment missing between two
+// others: Read, a Reader and a TruncateBack into it report ErrCorrupt
+// naming the file, not a bare "no such file", and the log stays usable
+// (the truncation is refused before it commits); the next Open fails with
+// ErrCorrupt.
+func TestSealedSegmentRemovedAfterCleanOpen(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	fillManifestLog(t, dir, o, operatorRecords)
+	l := openT(t, dir, &o)
+	segs := segmentNamesOS(dir)
+	gone := filepath.Join(dir, segs[1])
+	first, _ := segment.ParseName(segs[1])
+	next, _ := segment.ParseName(segs[2])
+	must(t, os.Remove(gone))
+
+	_, err := l.Read(first + 1)
+	wantNamed(t, err, ErrCorrupt, gone)
+	r := l.NewReader(1)
+	for r.Next() {
+	}
+	if r.Index() != first-1 {
+		t.Errorf("the Reader stopped after %d, want %d", r.Index(), first-1)
+	}
+	wantNamed(t, r.Err(), ErrCorrupt, gone)
+	r.Close()
+	wantNamed(t, l.TruncateBack(first+2), ErrCorrupt, gone)
+	if got := l.LastIndex(); got != operatorRecords {
+		t.Errorf("after the refused TruncateBack LastIndex = %d, want %d", got, operatorRecords)
+	}
+	if got, err := l.Read(next); err != nil || !bytes.Equal(got, manifestRecord(next)) {
+		t.Errorf("Read(%d) of the next segment: %v", next, err)
+	}
+	if _, err := l.Append(manifestRecord(operatorRecords + 1)); err != nil {
+		t.Errorf("Append after the damage was found: %v", err)
+	}
+	must(t, l.Close())
+	_, err = Open(dir, &o)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open after the segment went: %v, want ErrCorrupt", err)
+	}
+}

@@ -817,10 +817,25 @@ func (l *Log) openSealed(s *sealedSegment) error {
 	}
 	f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
-		return fmt.Errorf("journal: open %s: %w", s.path, err)
+		return openSealedError(s, err)
 	}
 	s.f = f
 	return nil
+}
+
+// openSealedError is the error of opening sealed segment s's file. A
+// missing file is damage: the log holds records there, and Open's walk
+// reports a segment missing between two others as ErrCorrupt. A segment
+// taken from the manifest is first opened on its first read, so a file
+// removed after Open (by an operator, or a cleaner of old files) is found
+// missing here, not by Open.
+func openSealedError(s *sealedSegment, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return &CorruptionError{Path: s.path, Index: s.first(), Reason: fmt.Sprintf(
+			"the sealed segment holding records %d to %d is missing (its file was removed while the log was open)",
+			s.first(), s.next()-1)}
+	}
+	return fmt.Errorf("journal: open %s: %w", s.path, err)
 }
 
 // sealedSpan locates record at.k of sealed segment at.s, loading the
