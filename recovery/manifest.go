@@ -68,7 +68,9 @@ import (
 // When it is written. Close writes it as its last step, after the newest
 // segment is sealed and every file is durable, with vfs.WriteFile (a
 // temporary file, fdatasync, rename over journal.manifest, directory
-// fsync). A log that failed, or a read-only one, writes none.
+// fsync). A log that failed, or a read-only one, writes none; nor does one
+// that found a segment the manifest described other than described (its
+// entries must repeat the files, not the manifest Open read).
 //
 // When it is removed. Invariant: while the file exists and is believed,
 // every sealed segment it describes is as it was when it was written.

@@ -326,3 +326,51 @@ func TestCrashAfterCleanCloseWithRetention(t *testing.T) {
 	}
 	t.Logf("%d crash points, 3 states each", points)
 }
+
+// A log that found a sealed segment other than the manifest described
+// (damaged, or replaced by another valid segment) writes no manifest at
+// Close: one repeating the old entries would make every later Open trust
+// them again, so that the log kept failing reads that Open with Verify
+// and `wal verify` judge otherwise. The next default Open judges the
+// directory as they do: it fails on the damaged footer, and reads the
+// replacement, a sound segment holding the same records.
+func TestCloseAfterAFailedCheckWritesNoManifest(t *testing.T) {
+	cases := []struct {
+		name    string
+		change  func(t *testing.T, path, twin string)
+		damaged bool
+	}{
+		{"FooterDamaged", func(t *testing.T, path, _ string) { flip(t, path, fileSize(path)-9, 0) }, true},
+		{"ReplacedByTwin", func(t *testing.T, path, twin string) {
+			writeFile(t, path, readFile(t, filepath.Join(twin, filepath.Base(path))))
+		}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+			dir, twin := t.TempDir(), t.TempDir()
+			fillManifestLog(t, dir, o, operatorRecords)
+			fillManifestLog(t, twin, o, operatorRecords)
+			segs := segmentNamesOS(dir)
+			changed := filepath.Join(dir, segs[1])
+			first, _ := segment.ParseName(segs[1])
+			c.change(t, changed, twin)
+
+			l := openT(t, dir, &o)
+			_, err := l.Read(first)
+			wantNamed(t, err, ErrCorrupt, changed)
+			must(t, l.Close())
+			if exists(t, filepath.Join(dir, recovery.ManifestName)) {
+				t.Error("Close wrote a manifest vouching for the segment that failed its check")
+			}
+			l, err = Open(dir, &o)
+			if c.damaged {
+				wantNamed(t, err, ErrCorrupt, changed)
+				return
+			}
+			must(t, err)
+			checkManifestRecords(t, l, operatorRecords)
+			must(t, l.Close())
+		})
+	}
+}
