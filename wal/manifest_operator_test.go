@@ -376,3 +376,48 @@ func TestCloseAfterAFailedCheckWritesNoManifest(t *testing.T) {
 		})
 	}
 }
+
+// Retention by age goes by the append times in a sealed segment's footer;
+// after a clean Open those come from the manifest. A manifest whose times
+// are not the files' (restored from an older copy of the directory, whose
+// segments of the same names were written earlier) must not release
+// records early: a segment is checked against its file before its age
+// releases it, and one that fails has no known age (retention stops
+// there). Here the manifest says every segment was appended to an hour
+// ago; the files say now.
+func TestRetentionByAgeChecksManifestTimes(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	fillManifestLog(t, dir, o, operatorRecords)
+	names := segmentNamesOS(dir)
+	hourAgo := time.Now().Add(-time.Hour).UnixNano()
+	var segs []recovery.Segment
+	for _, name := range names[:len(names)-1] {
+		h, err := segment.OpenHandle(vfs.Default, filepath.Join(dir, name))
+		must(t, err)
+		ft, _, err := h.Footer()
+		must(t, err)
+		ft.Times = segment.Times{First: hourAgo, Last: hourAgo}
+		segs = append(segs, recovery.Segment{First: h.Header().FirstIndex, Header: h.Header(), Footer: ft, Size: h.Size()})
+		h.Close()
+	}
+	newest, _ := segment.ParseName(names[len(names)-1])
+	segs = append(segs, recovery.Segment{First: newest})
+	must(t, recovery.WriteManifest(vfs.Default, dir, 0, segs))
+
+	first := filepath.Join(dir, names[0])
+	for session := range 2 {
+		// The first Open finds the manifest wrong, and Close then writes
+		// none; the second judges every segment, by its own times.
+		l, err := Open(dir, retentionOpts(RetentionOptions{MaxAge: time.Minute}))
+		must(t, err)
+		stays(t, "no release by the manifest's times", func() bool { return l.FirstIndex() == 1 })
+		if session == 0 {
+			_, err = l.Read(1)
+			wantNamed(t, err, ErrCorrupt, first)
+		} else {
+			checkManifestRecords(t, l, operatorRecords)
+		}
+		must(t, l.Close())
+	}
+}
