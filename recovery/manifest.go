@@ -108,9 +108,11 @@ import (
 //
 // Otherwise each entry stands for its segment: the walk opens none of
 // them, and the log opens each one (checking its header and footer, the
-// checksum included, against the entry) the first time it reads from it.
-// Damage found then is reported as ErrCorrupt naming the file (ErrFormat
-// for a file this build does not read, as a walk would). Open with
+// checksum included, against the entry) the first time it reads from it,
+// or before retention releases it by the append times the entry records.
+// Damage found then, or a file missing, is reported as ErrCorrupt naming
+// the file (ErrFormat for a file this build does not read, as a walk
+// would). Open with
 // Options.Verify, `wal verify` and read-only logs never use the file.
 //
 // Worked example. A log whose meta file says first index 3, with one sealed

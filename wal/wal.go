@@ -261,10 +261,12 @@ type Recovery struct {
 // its cost does not grow with the records' count or bytes. It then removes
 // the manifest before it changes anything. A sealed segment taken from the
 // manifest is opened, and its header and footer (checksum included)
-// checked against the manifest, the first time it is read from (Read, a Reader, a TruncateBack into it): a
-// damaged header or footer is reported then, as an error satisfying
+// checked against the manifest, the first time it is read from (Read, a Reader, a TruncateBack into it,
+// retention judging its age): a damaged header or footer, or a file
+// removed since, is reported then, as an error satisfying
 // errors.Is(err, ErrCorrupt) naming the file (ErrFormat for a file this
-// build does not read, as Open would say), not by Open. With
+// build does not read, as Open would say), not by Open; Close then writes
+// no manifest, so the next Open judges every segment. With
 // Options.Verify, or without a manifest that matches the directory (after
 // a crash, say), Open opens every segment and verifies every footer
 // (one open, one fstat and three reads each, and a checksum over 4 bytes a
