@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -419,5 +420,57 @@ func TestRetentionByAgeChecksManifestTimes(t *testing.T) {
 			checkManifestRecords(t, l, operatorRecords)
 		}
 		must(t, l.Close())
+	}
+}
+
+// A read-only Log opened on a cleanly closed log (manifest written, which
+// it never reads) goes on following as a writer reopens from the manifest
+// and cuts back into a sealed segment it took from there, unread, then
+// appends other records: the follower's Reader learns that its record was
+// dropped, a new one reads the records kept and the new ones, and Read
+// agrees.
+func TestReadOnlyFollowsReopenFromManifest(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
+	fillManifestLog(t, dir, o, operatorRecords)
+	f, ro := openFollower(t, dir)
+	defer f.Close()
+	r := f.NewReader(1)
+	defer r.Close()
+	for i := uint64(1); i <= operatorRecords; i++ {
+		if got, rec := nextWithin(t, r); got != i || rec != string(manifestRecord(i)) {
+			t.Fatalf("follower: record %d, want %d", got, i)
+		}
+	}
+	w := openT(t, dir, &o)
+	defer func() { w.Close() }()
+	if w.sealed[1].f != nil || !w.sealed[1].unchecked.Load() {
+		t.Fatal("the writer did not take its sealed segments from the manifest")
+	}
+	cut := w.sealed[1].first() + 3
+	must(t, w.TruncateBack(cut))
+	for i := cut + 1; i <= cut+30; i++ { // across a rotation
+		if _, err := w.Append([]byte(fmt.Sprintf("new-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantStop(t, r, ErrTruncated, "record 100")
+	again := f.NewReader(cut - 1)
+	defer again.Close()
+	for i := cut - 1; i <= cut+30; i++ {
+		want := string(manifestRecord(i))
+		if i > cut {
+			want = fmt.Sprintf("new-%d", i)
+		}
+		if got, rec := nextWithin(t, again); got != i || rec != want {
+			t.Fatalf("follower after the cut: record %d %.12q, want %d %.12q", got, rec, i, want)
+		}
+		if got, err := f.Read(i); err != nil || string(got) != want {
+			t.Fatalf("follower Read(%d): %.12q, %v", i, got, err)
+		}
+	}
+	must(t, w.Close())
+	if n := ro.tried.Load(); n != 0 {
+		t.Fatalf("the read-only Log tried %d changes", n)
 	}
 }
