@@ -68,7 +68,9 @@ import (
 // When it is written. Close writes it as its last step, after the newest
 // segment is sealed and every file is durable, with vfs.WriteFile (a
 // temporary file, fdatasync, rename over journal.manifest, directory
-// fsync). A log that failed, or a read-only one, writes none.
+// fsync). A log that failed, or a read-only one, writes none; nor does one
+// that found a segment the manifest described other than described (its
+// entries must repeat the files, not the manifest Open read).
 //
 // When it is removed. Invariant: while the file exists and is believed,
 // every sealed segment it describes is as it was when it was written.
@@ -106,9 +108,11 @@ import (
 //
 // Otherwise each entry stands for its segment: the walk opens none of
 // them, and the log opens each one (checking its header and footer, the
-// checksum included, against the entry) the first time it reads from it.
-// Damage found then is reported as ErrCorrupt naming the file (ErrFormat
-// for a file this build does not read, as a walk would). Open with
+// checksum included, against the entry) the first time it reads from it,
+// or before retention releases it by the append times the entry records.
+// Damage found then, or a file missing, is reported as ErrCorrupt naming
+// the file (ErrFormat for a file this build does not read, as a walk
+// would). Open with
 // Options.Verify, `wal verify` and read-only logs never use the file.
 //
 // Worked example. A log whose meta file says first index 3, with one sealed

@@ -296,8 +296,8 @@ func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) er
 	case !found.Valid():
 		return corrupt(ft.Offset, "footer: "+why)
 	case found != ft:
-		return corrupt(found.Offset, fmt.Sprintf("footer (offset %d, next index %d) is not the one recorded at close (offset %d, next index %d)",
-			found.Offset, found.Next, ft.Offset, ft.Next))
+		return corrupt(found.Offset, fmt.Sprintf("footer (offset %d, next index %d, appended %d to %d) is not the one recorded at close (offset %d, next index %d, appended %d to %d)",
+			found.Offset, found.Next, found.Times.First, found.Times.Last, ft.Offset, ft.Next, ft.Times.First, ft.Times.Last))
 	}
 	return nil
 }

@@ -336,6 +336,9 @@ func (r *Reader) position(sp *readSpan) error {
 	if r.f == nil || r.path != sp.path || r.h.Salt != sp.h.Salt {
 		r.Close()
 		f, err := r.l.fs.OpenFile(sp.path, os.O_RDONLY, 0)
+		if err != nil && sp.sealed != nil {
+			return openSealedError(sp.sealed, err)
+		}
 		if err != nil {
 			return fmt.Errorf("journal: open %s: %w", sp.path, err)
 		}

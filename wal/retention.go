@@ -3,6 +3,7 @@ package wal
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -90,6 +91,7 @@ func (l *Log) startRetention() {
 
 // retainSegment is what a retention pass needs of a sealed segment.
 type retainSegment struct {
+	seg        *sealedSegment
 	path       string
 	next       uint64
 	size       int64
@@ -148,7 +150,7 @@ func (l *Log) retainView() (segs []retainSegment, first, snapshot uint64, total 
 	defer l.mu.Unlock()
 	total = l.active.size
 	for _, s := range l.sealed {
-		segs = append(segs, retainSegment{path: s.path, next: s.next(), size: s.size, lastAppend: s.footer.Times.Last})
+		segs = append(segs, retainSegment{seg: s, path: s.path, next: s.next(), size: s.size, lastAppend: s.footer.Times.Last})
 		total += s.size
 	}
 	return segs, l.first, l.snapshot, total
@@ -157,6 +159,9 @@ func (l *Log) retainView() (segs []retainSegment, first, snapshot uint64, total 
 // segmentAge is how long ago segment s was last appended to; 0 (never
 // old enough) when that is unknown.
 func (l *Log) segmentAge(s retainSegment, now int64) time.Duration {
+	if !l.ownTimes(s.seg) {
+		return 0
+	}
 	last := s.lastAppend
 	if last == 0 {
 		fi, err := l.fs.Stat(s.path)
@@ -190,4 +195,28 @@ func (l *Log) release(to uint64, segments int, bytes int64) (bool, error) {
 	l.metrics.RetentionSegments += uint64(segments)
 	l.metrics.RetentionBytes += bytes
 	return true, nil
+}
+
+// ownTimes reports whether s's footer times are its file's. Those of a
+// segment Open took from the manifest are the manifest's until the file
+// is checked against it: a manifest restored from an older copy of the
+// directory would otherwise release records by times no segment holds.
+// It checks such a segment now (once: check marks it checked, or doubted
+// when the file disagrees, and then its age is unknown). Called without
+// mu.
+func (l *Log) ownTimes(s *sealedSegment) bool {
+	if !s.unchecked.Load() {
+		return true
+	}
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	l.mu.Lock()
+	if l.isClosed() || !slices.Contains(l.sealed, s) {
+		l.mu.Unlock() // released meanwhile: the next pass decides again
+		return false
+	}
+	err := l.openSealed(s)
+	f := s.f
+	l.mu.Unlock()
+	return err == nil && s.check(f) == nil
 }

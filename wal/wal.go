@@ -172,6 +172,11 @@ type sealedSegment struct {
 	// (recovery.ManifestName), not from the file, which check verifies
 	// before anything is read from it.
 	unchecked atomic.Bool
+	// doubted: opening or checking the file failed, so it may not be what
+	// the manifest said (damaged, replaced, removed): Close writes no
+	// manifest vouching for it, and the next Open judges it as a walk
+	// does (as Options.Verify and `wal verify` do).
+	doubted atomic.Bool
 }
 
 // check verifies, before the first read from f (s's file), what Open took
@@ -183,10 +188,13 @@ func (s *sealedSegment) check(f vfs.File) error {
 		return nil
 	}
 	size, err := f.Size()
-	if err != nil {
-		return fmt.Errorf("journal: stat %s: %w", s.path, err)
+	if err == nil {
+		err = segment.CheckSealed(f, s.path, size, s.h, s.footer)
+	} else {
+		err = fmt.Errorf("journal: stat %s: %w", s.path, err)
 	}
-	if err := segment.CheckSealed(f, s.path, size, s.h, s.footer); err != nil {
+	if err != nil {
+		s.doubted.Store(true)
 		return err
 	}
 	s.unchecked.Store(false)
@@ -253,10 +261,12 @@ type Recovery struct {
 // its cost does not grow with the records' count or bytes. It then removes
 // the manifest before it changes anything. A sealed segment taken from the
 // manifest is opened, and its header and footer (checksum included)
-// checked against the manifest, the first time it is read from (Read, a Reader, a TruncateBack into it): a
-// damaged header or footer is reported then, as an error satisfying
+// checked against the manifest, the first time it is read from (Read, a Reader, a TruncateBack into it,
+// retention judging its age): a damaged header or footer, or a file
+// removed since, is reported then, as an error satisfying
 // errors.Is(err, ErrCorrupt) naming the file (ErrFormat for a file this
-// build does not read, as Open would say), not by Open. With
+// build does not read, as Open would say), not by Open; Close then writes
+// no manifest, so the next Open judges every segment. With
 // Options.Verify, or without a manifest that matches the directory (after
 // a crash, say), Open opens every segment and verifies every footer
 // (one open, one fstat and three reads each, and a checksum over 4 bytes a
@@ -655,10 +665,19 @@ func (l *Log) sealOnClose() error {
 // Open reads it instead of every sealed segment's footer. A failure is
 // Close's error, as every failed write is (the records are durable all the
 // same, and the write is atomic: the next Open finds the manifest whole,
-// or none).
+// or none). A log that found a sealed segment taken from the manifest
+// damaged, replaced or gone writes none: its entry would repeat the
+// manifest Open read, not the file, and every later Open would trust it
+// again, while Options.Verify and `wal verify` judge the file as it is.
 func (l *Log) writeManifest() error {
 	segs := make([]recovery.Segment, 0, len(l.sealed)+1)
 	for _, s := range l.sealed {
+		if s.doubted.Load() {
+			// Its entry would repeat the old manifest, not the file:
+			// the next Open judges every segment instead.
+			l.opts.Logger.Warn("journal: close: no manifest: a sealed segment failed its check", "file", s.path)
+			return nil
+		}
 		segs = append(segs, recovery.Segment{First: s.first(), Header: s.h, Footer: s.footer, Size: s.size})
 	}
 	segs = append(segs, recovery.Segment{First: l.active.first()})
@@ -817,10 +836,26 @@ func (l *Log) openSealed(s *sealedSegment) error {
 	}
 	f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
-		return fmt.Errorf("journal: open %s: %w", s.path, err)
+		return openSealedError(s, err)
 	}
 	s.f = f
 	return nil
+}
+
+// openSealedError is the error of opening sealed segment s's file. A
+// missing file is damage: the log holds records there, and Open's walk
+// reports a segment missing between two others as ErrCorrupt. A segment
+// taken from the manifest is first opened on its first read, so a file
+// removed after Open (by an operator, or a cleaner of old files) is found
+// missing here, not by Open.
+func openSealedError(s *sealedSegment, err error) error {
+	s.doubted.Store(true)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &CorruptionError{Path: s.path, Index: s.first(), Reason: fmt.Sprintf(
+			"the sealed segment holding records %d to %d is missing (its file was removed while the log was open)",
+			s.first(), s.next()-1)}
+	}
+	return fmt.Errorf("journal: open %s: %w", s.path, err)
 }
 
 // sealedSpan locates record at.k of sealed segment at.s, loading the
