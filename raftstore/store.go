@@ -212,28 +212,30 @@ func (s *Store) append() (uint64, error) {
 	return s.log.AppendBatch(s.recs)
 }
 
-// DeleteRange deletes the entries in [min, max]. It must be a prefix of
-// the log (raft compacting after a snapshot; a max past the end deletes
+// DeleteRange deletes the entries in [from, to]. It must be a prefix of
+// the log (raft compacting after a snapshot; a to past the end deletes
 // everything, and the next StoreLogs may start anywhere) or a suffix (a
 // conflicting tail); the part of the range outside the log is ignored.
 // Anything else returns ErrNotContiguous.
-func (s *Store) DeleteRange(min, max uint64) error {
-	if min > max {
+func (s *Store) DeleteRange(from, to uint64) error {
+	if from > to {
 		return nil
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	first, last := s.log.FirstIndex(), s.log.LastIndex()
 	switch {
-	case first > last || max < first || min > last:
+	case first > last || to < first || from > last:
 		return nil
-	case min <= first:
-		return s.log.TruncateFront(max + 1)
-	case max >= last:
-		return s.log.TruncateBack(min - 1)
+	case from <= first:
+		// Not to+1: it overflows for to = MaxUint64. An emptied log
+		// may restart anywhere, so stopping at last+1 loses nothing.
+		return s.log.TruncateFront(min(to, last) + 1)
+	case to >= last:
+		return s.log.TruncateBack(from - 1)
 	}
 	return fmt.Errorf("%w: DeleteRange(%d, %d) inside the log [%d, %d]: only a prefix or a suffix may be deleted",
-		ErrNotContiguous, min, max, first, last)
+		ErrNotContiguous, from, to, first, last)
 }
 
 // contiguous checks that the entries of one StoreLogs follow each other.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -314,6 +315,10 @@ func testDeleteRange(t *testing.T, k kind) {
 		{"SuffixPastTheEnd", 61, 500, 1, 60, nil},
 		{"Everything", 1, 100, 0, 0, nil},
 		{"EverythingAndBeyond", 1, 1000, 0, 0, nil},
+		// The widest range a caller can name: max+1 does not exist.
+		{"EverythingToMaxUint64", 1, math.MaxUint64, 0, 0, nil},
+		{"ZeroToMaxUint64", 0, math.MaxUint64, 0, 0, nil},
+		{"SuffixToMaxUint64", 61, math.MaxUint64, 1, 60, nil},
 		{"BeforeTheLog", 0, 0, 1, 100, nil},
 		{"AfterTheLog", 101, 200, 1, 100, nil},
 		{"EmptyRange", 50, 40, 1, 100, nil},
