@@ -469,3 +469,41 @@ func testEntryLogCheckpointsRefused(t *testing.T, k kind) {
 		t.Fatalf("Open with background checkpoints of the entry log: %v, want wal.ErrInvalidOptions", err)
 	}
 }
+
+// TestAppendedAtRoundTrips: any AppendedAt comes back equal, also times
+// whose Unix nanoseconds do not fit in an int64 (before 1678 or after
+// 2262), and the nanosecond either side of those bounds.
+func TestAppendedAtRoundTrips(t *testing.T) { forKinds(t, testAppendedAtRoundTrips) }
+
+func testAppendedAtRoundTrips(t *testing.T, k kind) {
+	times := []time.Time{
+		time.Unix(0, 0), time.Unix(-1, 0), time.Unix(0, math.MaxInt64), time.Unix(0, math.MinInt64),
+		time.Unix(0, math.MaxInt64).Add(time.Nanosecond), time.Unix(0, math.MinInt64).Add(-time.Nanosecond),
+		time.Date(2500, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(1500, 6, 1, 0, 0, 0, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+	}
+	dir := t.TempDir()
+	o := testOptions()
+	s := k.openT(t, dir, o)
+	defer func() { s.Close() }()
+	check := func() {
+		t.Helper()
+		for i, tm := range times {
+			var got raft.Log
+			if err := s.GetLog(uint64(i+1), &got); err != nil {
+				t.Fatalf("GetLog(%d): %v", i+1, err)
+			}
+			if !got.AppendedAt.Equal(tm) || string(got.Data) != "x" {
+				t.Errorf("AppendedAt %v came back %v (data %q)", tm, got.AppendedAt, got.Data)
+			}
+		}
+	}
+	for i, tm := range times {
+		if err := s.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, AppendedAt: tm, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check()
+	s = k.reopen(t, s, dir, o)
+	check()
+}
