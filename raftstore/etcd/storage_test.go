@@ -377,8 +377,10 @@ func TestApplySnapshotBootstrap(t *testing.T) {
 }
 
 // A snapshot of index 0 on a Storage that already holds a log (entries, or
-// a compaction point) is out of date, as MemoryStorage says: installing it
-// would drop entries that may be committed, leaving Commit past the log.
+// a compaction point) is out of date: installing it would drop entries that
+// may be committed, leaving Commit past the log. (MemoryStorage, whose
+// snapshot index is still 0, takes it and drops its entries; the Storage
+// already refuses any snapshot that would move its log backwards.)
 func TestApplySnapshotBootstrapOnALog(t *testing.T) {
 	boot := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{ConfState: &pb.ConfState{Voters: []uint64{1}}}}
 	cases := []struct {
