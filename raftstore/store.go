@@ -29,7 +29,9 @@ var (
 type Options struct {
 	// Log configures the journal holding the entries; nil means the
 	// defaults. Its FS is used for the stable log too. With NoSync set,
-	// StoreLogs syncs before it returns, as raft requires.
+	// StoreLogs syncs before it returns, as raft requires. Checkpoints
+	// and retention policies are refused (wal.ErrInvalidOptions): raft
+	// alone decides which entries go.
 	Log *wal.Options
 	// CompactAfter is how many stable records accumulate before the
 	// stable log is compacted into a checkpoint of the latest values;
@@ -271,6 +273,13 @@ func openLogs(dir string, opts *Options, name, other string) (*wal.Log, *stable,
 		// A checkpoint would bind the log to its snapshot's index, and
 		// raft must be able to restart an empty log anywhere.
 		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
+			wal.ErrInvalidOptions)
+	}
+	if r := lo.Retention; r.MaxAge > 0 || r.MaxBytes > 0 || r.ReleaseAcked {
+		// Retention would release entries raft never deleted: a
+		// Store's front would move on its own, and a Shared group's
+		// entries vanish from inside its range.
+		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Retention releases entries; raft deletes its own with DeleteRange",
 			wal.ErrInvalidOptions)
 	}
 	fsys := lo.FS

@@ -539,3 +539,28 @@ func testLargeStableValueSurvivesCompaction(t *testing.T, k kind) {
 		t.Fatalf("Get(big) after compaction and reopen = %d bytes, %v; want %d bytes", len(v), err, len(big))
 	}
 }
+
+// TestEntryLogRetentionRefused: a retention policy on the entry log would
+// release entries raft never deleted (a Store's FirstIndex moved on its
+// own; a Shared group's GetLog failed inside its range, and a reopen
+// replayed a cut log), so Open refuses it as it refuses checkpoints.
+func TestEntryLogRetentionRefused(t *testing.T) { forKinds(t, testEntryLogRetentionRefused) }
+
+func testEntryLogRetentionRefused(t *testing.T, k kind) {
+	policies := map[string]wal.RetentionOptions{
+		"MaxAge":       {MaxAge: time.Hour},
+		"MaxBytes":     {MaxBytes: 1 << 20},
+		"ReleaseAcked": {ReleaseAcked: true, Acked: func() (uint64, bool) { return 0, false }},
+	}
+	for name, r := range policies {
+		o := testOptions()
+		o.Log.Retention = r
+		s, err := k.open(t.TempDir(), o)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, wal.ErrInvalidOptions) {
+			t.Errorf("Open with Log.Retention.%s set: %v, want wal.ErrInvalidOptions", name, err)
+		}
+	}
+}
