@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 
 	"github.com/gojournal/journal/vfs"
@@ -154,4 +155,88 @@ func alone(ops []op) []sharedOp {
 		s[k] = sharedOp{1, o}
 	}
 	return s
+}
+
+// TestFullDiskRetried fails, in turn, each write, create, preallocate,
+// truncate and rename of the workloads with ENOSPC, once, and retries the
+// call that met it as raft does (a leader resends what a follower failed
+// to store). The retry must succeed, or fail as the store did (a failed
+// log stays failed): never find the failed call half done, as a
+// StoreLogs that failed yet stored its entries would (its retry gets
+// ErrNotContiguous, and raft's follower would be stuck). Reopened, the
+// store holds what the calls acknowledged.
+func TestFullDiskRetried(t *testing.T) {
+	cases := []struct {
+		name   string
+		open   opener
+		ops    []sharedOp
+		groups []uint64
+	}{
+		{"Store", openStoreOn, alone(raftLike(0)), []uint64{1}},
+		{"Shared/Interleaved", openSharedOn, interleave(), []uint64{1, 2}},
+		{"Shared/SegmentsReleased", openSharedOn, segmentsReleased(), []uint64{1, 2}},
+	}
+	kinds := []errorfs.Op{errorfs.OpWrite, errorfs.OpCreate, errorfs.OpPreallocate, errorfs.OpTruncate, errorfs.OpRename}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clean := errorfs.Wrap(crashfs.New())
+			if _, _, _, err := runUntilError(c.open, clean, c.ops, c.groups); err != nil {
+				t.Fatalf("the workload failed without an injected error: %v", err)
+			}
+			retried, failed := 0, 0
+			for _, kind := range kinds {
+				for k := 1; k <= clean.Count(kind); k++ {
+					disk := crashfs.New()
+					fsys := errorfs.Wrap(disk, errorfs.Rule{Op: kind, N: k, Err: syscall.ENOSPC})
+					acked, after, inFlight, err := runRetrying(c.open, fsys, c.ops, c.groups)
+					name := fmt.Sprintf("ENOSPC on %v #%d (during %s)", kind, k, inFlight)
+					switch {
+					case errors.Is(err, ErrNotContiguous):
+						t.Fatalf("%s: the retry found the failed call half done: %v", name, err)
+					case err != nil:
+						failed++
+					case fsys.Injected() > 0:
+						retried++
+					}
+					checkReopened(t, c.open, disk, c.groups, acked, after, name)
+				}
+			}
+			t.Logf("%d calls retried after ENOSPC, %d stores failed for good", retried, failed)
+		})
+	}
+}
+
+// runRetrying runs ops, retrying once a call that fails; it stops at a
+// call whose retry fails too. It returns the state acknowledged, the state
+// that call would have left (its outcome is unknown), its name and the
+// retry's error.
+func runRetrying(open opener, fsys vfs.FS, ops []sharedOp, groups []uint64) (acked, after groupsState, inFlight string, err error) {
+	acked = groupsState{}
+	for _, id := range groups {
+		acked[id] = newState()
+	}
+	group, closeStore, err := open(fsys)
+	if err != nil {
+		// A failed Open is retried as well.
+		if group, closeStore, err = open(fsys); err != nil {
+			return acked, acked, "Open", err
+		}
+	}
+	defer closeStore()
+	for _, o := range ops {
+		after, inFlight = acked.clone(), fmt.Sprintf("group %d: %s", o.group, o.name)
+		st := after[o.group]
+		o.apply(&st)
+		s, err := group(o.group)
+		if err != nil {
+			return acked, after, inFlight, err
+		}
+		if err := o.call(s); err != nil {
+			if err := o.call(s); err != nil {
+				return acked, after, inFlight, err
+			}
+		}
+		acked = after
+	}
+	return acked, acked, "nothing", nil
 }
