@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,19 +14,32 @@ const (
 	entryVersion = 1
 	entryHeader  = 3 // version 1 + type 1 + flags 1
 
-	flagAppendedAt = 1 // AppendedAt follows the term
+	flagAppendedAt = 1 // AppendedAt follows the term, in Unix nanoseconds
+	// flagWideTime: AppendedAt follows the term in Unix seconds and
+	// nanoseconds, for a time whose Unix nanoseconds overflow an int64
+	// (before 1678 or after 2262). Never set with flagAppendedAt.
+	flagWideTime = 2
 )
 
 // appendEntry appends the encoding of e to b.
 func appendEntry(b []byte, e *raft.Log) []byte {
+	at := e.AppendedAt
 	var flags byte
-	if !e.AppendedAt.IsZero() {
-		flags |= flagAppendedAt
+	switch {
+	case at.IsZero():
+	case time.Unix(0, at.UnixNano()).Equal(at):
+		flags = flagAppendedAt
+	default:
+		flags = flagWideTime
 	}
 	b = append(b, entryVersion, byte(e.Type), flags)
 	b = binary.AppendUvarint(b, e.Term)
-	if flags&flagAppendedAt != 0 {
-		b = binary.AppendVarint(b, e.AppendedAt.UnixNano())
+	switch flags {
+	case flagAppendedAt:
+		b = binary.AppendVarint(b, at.UnixNano())
+	case flagWideTime:
+		b = binary.AppendVarint(b, at.Unix())
+		b = binary.AppendUvarint(b, uint64(at.Nanosecond()))
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Extensions)))
 	b = append(b, e.Extensions...)
@@ -45,7 +59,7 @@ func decodeEntry(rec []byte, index uint64, e *raft.Log) error {
 		return bad(fmt.Sprintf("version %d, this build reads %d", rec[0], entryVersion))
 	}
 	flags := rec[2]
-	if flags&^flagAppendedAt != 0 {
+	if flags != 0 && flags != flagAppendedAt && flags != flagWideTime {
 		return bad(fmt.Sprintf("unknown flags %#x", flags))
 	}
 	*e = raft.Log{Index: index, Type: raft.LogType(rec[1])}
@@ -55,12 +69,9 @@ func decodeEntry(rec []byte, index uint64, e *raft.Log) error {
 		return bad("term")
 	}
 	p = p[n:]
-	if flags&flagAppendedAt != 0 {
-		var ns int64
-		if ns, n = binary.Varint(p); n <= 0 {
-			return bad("appended-at time")
-		}
-		e.AppendedAt, p = time.Unix(0, ns), p[n:]
+	var err error
+	if e.AppendedAt, p, err = decodeTime(p, flags); err != nil {
+		return bad(err.Error())
 	}
 	ext, n := binary.Uvarint(p)
 	if n <= 0 || ext > uint64(len(p)-n) {
@@ -74,6 +85,30 @@ func decodeEntry(rec []byte, index uint64, e *raft.Log) error {
 		e.Data = p
 	}
 	return nil
+}
+
+// decodeTime decodes the AppendedAt that flags say starts p (the zero
+// time when they say none does) and returns the rest of p.
+func decodeTime(p []byte, flags byte) (time.Time, []byte, error) {
+	switch flags {
+	case flagAppendedAt:
+		ns, n := binary.Varint(p)
+		if n <= 0 {
+			return time.Time{}, nil, errors.New("appended-at time")
+		}
+		return time.Unix(0, ns), p[n:], nil
+	case flagWideTime:
+		sec, n := binary.Varint(p)
+		if n <= 0 {
+			return time.Time{}, nil, errors.New("appended-at seconds")
+		}
+		ns, k := binary.Uvarint(p[n:])
+		if k <= 0 || ns >= 1e9 {
+			return time.Time{}, nil, errors.New("appended-at nanoseconds")
+		}
+		return time.Unix(sec, int64(ns)), p[n+k:], nil
+	}
+	return time.Time{}, p, nil
 }
 
 // On-disk layout of the shared log's records (see the package doc).

@@ -30,9 +30,12 @@
 //
 //	byte 0      version (1)
 //	byte 1      raft.LogType
-//	byte 2      flags: bit 0 set when AppendedAt is not the zero time
+//	byte 2      flags: 0 when AppendedAt is the zero time, 1 when its
+//	            Unix nanoseconds fit in an int64 (1678 to 2262), else 2
 //	uvarint     Term
-//	varint      AppendedAt as Unix nanoseconds (only with flag bit 0)
+//	varint      AppendedAt as Unix nanoseconds (only with flags 1), or
+//	varint      AppendedAt as Unix seconds, then a uvarint of its
+//	            nanoseconds, 0 to 999,999,999 (only with flags 2)
 //	uvarint     length of Extensions, then Extensions
 //	rest        Data
 //

@@ -104,7 +104,9 @@ func readSnapshot(r *bufio.Reader, into map[string][]byte) error {
 
 // maxChunk bounds a length read from a snapshot before it is allocated
 // (the snapshot's checksum was verified, but a length is never trusted).
-const maxChunk = 64 << 20
+// Every key and value came from one stable record, so none is larger than
+// a record; a tighter bound would refuse a snapshot of values Set took.
+const maxChunk = wal.MaxRecordSize
 
 func readChunk(r *bufio.Reader) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)

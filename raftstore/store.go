@@ -29,7 +29,9 @@ var (
 type Options struct {
 	// Log configures the journal holding the entries; nil means the
 	// defaults. Its FS is used for the stable log too. With NoSync set,
-	// StoreLogs syncs before it returns, as raft requires.
+	// StoreLogs syncs before it returns, as raft requires. Checkpoints
+	// and retention policies are refused (wal.ErrInvalidOptions): raft
+	// alone decides which entries go.
 	Log *wal.Options
 	// CompactAfter is how many stable records accumulate before the
 	// stable log is compacted into a checkpoint of the latest values;
@@ -212,28 +214,30 @@ func (s *Store) append() (uint64, error) {
 	return s.log.AppendBatch(s.recs)
 }
 
-// DeleteRange deletes the entries in [min, max]. It must be a prefix of
-// the log (raft compacting after a snapshot; a max past the end deletes
+// DeleteRange deletes the entries in [from, to]. It must be a prefix of
+// the log (raft compacting after a snapshot; a to past the end deletes
 // everything, and the next StoreLogs may start anywhere) or a suffix (a
 // conflicting tail); the part of the range outside the log is ignored.
 // Anything else returns ErrNotContiguous.
-func (s *Store) DeleteRange(min, max uint64) error {
-	if min > max {
+func (s *Store) DeleteRange(from, to uint64) error {
+	if from > to {
 		return nil
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	first, last := s.log.FirstIndex(), s.log.LastIndex()
 	switch {
-	case first > last || max < first || min > last:
+	case first > last || to < first || from > last:
 		return nil
-	case min <= first:
-		return s.log.TruncateFront(max + 1)
-	case max >= last:
-		return s.log.TruncateBack(min - 1)
+	case from <= first:
+		// Not to+1: it overflows for to = MaxUint64. An emptied log
+		// may restart anywhere, so stopping at last+1 loses nothing.
+		return s.log.TruncateFront(min(to, last) + 1)
+	case to >= last:
+		return s.log.TruncateBack(from - 1)
 	}
 	return fmt.Errorf("%w: DeleteRange(%d, %d) inside the log [%d, %d]: only a prefix or a suffix may be deleted",
-		ErrNotContiguous, min, max, first, last)
+		ErrNotContiguous, from, to, first, last)
 }
 
 // contiguous checks that the entries of one StoreLogs follow each other.
@@ -269,6 +273,13 @@ func openLogs(dir string, opts *Options, name, other string) (*wal.Log, *stable,
 		// A checkpoint would bind the log to its snapshot's index, and
 		// raft must be able to restart an empty log anywhere.
 		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Checkpoint.State is set; raft takes its own snapshots, the entry log none",
+			wal.ErrInvalidOptions)
+	}
+	if r := lo.Retention; r.MaxAge > 0 || r.MaxBytes > 0 || r.ReleaseAcked {
+		// Retention would release entries raft never deleted: a
+		// Store's front would move on its own, and a Shared group's
+		// entries vanish from inside its range.
+		return nil, nil, lo, fmt.Errorf("%w: raftstore: Log.Retention releases entries; raft deletes its own with DeleteRange",
 			wal.ErrInvalidOptions)
 	}
 	fsys := lo.FS

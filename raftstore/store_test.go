@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -314,6 +315,10 @@ func testDeleteRange(t *testing.T, k kind) {
 		{"SuffixPastTheEnd", 61, 500, 1, 60, nil},
 		{"Everything", 1, 100, 0, 0, nil},
 		{"EverythingAndBeyond", 1, 1000, 0, 0, nil},
+		// The widest range a caller can name: max+1 does not exist.
+		{"EverythingToMaxUint64", 1, math.MaxUint64, 0, 0, nil},
+		{"ZeroToMaxUint64", 0, math.MaxUint64, 0, 0, nil},
+		{"SuffixToMaxUint64", 61, math.MaxUint64, 1, 60, nil},
 		{"BeforeTheLog", 0, 0, 1, 100, nil},
 		{"AfterTheLog", 101, 200, 1, 100, nil},
 		{"EmptyRange", 50, 40, 1, 100, nil},
@@ -462,5 +467,100 @@ func testEntryLogCheckpointsRefused(t *testing.T, k kind) {
 		State: func() (uint64, func(io.Writer) error, error) { return 0, nil, nil }}
 	if _, err := k.open(t.TempDir(), o); !errors.Is(err, wal.ErrInvalidOptions) {
 		t.Fatalf("Open with background checkpoints of the entry log: %v, want wal.ErrInvalidOptions", err)
+	}
+}
+
+// TestAppendedAtRoundTrips: any AppendedAt comes back equal, also times
+// whose Unix nanoseconds do not fit in an int64 (before 1678 or after
+// 2262), and the nanosecond either side of those bounds.
+func TestAppendedAtRoundTrips(t *testing.T) { forKinds(t, testAppendedAtRoundTrips) }
+
+func testAppendedAtRoundTrips(t *testing.T, k kind) {
+	times := []time.Time{
+		time.Unix(0, 0), time.Unix(-1, 0), time.Unix(0, math.MaxInt64), time.Unix(0, math.MinInt64),
+		time.Unix(0, math.MaxInt64).Add(time.Nanosecond), time.Unix(0, math.MinInt64).Add(-time.Nanosecond),
+		time.Date(2500, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(1500, 6, 1, 0, 0, 0, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+	}
+	dir := t.TempDir()
+	o := testOptions()
+	s := k.openT(t, dir, o)
+	defer func() { s.Close() }()
+	check := func() {
+		t.Helper()
+		for i, tm := range times {
+			var got raft.Log
+			if err := s.GetLog(uint64(i+1), &got); err != nil {
+				t.Fatalf("GetLog(%d): %v", i+1, err)
+			}
+			if !got.AppendedAt.Equal(tm) || string(got.Data) != "x" {
+				t.Errorf("AppendedAt %v came back %v (data %q)", tm, got.AppendedAt, got.Data)
+			}
+		}
+	}
+	for i, tm := range times {
+		if err := s.StoreLog(&raft.Log{Index: uint64(i + 1), Term: 1, AppendedAt: tm, Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check()
+	s = k.reopen(t, s, dir, o)
+	check()
+}
+
+// TestLargeStableValueSurvivesCompaction: a value larger than 64 MiB, which
+// Set accepts, is read back after the stable log compacted it into a
+// checkpoint and the store reopened (the snapshot reader once refused
+// lengths over 64 MiB, and the store no longer opened).
+func TestLargeStableValueSurvivesCompaction(t *testing.T) {
+	forKinds(t, testLargeStableValueSurvivesCompaction)
+}
+
+func testLargeStableValueSurvivesCompaction(t *testing.T, k kind) {
+	dir := t.TempDir()
+	o := testOptions()
+	o.CompactAfter = 2
+	s := k.openT(t, dir, o)
+	defer func() { s.Close() }()
+	big := bytes.Repeat([]byte("0123456789abcdef"), (64<<20)/16+1)
+	if err := s.Set([]byte("big"), big); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := s.SetUint64([]byte("CurrentTerm"), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first := s.stableLog().FirstIndex(); first <= 2 {
+		t.Fatalf("stable log starts at %d: the big value was never compacted", first)
+	}
+	s = k.reopen(t, s, dir, o)
+	if v, err := s.Get([]byte("big")); err != nil || !bytes.Equal(v, big) {
+		t.Fatalf("Get(big) after compaction and reopen = %d bytes, %v; want %d bytes", len(v), err, len(big))
+	}
+}
+
+// TestEntryLogRetentionRefused: a retention policy on the entry log would
+// release entries raft never deleted (a Store's FirstIndex moved on its
+// own; a Shared group's GetLog failed inside its range, and a reopen
+// replayed a cut log), so Open refuses it as it refuses checkpoints.
+func TestEntryLogRetentionRefused(t *testing.T) { forKinds(t, testEntryLogRetentionRefused) }
+
+func testEntryLogRetentionRefused(t *testing.T, k kind) {
+	policies := map[string]wal.RetentionOptions{
+		"MaxAge":       {MaxAge: time.Hour},
+		"MaxBytes":     {MaxBytes: 1 << 20},
+		"ReleaseAcked": {ReleaseAcked: true, Acked: func() (uint64, bool) { return 0, false }},
+	}
+	for name, r := range policies {
+		o := testOptions()
+		o.Log.Retention = r
+		s, err := k.open(t.TempDir(), o)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, wal.ErrInvalidOptions) {
+			t.Errorf("Open with Log.Retention.%s set: %v, want wal.ErrInvalidOptions", name, err)
+		}
 	}
 }

@@ -376,6 +376,44 @@ func TestApplySnapshotBootstrap(t *testing.T) {
 	twice(t, s, func(s *Storage, when string) { wantLog(t, when, s, 0, 0, ents(1, 1, 1)) })
 }
 
+// A snapshot of index 0 on a Storage that already holds a log (entries, or
+// a compaction point) is out of date: installing it would drop entries that
+// may be committed, leaving Commit past the log. (MemoryStorage, whose
+// snapshot index is still 0, takes it and drops its entries; the Storage
+// already refuses any snapshot that would move its log backwards.)
+func TestApplySnapshotBootstrapOnALog(t *testing.T) {
+	boot := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{ConfState: &pb.ConfState{Voters: []uint64{1}}}}
+	cases := []struct {
+		name  string
+		setup func(t *testing.T) *Storage
+		index uint64 // compaction point
+		left  []*pb.Entry
+	}{
+		{"entries", func(t *testing.T) *Storage {
+			s := openT(t, t.TempDir(), nil)
+			t.Cleanup(func() { s.Close() })
+			must(t, s.Save(&pb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(2)}, ents(1, 1, 1)))
+			return s
+		}, 0, ents(1, 1, 1)},
+		{"compacted", func(t *testing.T) *Storage { return fixture(t, ents(4, 4, 5)...) }, 3, ents(4, 4, 5)},
+		{"compacted to the end", func(t *testing.T) *Storage { return fixture(t) }, 3, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := c.setup(t)
+			if err := s.ApplySnapshot(boot); !errors.Is(err, raft.ErrSnapOutOfDate) {
+				t.Fatalf("ApplySnapshot(index 0): %v, want ErrSnapOutOfDate", err)
+			}
+			twice(t, s, func(s *Storage, when string) {
+				wantLog(t, when, s, c.index, c.index, c.left)
+				if _, cs, _ := s.InitialState(); len(cs.GetVoters()) != 0 {
+					t.Fatalf("%s: ConfState %v after a refused snapshot", when, cs)
+				}
+			})
+		})
+	}
+}
+
 func TestHardState(t *testing.T) {
 	s := openT(t, t.TempDir(), nil)
 	defer func() { s.Close() }()

@@ -257,16 +257,25 @@ func (s *Storage) createSnapshot(i uint64, cs *pb.ConfState, data []byte) (*pb.S
 // at the snapshot's index + 1 with its term known, as MemoryStorage does.
 // It returns ErrSnapOutOfDate if snap is not newer than the current
 // snapshot, or (unlike MemoryStorage, which would move its log backwards)
-// not past the compaction point. The snapshot file is written first and
-// marked as installed: a crash later in ApplySnapshot is finished by Open.
+// not past the compaction point; one of index 0 (a bootstrap ConfState)
+// is taken only by a Storage holding no log yet. The snapshot file is
+// written first and marked as installed: a crash later in ApplySnapshot
+// is finished by Open.
 func (s *Storage) ApplySnapshot(snap *pb.Snapshot) error {
 	return s.do(func() error { return s.applySnapshot(pb.EnsureSnapshot(snap)) })
 }
 
 func (s *Storage) applySnapshot(snap *pb.Snapshot) error {
 	idx, cur := snap.GetMetadata().GetIndex(), s.snap.GetMetadata().GetIndex()
-	// A snapshot of index 0 carries only a ConfState (how etcd bootstraps).
-	if (cur != 0 && cur >= idx) || (idx != 0 && idx <= s.st.compactIndex) {
+	outOfDate := idx <= max(cur, s.st.compactIndex)
+	if idx == 0 {
+		// A snapshot of index 0 carries only a ConfState (how etcd
+		// bootstraps): only a Storage without a log may take it.
+		// Anywhere else, resetting to 0 would drop entries that may be
+		// committed, and leave Commit past the log.
+		outOfDate = cur != 0 || s.lastIndex() != 0
+	}
+	if outOfDate {
 		return raft.ErrSnapOutOfDate
 	}
 	if err := s.setSnap(snapApplied, snap); err != nil {

@@ -1,6 +1,9 @@
 // Package peerbench benchmarks raftstore beside hashicorp/raft-wal and
 // raft-boltdb/v2, through hashicorp/raft/bench and a few raft-shaped
-// cases of its own, in one run.
+// cases of its own, in one run. TestDifferentialAgainstBoltDB runs one
+// random sequence of raft's calls on raft-boltdb and on raftstore's Store
+// and Shared, comparing every answer (its seed is printed and replayed
+// with JOURNAL_SEED).
 //
 // It is a module of its own so that the peers' dependencies stay out of
 // raftstore's go.mod. raft-boltdb/v2 v2.3.1 imports
