@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,6 +41,39 @@ func TestReadOnlyWithAGarbledTailFile(t *testing.T) {
 			defer r.Close()
 			wantIndexes(t, readAll(t, r), indexes(1, 200))
 			must(t, r.Err())
+		})
+	}
+}
+
+// TestReaderWhoseRecordWasReplacedThenReleased: a Reader's current record
+// (10) is dropped by a TruncateBack, its index filled again, and then
+// released by a TruncateFront to just after it. The Reader's next record
+// (11) belongs to the new history, which does not contain the record it
+// returned: it must stop with ErrTruncated, not go on from 11 as if 10
+// had never been rolled back (it did, because its current record lies
+// below FirstIndex, where it was not compared). The same through a
+// read-only Log.
+func TestReaderWhoseRecordWasReplacedThenReleased(t *testing.T) {
+	for _, readOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("readOnly=%v", readOnly), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openT(t, dir, &Options{Logger: quiet})
+			defer l.Close()
+			appendN(t, l, 10)
+			from := l
+			if readOnly {
+				f, err := OpenReadOnly(dir, &Options{Logger: quiet})
+				must(t, err)
+				defer f.Close()
+				from = f
+			}
+			r := from.NewReader(1)
+			defer r.Close()
+			wantIndexes(t, readAll(t, r), indexes(1, 10))
+			must(t, l.TruncateBack(5))
+			appendN(t, l, 7) // 6..12 again
+			must(t, l.TruncateFront(11))
+			wantReaderErr(t, r, ErrTruncated, "record 10")
 		})
 	}
 }

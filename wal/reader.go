@@ -228,7 +228,7 @@ func (r *Reader) check(wait bool) (*readSpan, <-chan struct{}, error) {
 	if r.active != l.active {
 		// A rotation or a TruncateBack: the scanner may be reading what
 		// TruncateBack dropped, so it is repositioned either way.
-		if r.index != 0 && r.index >= l.first && (r.index > l.last || l.saltOf(r.index) != r.salt) {
+		if r.index != 0 && l.replaced(r.index, r.salt) {
 			return nil, nil, fmt.Errorf("%w: record %d (the log holds [%d, %d])",
 				ErrTruncated, r.index, l.first, l.last)
 		}
@@ -263,14 +263,40 @@ func (r *Reader) waitFor(wait bool) <-chan struct{} {
 	return l.moved
 }
 
-// saltOf returns the salt of the segment holding a record in
+// replaced reports whether the record at index that a Reader returned
+// from a segment with salt salt is no longer in the log's history: a
+// TruncateBack dropped it. A segment never changes the records it holds
+// (TruncateBack seals it anew before them, and the records after go to a
+// new segment, with a new salt), so the record is the same exactly when
+// the segment holding its index still has that salt. Below FirstIndex,
+// where TruncateFront released it, the segment holding the next record
+// tells, when it began at or before index: a Reader whose record was
+// replaced and then released must not go on into the new history (it
+// did). When that segment begins after index, nothing left in the log
+// tells; the record counts as kept. Called with mu held, index at least
+// FirstIndex-1 (a Reader further back has lost records: ErrCompacted).
+func (l *Log) replaced(index, salt uint64) bool {
+	if index > l.last {
+		return true
+	}
+	if index >= l.first {
+		return l.holder(index).Salt != salt
+	}
+	if l.first > l.last {
+		return false
+	}
+	h := l.holder(l.first)
+	return h.FirstIndex <= index && h.Salt != salt
+}
+
+// holder returns the header of the segment holding a record in
 // [first, last]. Called with mu held.
-func (l *Log) saltOf(index uint64) uint64 {
+func (l *Log) holder(index uint64) segment.Header {
 	if a := l.unsealed(index); a != nil {
-		return a.h.Salt
+		return a.h
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
-	return l.sealed[i].h.Salt
+	return l.sealed[i].h
 }
 
 func (r *Reader) take(f segment.Frame) bool {
