@@ -217,6 +217,8 @@ func TestReadersFollowTruncationsAndRewrites(t *testing.T) {
 	must(t, c.l.Load().Close())
 }
 
+// where describes the segment a Reader's current record came from and
+// the view it was read in, for failure messages.
 func where(r *Reader) string {
 	var seq uint64
 	if r.l.ro != nil {
@@ -224,5 +226,5 @@ func where(r *Reader) string {
 	}
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
-	return fmt.Sprintf("{%s salt %x off? active %p(first %d salt %x) view %d first %d last %d sealed %d}", r.path, r.salt, r.active, r.active.first(), r.active.h.Salt, seq, r.l.first, r.l.last, len(r.l.sealed))
+	return fmt.Sprintf("{%s salt %x active %p(first %d salt %x) view %d first %d last %d sealed %d}", r.path, r.salt, r.active, r.active.first(), r.active.h.Salt, seq, r.l.first, r.l.last, len(r.l.sealed))
 }

@@ -77,3 +77,28 @@ func TestReaderWhoseRecordWasReplacedThenReleased(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderWhoseRecordWasReplacedThenReleasedAtARotation: as above, but
+// the new history rotates right after the Reader's record, so the
+// segment holding the next record began after it and no segment left in
+// the log tells that the record was replaced. The writer's Log, which
+// saw the TruncateBack, must still stop its Reader with ErrTruncated.
+func TestReaderWhoseRecordWasReplacedThenReleasedAtARotation(t *testing.T) {
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	defer l.Close()
+	appendN(t, l, 10)
+	r := l.NewReader(1)
+	defer r.Close()
+	wantIndexes(t, readAll(t, r), indexes(1, 10))
+	must(t, l.TruncateBack(5))
+	big := make([]byte, MinSegmentSize/6)
+	for range 6 { // 6..11, 11 in a new segment
+		_, err := l.Append(big)
+		must(t, err)
+	}
+	if l.holder(11).FirstIndex != 11 {
+		t.Fatalf("record 11 is in the segment starting at %d; the test needs it to start one", l.holder(11).FirstIndex)
+	}
+	must(t, l.TruncateFront(11))
+	wantReaderErr(t, r, ErrTruncated, "record 10")
+}
