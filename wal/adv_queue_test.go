@@ -1,10 +1,16 @@
 package wal
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/errorfs"
+	"go.uber.org/goleak"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/recovery"
 )
@@ -101,4 +107,41 @@ func TestReaderWhoseRecordWasReplacedThenReleasedAtARotation(t *testing.T) {
 	}
 	must(t, l.TruncateFront(11))
 	wantReaderErr(t, r, ErrTruncated, "record 10")
+}
+
+// TestReaderWaitingWhenTheWriterFails: a Reader waiting at the end of the
+// log when an fdatasync fails (the log is then failed: no record will
+// come) returns promptly with the log's ErrFailed, as does one that
+// starts waiting afterwards; Close then leaves no goroutine behind.
+func TestReaderWaitingWhenTheWriterFails(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	efs := errorfs.Wrap(vfs.Default)
+	l := openT(t, t.TempDir(), &Options{FS: efs, Logger: quiet})
+	appendN(t, l, 3)
+	r := l.NewReader(0)
+	defer r.Close()
+	wantIndexes(t, readAll(t, r), indexes(1, 3))
+	done := make(chan bool, 1)
+	go func() { done <- r.NextContext(context.Background()) }()
+	time.Sleep(20 * time.Millisecond) // let it wait
+	efs.Add(errorfs.Rule{Op: errorfs.OpSync, Sticky: true})
+	if _, err := l.Append([]byte("lost")); err == nil {
+		t.Fatal("Append succeeded with every fdatasync failing")
+	}
+	select {
+	case ok := <-done:
+		if ok || !errors.Is(r.Err(), ErrFailed) {
+			t.Fatalf("waiting Reader: ok=%v, %v; want ErrFailed", ok, r.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Reader waiting at the end was not woken when the log failed")
+	}
+	late := l.NewReader(4)
+	defer late.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if late.NextContext(ctx) || !errors.Is(late.Err(), ErrFailed) {
+		t.Fatalf("a Reader waiting on a failed log: %v, want ErrFailed", late.Err())
+	}
+	l.Close()
 }
