@@ -73,7 +73,8 @@ import (
 //
 // How a reader treats it (ReadTail): a checksum that does not match is a
 // write in progress or a file garbled by a crash, and the reader reads it
-// again; no file means no writer has published (a log written by an
+// again, and when it stays so (a crash left it) treats it as absent until
+// a writer rewrites it; no file means no writer has published (a log written by an
 // earlier build, or never opened by one that publishes).
 const TailName = "journal.tail"
 
@@ -118,11 +119,13 @@ func (t Tail) Encode(dst []byte) []byte {
 }
 
 func decodeTail(b []byte, path string) (Tail, error) {
+	// The checksum first: bytes a crash garbled or zeroed (the magic
+	// included) are a torn file, not a file of another format.
 	switch {
-	case len(b) >= 8 && string(b[:8]) != tailMagic:
-		return Tail{}, fmt.Errorf("%w: %s is not a journal tail file", errs.ErrFormat, path)
 	case len(b) != tailSize || binary.LittleEndian.Uint64(b[56:]) != xxhash.Sum64(b[:56]):
 		return Tail{}, fmt.Errorf("%w: %s", ErrTailTorn, path)
+	case string(b[:8]) != tailMagic:
+		return Tail{}, fmt.Errorf("%w: %s is not a journal tail file", errs.ErrFormat, path)
 	}
 	if err := errs.CheckVersion("tail file", binary.LittleEndian.Uint32(b[8:]), []uint32{tailVersion}); err != nil {
 		return Tail{}, fmt.Errorf("%s: %w", path, err)

@@ -158,7 +158,10 @@ func OpenReadOnly(dir string, opts *Options) (*Log, error) {
 
 // readTail reads the tail file, again while it is being rewritten (its
 // checksum tells a read that raced the writer's pwrite). ok is
-// false when there is none.
+// false when there is none, and when it stays torn: a power loss left it
+// empty or garbled (it is never synced), and no writer has opened the log
+// since to rewrite it, so it is treated as absent and the view is the log
+// as Open would recover it.
 func (l *Log) readTail() (t recovery.Tail, ok bool, err error) {
 	ro := l.ro
 	if ro.tail == nil {
@@ -173,7 +176,7 @@ func (l *Log) readTail() (t recovery.Tail, ok bool, err error) {
 		}
 		time.Sleep(10 * time.Microsecond)
 	}
-	return t, false, err
+	return recovery.Tail{}, false, nil
 }
 
 // refresh brings a read-only Log's view up to what the tail file says,

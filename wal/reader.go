@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"os"
 	"sort"
 	"time"
@@ -46,8 +47,13 @@ import (
 //     after it.
 //   - TruncateBack dropped the current record (the last one Next
 //     returned), and perhaps some before it: ErrTruncated, naming the
-//     current record, even if its index was filled again since. Roll back
-//     to a record still in the log and start a new Reader after it.
+//     current record, even if its index was filled again since, and even
+//     if a TruncateFront then released it (the next record is of a
+//     history the Reader's record is not in). Roll back to a record still
+//     in the log and start a new Reader after it. A Reader of a read-only
+//     Log tells this from the segments left, so in that last case (the
+//     record replaced, then released) it can tell only when the segment
+//     holding the next record began at or before the current one.
 //   - TruncateBack dropped only records the Reader had yet to return: no
 //     error. It returns the records kept, then those appended afterwards.
 //
@@ -65,8 +71,11 @@ type Reader struct {
 	active *activeSegment
 	index  uint64
 	salt   uint64 // salt of the segment the current record came from
-	rec    []byte
-	err    error
+	// backs is how many TruncateBacks the Log had done when the current
+	// record was returned; atBacks, when check last looked.
+	backs, atBacks uint64
+	rec            []byte
+	err            error
 	// waitErr is why the last NextContext returned false without an
 	// error of the Reader's own: its context ended. Not sticky.
 	waitErr error
@@ -228,12 +237,13 @@ func (r *Reader) check(wait bool) (*readSpan, <-chan struct{}, error) {
 	if r.active != l.active {
 		// A rotation or a TruncateBack: the scanner may be reading what
 		// TruncateBack dropped, so it is repositioned either way.
-		if r.index != 0 && r.index >= l.first && (r.index > l.last || l.saltOf(r.index) != r.salt) {
+		if r.index != 0 && r.replaced() {
 			return nil, nil, fmt.Errorf("%w: record %d (the log holds [%d, %d])",
 				ErrTruncated, r.index, l.first, l.last)
 		}
 		r.sc, r.active = nil, l.active
 	}
+	r.atBacks = l.backs.n
 	if r.sc != nil && r.next < r.limit {
 		return nil, nil, nil
 	}
@@ -263,14 +273,92 @@ func (r *Reader) waitFor(wait bool) <-chan struct{} {
 	return l.moved
 }
 
-// saltOf returns the salt of the segment holding a record in
+// replaced reports whether a TruncateBack dropped the Reader's current
+// record. The writer's Log knows every TruncateBack since the record was
+// returned; a read-only Log compares segments (see Log.replaced). Called
+// with mu held.
+func (r *Reader) replaced() bool {
+	l := r.l
+	if l.ro == nil {
+		return l.backs.lowestSince(r.backs) < r.index
+	}
+	return l.replaced(r.index, r.salt)
+}
+
+// backMarks records the TruncateBacks of a Log open for writing (and the
+// restarts of an empty log below its end, which drop indexes as they
+// do), so that
+// a Reader can tell whether one dropped its current record, even after
+// its index was filled again and released by a TruncateFront (where no
+// segment is left to compare). It keeps just enough to answer
+// lowestSince: a mark (count, index) is dropped once a later TruncateBack
+// went at least as low, and of the marks below FirstIndex-1 (which drop
+// the current record of every Reader that has not lost records, whose
+// record is at least FirstIndex-1) only the latest is kept.
+type backMarks struct {
+	n     uint64 // TruncateBacks so far
+	marks []backMark
+}
+
+type backMark struct{ n, index uint64 }
+
+// add records the n+1st TruncateBack, to index, on a log starting at
+// first.
+func (b *backMarks) add(index, first uint64) {
+	b.n++
+	for len(b.marks) > 0 && b.marks[len(b.marks)-1].index >= index {
+		b.marks = b.marks[:len(b.marks)-1]
+	}
+	b.marks = append(b.marks, backMark{b.n, index})
+	for len(b.marks) > 1 && b.marks[1].index+1 < first {
+		b.marks = b.marks[1:]
+	}
+}
+
+// lowestSince returns the lowest index a TruncateBack after the first n
+// kept the log up to; MaxUint64 when there was none.
+func (b *backMarks) lowestSince(n uint64) uint64 {
+	i := sort.Search(len(b.marks), func(i int) bool { return b.marks[i].n > n })
+	if i == len(b.marks) {
+		return math.MaxUint64
+	}
+	return b.marks[i].index
+}
+
+// replaced reports whether the record at index that a Reader returned
+// from a segment with salt salt is no longer in the log's history: a
+// TruncateBack dropped it. A segment never changes the records it holds
+// (TruncateBack seals it anew before them, and the records after go to a
+// new segment, with a new salt), so the record is the same exactly when
+// the segment holding its index still has that salt. Below FirstIndex,
+// where TruncateFront released it, the segment holding the next record
+// tells, when it began at or before index: a Reader whose record was
+// replaced and then released must not go on into the new history (it
+// did). When that segment begins after index, nothing left in the log
+// tells; the record counts as kept. Called with mu held, index at least
+// FirstIndex-1 (a Reader further back has lost records: ErrCompacted).
+func (l *Log) replaced(index, salt uint64) bool {
+	if index > l.last {
+		return true
+	}
+	if index >= l.first {
+		return l.holder(index).Salt != salt
+	}
+	if l.first > l.last {
+		return false
+	}
+	h := l.holder(l.first)
+	return h.FirstIndex <= index && h.Salt != salt
+}
+
+// holder returns the header of the segment holding a record in
 // [first, last]. Called with mu held.
-func (l *Log) saltOf(index uint64) uint64 {
+func (l *Log) holder(index uint64) segment.Header {
 	if a := l.unsealed(index); a != nil {
-		return a.h.Salt
+		return a.h
 	}
 	i := sort.Search(len(l.sealed), func(i int) bool { return l.sealed[i].next() > index })
-	return l.sealed[i].h.Salt
+	return l.sealed[i].h
 }
 
 func (r *Reader) take(f segment.Frame) bool {
@@ -285,7 +373,7 @@ func (r *Reader) take(f segment.Frame) bool {
 	}
 	// Capped: an uncompressed record lies in the scanner's buffer, and a
 	// caller appending to it must not overwrite the frames after it.
-	r.index, r.salt, r.rec = r.next, r.h.Salt, rec[:len(rec):len(rec)]
+	r.index, r.salt, r.backs, r.rec = r.next, r.h.Salt, r.atBacks, rec[:len(rec):len(rec)]
 	r.next++
 	return true
 }

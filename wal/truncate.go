@@ -162,6 +162,9 @@ func (l *Log) restartAt(index uint64) error {
 	l.writtenWaiters()
 	l.meta, l.first, l.last, l.next = m, index, index-1, index
 	l.sealed, l.active = nil, next
+	// For Readers a restart drops every record from index on, as a
+	// TruncateBack to index-1 does: those indexes get other records.
+	l.backs.add(index-1, index)
 	// Readers learn that the records they had yet to return are gone,
 	// and followers in other processes see the new start.
 	l.setDurable(index - 1)
@@ -333,6 +336,7 @@ func (l *Log) TruncateBack(index uint64) error {
 		return err
 	}
 	l.cutWaiters(index, ErrTruncated)
+	l.backs.add(index, l.first)
 	m.BackPending = false
 	l.meta, l.last, l.next = m, index, index+1
 	l.sealed, l.active = kept, next

@@ -87,7 +87,10 @@ type Log struct {
 	// durable advances, a truncation or Close. A Reader waiting at the end
 	// of the log creates it; nil when nobody waits, so appends without
 	// waiting Readers allocate nothing.
-	moved  chan struct{}
+	moved chan struct{}
+	// backs tells this process's Readers which TruncateBacks came after
+	// the record they returned (see backMarks).
+	backs  backMarks
 	sealed []*sealedSegment
 	active *activeSegment
 	// sealing is the full segment a rotation is sealing in the background

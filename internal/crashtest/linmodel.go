@@ -195,8 +195,26 @@ func (s linState) truncateFront(index uint64) linState {
 		return s.dropFront(index)
 	}
 	s.recs, s.first, s.synced = "", index, min(s.synced, index-1)
+	return s.dropReturned(index - 1)
+}
+
+// dropReturned marks the record each Reader returned last as dropped when
+// it lies after index: a TruncateBack to index, or a restart at index+1,
+// took it out of the log's history. The Reader must stop with
+// ErrTruncated even once its index holds another record and that record
+// is released too.
+func (s linState) dropReturned(index uint64) linState {
+	for c, pos := range s.readers {
+		if pos != 0 && s.returned[c] != 0 && pos-1 > index {
+			s.returned[c] = droppedID
+		}
+	}
 	return s
 }
+
+// droppedID is returned[c] once a TruncateBack dropped that record: no
+// record has it, and it is not 0 (nothing returned).
+const droppedID = Garbage - 1
 
 // dropBack drops the records after index; the record at index now ends
 // what a crash may keep.
@@ -208,7 +226,7 @@ func (s linState) dropBack(index uint64) linState {
 		s.recs = string(b)
 	}
 	s.synced = min(s.synced, index)
-	return s
+	return s.dropReturned(index)
 }
 
 // LinModel is the sequential specification of a log opened with the given
@@ -388,7 +406,8 @@ func appendStep(s linState, in LinInput, out LinOutput, noSync bool) (linState, 
 // nextStep: a Reader returns the durable records in order from where it
 // stands, false at the end of those, ErrCompacted once records it has yet to return were
 // released, ErrTruncated once the record it returned last was dropped by
-// TruncateBack (replaced, or past the end); both are sticky.
+// TruncateBack (replaced, past the end, or replaced and then released);
+// both are sticky.
 func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 	c := in.Client
 	if in.Index != 0 { // NewReader(in.Index)
@@ -404,7 +423,7 @@ func nextStep(s linState, in LinInput, out LinOutput) (linState, bool) {
 		return stop(s.stopped[c])
 	case pos < s.first:
 		return stop(ErrKindCompacted)
-	case last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
+	case last == droppedID || last != 0 && pos-1 >= s.first && (pos-1 > s.last() || s.id(pos-1) != last):
 		return stop(ErrKindTruncated)
 	case pos > s.last() || (pos > s.synced && !out.More):
 		// Readers see durable records only: with NoSync, the log may end
