@@ -407,3 +407,44 @@ func regularFiles(t *testing.T, dir string) map[string]string {
 	}
 	return m
 }
+
+// TestVerifyMisnamedSegment: a sealed segment under another segment's name
+// (a copy an operator left beside the log, after its end or overlapping
+// it) is one damaged file: verify reports its header, and does not go on to
+// read its frames under the name's indexes, which made up a damage line per
+// record ("frame carries index 128, expected 100"), one whose reason was
+// "valid", and a record range ending where the copy's footer ends rather
+// than where the log does.
+func TestVerifyMisnamedSegment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   uint64 // the copy of segment 128 is named as if it started here
+	}{{"AfterTheEnd", 400}, {"Overlapping", 100}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := makeLog(t, 300)
+			b, err := os.ReadFile(seg(dir, 128))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, seg(dir, tc.at), b)
+			j := verifyJSON(t, 1, dir)
+			t.Logf("verify: %v", j)
+			if j["first_index"] != 1.0 || j["last_index"] != 300.0 {
+				t.Errorf("verify lists records [%v, %v], the log's segments hold [1, 300]", j["first_index"], j["last_index"])
+			}
+			damage, _ := j["damage"].([]any)
+			if len(damage) > 2 {
+				t.Errorf("verify reports %d damaged places for one misnamed file", len(damage))
+			}
+			for _, d := range damage {
+				m := d.(map[string]any)
+				if m["file"] != segment.Name(tc.at) || m["reason"] == "valid" {
+					t.Errorf("damage %v: want the misnamed file %s, with a reason", m, segment.Name(tc.at))
+				}
+			}
+			if o := openTimed(t, dir, true); !errors.Is(o.err, wal.ErrCorrupt) {
+				t.Errorf("Open: %v, want ErrCorrupt", o.err)
+			}
+		})
+	}
+}
