@@ -415,9 +415,12 @@ func (w *walker) judgeSegment(path string, i int, newest bool, first uint64) (se
 	if seg.Header.FirstIndex != seg.First {
 		w.damage(Damage{Kind: KindHeader, Path: path, Index: seg.First,
 			Reason: fmt.Sprintf("header names first index %d", seg.Header.FirstIndex)})
-		if w.stop() {
-			return seg, nil
-		}
+		// A file under another segment's name (a copy left beside the
+		// log): its frames and footer speak of other indexes, so judging
+		// them by its name would only report every record as damage, and
+		// its footer's end as the log's. Its Next stays unknown (0), so
+		// the segments around it are judged by their own names.
+		return seg, nil
 	}
 	j := &judge{w: w, h: h, seg: &seg, newest: newest, first: max(w.st.Meta.FirstIndex, 1)}
 	if newest && w.st.Meta.BackPending {
