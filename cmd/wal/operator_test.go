@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -446,5 +447,50 @@ func TestVerifyMisnamedSegment(t *testing.T) {
 				t.Errorf("Open: %v, want ErrCorrupt", o.err)
 			}
 		})
+	}
+}
+
+// TestJSONOnErrors: with --json, a command that ends in an error (exit 2)
+// still prints one JSON object on stdout, with status "error" and the
+// message naming the file, so a script that parses stdout never meets an
+// empty document; the message goes to stderr as well.
+func TestJSONOnErrors(t *testing.T) {
+	dir := makeLog(t, 10)
+	notDir := seg(dir, 1)
+	lockDir := makeLog(t, 10)
+	mkdir(t, filepath.Join(lockDir, wal.LockName))
+	held := makeLog(t, 10)
+	l, err := wal.Open(held, logOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, tc := range []struct {
+		args []string
+		file string // the path the message must name
+	}{
+		{[]string{"verify", "--json", notDir}, notDir},
+		{[]string{"info", "--json", filepath.Join(dir, "missing")}, filepath.Join(dir, "missing")},
+		{[]string{"verify", "--json", lockDir}, filepath.Join(lockDir, wal.LockName)},
+		{[]string{"recover", "--json", lockDir}, filepath.Join(lockDir, wal.LockName)},
+		{[]string{"recover", "--json", held}, held},
+		{[]string{"recover", "--salvage", "--dry-run", "--json", notDir}, notDir},
+	} {
+		r := walRunTimed(t, tc.args...)
+		if r.code != exitError {
+			t.Errorf("wal %s: exit %d, want 2\n%s%s", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr)
+			continue
+		}
+		var j struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+			t.Errorf("wal %s: stdout is not JSON (%v): %q", strings.Join(tc.args, " "), err, r.stdout)
+			continue
+		}
+		if j.Status != "error" || !strings.Contains(j.Error, tc.file) || !strings.Contains(r.stderr, j.Error) {
+			t.Errorf("wal %s: %+v, want status error naming %s (stderr %q)", strings.Join(tc.args, " "), j, tc.file, r.stderr)
+		}
 	}
 }
