@@ -494,3 +494,24 @@ func TestJSONOnErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncateRefusesADamagedLog: a cleanly closed log (with its manifest)
+// whose sealed segment was damaged since: verify and recover call it
+// damaged (exit 1), and truncate, whose help promises exit 1 for a log
+// Open refuses, must not go ahead and report success on it (a default
+// Open believes the manifest and opens no sealed segment). The directory
+// is left as it was.
+func TestTruncateRefusesADamagedLog(t *testing.T) {
+	for _, args := range [][]string{{"--front", "5"}, {"--back", "100"}} {
+		dir := makeLog(t, 300)
+		truncateFile(t, seg(dir, 128), 20)
+		want(t, exitDamage, "verify", dir)
+		want(t, exitDamage, "recover", "--dry-run", dir)
+		before := snapshotDir(t, dir)
+		r := want(t, exitDamage, append([]string{"truncate", dir}, args...)...)
+		if !strings.Contains(r.stderr, segment.Name(128)) || !strings.Contains(r.stderr, "wal recover --salvage") {
+			t.Errorf("truncate %v: the message names neither the file nor what to do: %s", args, r.stderr)
+		}
+		sameDir(t, dir, before)
+	}
+}
