@@ -515,3 +515,16 @@ func TestTruncateRefusesADamagedLog(t *testing.T) {
 		sameDir(t, dir, before)
 	}
 }
+
+// TestBenchRefusesRecordsTooLarge: `wal bench --size` beyond what a record
+// may hold is a usage error (exit 2) naming the limit; it made every writer
+// allocate a record of that size first, and a size in the hundreds of
+// gigabytes ended the process with a fatal out-of-memory error.
+func TestBenchRefusesRecordsTooLarge(t *testing.T) {
+	for _, size := range []string{strconv.Itoa(wal.MaxRecordSize + 1), "999999999999"} {
+		r := walRunTimed(t, "bench", "--dir", filepath.Join(t.TempDir(), "b"), "--duration", "10ms", "--writers", "1", "--size", size)
+		if r.code != exitError || !strings.Contains(r.stderr, strconv.Itoa(wal.MaxRecordSize)) {
+			t.Errorf("bench --size %s: exit %d, want 2 naming the limit %d:\n%s", size, r.code, wal.MaxRecordSize, r.stderr)
+		}
+	}
+}
