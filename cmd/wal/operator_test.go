@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,16 +92,6 @@ func openTimed(t *testing.T, dir string, verify bool) opened {
 type operatorCase struct {
 	name   string
 	damage func(t *testing.T, dir string)
-}
-
-// mkfifo replaces path by a named pipe: opening it for reading blocks
-// until a writer comes, which no writer ever will.
-func mkfifo(t *testing.T, path string) {
-	t.Helper()
-	os.Remove(path)
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
 }
 
 func mkdir(t *testing.T, path string) {
