@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gojournal/journal/vfs"
+	"golang.org/x/sys/unix"
 )
 
 // TestOpenFileRefusesAFIFO: a read-only open of a named pipe returns at
@@ -49,6 +50,11 @@ func TestOpenFileRefusesAFIFO(t *testing.T) {
 	f, err := vfs.Default.OpenFile(file, os.O_RDONLY, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Blocking, as os.NewFile expects of a regular file: openFile
+	// opened it with O_NONBLOCK, and must have cleared it.
+	if fl, err := unix.FcntlInt(f.(interface{ Fd() uintptr }).Fd(), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK != 0 {
+		t.Errorf("a regular file opened read-only: flags %#x, %v; want O_NONBLOCK cleared", fl, err)
 	}
 	buf := make([]byte, 5)
 	if _, err := f.ReadAt(buf, 0); err != nil || string(buf) != "hello" {

@@ -26,19 +26,20 @@ func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	// left under a name the log owns. O_NONBLOCK makes that open return
 	// at once; the check below then refuses the pipe. (It changes nothing
 	// for regular files, and is cleared before they are used.)
-	nonblock := flag&(unix.O_WRONLY|unix.O_RDWR) == 0
+	nonblock := flag&(unix.O_WRONLY|unix.O_RDWR|unix.O_NONBLOCK) == 0
+	oflag := flag
 	if nonblock {
-		flag |= unix.O_NONBLOCK
+		oflag |= unix.O_NONBLOCK
 	}
 	var fd int
 	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+		fd, err = unix.Open(name, oflag|unix.O_CLOEXEC, uint32(perm.Perm()))
 		return err
 	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	if err := usable(fd, nonblock); err != nil {
+	if err := usable(fd, nonblock, flag); err != nil {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
@@ -48,8 +49,10 @@ func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 // usable refuses a file that is neither a regular file nor a directory
 // (a FIFO, a socket, a device: never one journal wrote, and reads from
 // it may block or never end), and clears O_NONBLOCK if openFile set it,
-// so that os.NewFile sees the blocking descriptor it expects.
-func usable(fd int, nonblock bool) error {
+// so that os.NewFile sees the blocking descriptor it expects: F_SETFL
+// with the caller's flags (the kernel takes only the status flags from
+// them), one call where unix.SetNonblock makes two.
+func usable(fd int, nonblock bool, flag int) error {
 	var st unix.Stat_t
 	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
 		return err
@@ -60,7 +63,8 @@ func usable(fd int, nonblock bool) error {
 	if !nonblock {
 		return nil
 	}
-	return unix.SetNonblock(fd, false)
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag)
+	return err
 }
 
 // rename is rename(2), atomic on every POSIX file system.
