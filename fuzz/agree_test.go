@@ -365,6 +365,8 @@ func mutate(fsys *crashfs.FS, rng *rand.Rand) string {
 		g.Sync()
 		g.Close()
 		return "newer version in " + path.Base(victim)
+	case r < 15 && len(segs) > 0: // a copy of a segment under another segment's name
+		return copySegment(fsys, rng, segs)
 	default: // a foreign file under a segment name
 		first := uint64(1) + rng.Uint64N(200)
 		if len(segs) > 0 && rng.IntN(2) == 0 {
@@ -380,6 +382,35 @@ func mutate(fsys *crashfs.FS, rng *rand.Rand) string {
 		g.Close()
 		return "foreign file " + path.Base(p)
 	}
+}
+
+// copySegment writes a copy of a random segment under another name, before,
+// among or after the log's segments (an operator's stray copy): its header
+// and footer are valid, and name other indexes than its file name.
+func copySegment(fsys *crashfs.FS, rng *rand.Rand, segs []string) string {
+	src := segs[rng.IntN(len(segs))]
+	f, err := fsys.OpenFile(src, os.O_RDONLY, 0)
+	if err != nil {
+		return ""
+	}
+	size, _ := f.Size()
+	b := make([]byte, size)
+	f.ReadAt(b, 0)
+	f.Close()
+	first, _ := segment.ParseName(path.Base(src))
+	at := max(1, first+rng.Uint64N(400)-min(first-1, 200))
+	if at == first {
+		at++
+	}
+	dst := path.Join(crashtest.Dir, segment.Name(at))
+	g, err := fsys.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return ""
+	}
+	g.WriteAt(b, 0)
+	g.Sync()
+	g.Close()
+	return fmt.Sprintf("copy %s to %s", path.Base(src), path.Base(dst))
 }
 
 // judge checks Check against Open and salvage, each on its own copy of the

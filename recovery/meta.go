@@ -127,6 +127,11 @@ import (
 // above, so the example cannot drift from the code.
 const MetaName = "journal.meta"
 
+// LockName is the lock file the process that has a log open holds (package
+// wal re-exports it). The walk knows it only to check that it is a file:
+// its contents mean nothing.
+const LockName = "LOCK"
+
 // On-disk layout of the meta file; integers little-endian.
 const (
 	metaMagic   = "\x89JMET\r\n\x1a"

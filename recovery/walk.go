@@ -206,7 +206,14 @@ func (w *walker) list(dir string) ([]string, error) {
 	for _, name := range names {
 		switch _, seg := segment.ParseName(name); {
 		case strings.HasPrefix(name, vfs.TempPrefix):
+			if err := w.regular(dir, name); err != nil {
+				return nil, err
+			}
 			st.Temps = append(st.Temps, filepath.Join(dir, name))
+		case name == ManifestName || name == TailName || name == LockName:
+			if err := w.regular(dir, name); err != nil {
+				return nil, err
+			}
 		case seg:
 			paths = append(paths, prefix+name)
 		case name != MetaName && name != TailName && name != ManifestName:
@@ -244,6 +251,38 @@ func (w *walker) list(dir string) ([]string, error) {
 	st.Obsolete = append(st.Obsolete, paths[:keep]...)
 	w.trustedFrom = keep
 	return paths[keep:], nil
+}
+
+// regular fails unless dir/name, a file that Open removes (a temporary,
+// the manifest) or opens to write (the tail file, the lock file), is a
+// regular file (or a symlink to one): Open cannot remove a directory that
+// holds files, nor lock or write one, and would fail where `wal verify`
+// judged the log healthy, so the walk refuses it, for both alike. The file is
+// not journal's, and may matter to someone: the operator moves it away.
+// A Stat that fails (the name gone since the listing) is no objection.
+func (w *walker) regular(dir, name string) error {
+	path := filepath.Join(dir, name)
+	fi, err := w.fs.Stat(path)
+	if err != nil || fi.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("journal: %s is %s, not a file journal wrote: Open refuses to use or remove it; "+
+		"move it out of the log directory: %w", path, kindOf(fi.Mode()), vfs.ErrNotRegular)
+}
+
+// kindOf names a kind of file that is not a regular file.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // manifest returns the manifest if the walk may trust it and it matches
@@ -376,9 +415,12 @@ func (w *walker) judgeSegment(path string, i int, newest bool, first uint64) (se
 	if seg.Header.FirstIndex != seg.First {
 		w.damage(Damage{Kind: KindHeader, Path: path, Index: seg.First,
 			Reason: fmt.Sprintf("header names first index %d", seg.Header.FirstIndex)})
-		if w.stop() {
-			return seg, nil
-		}
+		// A file under another segment's name (a copy left beside the
+		// log): its frames and footer speak of other indexes, so judging
+		// them by its name would only report every record as damage, and
+		// its footer's end as the log's. Its Next stays unknown (0), so
+		// the segments around it are judged by their own names.
+		return seg, nil
 	}
 	j := &judge{w: w, h: h, seg: &seg, newest: newest, first: max(w.st.Meta.FirstIndex, 1)}
 	if newest && w.st.Meta.BackPending {

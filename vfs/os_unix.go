@@ -21,15 +21,50 @@ func newFile(f *os.File) File { return osFile{f} }
 // segment of the log, so these add up. Reads and writes are the same
 // blocking pread and pwrite either way.
 func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	// A read-only open of a FIFO blocks until a writer comes, which no
+	// writer ever will: Open and `wal verify` would hang on a named pipe
+	// left under a name the log owns. O_NONBLOCK makes that open return
+	// at once; the check below then refuses the pipe. (It changes nothing
+	// for regular files, and is cleared before they are used.)
+	nonblock := flag&(unix.O_WRONLY|unix.O_RDWR|unix.O_NONBLOCK) == 0
+	oflag := flag
+	if nonblock {
+		oflag |= unix.O_NONBLOCK
+	}
 	var fd int
 	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
+		fd, err = unix.Open(name, oflag|unix.O_CLOEXEC, uint32(perm.Perm()))
 		return err
 	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
+	if err := usable(fd, nonblock, flag); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
 	return os.NewFile(uintptr(fd), name), nil
+}
+
+// usable refuses a file that is neither a regular file nor a directory
+// (a FIFO, a socket, a device: never one journal wrote, and reads from
+// it may block or never end), and clears O_NONBLOCK if openFile set it,
+// so that os.NewFile sees the blocking descriptor it expects: F_SETFL
+// with the caller's flags (the kernel takes only the status flags from
+// them), one call where unix.SetNonblock makes two.
+func usable(fd int, nonblock bool, flag int) error {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return err
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
+		return ErrNotRegular
+	}
+	if !nonblock {
+		return nil
+	}
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag)
+	return err
 }
 
 // rename is rename(2), atomic on every POSIX file system.

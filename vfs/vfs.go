@@ -34,6 +34,12 @@ import (
 // another) already holds the lock.
 var ErrLocked = errors.New("vfs: already locked by another process or Log")
 
+// ErrNotRegular is returned (inside an *fs.PathError) by the operating
+// system's OpenFile on Unix for a file that is neither a regular file nor
+// a directory: a FIFO, socket or device never holds a log's data, and
+// opening or reading one may block forever.
+var ErrNotRegular = errors.New("vfs: not a regular file")
+
 // File is an open file. Its methods are safe for concurrent use as far as the
 // underlying positional I/O is (ReadAt and WriteAt at distinct ranges).
 type File interface {

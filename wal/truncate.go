@@ -25,6 +25,8 @@ import (
 // may lie before the end it had. Once a checkpoint exists, the log must
 // continue it: index may not exceed the snapshot's index plus one
 // (ErrOutOfRange), so a log with a checkpoint never skips indexes.
+// Nor may index exceed 2^63 (ErrOutOfRange): the indexes above are left
+// to appends, which can then never run out of them.
 // The truncation is durable when TruncateFront returns; after a crash the
 // log is either as before or as after it, NoSync or not (with NoSync the
 // records kept are synced first). Segments holding only dropped records
@@ -53,6 +55,13 @@ func (l *Log) TruncateFront(index uint64) error {
 // committed finishes its release even if Close began meanwhile (Close
 // waits for opMu, so the files are still open). Called with opMu and mu
 // held.
+// maxFirstIndex is the highest index TruncateFront may start a log at:
+// an index must stay below math.MaxUint64 so that the one after the last
+// record exists (the next index wrapped to 0 after an append at
+// math.MaxUint64), and 2^63 leaves appends more indexes than they could
+// ever use.
+const maxFirstIndex = 1 << 63
+
 func (l *Log) truncateFront(index uint64) error {
 	// A segment a rotation is sealing joins the sealed ones (and may be
 	// released) once the rotation ends.
@@ -62,7 +71,7 @@ func (l *Log) truncateFront(index uint64) error {
 	if l.err != nil {
 		return l.err
 	}
-	if index == 0 || (index < l.first && !l.movable()) {
+	if index == 0 || index > maxFirstIndex || (index < l.first && !l.movable()) {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
 	}
 	if l.snapshot != 0 && index > l.snapshot+1 {

@@ -43,7 +43,7 @@ import (
 )
 
 // LockName is the lock file Open creates in the log directory.
-const LockName = "LOCK"
+const LockName = recovery.LockName
 
 // maxSpare is the largest write buffer kept for reuse; a larger one (left by
 // a huge record) is dropped so memory does not stay high.

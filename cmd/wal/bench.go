@@ -50,6 +50,11 @@ Exit codes: 0 done, 2 usage or I/O error.`,
 			if o.writers < 1 || o.size < 0 || o.duration <= 0 {
 				return fail("--writers must be at least 1, --size at least 0 and --duration positive")
 			}
+			// Each writer allocates its record before the first append:
+			// a size no record may have would only exhaust memory.
+			if o.size > wal.MaxRecordSize {
+				return fail("--size %d is larger than a record may be (wal.MaxRecordSize, %d bytes)", o.size, wal.MaxRecordSize)
+			}
 			return bench(cmd.OutOrStdout(), o)
 		},
 	}

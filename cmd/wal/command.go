@@ -108,9 +108,29 @@ func execute(root *command, cmds []*command, args []string, out io.Writer) error
 		if err := c.Args(c, rest); err != nil {
 			return err
 		}
-		return c.RunE(c, rest)
+		err = c.RunE(c, rest)
+		c.jsonError(err)
+		return err
 	}
 	return fmt.Errorf("unknown command %q", name)
+}
+
+// jsonError prints a command's error (exit code 2) as a JSON object on
+// stdout when --json was given, so that a script reading the report
+// always gets one document: {"status": "error", "error": "..."}. The
+// message goes to stderr as well, as for every error.
+func (c *command) jsonError(err error) {
+	var e *exit
+	if !errors.As(err, &e) || e.code != exitError || e.err == nil {
+		return
+	}
+	if f := c.Flags().Lookup("json"); f == nil || f.Value.String() != "true" {
+		return
+	}
+	writeJSON(c.out, struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}{"error", e.err.Error()})
 }
 
 func printRootHelp(root *command, cmds []*command, out io.Writer) {

@@ -22,6 +22,10 @@
 //	   or left damaged (recover), or a record lost (demo)
 //	2  usage error, I/O error, or the directory is locked by another process
 //
+// With --json (verify, info, recover), stdout always holds one JSON
+// document: the report, or, for an error ending in exit code 2,
+// {"status": "error", "error": "..."} (the message goes to stderr too).
+//
 // The read-only commands (verify, info, dump, checkpoint) never take the
 // directory lock and open every file read-only, so they work on a log that a
 // running process has open and on a read-only file system. They read the
@@ -106,7 +110,8 @@ work on a log another process has open, or on a read-only file system.
 recover and truncate change the log and need it to themselves.
 
 Exit codes: 0 ok, 1 damage found (or records given up by recover),
-2 usage or I/O error, or the directory is locked.`,
+2 usage or I/O error, or the directory is locked. With --json, an error
+(exit 2) is printed on stdout too, as {"status": "error", "error": "..."}.`,
 	Example: `  wal verify /var/lib/myapp/wal
   wal recover --dry-run /var/lib/myapp/wal`,
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gojournal/journal/checkpoint"
+	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/wal"
 )
@@ -87,7 +88,20 @@ func openLog(dir string, segSize int64) (*wal.Log, error) {
 	// Warnings and failures only: the commands report what they did
 	// themselves.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	l, err := wal.Open(dir, &wal.Options{SegmentSize: segSize, Logger: logger})
+	// Judged first as recover judges it, without the clean-close manifest
+	// (read-only; Open then takes the lock): a default Open believes the
+	// manifest and opens no sealed segment, so it would change a log whose
+	// sealed segments were damaged since Close, which verify and recover
+	// call damaged.
+	st, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
+	if err == nil {
+		st.Close()
+	}
+	var l *wal.Log
+	if err == nil || !(errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrFormat)) {
+		// Other errors are Open's to report, with the lock's first.
+		l, err = wal.Open(dir, &wal.Options{SegmentSize: segSize, Logger: logger})
+	}
 	switch {
 	case errors.Is(err, wal.ErrLocked):
 		return nil, fail("%s is locked: a process (the application, or another wal command) has the log open; stop it first", dir)
