@@ -88,7 +88,8 @@ func (t *throttle) Write(p []byte) (int, error) {
 // for a checkpoint in flight, so the snapshot rule is checked against the
 // snapshot that exists when each commits. Close cancels a checkpoint
 // still writing its snapshot: its writes fail with ErrClosed, and the
-// previous snapshot stays. A checkpoint whose snapshot is written when
+// previous snapshot stays (also if write ignores that error and returns
+// nil: Checkpoint then returns ErrClosed). A checkpoint whose snapshot is written when
 // Close begins completes (commit and release) before Close goes on, and
 // returns nil. If the rename or the directory
 // sync that commits the snapshot fails, which snapshot is durable is
@@ -127,11 +128,17 @@ func (l *Log) checkpoint(index uint64, write func(w io.Writer) error) (committed
 	rate := cmp.Or(l.opts.Checkpoint.MaxRate, DefaultCheckpointRate)
 	watch := &commitWatch{FS: l.fs}
 	err := checkpoint.Write(watch, l.dir, index, opts, func(w io.Writer) error {
-		w = &cancellable{w: w, closing: &l.closing}
+		c := &cancellable{w: w, closing: &l.closing}
+		w = c
 		if rate > 0 {
 			w = &throttle{w: w, rate: rate, start: time.Now()}
 		}
-		return write(w)
+		if err := write(w); err != nil {
+			return err
+		}
+		// A write that ignored the cancellation returned nil with part of
+		// the state: the snapshot must not commit.
+		return c.err
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -184,15 +191,21 @@ func (c *commitWatch) Rename(oldname, newname string) error {
 
 // cancellable fails writes once Close has begun, so that Close need not
 // wait for a long snapshot and never releases the directory while one is
-// being written.
+// being written. The failure sticks in err, which the checkpoint checks
+// once write returns: the writes it refused never reached the snapshot
+// file, so the snapshot package cannot see that they were lost.
 type cancellable struct {
 	w       io.Writer
 	closing *atomic.Bool
+	err     error
 }
 
 func (c *cancellable) Write(p []byte) (int, error) {
-	if c.closing.Load() {
-		return 0, ErrClosed
+	if c.err == nil && c.closing.Load() {
+		c.err = ErrClosed
+	}
+	if c.err != nil {
+		return 0, c.err
 	}
 	return c.w.Write(p)
 }
