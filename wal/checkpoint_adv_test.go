@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gojournal/journal/vfs"
 )
 
 // TestCancelledCheckpointNotCommittedWhenWriteIgnoresErrors: Close cancels
@@ -72,4 +75,50 @@ func TestCancelledCheckpointNotCommittedWhenWriteIgnoresErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPanickingCheckpointWriteLeavesTheLogUsable: a state writer that
+// panics midway (a bug in the database's encoder) must not leave the log
+// locked, a temporary file behind, or a snapshot committed: the panic
+// reaches the caller, and the log goes on as if the checkpoint had not
+// been tried.
+func TestPanickingCheckpointWriteLeavesTheLogUsable(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{Logger: quiet})
+	appendN(t, l, 10)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the state writer's panic did not reach the Checkpoint caller")
+			}
+		}()
+		l.Checkpoint(8, func(w io.Writer) error {
+			io.WriteString(w, "half a state")
+			panic("encoder bug")
+		})
+	}()
+	within(t, 5*time.Second, "calls after a panicking checkpoint", func() {
+		appendN(t, l, 1)
+		if err := l.TruncateBack(10); err != nil {
+			t.Errorf("TruncateBack after a panicking checkpoint: %v", err)
+		}
+		if _, _, err := l.Snapshot(); !errors.Is(err, ErrNoSnapshot) {
+			t.Errorf("Snapshot after a panicking checkpoint: %v, want ErrNoSnapshot", err)
+		}
+		if err := l.Checkpoint(9, writeState(9)); err != nil {
+			t.Errorf("Checkpoint after a panicking one: %v", err)
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if leftovers := listDir(t, dir); slices.ContainsFunc(leftovers, func(n string) bool { return strings.HasPrefix(n, vfs.TempPrefix) }) {
+		t.Fatalf("the panicking checkpoint left a temporary file: %v", leftovers)
+	}
+	l = openT(t, dir, &Options{Logger: quiet})
+	defer l.Close()
+	if index, state := readSnapshot(t, l); index != 9 || state != stateOf(9) {
+		t.Fatalf("snapshot after reopening: %d, %q; want 9, %q", index, state, stateOf(9))
+	}
+	checkRange(t, l, 10, 10)
 }
