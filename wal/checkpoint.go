@@ -54,19 +54,26 @@ type CheckpointOptions struct {
 const DefaultCheckpointRate = 128 << 20
 
 // throttle passes writes through at no more than rate bytes per second.
+// It stops holding a write back once closing is set: a single large
+// Write may owe seconds or hours of sleep, which Close must not wait for.
 type throttle struct {
-	w     io.Writer
-	rate  int64
-	start time.Time
-	n     int64
+	w       io.Writer
+	rate    int64
+	start   time.Time
+	n       int64
+	closing *atomic.Bool
 }
+
+// throttleTick bounds each sleep of a throttle, and so how long Close
+// waits for one to notice it.
+const throttleTick = 10 * time.Millisecond
 
 func (t *throttle) Write(p []byte) (int, error) {
 	n, err := t.w.Write(p)
 	t.n += int64(n)
 	due := time.Duration(float64(t.n) / float64(t.rate) * float64(time.Second))
-	if ahead := due - time.Since(t.start); ahead > time.Millisecond {
-		time.Sleep(ahead)
+	for ahead := due - time.Since(t.start); ahead > time.Millisecond && !t.closing.Load(); ahead = due - time.Since(t.start) {
+		time.Sleep(min(ahead, throttleTick))
 	}
 	return n, err
 }
@@ -128,12 +135,11 @@ func (l *Log) checkpoint(index uint64, write func(w io.Writer) error) (committed
 	rate := cmp.Or(l.opts.Checkpoint.MaxRate, DefaultCheckpointRate)
 	watch := &commitWatch{FS: l.fs}
 	err := checkpoint.Write(watch, l.dir, index, opts, func(w io.Writer) error {
-		c := &cancellable{w: w, closing: &l.closing}
-		w = c
 		if rate > 0 {
-			w = &throttle{w: w, rate: rate, start: time.Now()}
+			w = &throttle{w: w, rate: rate, start: time.Now(), closing: &l.closing}
 		}
-		if err := write(w); err != nil {
+		c := &cancellable{w: w, closing: &l.closing}
+		if err := write(c); err != nil {
 			return err
 		}
 		// A write that ignored the cancellation returned nil with part of
@@ -207,7 +213,14 @@ func (c *cancellable) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	return c.w.Write(p)
+	n, err := c.w.Write(p)
+	if err == nil && c.closing.Load() {
+		// Close began during the write (a throttle holding it back
+		// stops at once): cancelled all the same.
+		c.err = ErrClosed
+		return n, c.err
+	}
+	return n, err
 }
 
 // Snapshot opens the latest snapshot: the index of the last record it

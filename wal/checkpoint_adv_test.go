@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,4 +122,50 @@ func TestPanickingCheckpointWriteLeavesTheLogUsable(t *testing.T) {
 		t.Fatalf("snapshot after reopening: %d, %q; want 9, %q", index, state, stateOf(9))
 	}
 	checkRange(t, l, 10, 10)
+}
+
+// TestCloseCancelsAThrottledCheckpoint: Close cancels a checkpoint still
+// writing its snapshot, also one that MaxRate holds back: a state writer
+// that hands over a large buffer in one Write (an encoded state, say) must
+// not keep Close waiting for as long as the throttle would take to pass it
+// (here 16 s).
+func TestCloseCancelsAThrottledCheckpoint(t *testing.T) {
+	for _, background := range []bool{false, true} {
+		t.Run(fmt.Sprintf("background=%v", background), func(t *testing.T) {
+			writing := make(chan struct{})
+			var once sync.Once
+			state := func(w io.Writer) error {
+				once.Do(func() { close(writing) })
+				_, err := w.Write(make([]byte, 1<<20))
+				return err
+			}
+			o := &Options{Logger: quiet, Checkpoint: CheckpointOptions{MaxRate: 64 << 10}}
+			if background {
+				o.Checkpoint.EveryInterval = time.Millisecond
+				o.Checkpoint.State = func() (uint64, func(io.Writer) error, error) { return 1, state, nil }
+			}
+			dir := t.TempDir()
+			l := openT(t, dir, o)
+			appendN(t, l, 1)
+			ckpt := make(chan error, 1)
+			if !background {
+				go func() { ckpt <- l.Checkpoint(1, state) }()
+			}
+			<-writing
+			start := time.Now()
+			within(t, 20*time.Second, "Close beside a throttled checkpoint", func() {
+				if err := l.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("Close took %v beside a checkpoint the throttle holds back: it did not cancel it", took)
+			}
+			if !background {
+				if err := <-ckpt; !errors.Is(err, ErrClosed) {
+					t.Fatalf("the checkpoint Close cancelled: %v, want ErrClosed", err)
+				}
+			}
+		})
+	}
 }
