@@ -161,7 +161,7 @@ func (l *Log) checkpoint(index uint64, write func(w io.Writer) error) (committed
 	}
 	// Even if Close began since the snapshot was written: the snapshot is
 	// committed, so the checkpoint happened and must not report ErrClosed.
-	return true, l.truncateFront(index + 1)
+	return true, l.truncateFront(index+1, true)
 }
 
 // checkpointable checks that a checkpoint at index may start and makes the
