@@ -39,7 +39,10 @@ type CheckpointOptions struct {
 	// last record the state includes and a function that streams it. It
 	// runs on the checkpoint goroutine while appends go on, so it must take
 	// a consistent view (a copy, a copy-on-write tree, a read transaction);
-	// write may run after State returns.
+	// write may run after State returns. There is no checkpoint, and no
+	// error, when the index is 0 (the state covers no record yet) or the
+	// snapshot already covers it; State is not called while the snapshot
+	// covers every record of the log.
 	State func() (index uint64, write func(w io.Writer) error, err error)
 	// OnError, if set, is called with every background checkpoint error
 	// (they are also logged and kept for CheckpointErr). It runs on the
@@ -253,13 +256,31 @@ func (l *Log) startCheckpointer() {
 	l.ckpt.start(l, o.EveryInterval, l.checkpointNow, o.OnError)
 }
 
-// checkpointNow runs one background checkpoint.
+// checkpointNow runs one background checkpoint, unless there is nothing
+// to checkpoint: then it does not rewrite the snapshot (an interval would
+// otherwise write the whole state out again and again while the database
+// is idle) nor report a failure (a state covering no record is no error).
 func (l *Log) checkpointNow() error {
-	index, write, err := l.opts.Checkpoint.State()
-	if err == nil {
-		err = l.Checkpoint(index, write)
+	if l.covered(0) {
+		return nil // State is not even asked: it may copy a large state
 	}
-	return err
+	index, write, err := l.opts.Checkpoint.State()
+	if err != nil || index == 0 || l.covered(index) {
+		return err
+	}
+	return l.Checkpoint(index, write)
+}
+
+// covered reports whether the snapshot holds the state as of index (or,
+// for index 0, every record of the log) with nothing left to release: a
+// checkpoint at index would change nothing.
+func (l *Log) covered(index uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if index == 0 {
+		index = l.last
+	}
+	return index <= l.snapshot && l.first > index
 }
 
 // noteAppended counts bytes toward the next background checkpoint. Called

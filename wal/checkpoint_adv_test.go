@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,4 +169,56 @@ func TestCloseCancelsAThrottledCheckpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntervalCheckpointsOfAnIdleDatabase: with EveryInterval, a database
+// whose state covers no record yet (a new log, or applies not caught up)
+// has nothing to checkpoint, and one whose snapshot already covers its
+// state has nothing new: neither is a failure (reported to OnError, which
+// may close the log), and neither rewrites the snapshot every interval
+// (a large state written out again and again while nothing changes).
+func TestIntervalCheckpointsOfAnIdleDatabase(t *testing.T) {
+	var applied atomic.Uint64 // the index the state covers
+	var writes atomic.Int64   // snapshots streamed
+	errs := make(chan error, 100)
+	o := &Options{Logger: quiet, Checkpoint: CheckpointOptions{
+		EveryInterval: time.Millisecond,
+		State: func() (uint64, func(io.Writer) error, error) {
+			i := applied.Load()
+			return i, func(w io.Writer) error {
+				writes.Add(1)
+				return writeState(i)(w)
+			}, nil
+		},
+		OnError: func(err error) { errs <- err },
+	}}
+	dir := t.TempDir()
+	l := openT(t, dir, o)
+	defer l.Close()
+	idle := func(what string) {
+		t.Helper()
+		before := writes.Load()
+		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-errs:
+			t.Fatalf("%s: a background checkpoint failed: %v", what, err)
+		default:
+		}
+		if err := l.CheckpointErr(); err != nil {
+			t.Fatalf("%s: CheckpointErr: %v", what, err)
+		}
+		if n := writes.Load() - before; n > 0 {
+			t.Fatalf("%s: %d snapshots written while the state did not change", what, n)
+		}
+	}
+	idle("a new log")
+	appendN(t, l, 5)
+	idle("records not applied yet")
+	applied.Store(5)
+	within(t, 5*time.Second, "a background checkpoint of the state", func() {
+		for l.FirstIndex() != 6 {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	idle("the snapshot covers the state")
 }
