@@ -55,10 +55,12 @@ func (l *Log) AppendApply(data []byte, apply func(index uint64)) (uint64, error)
 // under the contract of AppendApply: the batch takes one turn in index
 // order and its apply runs if and only if AppendBatchApply returns nil.
 // An empty batch appends nothing and apply is not called. If a
-// TruncateBack drops some of the batch's records before apply starts,
-// apply is skipped (ErrTruncated), though the records it kept stay in the
-// log: like every TruncateBack of records a state machine may have seen,
-// the caller rebuilds its state from the log.
+// truncation drops some of the batch's records before apply starts, apply
+// is skipped (ErrTruncated), though the records it kept stay in the log:
+// after a TruncateBack, like every TruncateBack of records a state machine
+// may have seen, the caller rebuilds its state from the log; after a
+// TruncateFront or a checkpoint, from the snapshot that covers the cut and
+// the log after it.
 func (l *Log) AppendBatchApply(records [][]byte, apply func(first uint64)) (uint64, error) {
 	return l.appendBatch(records, apply)
 }
