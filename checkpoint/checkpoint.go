@@ -12,6 +12,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -265,6 +266,15 @@ func open(fsys vfs.FS, dir string) (*reader, error) {
 // the contents' checksum.
 func openChecked(fsys vfs.FS, dir string) (vfs.File, string, Header, uint64, error) {
 	path := filepath.Join(dir, FileName)
+	if fi, err := fsys.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// A directory (or device, or socket) is no snapshot: a foreign
+		// file, not an I/O error a caller might retry.
+		what := "not a regular file"
+		if fi.IsDir() {
+			what = "a directory"
+		}
+		return nil, path, Header{}, 0, fmt.Errorf("journal: %s: %w: not a snapshot (%s)", path, errs.ErrFormat, what)
+	}
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, path, Header{}, 0, fmt.Errorf("%w in %s", ErrNoSnapshot, dir)

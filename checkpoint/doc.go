@@ -49,8 +49,9 @@
 // A snapshot file is valid when all of the following hold, checked in this
 // order; the error says which failed.
 //
-//  1. It starts with the magic (else ErrFormat: a foreign file;
-//     but ErrCorrupt if it still ends with the end magic).
+//  1. It is a regular file that starts with the magic (else ErrFormat:
+//     a foreign file, or a directory under the snapshot's name; but
+//     ErrCorrupt if it still ends with the end magic).
 //  2. Its version is 1 (else ErrFormat: a newer format). Magic and
 //     version keep their offsets in every version.
 //  3. It is at least 64 bytes long and ends with the end magic (else

@@ -23,10 +23,14 @@ import "sync"
 //   - Exactly when acknowledged: apply runs if and only if AppendApply
 //     returns nil. It is skipped, and AppendApply returns the error, when
 //     the append fails (the log failed or was closed before the record was
-//     durable), when a TruncateBack drops the record before its apply
-//     starts (ErrTruncated), or when a TruncateBack that may have dropped
-//     it fails (ErrFailed). A skipped apply never holds up later ones:
-//     they run as soon as the applies before them have. A record dropped
+//     durable), when a TruncateBack, a TruncateFront or a Checkpoint's
+//     release drops the record before its apply starts (ErrTruncated; a
+//     prefix is dropped because a snapshot holds the state up to it, and
+//     applying the record on that state would apply it twice), or when
+//     such a truncation that may have dropped it fails (ErrFailed).
+//     Retention releasing it does not skip its apply. A skipped apply
+//     never holds up later ones: they run as soon as the applies before
+//     them have. A record dropped
 //     by a TruncateBack after its apply started stays applied, as a record
 //     Append acknowledged stays acknowledged; undoing it is the caller's.
 //     Records appended after a TruncateBack reuse the indexes it dropped,
@@ -51,10 +55,12 @@ func (l *Log) AppendApply(data []byte, apply func(index uint64)) (uint64, error)
 // under the contract of AppendApply: the batch takes one turn in index
 // order and its apply runs if and only if AppendBatchApply returns nil.
 // An empty batch appends nothing and apply is not called. If a
-// TruncateBack drops some of the batch's records before apply starts,
-// apply is skipped (ErrTruncated), though the records it kept stay in the
-// log: like every TruncateBack of records a state machine may have seen,
-// the caller rebuilds its state from the log.
+// truncation drops some of the batch's records before apply starts, apply
+// is skipped (ErrTruncated), though the records it kept stay in the log:
+// after a TruncateBack, like every TruncateBack of records a state machine
+// may have seen, the caller rebuilds its state from the log; after a
+// TruncateFront or a checkpoint, from the snapshot that covers the cut and
+// the log after it.
 func (l *Log) AppendBatchApply(records [][]byte, apply func(first uint64)) (uint64, error) {
 	return l.appendBatch(records, apply)
 }

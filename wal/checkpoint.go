@@ -39,7 +39,10 @@ type CheckpointOptions struct {
 	// last record the state includes and a function that streams it. It
 	// runs on the checkpoint goroutine while appends go on, so it must take
 	// a consistent view (a copy, a copy-on-write tree, a read transaction);
-	// write may run after State returns.
+	// write may run after State returns. There is no checkpoint, and no
+	// error, when the index is 0 (the state covers no record yet) or the
+	// snapshot already covers it; State is not called while the snapshot
+	// covers every record of the log.
 	State func() (index uint64, write func(w io.Writer) error, err error)
 	// OnError, if set, is called with every background checkpoint error
 	// (they are also logged and kept for CheckpointErr). It runs on the
@@ -54,19 +57,26 @@ type CheckpointOptions struct {
 const DefaultCheckpointRate = 128 << 20
 
 // throttle passes writes through at no more than rate bytes per second.
+// It stops holding a write back once closing is set: a single large
+// Write may owe seconds or hours of sleep, which Close must not wait for.
 type throttle struct {
-	w     io.Writer
-	rate  int64
-	start time.Time
-	n     int64
+	w       io.Writer
+	rate    int64
+	start   time.Time
+	n       int64
+	closing *atomic.Bool
 }
+
+// throttleTick bounds each sleep of a throttle, and so how long Close
+// waits for one to notice it.
+const throttleTick = 10 * time.Millisecond
 
 func (t *throttle) Write(p []byte) (int, error) {
 	n, err := t.w.Write(p)
 	t.n += int64(n)
 	due := time.Duration(float64(t.n) / float64(t.rate) * float64(time.Second))
-	if ahead := due - time.Since(t.start); ahead > time.Millisecond {
-		time.Sleep(ahead)
+	for ahead := due - time.Since(t.start); ahead > time.Millisecond && !t.closing.Load(); ahead = due - time.Since(t.start) {
+		time.Sleep(min(ahead, throttleTick))
 	}
 	return n, err
 }
@@ -88,7 +98,8 @@ func (t *throttle) Write(p []byte) (int, error) {
 // for a checkpoint in flight, so the snapshot rule is checked against the
 // snapshot that exists when each commits. Close cancels a checkpoint
 // still writing its snapshot: its writes fail with ErrClosed, and the
-// previous snapshot stays. A checkpoint whose snapshot is written when
+// previous snapshot stays (also if write ignores that error and returns
+// nil: Checkpoint then returns ErrClosed). A checkpoint whose snapshot is written when
 // Close begins completes (commit and release) before Close goes on, and
 // returns nil. If the rename or the directory
 // sync that commits the snapshot fails, which snapshot is durable is
@@ -127,11 +138,16 @@ func (l *Log) checkpoint(index uint64, write func(w io.Writer) error) (committed
 	rate := cmp.Or(l.opts.Checkpoint.MaxRate, DefaultCheckpointRate)
 	watch := &commitWatch{FS: l.fs}
 	err := checkpoint.Write(watch, l.dir, index, opts, func(w io.Writer) error {
-		w = &cancellable{w: w, closing: &l.closing}
 		if rate > 0 {
-			w = &throttle{w: w, rate: rate, start: time.Now()}
+			w = &throttle{w: w, rate: rate, start: time.Now(), closing: &l.closing}
 		}
-		return write(w)
+		c := &cancellable{w: w, closing: &l.closing}
+		if err := write(c); err != nil {
+			return err
+		}
+		// A write that ignored the cancellation returned nil with part of
+		// the state: the snapshot must not commit.
+		return c.err
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -148,7 +164,7 @@ func (l *Log) checkpoint(index uint64, write func(w io.Writer) error) (committed
 	}
 	// Even if Close began since the snapshot was written: the snapshot is
 	// committed, so the checkpoint happened and must not report ErrClosed.
-	return true, l.truncateFront(index + 1)
+	return true, l.truncateFront(index+1, true)
 }
 
 // checkpointable checks that a checkpoint at index may start and makes the
@@ -184,17 +200,30 @@ func (c *commitWatch) Rename(oldname, newname string) error {
 
 // cancellable fails writes once Close has begun, so that Close need not
 // wait for a long snapshot and never releases the directory while one is
-// being written.
+// being written. The failure sticks in err, which the checkpoint checks
+// once write returns: the writes it refused never reached the snapshot
+// file, so the snapshot package cannot see that they were lost.
 type cancellable struct {
 	w       io.Writer
 	closing *atomic.Bool
+	err     error
 }
 
 func (c *cancellable) Write(p []byte) (int, error) {
-	if c.closing.Load() {
-		return 0, ErrClosed
+	if c.err == nil && c.closing.Load() {
+		c.err = ErrClosed
 	}
-	return c.w.Write(p)
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	if err == nil && c.closing.Load() {
+		// Close began during the write (a throttle holding it back
+		// stops at once): cancelled all the same.
+		c.err = ErrClosed
+		return n, c.err
+	}
+	return n, err
 }
 
 // Snapshot opens the latest snapshot: the index of the last record it
@@ -227,13 +256,31 @@ func (l *Log) startCheckpointer() {
 	l.ckpt.start(l, o.EveryInterval, l.checkpointNow, o.OnError)
 }
 
-// checkpointNow runs one background checkpoint.
+// checkpointNow runs one background checkpoint, unless there is nothing
+// to checkpoint: then it does not rewrite the snapshot (an interval would
+// otherwise write the whole state out again and again while the database
+// is idle) nor report a failure (a state covering no record is no error).
 func (l *Log) checkpointNow() error {
-	index, write, err := l.opts.Checkpoint.State()
-	if err == nil {
-		err = l.Checkpoint(index, write)
+	if l.covered(0) {
+		return nil // State is not even asked: it may copy a large state
 	}
-	return err
+	index, write, err := l.opts.Checkpoint.State()
+	if err != nil || index == 0 || l.covered(index) {
+		return err
+	}
+	return l.Checkpoint(index, write)
+}
+
+// covered reports whether the snapshot holds the state as of index (or,
+// for index 0, every record of the log) with nothing left to release: a
+// checkpoint at index would change nothing.
+func (l *Log) covered(index uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if index == 0 {
+		index = l.last
+	}
+	return index <= l.snapshot && l.first > index
 }
 
 // noteAppended counts bytes toward the next background checkpoint. Called

@@ -418,6 +418,8 @@ func TestCloseFromOnError(t *testing.T) {
 		},
 	}}
 	l = openT(t, dir, o)
+	// A record to checkpoint: State is not asked while there is none.
+	appendN(t, l, 1)
 	close(opened)
 	within(t, 10*time.Second, "Close called from OnError", func() {
 		if err := <-closed; err != nil {

@@ -189,7 +189,7 @@ func (l *Log) release(to uint64, segments int, bytes int64) (bool, error) {
 	if to <= l.first || to > l.last+1 {
 		return false, nil
 	}
-	if err := l.truncateFront(to); err != nil {
+	if err := l.truncateFront(to, false); err != nil {
 		return false, fmt.Errorf("journal: retention: %w", err)
 	}
 	l.metrics.RetentionSegments += uint64(segments)

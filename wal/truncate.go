@@ -33,6 +33,11 @@ import (
 // are deleted; past the end, every segment is, and appends continue in a
 // fresh one (see recovery.MetaName for the commit protocol).
 //
+// An AppendApply or AppendBatchApply whose records it drops (any of them)
+// before their apply starts skips the apply and returns ErrTruncated (the
+// failure, if a failed TruncateFront may have dropped them), as after a
+// TruncateBack; so does Checkpoint's release. Retention does not skip them.
+//
 // Appends go on while it runs (except past the end, where they wait, and
 // those already given indexes are written first and then dropped); it
 // waits for a Checkpoint or TruncateBack in flight. On a full disk it gives back the active segment's
@@ -46,15 +51,9 @@ func (l *Log) TruncateFront(index uint64) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	return l.truncateFront(index)
+	return l.truncateFront(index, true)
 }
 
-// truncateFront is TruncateFront once the log was found usable. It does
-// not stop appends: the meta file it commits says nothing about the end
-// of the log. It does not check for Close: a Checkpoint whose snapshot is
-// committed finishes its release even if Close began meanwhile (Close
-// waits for opMu, so the files are still open). Called with opMu and mu
-// held.
 // maxFirstIndex is the highest index TruncateFront may start a log at:
 // an index must stay below math.MaxUint64 so that the one after the last
 // record exists (the next index wrapped to 0 after an append at
@@ -62,7 +61,15 @@ func (l *Log) TruncateFront(index uint64) error {
 // ever use.
 const maxFirstIndex = 1 << 63
 
-func (l *Log) truncateFront(index uint64) error {
+// truncateFront is TruncateFront once the log was found usable. It does
+// not stop appends: the meta file it commits says nothing about the end
+// of the log. It does not check for Close: a Checkpoint whose snapshot is
+// committed finishes its release even if Close began meanwhile (Close
+// waits for opMu, so the files are still open). With skipApplies, the
+// applies waiting for their turn whose records it drops are skipped (see
+// cutTurnsBefore); retention, which releases records on its own account,
+// leaves them to run. Called with opMu and mu held.
+func (l *Log) truncateFront(index uint64, skipApplies bool) error {
 	// A segment a rotation is sealing joins the sealed ones (and may be
 	// released) once the rotation ends.
 	for l.sealing != nil && l.err == nil {
@@ -82,7 +89,7 @@ func (l *Log) truncateFront(index uint64) error {
 		return nil
 	}
 	if index > l.last+1 || index < l.first {
-		return l.restart(index)
+		return l.restart(index, skipApplies)
 	}
 	// The records kept (up to index-1 at least) must be durable before
 	// the meta file says the log starts at index, or a power loss could
@@ -95,9 +102,15 @@ func (l *Log) truncateFront(index uint64) error {
 	m := l.meta
 	m.FirstIndex = index
 	if err := l.commitFront(m); err != nil {
+		if l.err != nil && skipApplies {
+			l.cutTurnsBefore(index, err) // the records' fate is unknown
+		}
 		return err
 	}
 	l.meta, l.first = m, index
+	if skipApplies {
+		l.cutTurnsBefore(index, nil)
+	}
 	l.wakeReaders() // those it overtook learn it now
 	l.publish()     // and those in other processes
 	k := 0
@@ -118,6 +131,28 @@ func (l *Log) truncateFront(index uint64) error {
 	return nil
 }
 
+// cutTurnsBefore skips the applies still waiting for their turn whose
+// records a TruncateFront to index dropped (some or all of them): their
+// calls return ErrTruncated, as after a TruncateBack, or failed, the
+// failure of a TruncateFront that may have dropped them. The database
+// dropped the prefix because its state is kept elsewhere (a snapshot,
+// perhaps installed from another replica), so applying such a record would
+// apply it twice, or on a state that never had the records before it. An
+// apply already running stays applied. Called with mu held.
+func (l *Log) cutTurnsBefore(index uint64, failed error) {
+	for t := l.turns; t != nil; t = t.next {
+		if t.first >= index || t.err != nil {
+			continue
+		}
+		t.err = failed
+		if failed == nil {
+			t.err = fmt.Errorf("%w: records [%d, %d] appended, then TruncateFront(%d) dropped records before %d",
+				ErrTruncated, t.first, t.last, index, index)
+		}
+		t.ready.Signal()
+	}
+}
+
 // movable reports whether the log may restart below its first index: it
 // is empty and has no checkpoint to continue. Called with mu held.
 func (l *Log) movable() bool { return l.first > l.last && l.snapshot == 0 }
@@ -126,16 +161,16 @@ func (l *Log) movable() bool { return l.first > l.last && l.snapshot == 0 }
 // appends off; those given indexes before are written first, and if they
 // made the log reach index, or made it non-empty when index lies below
 // its start, the call is judged again on the range they left.
-func (l *Log) restart(index uint64) error {
+func (l *Log) restart(index uint64, skipApplies bool) error {
 	if err := l.exclusive(false); err != nil {
 		return err
 	}
 	if index <= l.last+1 && (index >= l.first || !l.movable()) {
 		l.endExclusive()
-		return l.truncateFront(index)
+		return l.truncateFront(index, skipApplies)
 	}
 	defer l.endExclusive()
-	return l.restartAt(index)
+	return l.restartAt(index, skipApplies)
 }
 
 // restartAt empties the log so that it continues at index, past its end.
@@ -143,7 +178,7 @@ func (l *Log) restart(index uint64) error {
 // every segment while the flag is set (see recovery.MetaName). Called with
 // opMu and mu held and the log busy (exclusive), everything pending
 // written.
-func (l *Log) restartAt(index uint64) error {
+func (l *Log) restartAt(index uint64, skipApplies bool) error {
 	m := l.meta
 	m.FirstIndex, m.EmptyPending = index, true
 	watch := &commitWatch{FS: l.fs}
@@ -155,7 +190,15 @@ func (l *Log) restartAt(index uint64) error {
 			// Nothing committed: the log is as it was, and usable.
 			return fmt.Errorf("journal: TruncateFront(%d): %w", index, err)
 		}
-		return l.fail(err)
+		err = l.fail(err)
+		if skipApplies {
+			l.cutTurnsBefore(index, err) // the records' fate is unknown
+		}
+		return err
+	}
+	if skipApplies {
+		// Committed: every record is dropped, whatever happens next.
+		l.cutTurnsBefore(index, nil)
 	}
 	l.mu.Unlock()
 	l.filesMu.Lock()
