@@ -14,7 +14,8 @@ import (
 )
 
 // TruncateFront drops the records before index: afterwards FirstIndex() is
-// index. Any index >= FirstIndex is allowed. LastIndex+1 empties the log,
+// index. Any index >= FirstIndex is allowed, up to MaxIndex
+// (ErrOutOfRange past it). LastIndex+1 empties the log,
 // and the next Append continues from LastIndex+1. An index past that
 // empties the log too, and the next Append gets index: an empty log may
 // start anywhere, as a replicated log must once it installs a snapshot
@@ -62,7 +63,7 @@ func (l *Log) truncateFront(index uint64) error {
 	if l.err != nil {
 		return l.err
 	}
-	if index == 0 || (index < l.first && !l.movable()) {
+	if index == 0 || index > MaxIndex || (index < l.first && !l.movable()) {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
 	}
 	if l.snapshot != 0 && index > l.snapshot+1 {

@@ -1,0 +1,67 @@
+package wal
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+// This file attacks the public API from outside, as a careless caller
+// would: indexes at the ends of the uint64 range, calls after Close,
+// options out of range. Each refusal must be a sentinel error and leave
+// the log as it was.
+
+// The index space ends: the largest index a record may take is
+// MaxUint64-1, so that the index after it (the next one to assign, which
+// Open computes from the last record) is still a uint64. A TruncateFront
+// or an append that would go past it is refused with ErrOutOfRange and
+// changes nothing; before the fix TruncateFront(MaxUint64) was accepted,
+// the second Append then returned index 0 with a nil error, a Reader
+// returned the last record forever, and the directory no longer opened.
+func TestIndexSpaceEnds(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{Logger: quiet})
+	appendN(t, l, 2)
+	if err := l.TruncateFront(math.MaxUint64); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TruncateFront(MaxUint64): %v, want ErrOutOfRange", err)
+	}
+	checkRange(t, l, 1, 2)
+	const last = math.MaxUint64 - 1
+	if err := l.TruncateFront(last - 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendBatch([][]byte{record(last - 2), record(last - 1), record(last), record(last + 1)}); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("AppendBatch past the last index: %v, want ErrOutOfRange", err)
+	}
+	checkRange(t, l, last-2, last-3)
+	if i, err := l.AppendBatch([][]byte{record(last - 2), record(last - 1)}); err != nil || i != last-2 {
+		t.Fatalf("AppendBatch = %d, %v; want %d", i, err, uint64(last-2))
+	}
+	appendN(t, l, 1)
+	for _, app := range []func() (uint64, error){
+		func() (uint64, error) { return l.Append(nil) },
+		func() (uint64, error) { return l.AppendBatch([][]byte{nil}) },
+		func() (uint64, error) { return l.AppendApply(nil, func(uint64) {}) },
+		func() (uint64, error) { return l.AppendBatchApply([][]byte{nil}, func(uint64) {}) },
+	} {
+		if i, err := app(); !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("append after index %d = %d, %v; want ErrOutOfRange", uint64(last), i, err)
+		}
+	}
+	checkRange(t, l, last-2, last)
+	r := l.NewReader(0)
+	n := 0
+	for ; n < 4 && r.Next(); n++ {
+	}
+	if n != 3 || r.Err() != nil || r.Index() != last {
+		t.Fatalf("a Reader returned %d records up to %d (%v), want 3 up to %d", n, r.Index(), r.Err(), uint64(last))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, &Options{Logger: quiet})
+	checkRange(t, l, last-2, last)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
