@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"io"
 	"math"
 	"testing"
 )
@@ -61,6 +62,21 @@ func TestIndexSpaceEnds(t *testing.T) {
 	}
 	l = openT(t, dir, &Options{Logger: quiet})
 	checkRange(t, l, last-2, last)
+	// A checkpoint of the last record releases every record, which
+	// takes TruncateFront to MaxIndex+1: allowed there, and appends
+	// are still refused.
+	if err := l.Checkpoint(last, func(io.Writer) error { return nil }); err != nil {
+		t.Fatalf("Checkpoint(%d): %v", uint64(last), err)
+	}
+	checkRange(t, l, last+1, last)
+	if _, err := l.Append(nil); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Append after a checkpoint of index %d: %v, want ErrOutOfRange", uint64(last), err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, &Options{Logger: quiet})
+	checkRange(t, l, last+1, last)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

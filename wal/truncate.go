@@ -15,7 +15,7 @@ import (
 
 // TruncateFront drops the records before index: afterwards FirstIndex() is
 // index. Any index >= FirstIndex is allowed, up to MaxIndex
-// (ErrOutOfRange past it). LastIndex+1 empties the log,
+// (ErrOutOfRange past it, unless it is LastIndex+1). LastIndex+1 empties the log,
 // and the next Append continues from LastIndex+1. An index past that
 // empties the log too, and the next Append gets index: an empty log may
 // start anywhere, as a replicated log must once it installs a snapshot
@@ -63,7 +63,9 @@ func (l *Log) truncateFront(index uint64) error {
 	if l.err != nil {
 		return l.err
 	}
-	if index == 0 || index > MaxIndex || (index < l.first && !l.movable()) {
+	// Past MaxIndex only to release a log that reached it (a checkpoint
+	// of its last record): no append could follow a start there.
+	if index == 0 || (index > MaxIndex && l.last < MaxIndex) || (index < l.first && !l.movable()) {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
 	}
 	if l.snapshot != 0 && index > l.snapshot+1 {
