@@ -5,6 +5,9 @@ import (
 	"io"
 	"math"
 	"testing"
+	"time"
+
+	"github.com/gojournal/journal/internal/apitest"
 )
 
 // This file attacks the public API from outside, as a careless caller
@@ -79,5 +82,57 @@ func TestIndexSpaceEnds(t *testing.T) {
 	checkRange(t, l, last+1, last)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// noErrClosed are the methods of a closed Log whose error result reports
+// something else than the call: the last background failure.
+var noErrClosed = map[string]bool{"CheckpointErr": true, "RetentionErr": true}
+
+// Every exported method of a closed Log and of its Readers, found by
+// reflection so that a method added later is covered too, returns without
+// panicking or hanging, every error it returns is ErrClosed (the Reader's
+// own Close aside), and nothing in the directory changes.
+func TestEveryMethodAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{Logger: quiet, SegmentSize: MinSegmentSize})
+	appendN(t, l, 3)
+	if err := l.Checkpoint(2, func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	mid := l.NewReader(0) // a Reader part way through when the log closes
+	if !mid.Next() {
+		t.Fatal(mid.Err())
+	}
+	fresh := l.NewReader(0)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	for _, c := range apitest.CallAll(t, l, 10*time.Second) {
+		switch {
+		case c.Panic != nil:
+			t.Errorf("Log.%v", c)
+		case c.HasErr && !noErrClosed[c.Name] && !errors.Is(c.Err, ErrClosed):
+			t.Errorf("Log.%v, want ErrClosed", c)
+		}
+	}
+	for _, r := range []*Reader{mid, fresh, l.NewReader(4)} {
+		for _, c := range apitest.CallAll(t, r, 10*time.Second) {
+			switch {
+			case c.Panic != nil:
+				t.Errorf("Reader.%v", c)
+			case c.HasErr && c.Name != "Close" && !errors.Is(c.Err, ErrClosed):
+				t.Errorf("Reader.%v, want ErrClosed", c)
+			}
+		}
+		if r.Next() || !errors.Is(r.Err(), ErrClosed) {
+			t.Errorf("Reader.Next after Close and the Reader's Close: %v, want ErrClosed", r.Err())
+		}
+	}
+	sameSnapshot(t, dir, before)
+	if f, g := l.FirstIndex(), l.LastIndex(); f != 3 || g != 5 {
+		t.Errorf("a closed log reports [%d, %d], want [3, 5] as Close left it", f, g)
 	}
 }
