@@ -39,6 +39,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gojournal/journal/wal"
 )
@@ -107,6 +108,9 @@ type Store struct {
 	gate sync.RWMutex
 	mu   sync.Mutex // guards pos
 	pos  map[string]uint64
+	// closed is set by Close, so that an Ack or Delete with nothing to
+	// write still tells its caller that the store is closed.
+	closed atomic.Bool
 }
 
 // Open opens the store in dir, creating it if needed, and loads the
@@ -167,8 +171,12 @@ func (s *Store) load() error {
 }
 
 // Close closes the store's log. Acks in flight either complete or return
-// wal.ErrClosed.
-func (s *Store) Close() error { return s.log.Close() }
+// wal.ErrClosed; every Ack, Delete and Compact after it returns
+// wal.ErrClosed, even one that would have nothing to write.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.log.Close()
+}
 
 // Ack records that consumer name has processed every record up to index
 // and returns once that is durable. Positions are monotonic: when index
@@ -176,7 +184,7 @@ func (s *Store) Close() error { return s.log.Close() }
 // nil. Concurrent Acks (of one consumer or many) are group-committed; the
 // position after them is the highest acknowledged.
 func (s *Store) Ack(name string, index uint64) error {
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	if cur, ok := s.Position(name); ok && index <= cur {
@@ -207,7 +215,7 @@ func advance(pos map[string]uint64, name string, index uint64) {
 // Delete forgets consumer name, durably. Deleting a consumer that does
 // not exist writes nothing.
 func (s *Store) Delete(name string) error {
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	s.gate.Lock()
@@ -303,6 +311,14 @@ func sorted(pos map[string]uint64) []Cursor {
 	}
 	slices.SortFunc(cs, func(a, b Cursor) int { return cmp.Compare(a.Name, b.Name) })
 	return cs
+}
+
+// check refuses an Ack or Delete on a closed store or of an invalid name.
+func (s *Store) check(name string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("cursor: %w", wal.ErrClosed)
+	}
+	return checkName(name)
 }
 
 func checkName(name string) error {
