@@ -2,6 +2,10 @@ package cursor
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +43,34 @@ func TestEveryMethodAfterClose(t *testing.T) {
 			defer s.Close()
 			wantList(t, s.List(), Cursor{Name: name, Index: 5})
 		})
+	}
+}
+
+// Options out of range are refused with wal.ErrInvalidOptions naming the
+// field as the caller wrote it (cursor.Options.CompactBytes, not the
+// log's Checkpoint.EveryBytes it becomes), and nothing is created.
+func TestOpenRefusesInvalidOptions(t *testing.T) {
+	for _, c := range []struct {
+		field string
+		opts  Options
+	}{
+		{"CompactBytes", Options{CompactBytes: -1}},
+		{"SegmentSize", Options{Log: wal.Options{SegmentSize: -1}}},
+		{"Log.Checkpoint", Options{Log: wal.Options{Checkpoint: wal.CheckpointOptions{MaxRate: 1}}}},
+	} {
+		dir := filepath.Join(t.TempDir(), "cursors")
+		c.opts.Log.Logger = quiet
+		s, err := Open(dir, &c.opts)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open accepted %+v", c.opts)
+			continue
+		}
+		if !errors.Is(err, wal.ErrInvalidOptions) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("Open with %+v: %v; want wal.ErrInvalidOptions naming %s", c.opts, err, c.field)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the refused Open created %s (%v)", dir, err)
+		}
 	}
 }
