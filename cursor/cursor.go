@@ -83,7 +83,7 @@ type Cursor struct {
 type Options struct {
 	// CompactBytes is how many bytes of acknowledgements (as written,
 	// sector padding included) trigger a background checkpoint of the
-	// positions; default DefaultCompactBytes.
+	// positions; zero means DefaultCompactBytes, negative is refused.
 	CompactBytes int64
 	// Log configures the store's own log. Its Checkpoint field is the
 	// store's and must be left zero; SegmentSize defaults to 1 MiB. Log.FS
@@ -92,6 +92,18 @@ type Options struct {
 	// record is durable (a power loss may then move positions back, never
 	// forward: delivery stays at least once).
 	Log wal.Options
+}
+
+// check refuses options the store would misread or ignore.
+func (o *Options) check() error {
+	if o.CompactBytes < 0 {
+		return fmt.Errorf("%w: cursor.Options.CompactBytes %d is negative", wal.ErrInvalidOptions, o.CompactBytes)
+	}
+	c := o.Log.Checkpoint
+	if c.State != nil || c.EveryBytes != 0 || c.EveryInterval != 0 || c.OnError != nil || c.MaxRate != 0 || c.Compress {
+		return fmt.Errorf("%w: cursor.Options.Log.Checkpoint is the store's own: leave it zero", wal.ErrInvalidOptions)
+	}
+	return nil
 }
 
 // Store holds the positions of named consumers. All its methods are safe
@@ -121,8 +133,8 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if c := o.Log.Checkpoint; c.State != nil || c.EveryBytes != 0 || c.EveryInterval != 0 || c.OnError != nil {
-		return nil, fmt.Errorf("%w: cursor.Options.Log.Checkpoint is the store's own", wal.ErrInvalidOptions)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	s := &Store{pos: make(map[string]uint64)}
 	lo := o.Log
