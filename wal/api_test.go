@@ -2,9 +2,13 @@ package wal
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +192,84 @@ func TestCallerReusesRecordSlices(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Every exported method of a Log, found by reflection, called over and
+// over from a goroutine of its own while Close runs: none panics or
+// hangs, each error before Close is one its contract allows for the
+// arguments (ErrClosed once Close has begun), every call after Close
+// returns ErrClosed, a following Reader stops with ErrClosed (or the
+// truncation that overtook it), and the directory reopens.
+func TestEveryMethodDuringClose(t *testing.T) {
+	allowed := []error{ErrClosed, ErrNotFound, ErrOutOfRange, ErrTruncated, ErrNoSnapshot}
+	for round := range 5 {
+		dir := t.TempDir()
+		l := openT(t, dir, &Options{Logger: quiet, SegmentSize: MinSegmentSize})
+		appendN(t, l, 100)
+		var closed atomic.Bool
+		var wg sync.WaitGroup
+		for _, m := range apitest.Methods(l) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					after := closed.Load()
+					c := m.Call()
+					switch {
+					case c.Panic != nil:
+						t.Errorf("round %d: Log.%v", round, c)
+						return
+					case !c.HasErr || noErrClosed[c.Name] || c.Err == nil:
+					case after && !errors.Is(c.Err, ErrClosed):
+						t.Errorf("round %d: Log.%v after Close, want ErrClosed", round, c)
+					case !slices.ContainsFunc(allowed, func(e error) bool { return errors.Is(c.Err, e) }):
+						t.Errorf("round %d: Log.%v while Close ran", round, c)
+					}
+					if after {
+						return
+					}
+				}
+			}()
+		}
+		followed := make(chan error, 1)
+		go func() {
+			r := l.NewReader(0)
+			for range r.Follow(context.Background()) {
+			}
+			followed <- r.Err()
+		}()
+		time.Sleep(time.Duration(20*(round+1)) * time.Millisecond)
+		// Close is also one of the methods called above: either may be
+		// the one that closes.
+		if err := l.Close(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("round %d: Close: %v", round, err)
+		}
+		closed.Store(true)
+		waitGroupWithin(t, &wg, 30*time.Second)
+		select {
+		case err := <-followed:
+			if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrCompacted) && !errors.Is(err, ErrTruncated) {
+				t.Errorf("round %d: a following Reader stopped with %v, want ErrClosed", round, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: a following Reader did not stop at Close", round)
+		}
+		l = openT(t, dir, &Options{Logger: quiet})
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitGroupWithin waits for wg, failing the test after timeout.
+func waitGroupWithin(t *testing.T, wg *sync.WaitGroup, timeout time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		t.Fatalf("calls still running %v after Close", timeout)
 	}
 }

@@ -36,20 +36,36 @@ var errType = reflect.TypeFor[error]()
 // stand for is done too.
 func CallAll(t testing.TB, v any, timeout time.Duration) []Call {
 	t.Helper()
-	rv := reflect.ValueOf(v)
 	var calls []Call
-	for i := range rv.NumMethod() {
-		m := rv.Type().Method(i)
+	for _, m := range Methods(v) {
 		done := make(chan Call, 1)
-		go func() { done <- call(m.Name, rv.Method(i)) }()
+		go func() { done <- m.Call() }()
 		select {
 		case c := <-done:
 			calls = append(calls, c)
 		case <-time.After(timeout):
-			t.Fatalf("%s.%s did not return within %v", rv.Type(), m.Name, timeout)
+			t.Fatalf("%T.%s did not return within %v", v, m.Name, timeout)
 		}
 	}
 	return calls
+}
+
+// Method is one exported method of a value.
+type Method struct {
+	Name string
+	// Call calls it as CallAll does, without a timeout.
+	Call func() Call
+}
+
+// Methods lists the exported methods of v.
+func Methods(v any) []Method {
+	rv := reflect.ValueOf(v)
+	ms := make([]Method, rv.NumMethod())
+	for i := range ms {
+		name := rv.Type().Method(i).Name
+		ms[i] = Method{Name: name, Call: func() Call { return call(name, rv.Method(i)) }}
+	}
+	return ms
 }
 
 // call calls one method, recovering a panic.
