@@ -6,13 +6,19 @@ import (
 	"errors"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/internal/apitest"
+	"github.com/gojournal/journal/recovery"
+	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
 )
 
 // This file attacks the public API from outside, as a careless caller
@@ -271,5 +277,54 @@ func waitGroupWithin(t *testing.T, wg *sync.WaitGroup, timeout time.Duration) {
 	case <-done:
 	case <-time.After(timeout):
 		t.Fatalf("calls still running %v after Close", timeout)
+	}
+}
+
+// A log opened in a directory that holds another program's files leaves
+// them alone, byte for byte, even one whose name starts with ".tmp-" like
+// journal's own temporary files: Open removes only the leftovers journal
+// writes (segments, the spare, the meta, manifest, tail and snapshot files
+// being replaced), which it lists in Recovered().Removed.
+func TestOpenLeavesOtherProgramsFilesAlone(t *testing.T) {
+	dir := t.TempDir()
+	foreign := map[string]string{
+		"notes.txt":         "mine",
+		".tmp-upload":       "half an upload by another program",
+		".tmp-journal.meta": "no random suffix: not journal's",
+		".tmpfile":          "x",
+	}
+	for name, b := range foreign {
+		writeFile(t, filepath.Join(dir, name), []byte(b))
+	}
+	ours := []string{
+		vfs.TempPrefix + segment.Name(1),
+		segment.SpareName,
+		vfs.TempPrefix + recovery.MetaName + "-3k9x2a",
+		vfs.TempPrefix + recovery.ManifestName + "-1",
+		vfs.TempPrefix + recovery.TailName + "-zz",
+		vfs.TempPrefix + checkpoint.FileName + "-5",
+	}
+	var want []string
+	for _, name := range ours {
+		writeFile(t, filepath.Join(dir, name), []byte("partial"))
+		want = append(want, filepath.Join(dir, name))
+	}
+	l := openT(t, dir, &Options{Logger: quiet})
+	if got := slices.Sorted(slices.Values(l.Recovered().Removed)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("Recovered().Removed = %v, want %v", got, want)
+	}
+	appendN(t, l, 3)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, &Options{Logger: quiet})
+	checkRange(t, l, 1, 3)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range foreign {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != b {
+			t.Errorf("%s: %q, %v; want it untouched", name, got, err)
+		}
 	}
 }
