@@ -34,8 +34,8 @@ var (
 	// ErrOutOfRange is returned by TruncateFront and TruncateBack for an
 	// index they cannot truncate to, and by Append and AppendBatch (and
 	// their Apply forms) for records that would pass MaxIndex (nothing is
-	// written).
-	ErrOutOfRange = errors.New("journal: index out of range")
+	// written), and by checkpoint.Write for index 0.
+	ErrOutOfRange = errs.ErrOutOfRange
 	// ErrTooLarge is returned by Append and AppendBatch for a record larger
 	// than MaxRecordSize or a batch larger than MaxBatchSize; nothing is
 	// written.
