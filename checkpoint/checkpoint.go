@@ -62,7 +62,8 @@ type WriteOptions struct {
 }
 
 // Write durably replaces the snapshot in dir with one covering the log up
-// to and including index (at least 1): write streams the state into w and
+// to and including index (at least 1, else an error matching
+// wal.ErrOutOfRange): write streams the state into w and
 // returns nil once it is complete. Nothing of the contents is held in
 // memory beyond small buffers, so snapshots may be far larger than RAM.
 //
@@ -81,7 +82,7 @@ type WriteOptions struct {
 // recovery; the log's directory lock serialises them.
 func Write(fsys vfs.FS, dir string, index uint64, opts WriteOptions, write func(w io.Writer) error) error {
 	if index == 0 {
-		return errors.New("journal: write snapshot: index 0 (log indexes start at 1)")
+		return fmt.Errorf("journal: write snapshot: %w: index 0 (log indexes start at 1)", errs.ErrOutOfRange)
 	}
 	err := vfs.WriteFile(fsys, filepath.Join(dir, FileName), 0o644, func(w io.Writer) error {
 		return encode(w, index, opts.Compress, write)

@@ -347,8 +347,8 @@ func TestFailedWriteKeepsPrevious(t *testing.T) {
 
 func TestWriteIndexZero(t *testing.T) {
 	dir := t.TempDir()
-	if err := checkpoint.Write(vfs.Default, dir, 0, checkpoint.WriteOptions{}, writeBytes(nil)); err == nil {
-		t.Fatal("Write with index 0 succeeded")
+	if err := checkpoint.Write(vfs.Default, dir, 0, checkpoint.WriteOptions{}, writeBytes(nil)); !errors.Is(err, errs.ErrOutOfRange) {
+		t.Fatalf("Write with index 0: %v, want ErrOutOfRange (wal.ErrOutOfRange)", err)
 	}
 	if _, err := checkpoint.ReadHeader(vfs.Default, dir); !errors.Is(err, checkpoint.ErrNoSnapshot) {
 		t.Fatalf("ReadHeader: %v, want ErrNoSnapshot", err)

@@ -39,6 +39,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gojournal/journal/wal"
 )
@@ -82,7 +83,7 @@ type Cursor struct {
 type Options struct {
 	// CompactBytes is how many bytes of acknowledgements (as written,
 	// sector padding included) trigger a background checkpoint of the
-	// positions; default DefaultCompactBytes.
+	// positions; zero means DefaultCompactBytes, negative is refused.
 	CompactBytes int64
 	// Log configures the store's own log. Its Checkpoint field is the
 	// store's and must be left zero; SegmentSize defaults to 1 MiB. Log.FS
@@ -91,6 +92,18 @@ type Options struct {
 	// record is durable (a power loss may then move positions back, never
 	// forward: delivery stays at least once).
 	Log wal.Options
+}
+
+// check refuses options the store would misread or ignore.
+func (o *Options) check() error {
+	if o.CompactBytes < 0 {
+		return fmt.Errorf("%w: cursor.Options.CompactBytes %d is negative", wal.ErrInvalidOptions, o.CompactBytes)
+	}
+	c := o.Log.Checkpoint
+	if c.State != nil || c.EveryBytes != 0 || c.EveryInterval != 0 || c.OnError != nil || c.MaxRate != 0 || c.Compress {
+		return fmt.Errorf("%w: cursor.Options.Log.Checkpoint is the store's own: leave it zero", wal.ErrInvalidOptions)
+	}
+	return nil
 }
 
 // Store holds the positions of named consumers. All its methods are safe
@@ -107,6 +120,9 @@ type Store struct {
 	gate sync.RWMutex
 	mu   sync.Mutex // guards pos
 	pos  map[string]uint64
+	// closed is set by Close, so that an Ack or Delete with nothing to
+	// write still tells its caller that the store is closed.
+	closed atomic.Bool
 }
 
 // Open opens the store in dir, creating it if needed, and loads the
@@ -117,8 +133,8 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if c := o.Log.Checkpoint; c.State != nil || c.EveryBytes != 0 || c.EveryInterval != 0 || c.OnError != nil {
-		return nil, fmt.Errorf("%w: cursor.Options.Log.Checkpoint is the store's own", wal.ErrInvalidOptions)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	s := &Store{pos: make(map[string]uint64)}
 	lo := o.Log
@@ -167,8 +183,12 @@ func (s *Store) load() error {
 }
 
 // Close closes the store's log. Acks in flight either complete or return
-// wal.ErrClosed.
-func (s *Store) Close() error { return s.log.Close() }
+// wal.ErrClosed; every Ack, Delete and Compact after it returns
+// wal.ErrClosed, even one that would have nothing to write.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.log.Close()
+}
 
 // Ack records that consumer name has processed every record up to index
 // and returns once that is durable. Positions are monotonic: when index
@@ -176,7 +196,7 @@ func (s *Store) Close() error { return s.log.Close() }
 // nil. Concurrent Acks (of one consumer or many) are group-committed; the
 // position after them is the highest acknowledged.
 func (s *Store) Ack(name string, index uint64) error {
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	if cur, ok := s.Position(name); ok && index <= cur {
@@ -207,7 +227,7 @@ func advance(pos map[string]uint64, name string, index uint64) {
 // Delete forgets consumer name, durably. Deleting a consumer that does
 // not exist writes nothing.
 func (s *Store) Delete(name string) error {
-	if err := checkName(name); err != nil {
+	if err := s.check(name); err != nil {
 		return err
 	}
 	s.gate.Lock()
@@ -303,6 +323,14 @@ func sorted(pos map[string]uint64) []Cursor {
 	}
 	slices.SortFunc(cs, func(a, b Cursor) int { return cmp.Compare(a.Name, b.Name) })
 	return cs
+}
+
+// check refuses an Ack or Delete on a closed store or of an invalid name.
+func (s *Store) check(name string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("cursor: %w", wal.ErrClosed)
+	}
+	return checkName(name)
 }
 
 func checkName(name string) error {

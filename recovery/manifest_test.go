@@ -134,7 +134,7 @@ func TestRepairAndSalvageRemoveTheManifest(t *testing.T) {
 	mem := crashfs.New()
 	must(t, mem.MkdirAll("/log", 0o755))
 	must(t, WriteManifest(mem, "/log", 0, []Segment{{First: 1}}))
-	tmp := filepath.Join("/log", vfs.TempPrefix+"leftover")
+	tmp := filepath.Join("/log", vfs.TempPrefix+MetaName+"-leftover")
 	f, err := mem.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
 	must(t, err)
 	f.Close()

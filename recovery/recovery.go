@@ -8,7 +8,8 @@
 // kind of damage is a typed Kind, never a compared message. The walk:
 //
 //  1. List the directory: segment files (NNNNNNNNNNNNNNNNNNNN.wal), leftover
-//     temporary files (.tmp-*), and the meta file.
+//     temporary files (.tmp- followed by a name journal writes: see isTemp;
+//     another program's .tmp-* file is left alone), and the meta file.
 //  2. Read the meta file. If it records a committed TruncateBack to index b,
 //     the segment holding b becomes the newest and every later one is
 //     dropped; records after b are cut. Segments wholly before the meta

@@ -183,6 +183,28 @@ func (w *walker) walkOnce(dir string) (*State, error) {
 	return w.st, w.snapshot()
 }
 
+// isTemp reports whether name is a temporary file journal writes in a log
+// directory and a crash may leave: a segment being created, the spare
+// prepared for the next rotation, or a replacement of the meta, manifest,
+// tail or snapshot file. Another program's file that only starts with
+// vfs.TempPrefix is not journal's to remove.
+func isTemp(name string) bool {
+	if rest, ok := strings.CutPrefix(name, vfs.TempPrefix); ok {
+		if _, seg := segment.ParseName(rest); seg {
+			return true
+		}
+	}
+	if name == segment.SpareName {
+		return true
+	}
+	for _, base := range []string{MetaName, ManifestName, TailName, checkpoint.FileName} {
+		if vfs.IsTempOf(name, base) {
+			return true
+		}
+	}
+	return false
+}
+
 // list reads dir's names and its meta file and sorts the segments into
 // live and obsolete (steps 1, 2 and 6 of the procedure) without opening a
 // segment.
@@ -205,7 +227,7 @@ func (w *walker) list(dir string) ([]string, error) {
 	prefix := strings.TrimSuffix(filepath.Join(dir, "x"), "x")
 	for _, name := range names {
 		switch _, seg := segment.ParseName(name); {
-		case strings.HasPrefix(name, vfs.TempPrefix):
+		case isTemp(name):
 			if err := w.regular(dir, name); err != nil {
 				return nil, err
 			}

@@ -10,11 +10,21 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // TempPrefix starts the name of every temporary file journal writes, so a
 // directory's leftovers from a crash are recognisable (and hidden).
 const TempPrefix = ".tmp-"
+
+// IsTempOf reports whether name (a base name) is one of the temporary
+// files WriteFile writes to replace a file named base: TempPrefix, base,
+// "-" and a suffix. Recovery removes only such names, so another
+// program's file that merely starts with TempPrefix is left alone.
+func IsTempOf(name, base string) bool {
+	suffix, ok := strings.CutPrefix(name, TempPrefix+base+"-")
+	return ok && suffix != ""
+}
 
 // WriteFile atomically and durably replaces the file at path with what
 // write produces: the data goes to a temporary file in the same directory

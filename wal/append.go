@@ -46,7 +46,7 @@ func (l *Log) appendOne(data []byte, apply func(uint64)) (uint64, error) {
 	}
 	s := l.store(data)
 	l.mu.Lock()
-	index, err := l.enqueue(segment.FrameSize(len(s.data)), func(a *activeSegment, synced int64) {
+	index, err := l.enqueue(1, segment.FrameSize(len(s.data)), func(a *activeSegment, synced int64) {
 		l.addFrame(a, segment.TypeRecord, s.codec, synced, s.data)
 	})
 	var t *turn
@@ -92,7 +92,7 @@ func (l *Log) appendBatch(records [][]byte, apply func(uint64)) (uint64, error) 
 		return l.last + 1, l.usable()
 	}
 	var first uint64
-	last, err := l.enqueue(size, func(a *activeSegment, synced int64) {
+	last, err := l.enqueue(uint64(len(records)), size, func(a *activeSegment, synced int64) {
 		// enqueue may have waited (and released mu): the first index is
 		// known only now.
 		first = l.next
@@ -162,14 +162,17 @@ func (l *Log) addFrame(a *activeSegment, t segment.Type, c segment.Codec, synced
 	l.next++
 }
 
-// enqueue waits until size bytes of frames fit in the active segment
-// (rotating it if they do not), then lets encode add them to the pending
-// buffer. It returns the index of the last record added. Called with mu
-// held.
-func (l *Log) enqueue(size int64, encode func(a *activeSegment, synced int64)) (uint64, error) {
+// enqueue waits until size bytes of frames (n records) fit in the active
+// segment (rotating it if they do not), then lets encode add them to the
+// pending buffer. It returns the index of the last record added. Called
+// with mu held.
+func (l *Log) enqueue(n uint64, size int64, encode func(a *activeSegment, synced int64)) (uint64, error) {
 	for {
 		if err := l.usable(); err != nil {
 			return 0, err
+		}
+		if l.next-1 > MaxIndex-n {
+			return 0, fmt.Errorf("%w: %d records from index %d would pass MaxIndex (%d)", ErrOutOfRange, n, l.next, uint64(MaxIndex))
 		}
 		a := l.active
 		switch {

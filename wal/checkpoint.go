@@ -31,7 +31,8 @@ type CheckpointOptions struct {
 	// bound.
 	MaxRate int64
 	// EveryBytes and EveryInterval trigger background checkpoints; zero
-	// disables that trigger, a negative value is refused.
+	// disables that trigger, a negative value is refused, and so is an
+	// EveryInterval below a millisecond (a bare number is nanoseconds).
 	EveryBytes    int64
 	EveryInterval time.Duration
 	// State captures the state to checkpoint in the background (explicit

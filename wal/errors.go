@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"math"
 
 	"github.com/gojournal/journal/internal/errs"
 	"github.com/gojournal/journal/segment"
@@ -31,8 +32,10 @@ var (
 	// [FirstIndex, LastIndex].
 	ErrNotFound = errors.New("journal: record not found")
 	// ErrOutOfRange is returned by TruncateFront and TruncateBack for an
-	// index they cannot truncate to.
-	ErrOutOfRange = errors.New("journal: index out of range")
+	// index they cannot truncate to, and by Append and AppendBatch (and
+	// their Apply forms) for records that would pass MaxIndex (nothing is
+	// written), and by checkpoint.Write for index 0.
+	ErrOutOfRange = errs.ErrOutOfRange
 	// ErrTooLarge is returned by Append and AppendBatch for a record larger
 	// than MaxRecordSize or a batch larger than MaxBatchSize; nothing is
 	// written.
@@ -75,4 +78,8 @@ const (
 	MaxRecordSize = segment.MaxRecordSize
 	// MaxBatchSize bounds the total size of one AppendBatch.
 	MaxBatchSize = segment.MaxBatchSize
+	// MaxIndex is the largest index a record may have (and TruncateFront
+	// accept): the index after the last record must be a uint64 too, since
+	// that is where appends go on and how Open finds the end of the log.
+	MaxIndex = math.MaxUint64 - 1
 )

@@ -321,7 +321,7 @@ func TestMetricsReportRecovery(t *testing.T) {
 	f.build([]int{100}, []int{200}, []int{50, 50})
 	garbage := bytes.Repeat([]byte{0xab}, 100)
 	writeAt(t, f.newest(), f.nextWrite(), garbage) // a write torn before its frame was whole
-	writeFile(t, filepath.Join(f.dir, vfs.TempPrefix+"leftover"), []byte("x"))
+	writeFile(t, filepath.Join(f.dir, vfs.TempPrefix+"journal.meta-leftover"), []byte("x"))
 	rec, logger := newRecorder()
 	f.opts.Logger = logger
 	l := f.open()

@@ -135,6 +135,23 @@ func (o *Options) withDefaults() (Options, error) {
 	return r, nil
 }
 
+// minInterval is the shortest period of background work Open accepts: a
+// shorter one is most likely a bare number meant as seconds (a Duration
+// counts nanoseconds), and would checkpoint or scan the log without pause.
+const minInterval = time.Millisecond
+
+// checkInterval refuses a negative period, or one below minInterval, for
+// the field named.
+func checkInterval(field string, d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("%w: %s %v is negative", ErrInvalidOptions, field, d)
+	case d < minInterval:
+		return fmt.Errorf("%w: %s %v is below %v (a bare number counts nanoseconds: write 5 * time.Second)", ErrInvalidOptions, field, d, minInterval)
+	}
+	return nil
+}
+
 // check refuses checkpoint options that would be ignored: the triggers,
 // State and OnError only serve background checkpoints, which need all of
 // State and a trigger (an explicit Checkpoint call is given its state).
@@ -142,8 +159,10 @@ func (c *CheckpointOptions) check() error {
 	switch {
 	case c.EveryBytes < 0:
 		return fmt.Errorf("%w: Checkpoint.EveryBytes %d is negative", ErrInvalidOptions, c.EveryBytes)
-	case c.EveryInterval < 0:
-		return fmt.Errorf("%w: Checkpoint.EveryInterval %v is negative", ErrInvalidOptions, c.EveryInterval)
+	case c.EveryInterval != 0:
+		if err := checkInterval("Checkpoint.EveryInterval", c.EveryInterval); err != nil {
+			return err
+		}
 	}
 	trigger := c.EveryBytes > 0 || c.EveryInterval > 0
 	switch {

@@ -29,6 +29,18 @@ func TestOpenRefusesInvalidOptions(t *testing.T) {
 		{"StateWithoutTrigger", "Checkpoint.State", Options{Checkpoint: CheckpointOptions{State: noState}}},
 		{"NegativeEveryBytes", "Checkpoint.EveryBytes", Options{Checkpoint: CheckpointOptions{EveryBytes: -1, EveryInterval: time.Second, State: noState}}},
 		{"NegativeEveryInterval", "Checkpoint.EveryInterval", Options{Checkpoint: CheckpointOptions{EveryBytes: 1, EveryInterval: -time.Second, State: noState}}},
+		// A bare number is nanoseconds: measured before they were refused,
+		// 1 checkpointed an idle log 240 times a second and 1 as the
+		// retention interval took a third of a core.
+		{"EveryIntervalInNanoseconds", "Checkpoint.EveryInterval", Options{Checkpoint: CheckpointOptions{EveryInterval: 5, State: noState}}},
+		{"EveryIntervalBelowAMillisecond", "Checkpoint.EveryInterval", Options{Checkpoint: CheckpointOptions{EveryInterval: time.Millisecond - 1, State: noState}}},
+		{"RetentionIntervalInNanoseconds", "Retention.Interval", Options{Retention: RetentionOptions{MaxBytes: 1 << 30, Interval: 1}}},
+		{"NegativeRetentionMaxBytes", "Retention.MaxBytes", Options{Retention: RetentionOptions{MaxBytes: -1}}},
+		{"NegativeRetentionMaxAge", "Retention.MaxAge", Options{Retention: RetentionOptions{MaxAge: -time.Hour}}},
+		{"NegativeRetentionInterval", "Retention.Interval", Options{Retention: RetentionOptions{MaxBytes: 1, Interval: -time.Second}}},
+		{"RetentionOnErrorWithoutAPolicy", "Retention.OnError", Options{Retention: RetentionOptions{OnError: func(error) {}}}},
+		{"NegativeSegmentSize", "SegmentSize", Options{SegmentSize: -MinSegmentSize}},
+		{"SegmentSizeAboveTheMaximum", "SegmentSize", Options{SegmentSize: MaxSegmentSize + 512}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

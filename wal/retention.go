@@ -42,7 +42,8 @@ type RetentionOptions struct {
 	// consumers, who get ErrCompacted.
 	Overrun bool
 	// Interval is the time between passes; zero means
-	// DefaultRetentionInterval. A pass also runs after each rotation.
+	// DefaultRetentionInterval, below a millisecond is refused (a bare
+	// number is nanoseconds). A pass also runs after each rotation.
 	Interval time.Duration
 	// OnError, if set, is called with every failed pass's error (they are
 	// also logged and kept for RetentionErr). It runs on the retention
@@ -62,14 +63,29 @@ func (r *RetentionOptions) enabled() bool {
 // ignored.
 func (r *RetentionOptions) check() error {
 	switch {
-	case r.MaxAge < 0 || r.MaxBytes < 0 || r.Interval < 0:
-		return fmt.Errorf("%w: Retention.MaxAge, MaxBytes and Interval must not be negative", ErrInvalidOptions)
+	case r.MaxAge < 0:
+		return fmt.Errorf("%w: Retention.MaxAge %v is negative", ErrInvalidOptions, r.MaxAge)
+	case r.MaxBytes < 0:
+		return fmt.Errorf("%w: Retention.MaxBytes %d is negative", ErrInvalidOptions, r.MaxBytes)
+	case r.Interval != 0:
+		if err := checkInterval("Retention.Interval", r.Interval); err != nil {
+			return err
+		}
+	}
+	switch {
 	case (r.ReleaseAcked || r.Overrun) && r.Acked == nil:
 		return fmt.Errorf("%w: Retention.ReleaseAcked and Overrun need Retention.Acked", ErrInvalidOptions)
 	case r.Overrun && r.MaxAge == 0 && r.MaxBytes == 0:
 		return fmt.Errorf("%w: Retention.Overrun without MaxAge or MaxBytes: nothing could overrun", ErrInvalidOptions)
-	case !r.enabled() && (r.Acked != nil || r.Interval != 0 || r.OnError != nil):
-		return fmt.Errorf("%w: Retention set without MaxAge, MaxBytes or ReleaseAcked: it would never release", ErrInvalidOptions)
+	case !r.enabled():
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"Acked", r.Acked != nil}, {"Interval", r.Interval != 0}, {"OnError", r.OnError != nil}} {
+			if f.set {
+				return fmt.Errorf("%w: Retention.%s set without MaxAge, MaxBytes or ReleaseAcked: retention would never release", ErrInvalidOptions, f.name)
+			}
+		}
 	}
 	return nil
 }

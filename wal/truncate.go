@@ -14,7 +14,8 @@ import (
 )
 
 // TruncateFront drops the records before index: afterwards FirstIndex() is
-// index. Any index >= FirstIndex is allowed. LastIndex+1 empties the log,
+// index. Any index >= FirstIndex is allowed, up to MaxIndex
+// (ErrOutOfRange past it, unless it is LastIndex+1). LastIndex+1 empties the log,
 // and the next Append continues from LastIndex+1. An index past that
 // empties the log too, and the next Append gets index: an empty log may
 // start anywhere, as a replicated log must once it installs a snapshot
@@ -25,8 +26,6 @@ import (
 // may lie before the end it had. Once a checkpoint exists, the log must
 // continue it: index may not exceed the snapshot's index plus one
 // (ErrOutOfRange), so a log with a checkpoint never skips indexes.
-// Nor may index exceed 2^63 (ErrOutOfRange): the indexes above are left
-// to appends, which can then never run out of them.
 // The truncation is durable when TruncateFront returns; after a crash the
 // log is either as before or as after it, NoSync or not (with NoSync the
 // records kept are synced first). Segments holding only dropped records
@@ -54,13 +53,6 @@ func (l *Log) TruncateFront(index uint64) error {
 	return l.truncateFront(index, true)
 }
 
-// maxFirstIndex is the highest index TruncateFront may start a log at:
-// an index must stay below math.MaxUint64 so that the one after the last
-// record exists (the next index wrapped to 0 after an append at
-// math.MaxUint64), and 2^63 leaves appends more indexes than they could
-// ever use.
-const maxFirstIndex = 1 << 63
-
 // truncateFront is TruncateFront once the log was found usable. It does
 // not stop appends: the meta file it commits says nothing about the end
 // of the log. It does not check for Close: a Checkpoint whose snapshot is
@@ -78,7 +70,9 @@ func (l *Log) truncateFront(index uint64, skipApplies bool) error {
 	if l.err != nil {
 		return l.err
 	}
-	if index == 0 || index > maxFirstIndex || (index < l.first && !l.movable()) {
+	// Past MaxIndex only to release a log that reached it (a checkpoint
+	// of its last record): no append could follow a start there.
+	if index == 0 || (index > MaxIndex && l.last < MaxIndex) || (index < l.first && !l.movable()) {
 		return fmt.Errorf("%w: TruncateFront(%d), log holds [%d, %d]", ErrOutOfRange, index, l.first, l.last)
 	}
 	if l.snapshot != 0 && index > l.snapshot+1 {

@@ -18,6 +18,10 @@ var ErrCorrupt = errors.New("journal: corrupt")
 // this build can read (a foreign file, or a newer format).
 var ErrFormat = errors.New("journal: unsupported file format")
 
+// ErrOutOfRange is returned for an index a call cannot take: a
+// truncation or append of the log past its ends, a snapshot at index 0.
+var ErrOutOfRange = errors.New("journal: index out of range")
+
 // ErrForeign is returned when a file is not a journal file at all (its
 // magic is wrong), rather than one of a newer version. It satisfies
 // errors.Is(err, ErrFormat).
