@@ -73,16 +73,7 @@ func runUntilError(open opener, fsys vfs.FS, ops []sharedOp, groups []uint64) (b
 // after a power loss, must open and show the state before that call or
 // after it.
 func TestFailedIO(t *testing.T) {
-	cases := []struct {
-		name   string
-		open   opener
-		ops    []sharedOp
-		groups []uint64
-	}{
-		{"Store", openStoreOn, alone(raftLike(0)), []uint64{1}},
-		{"Shared/Interleaved", openSharedOn, interleave(), []uint64{1, 2}},
-		{"Shared/SegmentsReleased", openSharedOn, segmentsReleased(), []uint64{1, 2}},
-	}
+	cases := faultWorkloads()
 	kinds := []errorfs.Op{errorfs.OpWrite, errorfs.OpSync, errorfs.OpCreate, errorfs.OpTruncate,
 		errorfs.OpRemove, errorfs.OpRename, errorfs.OpSyncDir, errorfs.OpPreallocate}
 	for _, c := range cases {
@@ -149,6 +140,25 @@ func checkReopened(t *testing.T, open opener, disk *crashfs.FS, groups []uint64,
 	}
 }
 
+// faultWorkload is a workload the fault tests run: ops on the groups of a
+// store open opens.
+type faultWorkload struct {
+	name   string
+	open   opener
+	ops    []sharedOp
+	groups []uint64
+}
+
+// faultWorkloads are the workloads TestFailedIO and TestFullDiskRetried
+// fail: a Store's, and two of a Shared store's.
+func faultWorkloads() []faultWorkload {
+	return []faultWorkload{
+		{"Store", openStoreOn, alone(raftLike(0)), []uint64{1}},
+		{"Shared/Interleaved", openSharedOn, interleave(), []uint64{1, 2}},
+		{"Shared/SegmentsReleased", openSharedOn, segmentsReleased(), []uint64{1, 2}},
+	}
+}
+
 func alone(ops []op) []sharedOp {
 	s := make([]sharedOp, len(ops))
 	for k, o := range ops {
@@ -166,16 +176,7 @@ func alone(ops []op) []sharedOp {
 // ErrNotContiguous, and raft's follower would be stuck). Reopened, the
 // store holds what the calls acknowledged.
 func TestFullDiskRetried(t *testing.T) {
-	cases := []struct {
-		name   string
-		open   opener
-		ops    []sharedOp
-		groups []uint64
-	}{
-		{"Store", openStoreOn, alone(raftLike(0)), []uint64{1}},
-		{"Shared/Interleaved", openSharedOn, interleave(), []uint64{1, 2}},
-		{"Shared/SegmentsReleased", openSharedOn, segmentsReleased(), []uint64{1, 2}},
-	}
+	cases := faultWorkloads()
 	kinds := []errorfs.Op{errorfs.OpWrite, errorfs.OpCreate, errorfs.OpPreallocate, errorfs.OpTruncate, errorfs.OpRename}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

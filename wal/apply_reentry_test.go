@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/gojournal/journal/vfs"
-	"github.com/gojournal/journal/vfs/errorfs"
 )
 
 // TestApplyMayCallBackIntoTheLog: the AppendApply contract lets an apply
@@ -139,38 +136,6 @@ func TestTruncateFrontSkipsAppliesOfDroppedRecords(t *testing.T) {
 			}
 			if after.err != nil || after.index != c.next || after.applied.Load() != 1 {
 				t.Fatalf("AppendApply after the truncation: %d, %v, applied %d times; want %d, nil, once", after.index, after.err, after.applied.Load(), c.next)
-			}
-		})
-	}
-}
-
-// TestFailedTruncateFrontSkipsApply: a TruncateFront whose commit fails
-// may or may not have dropped the record whose apply waits for its turn:
-// the call gets the failure (ErrFailed) and its apply never runs, as
-// behind a failed TruncateBack.
-func TestFailedTruncateFrontSkipsApply(t *testing.T) {
-	for _, front := range []uint64{3, 50} { // to the end, past it
-		t.Run(fmt.Sprint(front), func(t *testing.T) {
-			efs := errorfs.Wrap(vfs.Default)
-			l := openT(t, t.TempDir(), &Options{Logger: quiet, FS: efs})
-			defer l.Close()
-			b := newBlockingApply()
-			first := goApply(l, "first", b.fn)
-			<-b.started
-			waiting := goApply(l, "waiting", nil)
-			waitLast(t, l, 2)
-			efs.Add(errorfs.Rule{Op: errorfs.OpRename})
-			if err := l.TruncateFront(front); !errors.Is(err, ErrFailed) {
-				t.Fatalf("TruncateFront with a failing rename: %v, want ErrFailed", err)
-			}
-			wait(t, waiting, "an AppendApply behind a failed TruncateFront")
-			if !errors.Is(waiting.err, ErrFailed) || waiting.applied.Load() != 0 {
-				t.Fatalf("AppendApply behind a failed TruncateFront: %v, applied %d times", waiting.err, waiting.applied.Load())
-			}
-			close(b.release)
-			wait(t, first, "the blocked AppendApply")
-			if first.err != nil || first.applied.Load() != 1 {
-				t.Fatalf("the apply that was running: %v, applied %d times", first.err, first.applied.Load())
 			}
 		})
 	}

@@ -289,30 +289,40 @@ func TestTruncatedApplySkippedAndPassesTheTurn(t *testing.T) {
 	}
 }
 
-// TestFailedTruncationSkipsApply: a TruncateBack that fails may or may
-// not have dropped the record whose apply waits for its turn: the call
-// gets ErrFailed at once and its apply never runs.
+// TestFailedTruncationSkipsApply: a TruncateBack or TruncateFront (to the
+// end, or past it) whose commit fails may or may not have dropped the
+// record whose apply waits for its turn: the call gets the failure
+// (ErrFailed) and its apply never runs; the apply already running
+// finishes.
 func TestFailedTruncationSkipsApply(t *testing.T) {
-	efs := errorfs.Wrap(vfs.Default)
-	l := openT(t, t.TempDir(), &Options{Logger: quiet, FS: efs})
-	defer l.Close()
-	b := newBlockingApply()
-	first := goApply(l, "first", b.fn)
-	<-b.started
-	waiting := goApply(l, "waiting", nil)
-	waitLast(t, l, 2)
-	efs.Add(errorfs.Rule{Op: errorfs.OpRename})
-	if err := l.TruncateBack(1); !errors.Is(err, ErrFailed) {
-		t.Fatalf("TruncateBack with a failing rename: %v, want ErrFailed", err)
-	}
-	wait(t, waiting, "an AppendApply behind a failed TruncateBack")
-	if !errors.Is(waiting.err, ErrFailed) || waiting.applied.Load() != 0 {
-		t.Fatalf("AppendApply behind a failed TruncateBack: %v, applied %d times", waiting.err, waiting.applied.Load())
-	}
-	close(b.release)
-	wait(t, first, "the blocked AppendApply")
-	if first.err != nil || first.applied.Load() != 1 {
-		t.Fatalf("the record before the truncation point: %v, applied %d times", first.err, first.applied.Load())
+	for name, truncate := range map[string]func(*Log) error{
+		"TruncateBack(1)":   func(l *Log) error { return l.TruncateBack(1) },
+		"TruncateFront(3)":  func(l *Log) error { return l.TruncateFront(3) },
+		"TruncateFront(50)": func(l *Log) error { return l.TruncateFront(50) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			efs := errorfs.Wrap(vfs.Default)
+			l := openT(t, t.TempDir(), &Options{Logger: quiet, FS: efs})
+			defer l.Close()
+			b := newBlockingApply()
+			first := goApply(l, "first", b.fn)
+			<-b.started
+			waiting := goApply(l, "waiting", nil)
+			waitLast(t, l, 2)
+			efs.Add(errorfs.Rule{Op: errorfs.OpRename})
+			if err := truncate(l); !errors.Is(err, ErrFailed) {
+				t.Fatalf("%s with a failing rename: %v, want ErrFailed", name, err)
+			}
+			wait(t, waiting, "an AppendApply behind a failed truncation")
+			if !errors.Is(waiting.err, ErrFailed) || waiting.applied.Load() != 0 {
+				t.Fatalf("AppendApply behind a failed %s: %v, applied %d times", name, waiting.err, waiting.applied.Load())
+			}
+			close(b.release)
+			wait(t, first, "the blocked AppendApply")
+			if first.err != nil || first.applied.Load() != 1 {
+				t.Fatalf("the apply that was running: %v, applied %d times", first.err, first.applied.Load())
+			}
+		})
 	}
 }
 
