@@ -203,7 +203,16 @@ func (s linState) truncateFront(index uint64) linState {
 // took it out of the log's history. The Reader must stop with
 // ErrTruncated even once its index holds another record and that record
 // is released too.
+//
+// Not once the crash failed the log: the calls that may take effect then
+// are the one it cut and those failing after it, none of which changes
+// the log a failed Log's Readers still read (see failedRead), and nothing
+// can fill a dropped index again, so comparing the Reader's record with
+// the log, as nextStep does, suffices.
 func (s linState) dropReturned(index uint64) linState {
+	if s.failed {
+		return s
+	}
 	for c, pos := range s.readers {
 		if pos != 0 && s.returned[c] != 0 && pos-1 > index {
 			s.returned[c] = droppedID

@@ -130,6 +130,19 @@ func TestLinModel(t *testing.T) {
 			call(1, 8, 9, LinInput{Kind: OpNext, Index: 2}, LinOutput{More: true, Index: 2, ID: 2}),
 			recoverCall(20, 1, 1),
 		}, true},
+		// A Reader that returned a record before a TruncateBack the
+		// crash cut goes on in the failed log's view, which still holds
+		// what the truncation meant to drop; recovery finds it dropped.
+		// (The model once stopped that Reader with ErrTruncated: the
+		// long model check, seed 10165887119533219942, history
+		// 11538708695158420052.)
+		{"ReaderGoesOnInTheFailedLogsViewAfterACutTruncateBack", false, []porcupine.Operation{
+			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2), appendCall(0, 4, 5, 3, 3),
+			call(1, 6, 7, LinInput{Kind: OpNext, Index: 2}, LinOutput{More: true, Index: 2, ID: 2}),
+			call(0, 8, 9, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{Err: ErrKindUnknown}),
+			call(1, 10, 11, LinInput{Kind: OpNext}, LinOutput{More: true, Index: 3, ID: 3}),
+			recoverCall(20, 1, 1),
+		}, true},
 		{"FailedLogReadsWhatNoStateHeld", false, []porcupine.Operation{
 			appendCall(0, 0, 1, 1, 1), appendCall(0, 2, 3, 2, 2),
 			call(0, 4, 5, LinInput{Kind: OpTruncateBack, Index: 1}, LinOutput{Err: ErrKindUnknown}),
