@@ -111,6 +111,10 @@ type follower struct {
 	tail vfs.File   // the tail file; nil while there is none
 	seen recovery.Tail
 	has  bool   // seen came from the tail file
+	// stuck is set when the last read of the tail file found it torn
+	// through every re-read (a crash garbled it): the next read tries
+	// once, not again and again on every poll, until it reads whole.
+	stuck bool
 	seq  uint64 // counts installed views, so a Reader can tell it changed
 	back uint64 // the meta file's Back when the view was scanned
 }
@@ -170,12 +174,18 @@ func (l *Log) readTail() (t recovery.Tail, ok bool, err error) {
 		}
 	}
 	path := filepath.Join(l.dir, recovery.TailName)
-	for range 100 {
+	tries := 100
+	if ro.stuck {
+		tries = 1
+	}
+	for range tries {
 		if t, err = recovery.ReadTail(ro.tail, path); !errors.Is(err, recovery.ErrTailTorn) {
+			ro.stuck = false
 			return t, err == nil, err
 		}
 		time.Sleep(10 * time.Microsecond)
 	}
+	ro.stuck = true
 	return recovery.Tail{}, false, nil
 }
 
