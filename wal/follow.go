@@ -110,13 +110,13 @@ type follower struct {
 	mu   sync.Mutex // serialises refreshes
 	tail vfs.File   // the tail file; nil while there is none
 	seen recovery.Tail
-	has  bool   // seen came from the tail file
+	has  bool // seen came from the tail file
 	// stuck is set when the last read of the tail file found it torn
 	// through every re-read (a crash garbled it): the next read tries
 	// once, not again and again on every poll, until it reads whole.
 	stuck bool
-	seq  uint64 // counts installed views, so a Reader can tell it changed
-	back uint64 // the meta file's Back when the view was scanned
+	seq   uint64 // counts installed views, so a Reader can tell it changed
+	back  uint64 // the meta file's Back when the view was scanned
 }
 
 // OpenReadOnly opens the log in dir for reading only, from this process or
