@@ -104,14 +104,17 @@ func TestCrashPoints(t *testing.T) {
 		}
 		defer s.Close()
 		return runOps(s, ops, before)
-	}, func(fsys *crashfs.FS) (state, error) {
-		s, err := Open("db", crashOptions(fsys))
-		if err != nil {
-			return state{}, err
-		}
-		defer s.Close()
-		return readStore(s)
-	})
+	}, reopenStore)
+}
+
+// reopenStore opens the Store a crash left in fsys and reads its state.
+func reopenStore(fsys *crashfs.FS) (state, error) {
+	s, err := Open("db", crashOptions(fsys))
+	if err != nil {
+		return state{}, err
+	}
+	defer s.Close()
+	return readStore(s)
 }
 
 // checkable is a store's state as the crash tests compare it.

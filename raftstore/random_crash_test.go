@@ -61,14 +61,7 @@ func TestRandomCrashPoints(t *testing.T) {
 			}
 			defer s.Close()
 			return runOps(s, plain, before)
-		}, func(fsys *crashfs.FS) (state, error) {
-			s, err := Open("db", crashOptions(fsys))
-			if err != nil {
-				return state{}, err
-			}
-			defer s.Close()
-			return readStore(s)
-		})
+		}, reopenStore)
 	})
 	t.Run("Shared", func(t *testing.T) {
 		ops := randomWorkload(rng, []uint64{1, 2}, 2*n)
