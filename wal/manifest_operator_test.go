@@ -91,26 +91,31 @@ func TestOperatorChangesAfterCleanClose(t *testing.T) {
 			must(t, os.RemoveAll(dir))
 			must(t, os.Rename(copied, dir))
 		}, false},
+		{"FlipFooterIndex", func(t *testing.T, dir, _ string) {
+			p := seg(dir, 1)
+			flip(t, p, fileSize(p)-segment.TrailerSize-segment.TimesSize-2, 3)
+		}, true},
+		{"HeaderWithOtherSalt", func(t *testing.T, dir, _ string) {
+			rewriteHeader(t, seg(dir, 1), func(h []byte) { h[24] ^= 1 })
+		}, true},
+		{"OlderCopyOfSealedSegment", func(t *testing.T, dir, _ string) {
+			// The same name, size and records; the salt and the append
+			// times are not those the manifest records.
+			p := seg(dir, 1)
+			older := readFile(t, p)
+			rewriteSecondSegment(t, dir)
+			if n := fileSize(p); n != int64(len(older)) {
+				t.Fatalf("%s measures %d bytes after the rewrite, want %d again", p, n, len(older))
+			}
+			writeFile(t, p, older)
+		}, false},
 		{"ManifestFromBeforeTruncateBack", func(t *testing.T, dir, _ string) {
 			// The listing and the meta file's first index match the
 			// manifest saved before: segments from the second on were
 			// dropped and written again, under the same names, with
 			// other salts.
 			saved := readFile(t, filepath.Join(dir, recovery.ManifestName))
-			o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
-			before := segmentNamesOS(dir)
-			l := openT(t, dir, &o)
-			second, _ := segment.ParseName(before[1])
-			must(t, l.TruncateBack(second-1))
-			for i := second; i <= operatorRecords; i++ {
-				if _, err := l.Append(manifestRecord(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			must(t, l.Close())
-			if after := segmentNamesOS(dir); !slices.Equal(before, after) {
-				t.Fatalf("segments %v after the appends, want %v again", after, before)
-			}
+			rewriteSecondSegment(t, dir)
 			writeFile(t, filepath.Join(dir, recovery.ManifestName), saved)
 		}, false},
 	}
@@ -129,8 +134,34 @@ func TestOperatorChangesAfterCleanClose(t *testing.T) {
 	}
 }
 
+// rewriteSecondSegment drops dir's log from its second segment on and
+// appends the same records again: the segments have the same names and
+// sizes as before, other salts and append times, and Close writes a new
+// manifest.
+func rewriteSecondSegment(t *testing.T, dir string) {
+	t.Helper()
+	before := segmentNamesOS(dir)
+	second, _ := segment.ParseName(before[1])
+	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	must(t, l.TruncateBack(second-1))
+	for i := second; i <= operatorRecords; i++ {
+		if _, err := l.Append(manifestRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, l.Close())
+	if after := segmentNamesOS(dir); !slices.Equal(before, after) {
+		t.Fatalf("segments %v after the appends, want %v again", after, before)
+	}
+}
+
 // checkAsOperatorLeftIt checks a default Open of dir, then Check and Open
-// with Verify, as TestOperatorChangesAfterCleanClose says.
+// with Verify, as TestOperatorChangesAfterCleanClose says. The default
+// Open and its reads must agree with Check (`wal verify`): they report
+// damage (Open fails, or a Read or a Reader fails with ErrCorrupt) exactly
+// when Check finds some, a manifest that no longer describes the files
+// notwithstanding. Then `wal recover --salvage` (the library calls it
+// makes) must leave a log that two default Opens in a row read whole.
 func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
 	t.Helper()
 	st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
@@ -140,7 +171,10 @@ func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
 	if st.Damaged() != damaged {
 		t.Errorf("Check found damage %v, want damaged=%v", st.Damage, damaged)
 	}
-	readOperatorLog(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	if saw := readOperatorLog(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet}); saw != st.Damaged() {
+		t.Errorf("a default Open and its reads reported damage: %v; Check found %v", saw, st.Damage)
+	}
+	defer salvageAndReopen(t, dir)
 	l, err := Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet, Verify: true})
 	if err == nil {
 		if damaged && !hasBadRecord(t, l) {
@@ -152,16 +186,49 @@ func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
 	}
 }
 
+// salvageAndReopen does what `wal recover --salvage` does to dir (Check,
+// plan, apply, then the ordinary repair), then opens the log twice with
+// the default options: each time every record left must read as appended.
+func salvageAndReopen(t *testing.T, dir string) {
+	t.Helper()
+	st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatalf("Check before salvage: %v", err)
+	}
+	plan, err := recovery.PlanSalvageFor(vfs.Default, st, st.Snapshot)
+	if err != nil {
+		t.Fatalf("PlanSalvageFor: %v", err)
+	}
+	must(t, plan.Apply(vfs.Default, time.Now()))
+	rs, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
+	if err != nil || rs.Damaged() {
+		t.Fatalf("Scan after salvage: %v, damage %v", err, rs.Damage)
+	}
+	if !rs.Clean() {
+		must(t, rs.Repair(vfs.Default))
+	}
+	for session := 1; session <= 2; session++ {
+		l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+		for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
+			if got, err := l.Read(i); err != nil || !bytes.Equal(got, manifestRecord(i)) {
+				t.Fatalf("session %d after salvage: Read(%d): %v, or another record", session, i, err)
+			}
+		}
+		must(t, l.Close())
+	}
+}
+
 // readOperatorLog opens dir with o and reads it as checkAsOperatorLeftIt
-// says.
-func readOperatorLog(t *testing.T, dir string, o *Options) {
+// says, reporting whether Open, a Read or the Reader reported damage.
+func readOperatorLog(t *testing.T, dir string, o *Options) (damage bool) {
 	t.Helper()
 	l, err := Open(dir, o)
 	if err != nil {
 		if !isDamage(err) {
 			t.Fatalf("Open: %v, want ErrCorrupt or ErrFormat", err)
 		}
-		return
+		t.Logf("default Open: %v", err)
+		return true
 	}
 	defer l.Close()
 	if f, g := l.FirstIndex(), l.LastIndex(); f != 1 || g != operatorRecords {
@@ -172,6 +239,9 @@ func readOperatorLog(t *testing.T, dir string, o *Options) {
 		switch {
 		case err != nil && !isDamage(err):
 			t.Fatalf("Read(%d): %v, want a record or ErrCorrupt", i, err)
+		case err != nil && !damage:
+			t.Logf("default Open: first failed Read(%d): %v", i, err)
+			damage = true
 		case err == nil && !bytes.Equal(got, manifestRecord(i)):
 			t.Fatalf("Read(%d) returned another record", i)
 		}
@@ -188,7 +258,10 @@ func readOperatorLog(t *testing.T, dir string, o *Options) {
 		t.Fatalf("Reader stopped at %d: %v", want, err)
 	} else if err == nil && want != operatorRecords+1 {
 		t.Fatalf("Reader ended at %d without an error, want %d", want, operatorRecords+1)
+	} else if err != nil && !damage {
+		t.Fatalf("the Reader stopped at %d with %v where every Read returned its record", want, err)
 	}
+	return damage
 }
 
 // hasBadRecord reports whether a Read of some record of l fails as
