@@ -107,12 +107,20 @@ import (
 //     files and every file that is not a segment do not count): ignored.
 //
 // Otherwise each entry stands for its segment: the walk opens none of
-// them, and the log opens each one (checking its header and footer, the
-// checksum included, against the entry) the first time it reads from it,
-// or before retention releases it by the append times the entry records.
+// them, and the log opens each one the first time it reads from it, or
+// before retention releases it by its append times, and judges it as a
+// walk does (segment.CheckSealed): a valid header naming the entry's first
+// index and a valid footer, checksum included, ending at the entry's next.
 // Damage found then, or a file missing, is reported as ErrCorrupt naming
 // the file (ErrFormat for a file this build does not read, as a walk
-// would). Open with
+// would). A sound file whose salt, footer offset, append times or size are
+// not the entry's (a manifest restored from a backup or copied from
+// another log, a segment copied back from elsewhere: the listing, and so
+// every entry's range of records, still matches) is no damage, as `wal
+// verify` judges it: the log takes the file's own header and footer, and
+// so does the manifest its Close writes. The entry is thus never believed
+// over the file: a stale manifest can neither make a read fail where `wal
+// verify` finds nothing, nor hide damage it would report. Open with
 // Options.Verify, `wal verify` and read-only logs never use the file.
 //
 // Worked example. A log whose meta file says first index 3, with one sealed
