@@ -72,6 +72,13 @@ func TestOperatorChangesAfterCleanClose(t *testing.T) {
 		{"TwinManifest", func(t *testing.T, dir, twin string) {
 			writeFile(t, filepath.Join(dir, recovery.ManifestName), readFile(t, filepath.Join(twin, recovery.ManifestName)))
 		}, false},
+		{"ManifestOfAShorterLog", func(t *testing.T, dir, _ string) {
+			// Restored from a backup taken when the log was shorter: it
+			// lists fewer segments, so Open ignores it.
+			shorter := t.TempDir()
+			fillManifestLog(t, shorter, Options{SegmentSize: MinSegmentSize, Logger: quiet}, operatorRecords/2)
+			writeFile(t, filepath.Join(dir, recovery.ManifestName), readFile(t, filepath.Join(shorter, recovery.ManifestName)))
+		}, false},
 		{"GarbageSegmentAfterNewest", func(t *testing.T, dir, _ string) {
 			writeFile(t, filepath.Join(dir, segment.Name(operatorRecords+1)), bytes.Repeat([]byte{0xa5}, 4096))
 		}, true},
