@@ -69,8 +69,9 @@ import (
 // segment is sealed and every file is durable, with vfs.WriteFile (a
 // temporary file, fdatasync, rename over journal.manifest, directory
 // fsync). A log that failed, or a read-only one, writes none; nor does one
-// that found a segment the manifest described other than described (its
-// entries must repeat the files, not the manifest Open read).
+// that found a segment the manifest described damaged or missing. Its
+// entries repeat the files, not the manifest Open read: a sound segment
+// found other than described is entered as found (see below).
 //
 // When it is removed. Invariant: while the file exists and is believed,
 // every sealed segment it describes is as it was when it was written.

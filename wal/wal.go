@@ -176,8 +176,8 @@ type sealedSegment struct {
 	// before anything is read from it, taking the file's own if they
 	// differ.
 	unchecked atomic.Bool
-	// doubted: opening or checking the file failed, so it may not be what
-	// the manifest said (damaged, replaced, removed): Close writes no
+	// doubted: opening or checking the file failed, so it may not hold
+	// what the manifest said (damaged, removed): Close writes no
 	// manifest vouching for it, and the next Open judges it as a walk
 	// does (as Options.Verify and `wal verify` do).
 	doubted atomic.Bool
