@@ -69,8 +69,9 @@ import (
 // segment is sealed and every file is durable, with vfs.WriteFile (a
 // temporary file, fdatasync, rename over journal.manifest, directory
 // fsync). A log that failed, or a read-only one, writes none; nor does one
-// that found a segment the manifest described other than described (its
-// entries must repeat the files, not the manifest Open read).
+// that found a segment the manifest described damaged or missing. Its
+// entries repeat the files, not the manifest Open read: a sound segment
+// found other than described is entered as found (see below).
 //
 // When it is removed. Invariant: while the file exists and is believed,
 // every sealed segment it describes is as it was when it was written.
@@ -107,12 +108,20 @@ import (
 //     files and every file that is not a segment do not count): ignored.
 //
 // Otherwise each entry stands for its segment: the walk opens none of
-// them, and the log opens each one (checking its header and footer, the
-// checksum included, against the entry) the first time it reads from it,
-// or before retention releases it by the append times the entry records.
+// them, and the log opens each one the first time it reads from it, or
+// before retention releases it by its append times, and judges it as a
+// walk does (segment.CheckSealed): a valid header naming the entry's first
+// index and a valid footer, checksum included, ending at the entry's next.
 // Damage found then, or a file missing, is reported as ErrCorrupt naming
 // the file (ErrFormat for a file this build does not read, as a walk
-// would). Open with
+// would). A sound file whose salt, footer offset, append times or size are
+// not the entry's (a manifest restored from a backup or copied from
+// another log, a segment copied back from elsewhere: the listing, and so
+// every entry's range of records, still matches) is no damage, as `wal
+// verify` judges it: the log takes the file's own header and footer, and
+// so does the manifest its Close writes. The entry is thus never believed
+// over the file: a stale manifest can neither make a read fail where `wal
+// verify` finds nothing, nor hide damage it would report. Open with
 // Options.Verify, `wal verify` and read-only logs never use the file.
 //
 // Worked example. A log whose meta file says first index 3, with one sealed

@@ -126,8 +126,9 @@ type Segment struct {
 	Intact bool
 	// Unchecked is true when the segment's header and footer were taken
 	// from the clean-close manifest (Options.Manifest), not read from the
-	// file: whoever reads the segment checks them first
-	// (segment.CheckSealed).
+	// file: whoever reads the segment checks the file first
+	// (segment.CheckSealed), and takes the file's own header and footer
+	// when they differ from the manifest's but hold the same records.
 	Unchecked bool
 	// Stored and Decoded count the payload bytes of the records read, as
 	// stored (compressed) and as records: a deep walk only.

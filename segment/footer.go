@@ -266,38 +266,44 @@ func (x Index) RecordSpan(k int64) (off, size int64, err error) {
 
 // CheckSealed checks a sealed segment of size bytes, read through r, against
 // what was recorded of it elsewhere (a clean-close manifest, see package
-// recovery): its header must be h and its footer, checksum included, ft.
-// Damage, or a file that differs, gives a *CorruptionError naming path; a
-// header that is not this format's (foreign, or a newer version) gives
-// ErrFormat, as when Open reads it; other errors are I/O errors.
-func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) error {
-	corrupt := func(off int64, reason string) error {
-		return &errs.CorruptionError{Path: path, Offset: off, Reason: reason}
+// recovery), h and ft, and returns the file's own header and footer. It
+// judges the file as Open's walk and `wal verify` judge a sealed segment
+// (a valid header, a valid footer, checksums included), so the two never
+// disagree: a file holding the records the record said (h's first index to
+// ft.Next) is sound even when its header or footer differ from it (another
+// salt, footer offset or append times: a copy of the segment restored from
+// elsewhere, or a record that is stale), and the caller takes the file's
+// own. Damage, or a file holding other records, gives a *CorruptionError
+// naming path; a header that is not this format's (foreign, or a newer
+// version) gives ErrFormat, as when Open reads it; other errors are I/O
+// errors.
+func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) (Header, Footer, error) {
+	corrupt := func(off int64, reason string) (Header, Footer, error) {
+		return Header{}, Footer{}, &errs.CorruptionError{Path: path, Offset: off, Reason: reason}
 	}
 	var head [HeaderSize]byte
 	if size < HeaderSize {
 		return corrupt(0, fmt.Sprintf("sealed segment of %d bytes is shorter than its header", size))
 	}
 	if _, err := r.ReadAt(head[:], 0); err != nil {
-		return fmt.Errorf("journal: read %s: %w", path, err)
+		return Header{}, Footer{}, fmt.Errorf("journal: read %s: %w", path, err)
 	}
 	got, err := decodeHeader(head[:])
 	switch {
 	case err != nil:
-		return headerError(path, err)
-	case got != h:
-		return corrupt(0, fmt.Sprintf("header (first index %d, salt %#x, version %d) is not the one recorded at close (%d, %#x, %d)",
-			got.FirstIndex, got.Salt, got.Version, h.FirstIndex, h.Salt, h.Version))
+		return Header{}, Footer{}, headerError(path, err)
+	case got.FirstIndex != h.FirstIndex:
+		return corrupt(0, fmt.Sprintf("header names first index %d, not %d, the one recorded at close", got.FirstIndex, h.FirstIndex))
 	}
-	found, why, err := readFooter(r, size, h)
+	found, why, err := readFooter(r, size, got)
 	switch {
 	case err != nil:
-		return fmt.Errorf("journal: read %s: %w", path, err)
+		return Header{}, Footer{}, fmt.Errorf("journal: read %s: %w", path, err)
 	case !found.Valid():
 		return corrupt(ft.Offset, "footer: "+why)
-	case found != ft:
-		return corrupt(found.Offset, fmt.Sprintf("footer (offset %d, next index %d, appended %d to %d) is not the one recorded at close (offset %d, next index %d, appended %d to %d)",
-			found.Offset, found.Next, found.Times.First, found.Times.Last, ft.Offset, ft.Next, ft.Times.First, ft.Times.Last))
+	case found.Next != ft.Next:
+		return corrupt(found.Offset, fmt.Sprintf("footer ends the segment before index %d, not %d as recorded at close: segments missing or overlapping",
+			found.Next, ft.Next))
 	}
-	return nil
+	return got, found, nil
 }

@@ -72,6 +72,13 @@ func TestOperatorChangesAfterCleanClose(t *testing.T) {
 		{"TwinManifest", func(t *testing.T, dir, twin string) {
 			writeFile(t, filepath.Join(dir, recovery.ManifestName), readFile(t, filepath.Join(twin, recovery.ManifestName)))
 		}, false},
+		{"ManifestOfAShorterLog", func(t *testing.T, dir, _ string) {
+			// Restored from a backup taken when the log was shorter: it
+			// lists fewer segments, so Open ignores it.
+			shorter := t.TempDir()
+			fillManifestLog(t, shorter, Options{SegmentSize: MinSegmentSize, Logger: quiet}, operatorRecords/2)
+			writeFile(t, filepath.Join(dir, recovery.ManifestName), readFile(t, filepath.Join(shorter, recovery.ManifestName)))
+		}, false},
 		{"GarbageSegmentAfterNewest", func(t *testing.T, dir, _ string) {
 			writeFile(t, filepath.Join(dir, segment.Name(operatorRecords+1)), bytes.Repeat([]byte{0xa5}, 4096))
 		}, true},
@@ -91,26 +98,31 @@ func TestOperatorChangesAfterCleanClose(t *testing.T) {
 			must(t, os.RemoveAll(dir))
 			must(t, os.Rename(copied, dir))
 		}, false},
+		{"FlipFooterIndex", func(t *testing.T, dir, _ string) {
+			p := seg(dir, 1)
+			flip(t, p, fileSize(p)-segment.TrailerSize-segment.TimesSize-2, 3)
+		}, true},
+		{"HeaderWithOtherSalt", func(t *testing.T, dir, _ string) {
+			rewriteHeader(t, seg(dir, 1), func(h []byte) { h[24] ^= 1 })
+		}, true},
+		{"OlderCopyOfSealedSegment", func(t *testing.T, dir, _ string) {
+			// The same name, size and records; the salt and the append
+			// times are not those the manifest records.
+			p := seg(dir, 1)
+			older := readFile(t, p)
+			rewriteSecondSegment(t, dir)
+			if n := fileSize(p); n != int64(len(older)) {
+				t.Fatalf("%s measures %d bytes after the rewrite, want %d again", p, n, len(older))
+			}
+			writeFile(t, p, older)
+		}, false},
 		{"ManifestFromBeforeTruncateBack", func(t *testing.T, dir, _ string) {
 			// The listing and the meta file's first index match the
 			// manifest saved before: segments from the second on were
 			// dropped and written again, under the same names, with
 			// other salts.
 			saved := readFile(t, filepath.Join(dir, recovery.ManifestName))
-			o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
-			before := segmentNamesOS(dir)
-			l := openT(t, dir, &o)
-			second, _ := segment.ParseName(before[1])
-			must(t, l.TruncateBack(second-1))
-			for i := second; i <= operatorRecords; i++ {
-				if _, err := l.Append(manifestRecord(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			must(t, l.Close())
-			if after := segmentNamesOS(dir); !slices.Equal(before, after) {
-				t.Fatalf("segments %v after the appends, want %v again", after, before)
-			}
+			rewriteSecondSegment(t, dir)
 			writeFile(t, filepath.Join(dir, recovery.ManifestName), saved)
 		}, false},
 	}
@@ -129,8 +141,34 @@ func TestOperatorChangesAfterCleanClose(t *testing.T) {
 	}
 }
 
+// rewriteSecondSegment drops dir's log from its second segment on and
+// appends the same records again: the segments have the same names and
+// sizes as before, other salts and append times, and Close writes a new
+// manifest.
+func rewriteSecondSegment(t *testing.T, dir string) {
+	t.Helper()
+	before := segmentNamesOS(dir)
+	second, _ := segment.ParseName(before[1])
+	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	must(t, l.TruncateBack(second-1))
+	for i := second; i <= operatorRecords; i++ {
+		if _, err := l.Append(manifestRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, l.Close())
+	if after := segmentNamesOS(dir); !slices.Equal(before, after) {
+		t.Fatalf("segments %v after the appends, want %v again", after, before)
+	}
+}
+
 // checkAsOperatorLeftIt checks a default Open of dir, then Check and Open
-// with Verify, as TestOperatorChangesAfterCleanClose says.
+// with Verify, as TestOperatorChangesAfterCleanClose says. The default
+// Open and its reads must agree with Check (`wal verify`): they report
+// damage (Open fails, or a Read or a Reader fails with ErrCorrupt) exactly
+// when Check finds some, a manifest that no longer describes the files
+// notwithstanding. Then `wal recover --salvage` (the library calls it
+// makes) must leave a log that two default Opens in a row read whole.
 func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
 	t.Helper()
 	st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
@@ -140,7 +178,10 @@ func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
 	if st.Damaged() != damaged {
 		t.Errorf("Check found damage %v, want damaged=%v", st.Damage, damaged)
 	}
-	readOperatorLog(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	if saw := readOperatorLog(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet}); saw != st.Damaged() {
+		t.Errorf("a default Open and its reads reported damage: %v; Check found %v", saw, st.Damage)
+	}
+	defer salvageAndReopen(t, dir)
 	l, err := Open(dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet, Verify: true})
 	if err == nil {
 		if damaged && !hasBadRecord(t, l) {
@@ -152,16 +193,49 @@ func checkAsOperatorLeftIt(t *testing.T, dir string, damaged bool) {
 	}
 }
 
+// salvageAndReopen does what `wal recover --salvage` does to dir (Check,
+// plan, apply, then the ordinary repair), then opens the log twice with
+// the default options: each time every record left must read as appended.
+func salvageAndReopen(t *testing.T, dir string) {
+	t.Helper()
+	st, err := recovery.Check(vfs.Default, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatalf("Check before salvage: %v", err)
+	}
+	plan, err := recovery.PlanSalvageFor(vfs.Default, st, st.Snapshot)
+	if err != nil {
+		t.Fatalf("PlanSalvageFor: %v", err)
+	}
+	must(t, plan.Apply(vfs.Default, time.Now()))
+	rs, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
+	if err != nil || rs.Damaged() {
+		t.Fatalf("Scan after salvage: %v, damage %v", err, rs.Damage)
+	}
+	if !rs.Clean() {
+		must(t, rs.Repair(vfs.Default))
+	}
+	for session := 1; session <= 2; session++ {
+		l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+		for i := l.FirstIndex(); i <= l.LastIndex(); i++ {
+			if got, err := l.Read(i); err != nil || !bytes.Equal(got, manifestRecord(i)) {
+				t.Fatalf("session %d after salvage: Read(%d): %v, or another record", session, i, err)
+			}
+		}
+		must(t, l.Close())
+	}
+}
+
 // readOperatorLog opens dir with o and reads it as checkAsOperatorLeftIt
-// says.
-func readOperatorLog(t *testing.T, dir string, o *Options) {
+// says, reporting whether Open, a Read or the Reader reported damage.
+func readOperatorLog(t *testing.T, dir string, o *Options) (damage bool) {
 	t.Helper()
 	l, err := Open(dir, o)
 	if err != nil {
 		if !isDamage(err) {
 			t.Fatalf("Open: %v, want ErrCorrupt or ErrFormat", err)
 		}
-		return
+		t.Logf("default Open: %v", err)
+		return true
 	}
 	defer l.Close()
 	if f, g := l.FirstIndex(), l.LastIndex(); f != 1 || g != operatorRecords {
@@ -172,6 +246,9 @@ func readOperatorLog(t *testing.T, dir string, o *Options) {
 		switch {
 		case err != nil && !isDamage(err):
 			t.Fatalf("Read(%d): %v, want a record or ErrCorrupt", i, err)
+		case err != nil && !damage:
+			t.Logf("default Open: first failed Read(%d): %v", i, err)
+			damage = true
 		case err == nil && !bytes.Equal(got, manifestRecord(i)):
 			t.Fatalf("Read(%d) returned another record", i)
 		}
@@ -188,7 +265,10 @@ func readOperatorLog(t *testing.T, dir string, o *Options) {
 		t.Fatalf("Reader stopped at %d: %v", want, err)
 	} else if err == nil && want != operatorRecords+1 {
 		t.Fatalf("Reader ended at %d without an error, want %d", want, operatorRecords+1)
+	} else if err != nil && !damage {
+		t.Fatalf("the Reader stopped at %d with %v where every Read returned its record", want, err)
 	}
+	return damage
 }
 
 // hasBadRecord reports whether a Read of some record of l fails as
@@ -330,13 +410,14 @@ func TestCrashAfterCleanCloseWithRetention(t *testing.T) {
 	t.Logf("%d crash points, 3 states each", points)
 }
 
-// A log that found a sealed segment other than the manifest described
-// (damaged, or replaced by another valid segment) writes no manifest at
-// Close: one repeating the old entries would make every later Open trust
-// them again, so that the log kept failing reads that Open with Verify
-// and `wal verify` judge otherwise. The next default Open judges the
-// directory as they do: it fails on the damaged footer, and reads the
-// replacement, a sound segment holding the same records.
+// A log that found a sealed segment damaged writes no manifest at Close:
+// one repeating the old entries would make every later Open trust them
+// again. The next default Open judges the directory as Open with Verify
+// and `wal verify` do, and fails on the damaged footer. A segment replaced
+// by another sound one holding the same records (a twin) is no damage:
+// the first read takes the file's own header and footer, as `wal verify`
+// judges it, and Close's manifest describes the file, so the next Open
+// reads it too.
 func TestCloseAfterAFailedCheckWritesNoManifest(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -360,11 +441,16 @@ func TestCloseAfterAFailedCheckWritesNoManifest(t *testing.T) {
 			c.change(t, changed, twin)
 
 			l := openT(t, dir, &o)
-			_, err := l.Read(first)
-			wantNamed(t, err, ErrCorrupt, changed)
+			got, err := l.Read(first)
+			if c.damaged {
+				wantNamed(t, err, ErrCorrupt, changed)
+			} else if err != nil || !bytes.Equal(got, manifestRecord(first)) {
+				t.Fatalf("Read(%d) of the twin: %v, or another record", first, err)
+			}
 			must(t, l.Close())
-			if exists(t, filepath.Join(dir, recovery.ManifestName)) {
-				t.Error("Close wrote a manifest vouching for the segment that failed its check")
+			if exists(t, filepath.Join(dir, recovery.ManifestName)) == c.damaged {
+				t.Errorf("Close wrote a manifest: %v; want one exactly when the segment read was sound",
+					!c.damaged)
 			}
 			l, err = Open(dir, &o)
 			if c.damaged {
@@ -383,9 +469,9 @@ func TestCloseAfterAFailedCheckWritesNoManifest(t *testing.T) {
 // are not the files' (restored from an older copy of the directory, whose
 // segments of the same names were written earlier) must not release
 // records early: a segment is checked against its file before its age
-// releases it, and one that fails has no known age (retention stops
-// there). Here the manifest says every segment was appended to an hour
-// ago; the files say now.
+// releases it, and takes the file's times (one that fails its check has
+// no known age, and retention stops there). Here the manifest says every
+// segment was appended to an hour ago; the files say now.
 func TestRetentionByAgeChecksManifestTimes(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
@@ -406,19 +492,13 @@ func TestRetentionByAgeChecksManifestTimes(t *testing.T) {
 	segs = append(segs, recovery.Segment{First: newest})
 	must(t, recovery.WriteManifest(vfs.Default, dir, 0, segs))
 
-	first := filepath.Join(dir, names[0])
-	for session := range 2 {
-		// The first Open finds the manifest wrong, and Close then writes
-		// none; the second judges every segment, by its own times.
+	for range 2 {
+		// The first Open takes the files' times as it checks them, and
+		// Close's manifest records those; the second reads them from it.
 		l, err := Open(dir, retentionOpts(RetentionOptions{MaxAge: time.Minute}))
 		must(t, err)
 		stays(t, "no release by the manifest's times", func() bool { return l.FirstIndex() == 1 })
-		if session == 0 {
-			_, err = l.Read(1)
-			wantNamed(t, err, ErrCorrupt, first)
-		} else {
-			checkManifestRecords(t, l, operatorRecords)
-		}
+		checkManifestRecords(t, l, operatorRecords)
 		must(t, l.Close())
 	}
 }

@@ -345,8 +345,10 @@ func checkManifestRecords(t *testing.T, l *Log, last uint64) {
 // segment is unchecked and has no file, so first reads open and check them
 // while other calls run: Reads and Readers on many goroutines, appends
 // (rotations) and TruncateFront releasing the very segments being opened.
-// Every record read is the one appended at its index; the only errors are
-// those of records truncated away. Run it with -race.
+// In odd rounds the manifest is another log's, so that every check takes
+// the file's own header and footer. Every record read is the one appended
+// at its index; the only errors are those of records truncated away. Run
+// it with -race.
 func TestFirstReadsOfManifestSegmentsRace(t *testing.T) {
 	seed := rand.Uint64()
 	if s := os.Getenv("JOURNAL_SEED"); s != "" {
@@ -358,6 +360,14 @@ func TestFirstReadsOfManifestSegmentsRace(t *testing.T) {
 		dir := t.TempDir()
 		o := Options{SegmentSize: MinSegmentSize, Logger: quiet}
 		fillManifestLog(t, dir, o, filled)
+		if round%2 == 1 {
+			// Another log's manifest (the same names, other salts and
+			// times): every first read takes its file's own header and
+			// footer while other calls read the segment.
+			twin := t.TempDir()
+			fillManifestLog(t, twin, o, filled)
+			writeFile(t, filepath.Join(dir, recovery.ManifestName), readFile(t, filepath.Join(twin, recovery.ManifestName)))
+		}
 		l := openT(t, dir, &o)
 		rng := rand.New(rand.NewPCG(seed, uint64(round)))
 		var wg sync.WaitGroup

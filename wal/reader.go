@@ -435,9 +435,11 @@ func (r *Reader) position(sp *readSpan) error {
 	if sp.sealed != nil {
 		var err error
 		k := int64(sp.index - sp.h.FirstIndex)
-		if err = sp.sealed.check(r.f); err != nil {
+		if err = sp.sealed.check(r.f, &r.l.mu); err != nil {
 			return err
 		}
+		sp.h = sp.sealed.h // checked: the file's own, which check may have taken
+		r.h = sp.h
 		if sp.off, _, err = sp.sealed.footer.RecordSpan(r.f, k); err != nil {
 			return fmt.Errorf("journal: read index of %s: %w", sp.path, err)
 		}

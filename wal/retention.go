@@ -107,11 +107,10 @@ func (l *Log) startRetention() {
 
 // retainSegment is what a retention pass needs of a sealed segment.
 type retainSegment struct {
-	seg        *sealedSegment
-	path       string
-	next       uint64
-	size       int64
-	lastAppend int64 // UnixNano; 0 unknown
+	seg  *sealedSegment // its append times are read when its age is (segmentAge)
+	path string
+	next uint64
+	size int64
 }
 
 // retain runs one retention pass: it decides, from a copy of the log's
@@ -166,7 +165,7 @@ func (l *Log) retainView() (segs []retainSegment, first, snapshot uint64, total 
 	defer l.mu.Unlock()
 	total = l.active.size
 	for _, s := range l.sealed {
-		segs = append(segs, retainSegment{seg: s, path: s.path, next: s.next(), size: s.size, lastAppend: s.footer.Times.Last})
+		segs = append(segs, retainSegment{seg: s, path: s.path, next: s.next(), size: s.size})
 		total += s.size
 	}
 	return segs, l.first, l.snapshot, total
@@ -178,7 +177,11 @@ func (l *Log) segmentAge(s retainSegment, now int64) time.Duration {
 	if !l.ownTimes(s.seg) {
 		return 0
 	}
-	last := s.lastAppend
+	// The file's time, not the view's: check may have just replaced the
+	// manifest's times, which the view copied, by the file's.
+	l.mu.Lock()
+	last := s.seg.footer.Times.Last
+	l.mu.Unlock()
 	if last == 0 {
 		fi, err := l.fs.Stat(s.path)
 		if err != nil || fi.ModTime().IsZero() {
@@ -234,5 +237,5 @@ func (l *Log) ownTimes(s *sealedSegment) bool {
 	err := l.openSealed(s)
 	f := s.f
 	l.mu.Unlock()
-	return err == nil && s.check(f) == nil
+	return err == nil && s.check(f, &l.mu) == nil
 }

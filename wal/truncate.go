@@ -404,7 +404,7 @@ func (l *Log) checkKept(index uint64) error {
 	if err := l.openSealed(s); err != nil {
 		return err
 	}
-	return s.check(s.f)
+	return s.check(s.f, nil) // mu is held
 }
 
 // cutBack commits and applies a TruncateBack to m.Back: the meta file's

@@ -172,11 +172,12 @@ type sealedSegment struct {
 	// few segments read (Log.indexed); guarded by Log.mu.
 	idx segment.Index
 	// unchecked: h, footer and size come from the clean-close manifest
-	// (recovery.ManifestName), not from the file, which check verifies
-	// before anything is read from it.
+	// (recovery.ManifestName), not from the file, which check judges
+	// before anything is read from it, taking the file's own if they
+	// differ.
 	unchecked atomic.Bool
-	// doubted: opening or checking the file failed, so it may not be what
-	// the manifest said (damaged, replaced, removed): Close writes no
+	// doubted: opening or checking the file failed, so it may not hold
+	// what the manifest said (damaged, removed): Close writes no
 	// manifest vouching for it, and the next Open judges it as a walk
 	// does (as Options.Verify and `wal verify` do).
 	doubted atomic.Bool
@@ -185,14 +186,25 @@ type sealedSegment struct {
 // check verifies, before the first read from f (s's file), what Open took
 // from the manifest: the header and the footer, its checksum included.
 // Damage gives an error satisfying errors.Is(err, ErrCorrupt) naming the
-// file. Concurrent first reads may both check: the result is the same.
-func (s *sealedSegment) check(f vfs.File) error {
+// file. A sound file holding the records the manifest said, under another
+// salt, footer or size (a manifest restored from a backup or copied from
+// another log, a segment copied back), is no damage: `wal verify` and a
+// walk judge it by itself, and so does check (segment.CheckSealed), which
+// then gives s the file's header, footer and size, so that the reads and
+// the next manifest use them. Concurrent first reads may both check: the
+// first to finish sets s. mu is Log.mu, nil when the caller holds it: s's
+// fields change only under it, and only while s is unchecked, so once
+// check has returned nil they can be read without it.
+func (s *sealedSegment) check(f vfs.File, mu *sync.Mutex) error {
 	if !s.unchecked.Load() {
 		return nil
 	}
+	lockIf(mu)
+	h, ft := s.h, s.footer
+	unlockIf(mu)
 	size, err := f.Size()
 	if err == nil {
-		err = segment.CheckSealed(f, s.path, size, s.h, s.footer)
+		h, ft, err = segment.CheckSealed(f, s.path, size, h, ft)
 	} else {
 		err = fmt.Errorf("journal: stat %s: %w", s.path, err)
 	}
@@ -200,8 +212,25 @@ func (s *sealedSegment) check(f vfs.File) error {
 		s.doubted.Store(true)
 		return err
 	}
-	s.unchecked.Store(false)
+	lockIf(mu)
+	defer unlockIf(mu)
+	if s.unchecked.Load() {
+		s.h, s.footer, s.size = h, ft, size
+		s.unchecked.Store(false)
+	}
 	return nil
+}
+
+func lockIf(mu *sync.Mutex) {
+	if mu != nil {
+		mu.Lock()
+	}
+}
+
+func unlockIf(mu *sync.Mutex) {
+	if mu != nil {
+		mu.Unlock()
+	}
 }
 
 func (s *sealedSegment) first() uint64 { return s.h.FirstIndex }
@@ -864,10 +893,11 @@ func openSealedError(s *sealedSegment, err error) error {
 // sealedSpan locates record at.k of sealed segment at.s, loading the
 // footer's index into memory for the next reads. Called without mu, with
 // filesMu held shared.
-func (l *Log) sealedSpan(at recordAt) (int64, int64, error) {
-	if err := at.s.check(at.f); err != nil {
+func (l *Log) sealedSpan(at *recordAt) (int64, int64, error) {
+	if err := at.s.check(at.f, &l.mu); err != nil {
 		return 0, 0, err
 	}
+	at.h = at.s.h // checked: the file's own, which check may have taken
 	x, err := at.s.footer.ReadIndex(at.f)
 	if err != nil {
 		// Read as before, record by record: its errors say what is wrong.
@@ -919,7 +949,7 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 		return nil, err
 	}
 	if at.s != nil {
-		if at.off, at.size, err = l.sealedSpan(at); err != nil {
+		if at.off, at.size, err = l.sealedSpan(&at); err != nil {
 			return nil, fmt.Errorf("journal: read index of %s: %w", at.path, err)
 		}
 	}
