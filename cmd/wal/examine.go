@@ -219,10 +219,10 @@ func (ex *examination) json() *jsonReport {
 		j.Torn = &jsonTorn{File: rel(ex.dir, t.Path), Offset: t.Offset, Bytes: t.Bytes, Records: t.Records, Reason: t.Reason}
 	}
 	for _, d := range r.Damage {
-		j.Damage = append(j.Damage, ex.jsonDamage(d))
+		j.Damage = append(j.Damage, damageJSON(ex.dir, d))
 	}
 	for _, d := range r.Released {
-		j.Released = append(j.Released, ex.jsonDamage(d))
+		j.Released = append(j.Released, damageJSON(ex.dir, d))
 	}
 	if s := r.SnapshotFile; s != nil {
 		j.Snapshot = &jsonSnapshot{Index: s.Index, Size: s.Size, StoredSize: s.StoredSize, Compressed: s.Compressed,
@@ -240,8 +240,9 @@ func (ex *examination) json() *jsonReport {
 	return j
 }
 
-func (ex *examination) jsonDamage(d recovery.Damage) jsonDamage {
-	return jsonDamage{Kind: d.Kind.String(), File: rel(ex.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason}
+// damageJSON is d as the --json reports list it.
+func damageJSON(dir string, d recovery.Damage) jsonDamage {
+	return jsonDamage{Kind: d.Kind.String(), File: rel(dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason}
 }
 
 func salvageJSON(dir string, p *recovery.SalvagePlan, err error) *jsonSalvage {

@@ -86,155 +86,211 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 	}
 	fsys := vfs.Default
 	r := &recoverReport{Dir: o.dir, DryRun: o.dryRun, Damage: []jsonDamage{}, Removed: []string{}}
-	would := func(done, would string) string {
-		if o.dryRun {
-			return would
-		}
-		return done
+	unlock, err := r.lock(fsys)
+	if err != nil {
+		return err
 	}
-	lock, err := fsys.Lock(filepath.Join(o.dir, wal.LockName))
-	switch {
-	case errors.Is(err, vfs.ErrLocked):
-		return fail("%s is locked: a process (the application, or another wal command) has the log open. "+
-			"Stop it first: recover needs the log to itself", o.dir)
-	case err != nil && !o.dryRun:
-		return fail("cannot lock %s: %v", o.dir, err)
-	case err != nil:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("could not take the lock (%v); a dry run goes on without it", err))
-	default:
-		defer lock.Close()
-	}
+	defer unlock()
 
 	var plan *recovery.SalvagePlan
 	if o.salvage {
-		live, err := recovery.Live(fsys, o.dir)
-		if err != nil {
-			return fail("%v", err)
+		var code int
+		if plan, code, err = r.salvage(fsys); err != nil {
+			return err
 		}
-		add, done := progress(dirSize(live), "checking segments")
-		st, err := recovery.Check(fsys, o.dir, recovery.CheckOptions{Progress: add})
-		done()
-		if err == nil {
-			plan, err = recovery.PlanSalvageFor(fsys, st, st.Snapshot)
-		}
-		if errors.Is(err, recovery.ErrNoSalvage) {
-			r.Status = "damaged"
-			r.Salvage = salvageJSON(o.dir, nil, err)
-			r.say("salvage:    refused: %v", err)
-			return r.finish(w, o, exitDamage)
-		}
-		if err != nil {
-			return fail("%v", err)
-		}
-		if !plan.Empty() && !o.dryRun {
-			if err := plan.Apply(fsys, time.Now()); err != nil {
-				return fail("salvage stopped: %v. Nothing was deleted that is not in the quarantine directory; "+
-					"fix the cause and run `wal recover --salvage %s` again", err, o.dir)
-			}
-		}
-		r.Salvage = salvageJSON(o.dir, plan, nil)
-		r.describeSalvage(plan, would)
-		if !plan.Empty() && o.dryRun {
-			// What the ordinary repair would do depends on the
-			// salvage: stop here.
-			code := exitOK
-			if c := plan.Cut; c != nil && c.Records > 0 {
-				r.GivenUp, code = c.Records, exitDamage
-			}
-			r.Status = "damaged"
-			r.say("then:       the ordinary repair (torn tail, leftovers) runs on what remains")
-			first, next := plan.Result()
-			r.First, r.Last = first, next-1
-			r.sayResult(would)
+		if code >= 0 {
 			return r.finish(w, o, code)
 		}
 	}
 
 	st, err := recovery.Scan(fsys, o.dir, recovery.Options{})
 	if st != nil && st.Damaged() {
-		r.Status = "damaged"
-		d := st.Damage[0]
-		r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind.String(), File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
-		r.say("damage:     %s", describeDamage(o.dir, d))
-		r.say("what now:   Open refuses this log, and recover changed nothing. `wal verify %s` lists all the damage;", o.dir)
-		r.say("            `wal recover --salvage --dry-run %s` shows what salvage would cut and give up,", o.dir)
-		r.say("            `wal recover --salvage %s` cuts it, keeping the cut bytes in %s.", o.dir,
-			filepath.Join(o.dir, recovery.QuarantinePrefix+"<time>"))
+		r.refuseDamaged(st.Damage[0])
 		return r.finish(w, o, exitDamage)
 	}
 	if err != nil {
 		return fail("%v", err)
 	}
-	if t := st.Torn; t != nil {
-		r.Torn = &jsonTorn{File: rel(o.dir, t.Path), Offset: t.Offset, Bytes: t.Bytes, Records: t.Records, Reason: t.Reason}
-		extra := ""
-		if t.Records > 0 {
-			extra = fmt.Sprintf(" and %s of an unfinished batch", plural(int64(t.Records), "record"))
-		}
-		r.say("torn tail:  %s from offset %d: %s%s (%s): %s", rel(o.dir, t.Path), t.Offset, plural(t.Bytes, "byte"), extra,
-			cmpOr(t.Reason, "end of file"), would("cut", "would be cut"))
-	}
-	for _, p := range st.Temps {
-		r.Removed = append(r.Removed, rel(o.dir, p))
-		r.say("leftover:   %s: %s", rel(o.dir, p), would("removed", "would be removed"))
-	}
-	for _, p := range st.Obsolete {
-		r.Removed = append(r.Removed, rel(o.dir, p))
-		r.say("obsolete:   %s: %s", rel(o.dir, p), would("removed", "would be removed"))
-	}
-	if st.Meta.BackPending {
-		r.Back = st.Meta.Back
-		r.say("truncate:   the committed TruncateBack to %d %s", st.Meta.Back, would("was finished", "would be finished"))
-	}
-	if st.Meta.EmptyPending {
-		r.say("truncate:   the committed TruncateFront past the end, to an empty log at %d, %s", st.Meta.FirstIndex,
-			would("was finished", "would be finished"))
-	}
-	if st.Clean() {
-		r.say("repair:     nothing to repair")
-	} else if !o.dryRun {
+	r.describeRepairs(st)
+	if !st.Clean() && !o.dryRun {
 		if err := st.Repair(fsys); err != nil {
 			return fail("repair stopped: %v; run `wal recover %s` again once the cause is fixed", err, o.dir)
 		}
 	}
 	r.First, r.Last = max(st.FirstIndex, 1), st.NextIndex()-1
-	code := exitOK
-	if plan != nil && plan.Cut != nil {
-		r.GivenUp = plan.Cut.Records
-		if r.GivenUp > 0 {
-			code = exitDamage
-		}
-		r.Status = "salvaged"
-	} else if st.Clean() {
-		r.Status = "clean"
-	} else {
-		r.Status = "repaired"
-	}
+	code := r.settle(st, plan)
 	if !o.dryRun {
 		// Prove it: the log must now pass the full check.
-		rep, err := recovery.Check(fsys, o.dir, recovery.CheckOptions{})
+		damaged, err := r.prove(fsys)
 		if err != nil {
-			return fail("%v", err)
+			return err
 		}
-		if len(rep.Damage) > 0 {
-			r.Status, code = "damaged", exitDamage
-			for _, d := range rep.Damage {
-				r.Damage = append(r.Damage, jsonDamage{Kind: d.Kind.String(), File: rel(o.dir, d.Path), Offset: d.Offset, Index: d.Index, Reason: d.Reason})
-			}
-			r.say("damage:     the log opens, but %s inside it are damaged (%s);",
-				plural(int64(len(rep.Damage)), "place"), describeDamage(o.dir, rep.Damage[0]))
-			r.say("            Read fails there. `wal verify %s` lists them; `wal recover --salvage %s` cuts the log at the first.", o.dir, o.dir)
-			return r.finish(w, o, code)
+		if damaged {
+			return r.finish(w, o, exitDamage)
 		}
 	}
-	r.sayResult(would)
+	r.sayResult()
 	return r.finish(w, o, code)
+}
+
+// would is done in a real run and would in a dry run.
+func (r *recoverReport) would(done, would string) string {
+	if r.DryRun {
+		return would
+	}
+	return done
+}
+
+// lock takes the directory lock, which a real run needs and a dry run
+// goes on without (with a warning), returning its release.
+func (r *recoverReport) lock(fsys vfs.FS) (unlock func(), err error) {
+	lock, err := fsys.Lock(filepath.Join(r.Dir, wal.LockName))
+	switch {
+	case errors.Is(err, vfs.ErrLocked):
+		return nil, fail("%s is locked: a process (the application, or another wal command) has the log open. "+
+			"Stop it first: recover needs the log to itself", r.Dir)
+	case err != nil && !r.DryRun:
+		return nil, fail("cannot lock %s: %v", r.Dir, err)
+	case err != nil:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("could not take the lock (%v); a dry run goes on without it", err))
+		return func() {}, nil
+	}
+	return func() { lock.Close() }, nil
+}
+
+// salvage checks every segment and cuts the log at the first damage (a
+// dry run only plans it). code is the exit code when recover stops here
+// (refused, or a dry run whose ordinary repair depends on the salvage),
+// and -1 when the ordinary repair is to follow.
+func (r *recoverReport) salvage(fsys vfs.FS) (plan *recovery.SalvagePlan, code int, err error) {
+	live, err := recovery.Live(fsys, r.Dir)
+	if err != nil {
+		return nil, 0, fail("%v", err)
+	}
+	add, done := progress(dirSize(live), "checking segments")
+	st, err := recovery.Check(fsys, r.Dir, recovery.CheckOptions{Progress: add})
+	done()
+	if err == nil {
+		plan, err = recovery.PlanSalvageFor(fsys, st, st.Snapshot)
+	}
+	if errors.Is(err, recovery.ErrNoSalvage) {
+		r.Status = "damaged"
+		r.Salvage = salvageJSON(r.Dir, nil, err)
+		r.say("salvage:    refused: %v", err)
+		return nil, exitDamage, nil
+	}
+	if err != nil {
+		return nil, 0, fail("%v", err)
+	}
+	if !plan.Empty() && !r.DryRun {
+		if err := plan.Apply(fsys, time.Now()); err != nil {
+			return nil, 0, fail("salvage stopped: %v. Nothing was deleted that is not in the quarantine directory; "+
+				"fix the cause and run `wal recover --salvage %s` again", err, r.Dir)
+		}
+	}
+	r.Salvage = salvageJSON(r.Dir, plan, nil)
+	r.describeSalvage(plan)
+	if plan.Empty() || !r.DryRun {
+		return plan, -1, nil
+	}
+	// What the ordinary repair would do depends on the salvage: stop
+	// here.
+	code = exitOK
+	if c := plan.Cut; c != nil && c.Records > 0 {
+		r.GivenUp, code = c.Records, exitDamage
+	}
+	r.Status = "damaged"
+	r.say("then:       the ordinary repair (torn tail, leftovers) runs on what remains")
+	first, next := plan.Result()
+	r.First, r.Last = first, next-1
+	r.sayResult()
+	return plan, code, nil
+}
+
+// refuseDamaged reports damage that Open refuses and recover leaves
+// alone (no --salvage).
+func (r *recoverReport) refuseDamaged(d recovery.Damage) {
+	r.Status = "damaged"
+	r.Damage = append(r.Damage, damageJSON(r.Dir, d))
+	r.say("damage:     %s", describeDamage(r.Dir, d))
+	r.say("what now:   Open refuses this log, and recover changed nothing. `wal verify %s` lists all the damage;", r.Dir)
+	r.say("            `wal recover --salvage --dry-run %s` shows what salvage would cut and give up,", r.Dir)
+	r.say("            `wal recover --salvage %s` cuts it, keeping the cut bytes in %s.", r.Dir,
+		filepath.Join(r.Dir, recovery.QuarantinePrefix+"<time>"))
+}
+
+// describeRepairs says what the ordinary repair does (or would do).
+func (r *recoverReport) describeRepairs(st *recovery.State) {
+	if t := st.Torn; t != nil {
+		r.Torn = &jsonTorn{File: rel(r.Dir, t.Path), Offset: t.Offset, Bytes: t.Bytes, Records: t.Records, Reason: t.Reason}
+		extra := ""
+		if t.Records > 0 {
+			extra = fmt.Sprintf(" and %s of an unfinished batch", plural(int64(t.Records), "record"))
+		}
+		r.say("torn tail:  %s from offset %d: %s%s (%s): %s", rel(r.Dir, t.Path), t.Offset, plural(t.Bytes, "byte"), extra,
+			cmpOr(t.Reason, "end of file"), r.would("cut", "would be cut"))
+	}
+	for _, p := range st.Temps {
+		r.Removed = append(r.Removed, rel(r.Dir, p))
+		r.say("leftover:   %s: %s", rel(r.Dir, p), r.would("removed", "would be removed"))
+	}
+	for _, p := range st.Obsolete {
+		r.Removed = append(r.Removed, rel(r.Dir, p))
+		r.say("obsolete:   %s: %s", rel(r.Dir, p), r.would("removed", "would be removed"))
+	}
+	if st.Meta.BackPending {
+		r.Back = st.Meta.Back
+		r.say("truncate:   the committed TruncateBack to %d %s", st.Meta.Back, r.would("was finished", "would be finished"))
+	}
+	if st.Meta.EmptyPending {
+		r.say("truncate:   the committed TruncateFront past the end, to an empty log at %d, %s", st.Meta.FirstIndex,
+			r.would("was finished", "would be finished"))
+	}
+	if st.Clean() {
+		r.say("repair:     nothing to repair")
+	}
+}
+
+// settle sets the report's status and returns the exit code.
+func (r *recoverReport) settle(st *recovery.State, plan *recovery.SalvagePlan) (code int) {
+	switch {
+	case plan != nil && plan.Cut != nil:
+		r.GivenUp, r.Status = plan.Cut.Records, "salvaged"
+		if r.GivenUp > 0 {
+			return exitDamage
+		}
+	case st.Clean():
+		r.Status = "clean"
+	default:
+		r.Status = "repaired"
+	}
+	return exitOK
+}
+
+// prove checks the whole log after a real run: it must open, and any
+// damage left inside it (where Read would fail) is reported.
+func (r *recoverReport) prove(fsys vfs.FS) (damaged bool, err error) {
+	rep, err := recovery.Check(fsys, r.Dir, recovery.CheckOptions{})
+	if err != nil {
+		return false, fail("%v", err)
+	}
+	if len(rep.Damage) == 0 {
+		return false, nil
+	}
+	r.Status = "damaged"
+	for _, d := range rep.Damage {
+		r.Damage = append(r.Damage, damageJSON(r.Dir, d))
+	}
+	r.say("damage:     the log opens, but %s inside it are damaged (%s);",
+		plural(int64(len(rep.Damage)), "place"), describeDamage(r.Dir, rep.Damage[0]))
+	r.say("            Read fails there. `wal verify %s` lists them; `wal recover --salvage %s` cuts the log at the first.", r.Dir, r.Dir)
+	return true, nil
 }
 
 // sayResult says what the log holds once recover is done (or would hold:
 // a dry run's range is the one the real run reaches).
-func (r *recoverReport) sayResult(would func(string, string) string) {
-	opens := would("the log opens cleanly", "after this the log opens cleanly")
+func (r *recoverReport) sayResult() {
+	opens := r.would("the log opens cleanly", "after this the log opens cleanly")
 	if r.Last+1 <= r.First {
 		r.say("result:     %s: the log is empty (next index %d)", opens, r.First)
 	} else {
@@ -242,19 +298,19 @@ func (r *recoverReport) sayResult(would func(string, string) string) {
 	}
 }
 
-func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(string, string) string) {
+func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan) {
 	if p.Empty() {
 		r.say("salvage:    no damage: nothing to cut")
 		return
 	}
 	for _, s := range p.Reseal {
-		r.say("salvage:    %s: footer missing or damaged, every record intact: %s, nothing given up", rel(r.Dir, s), would("resealed", "would be resealed"))
+		r.say("salvage:    %s: footer missing or damaged, every record intact: %s, nothing given up", rel(r.Dir, s), r.would("resealed", "would be resealed"))
 	}
 	if rs := p.Restart; rs != nil {
 		r.say("damage:     %s", describeDamage(r.Dir, rs.Damage))
-		what := fmt.Sprintf("the log %s at %d", would("now starts", "would start"), rs.First)
+		what := fmt.Sprintf("the log %s at %d", r.would("now starts", "would start"), rs.First)
 		if rs.Fresh {
-			what += fmt.Sprintf(", in an empty segment (%s)", would("created", "to be created"))
+			what += fmt.Sprintf(", in an empty segment (%s)", r.would("created", "to be created"))
 		}
 		r.say("salvage:    %s; %s already missing", what, plural(int64(rs.Missing), "record"))
 	}
@@ -264,11 +320,11 @@ func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(stri
 		return
 	}
 	r.say("damage:     %s", describeDamage(r.Dir, c.Damage))
-	what := fmt.Sprintf("%s at offset %d", would("cut", "would be cut"), c.Offset)
+	what := fmt.Sprintf("%s at offset %d", r.would("cut", "would be cut"), c.Offset)
 	if c.Offset == 0 {
-		what = would("removed", "would be removed")
+		what = r.would("removed", "would be removed")
 		if c.Fresh != 0 && c.Snapshot == 0 {
-			what += fmt.Sprintf(" (an empty segment starting at %d %s)", c.Fresh, would("takes its place", "would take its place"))
+			what += fmt.Sprintf(" (an empty segment starting at %d %s)", c.Fresh, r.would("takes its place", "would take its place"))
 		}
 	}
 	later := ""
@@ -277,7 +333,7 @@ func (r *recoverReport) describeSalvage(p *recovery.SalvagePlan, would func(stri
 		for _, l := range c.Later {
 			names = append(names, rel(r.Dir, l))
 		}
-		later = fmt.Sprintf("; later segments %s: %s", would("removed", "would go"), strings.Join(names, ", "))
+		later = fmt.Sprintf("; later segments %s: %s", r.would("removed", "would go"), strings.Join(names, ", "))
 	}
 	r.say("salvage:    %s: %s%s", rel(r.Dir, c.Path), what, later)
 	if c.Snapshot != 0 {
