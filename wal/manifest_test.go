@@ -208,8 +208,7 @@ func TestMutationAfterCleanCloseThenCrash(t *testing.T) {
 			must(t, l.Checkpoint(45, func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }))
 		}},
 	}
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := seedtest.Seed(t)
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			mem := crashfs.New()
