@@ -60,6 +60,7 @@ import (
 	"time"
 
 	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/wal"
@@ -72,7 +73,7 @@ const (
 	envTruncate = "JOURNAL_KILL_TRUNCATE"
 	envNoSync   = "JOURNAL_KILL_NOSYNC"
 	envRounds   = "JOURNAL_KILL_ROUNDS"
-	envSeed     = "JOURNAL_SEED"
+	envSeed     = seedtest.Env
 
 	killWriters     = 8
 	killSegmentSize = wal.MinSegmentSize // small, so segments rotate during a round
@@ -310,14 +311,8 @@ func TestKill(t *testing.T) {
 		}
 		rounds, budget = n, 0
 	}
-	seed := rand.Uint64()
-	if s := os.Getenv(envSeed); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", envSeed, s, err)
-		}
-	}
-	t.Logf("seed %d (rerun with %s=%d), %d rounds", seed, envSeed, seed, rounds)
+	seed := seedtest.Seed(t)
+	t.Logf("%d rounds", rounds)
 	k := &killTest{
 		t: t, dir: filepath.Join(t.TempDir(), "log"), seed: seed,
 		rng: rand.New(rand.NewPCG(seed, 0x6b696c6c)),

@@ -12,24 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
 )
-
-// newRand returns a generator seeded from JOURNAL_SEED when set, otherwise
-// from the clock, and logs the seed so a failure can be replayed.
-func newRand(t *testing.T) *rand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("JOURNAL_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (replay with JOURNAL_SEED=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
 
 // ackLedger tracks, per consumer, the highest Ack that returned nil and
 // the highest attempted: after a crash the position must lie between.
@@ -93,7 +79,7 @@ func crashOpts(fsys *crashfs.FS) *Options {
 // was not synced: the store always opens, and every position is at least
 // the last acknowledgement that returned and at most the last tried.
 func TestAcksSurviveEveryCrashPoint(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	workSeed := rng.Uint64()
 	clean := crashfs.New()
 	crashWorkload(clean, rand.New(rand.NewPCG(workSeed, 1)))
@@ -166,7 +152,7 @@ func killChild(dir string) {
 // store: every consumer is at least where the last Ack the child reported
 // put it.
 func TestAcksSurviveSIGKILL(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	dir := t.TempDir()
 	for round := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

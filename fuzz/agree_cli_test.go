@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
@@ -32,8 +33,8 @@ func TestAgreementCLI(t *testing.T) {
 	if s := os.Getenv("JOURNAL_AGREE_CLI"); s != "" {
 		fmt.Sscan(s, &n)
 	}
-	s := seed(t)
-	t.Logf("seed %d (set JOURNAL_SEED to repeat; JOURNAL_AGREE_CLI=N for more states)", s)
+	s := seedtest.Seed(t)
+	t.Log("JOURNAL_AGREE_CLI=N checks N states")
 	var fig agreeFigures
 	for i := 0; i < n; i++ {
 		// Cases apart from TestAgreement's, half of them damaged for sure.

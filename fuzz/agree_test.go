@@ -18,6 +18,7 @@ import (
 
 	"github.com/gojournal/journal/checkpoint"
 	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs/crashfs"
@@ -85,9 +86,9 @@ func agreeBudget(t testing.TB) (cases int, until time.Time) {
 }
 
 func TestAgreement(t *testing.T) {
-	s := seed(t)
+	s := seedtest.Seed(t)
 	cases, until := agreeBudget(t)
-	t.Logf("seed %d (set JOURNAL_SEED to repeat, JOURNAL_AGREE_CASE to run one case; JOURNAL_AGREE_CASES=N or JOURNAL_AGREE_TIME=3m for more)", s)
+	t.Log("JOURNAL_AGREE_CASE runs one case; JOURNAL_AGREE_CASES=N or JOURNAL_AGREE_TIME=3m run more")
 	var fig agreeFigures
 	first, last := 0, cases-1
 	if c := os.Getenv("JOURNAL_AGREE_CASE"); c != "" {

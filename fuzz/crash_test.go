@@ -6,12 +6,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
@@ -210,17 +210,6 @@ type figures struct {
 	violations                                  atomic.Int64
 }
 
-func seed(t testing.TB) uint64 {
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("JOURNAL_SEED: %v", err)
-		}
-		return v
-	}
-	return rand.Uint64()
-}
-
 // statesPerPoint is how many random crash states each crash point gets per
 // mode beyond SyncedOnly; JOURNAL_CRASH_LONG=1 runs many more.
 func statesPerPoint() int {
@@ -233,8 +222,8 @@ func statesPerPoint() int {
 // TestCrashPoints runs every workload, crashes it after each mutating file
 // operation in turn, and checks several crash states of each point.
 func TestCrashPoints(t *testing.T) {
-	s := seed(t)
-	t.Logf("seed %d (set JOURNAL_SEED to repeat; JOURNAL_CRASH_LONG=1 for more states per point)", s)
+	s := seedtest.Seed(t)
+	t.Log("JOURNAL_CRASH_LONG=1 checks more states per point")
 	var fig figures
 	for wi, w := range workloads {
 		t.Run(strings.ReplaceAll(w.name, " ", "_"), func(t *testing.T) {

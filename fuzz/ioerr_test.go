@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
@@ -28,8 +29,7 @@ var failingOps = []errorfs.Op{
 // poisoned), and after reopening (and after a power loss) nothing
 // acknowledged may be missing and nothing unacknowledged claimed.
 func TestIOErrors(t *testing.T) {
-	s := seed(t)
-	t.Logf("seed %d", s)
+	s := seedtest.Seed(t)
 	injected, checked := 0, 0
 	for wi, w := range workloads {
 		rng := rand.New(rand.NewPCG(s, uint64(wi)))

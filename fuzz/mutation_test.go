@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/internal/crashtest"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
@@ -84,8 +85,7 @@ func TestSyncMutants(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: runs the crash enumeration once per sync site")
 	}
-	s := seed(t)
-	t.Logf("seed %d", s)
+	s := seedtest.Seed(t)
 	sites := &syncSites{seen: map[string]bool{}}
 	crashtest.Wrap = sites.wrap
 	defer func() { crashtest.Wrap = nil }()

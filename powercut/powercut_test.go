@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +21,7 @@ const (
 	EnvRounds = "JOURNAL_POWERCUT_ROUNDS"
 	// EnvSeed replays a run's random choices (cut moments and modes,
 	// record sizes); the seed is printed by every run.
-	EnvSeed = "JOURNAL_SEED"
+	EnvSeed = seedtest.Env
 	// EnvEvidence is where a failing round copies the log directory
 	// (default: the system's temporary directory).
 	EnvEvidence = "JOURNAL_POWERCUT_EVIDENCE"
@@ -35,17 +36,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
-}
-
-func seed(t *testing.T) uint64 {
-	if s := os.Getenv(EnvSeed); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("%s=%q: %v", EnvSeed, s, err)
-		}
-		return v
-	}
-	return uint64(time.Now().UnixNano())
 }
 
 func rounds(t *testing.T) int {
@@ -83,8 +73,8 @@ func childCommand(env []string) *exec.Cmd {
 // what was appended (I2), and that recovery is idempotent and the log
 // takes appends that survive the next cut (I3).
 func TestPowerCut(t *testing.T) {
-	s, n := seed(t), rounds(t)
-	t.Logf("%s=%d %s=%d", EnvSeed, s, EnvRounds, n)
+	s, n := seedtest.Seed(t), rounds(t)
+	t.Logf("%s=%d", EnvRounds, n)
 	evidence := os.Getenv(EnvEvidence)
 	if evidence == "" {
 		evidence = os.TempDir()

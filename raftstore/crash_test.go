@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
 	"github.com/hashicorp/raft"
@@ -153,19 +152,12 @@ func crashPoints[S checkable[S]](t *testing.T, run func(*crashfs.FS) (before, af
 	t.Logf("crash points %d, states checked %d", points, states)
 }
 
-// newRand returns a generator seeded from JOURNAL_SEED when set, otherwise
-// at random, and logs the seed so a failure can be replayed.
+// newRand returns the generator of a random test: seedtest's seed with PCG
+// stream 0, this package's derivation since before seedtest, so that seeds
+// printed by earlier runs replay the same choices.
 func newRand(t *testing.T) *rand.Rand {
 	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("JOURNAL_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with JOURNAL_SEED=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, 0))
+	return rand.New(rand.NewPCG(seedtest.Seed(t), 0))
 }
 
 func newState() state { return state{map[uint64]uint64{}, map[string]uint64{}} }

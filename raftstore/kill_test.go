@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -227,12 +226,7 @@ func (l *node3Log) read(line string, cmds *[]committed) error {
 }
 
 func TestKilledProcessRejoins(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (set JOURNAL_SEED to repeat)", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
+	rng := newRand(t)
 	childLeads := rng.IntN(2) == 0
 	killAfter := 150 + rng.IntN(600)           // entries node3 acknowledged
 	killDelay := time.Duration(rng.IntN(3000)) // µs after that

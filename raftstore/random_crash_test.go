@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
 
@@ -39,8 +40,8 @@ func randomWorkload(rng *rand.Rand, groups []uint64, n int) []sharedOp {
 func TestRandomCrashPoints(t *testing.T) {
 	// One seed for the workloads and for crashPoints' crash states, so
 	// that JOURNAL_SEED replays both.
-	if os.Getenv("JOURNAL_SEED") == "" {
-		t.Setenv("JOURNAL_SEED", strconv.FormatUint(rand.Uint64(), 10))
+	if os.Getenv(seedtest.Env) == "" {
+		t.Setenv(seedtest.Env, strconv.FormatUint(rand.Uint64(), 10))
 	}
 	rng := newRand(t)
 	n := 40

@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/internal/errs"
+	"github.com/gojournal/journal/internal/seedtest"
 )
 
 func TestCompressRoundTrip(t *testing.T) {
-	rnd := newTestRand(t)
+	rnd := seedtest.Rand(t)
 	for _, c := range []Codec{None, S2, Zstd} {
 		for _, rec := range [][]byte{nil, {0}, []byte("hello"), compressible(1 << 16), randomBytes(rnd, 100_000)} {
 			stored := Compress(c, []byte("prefix"), rec)
@@ -33,7 +34,7 @@ func TestCompressRoundTrip(t *testing.T) {
 // maxPayload allows MaxRecordSize/64 + 68 bytes over the record; each codec
 // must stay within the same proportion on data it cannot compress.
 func TestIncompressibleRecordStaysWithinPayloadBound(t *testing.T) {
-	rnd := newTestRand(t)
+	rnd := seedtest.Rand(t)
 	rec := randomBytes(rnd, 4<<20)
 	for _, c := range []Codec{S2, Zstd} {
 		limit := len(rec) + len(rec)/64 + 68

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gojournal/journal/internal/errs"
+	"github.com/gojournal/journal/internal/seedtest"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -134,7 +135,7 @@ func TestFrameSize(t *testing.T) {
 }
 
 func TestFrameRoundTrip(t *testing.T) {
-	rnd := newTestRand(t)
+	rnd := seedtest.Rand(t)
 	payloads := []struct {
 		name string
 		rec  []byte

@@ -4,28 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
-	"os"
-	"strconv"
-	"testing"
-	"time"
 )
-
-// seedEnv names the environment variable that fixes the seed of the
-// randomized tests, to replay a failure: JOURNAL_TEST_SEED=123 go test ./segment
-const seedEnv = "JOURNAL_TEST_SEED"
-
-func newTestRand(t *testing.T) *rand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(seedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", seedEnv, s, err)
-		}
-	}
-	t.Logf("random seed %d (replay with %s=%d)", seed, seedEnv, seed)
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
 
 func randomBytes(r *rand.Rand, n int) []byte {
 	b := make([]byte, n)

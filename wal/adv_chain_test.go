@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gojournal/journal/internal/seedtest"
 )
 
 // chainLog is a writer whose records form a hash chain: each carries its
@@ -166,7 +167,7 @@ func chainReader(ctx context.Context, c *chainLog, log func() *Log) (n, restarts
 // successor), or skips one: they stop with ErrTruncated or ErrCompacted
 // instead, and start again.
 func TestReadersFollowTruncationsAndRewrites(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	dir := t.TempDir()
 	opts := &Options{SegmentSize: MinSegmentSize, Logger: quiet}
 	c := &chainLog{}

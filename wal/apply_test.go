@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
@@ -62,7 +63,7 @@ func TestAppendApplyOrder(t *testing.T) {
 		{"NoSync small segments", Options{NoSync: true, SegmentSize: MinSegmentSize, Logger: quiet, FS: crashfs.New()}, 400},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rng := newRand(t)
+			rng := seedtest.Rand(t)
 			dir := t.TempDir()
 			if c.opts.FS != nil {
 				dir = "/log"

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/internal/testproc"
 )
 
@@ -135,7 +136,7 @@ func (c *followChild) randomOp() {
 }
 
 func TestFollowOtherProcess(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	seed := rng.Uint64()
 	noSync := rng.IntN(2) == 0
 	t.Logf("child seed %d, NoSync %v", seed, noSync)

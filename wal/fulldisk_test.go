@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
@@ -148,7 +149,7 @@ func TestOpenOnAFullDisk(t *testing.T) {
 // turn: every crash state must open, as before or after the truncation,
 // with every record kept.
 func TestTruncateFrontOnAFullDiskCrash(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	build := func() (*crashfs.FS, string) {
 		fsys := crashfs.New()
 		l := openT(t, "/log", &Options{SegmentSize: MinSegmentSize, Logger: quiet, FS: fsys})

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gojournal/journal/recovery"
@@ -493,21 +490,6 @@ func runAll[C any](t *testing.T, cases []C, name func(C) string, run func(*testi
 	}
 	close(todo)
 	wg.Wait()
-}
-
-// newRand returns a generator seeded from JOURNAL_SEED when set, otherwise
-// from the clock, and logs the seed so a failure can be replayed.
-func newRand(t *testing.T) *rand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("JOURNAL_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with JOURNAL_SEED=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
 // wantCorruption checks that err reports corruption (errors.Is ErrCorrupt)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -352,7 +353,7 @@ func TestSealedSegmentRemovedAfterCleanOpen(t *testing.T) {
 // lower than the log said before Close (a release retention began may
 // have committed), every Read the record appended.
 func TestCrashAfterCleanCloseWithRetention(t *testing.T) {
-	seed := newRand(t).Uint64()
+	seed := seedtest.Rand(t).Uint64()
 	const filled, more = 60, 25
 	base := func() *crashfs.FS {
 		mem := crashfs.New()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/internal/vfstest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
@@ -208,8 +208,7 @@ func TestMutationAfterCleanCloseThenCrash(t *testing.T) {
 			must(t, l.Checkpoint(45, func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }))
 		}},
 	}
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := seedtest.Seed(t)
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			mem := crashfs.New()
@@ -350,11 +349,7 @@ func checkManifestRecords(t *testing.T, l *Log, last uint64) {
 // at its index; the only errors are those of records truncated away. Run
 // it with -race.
 func TestFirstReadsOfManifestSegmentsRace(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		fmt.Sscan(s, &seed)
-	}
-	t.Logf("seed %d (set JOURNAL_SEED to repeat)", seed)
+	seed := seedtest.Seed(t) // one PCG stream a round, as before, so old seeds replay
 	const filled, appended = 400, 200
 	for round := range 5 {
 		dir := t.TempDir()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gojournal/journal/internal/seedtest"
 )
 
 // truncations is what the one mutating goroutine of
@@ -48,7 +50,7 @@ func parseVersioned(b []byte) (index, ver uint64, err error) {
 // or ErrTruncated, when a truncation did remove what it was at, and never
 // with ErrCorrupt or a file error.
 func TestReadersRacingTruncations(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	codec := Compression(rng.IntN(3))
 	t.Logf("compression %d", codec)
 	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: true, Logger: quiet, Compression: codec})

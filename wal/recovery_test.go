@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 )
@@ -269,7 +270,7 @@ func TestRecoveryZeroedSector(t *testing.T) {
 // last record, as a crash during a write that never completed can leave
 // it: it is cut, and every byte of it reported.
 func TestRecoveryJunkTail(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	base := newFixture(t, MinSegmentSize)
 	base.build(singles(30, 7, 64, 1)...)
 	n := uint64(len(base.recs))
@@ -319,7 +320,7 @@ func buildSealed(t *testing.T) *fixture {
 // notices: in sealed segments and before durable data it is corruption
 // (ErrFormat for a damaged magic); in the last write it is a torn tail.
 func TestRecoveryBitFlip(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	base := buildSealed(t)
 	segs := base.segments()
 	sealed, newest := segs[0], segs[len(segs)-1]
@@ -536,7 +537,7 @@ func TestRecoveryReadDetectsDamage(t *testing.T) {
 // segments of this format version: Open must refuse with ErrFormat and
 // leave them alone.
 func TestRecoveryForeignFiles(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	garbage := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {

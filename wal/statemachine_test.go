@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
@@ -285,7 +286,7 @@ func restore(t *testing.T, l *Log, hist []string) (*machine, error) {
 func TestStateMachineWithCheckpoints(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		t.Run(fmt.Sprintf("crash=%v", crash), func(t *testing.T) {
-			rng := newRand(t)
+			rng := seedtest.Rand(t)
 			var fsys vfs.FS = vfs.Default
 			dir := t.TempDir()
 			var cfs *crashfs.FS

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
@@ -35,7 +36,7 @@ func tailRecord(p, n int) []byte {
 // the order it appended them.
 func TestFollowConcurrentProducers(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	producers, readers := 1+rng.IntN(4), 1+rng.IntN(4)
 	perProducer := 200 + rng.IntN(300)
 	total := uint64(producers * perProducer)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gojournal/journal/internal/seedtest"
 )
 
 // TestKVChild is the writer the kill test runs in a child process: it puts
@@ -46,12 +48,7 @@ func TestKVChild(t *testing.T) {
 // that every acknowledged Put and Delete survives the restart (snapshot
 // load plus replay).
 func TestKillMidWrite(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (set JOURNAL_SEED to repeat)", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
+	rng := rand.New(rand.NewPCG(seedtest.Seed(t), 0)) // stream 0, as before, so old seeds replay
 	dir := t.TempDir()
 	want := map[string]string{} // acknowledged state
 	next := 0                   // the next key the writer puts

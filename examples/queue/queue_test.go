@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gojournal/journal/cursor"
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/wal"
 )
 
@@ -32,18 +32,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func newRand(t *testing.T) *rand.Rand {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("JOURNAL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("seed %d (replay with JOURNAL_SEED=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
-
 // TestQueue runs a producer and consumer "billing" in this process and
 // consumer "audit" in a child process, which it SIGKILLs mid-stream (at a
 // random moment) and restarts. Every event is delivered to each consumer
@@ -51,7 +39,7 @@ func newRand(t *testing.T) *rand.Rand {
 // was handling again, never one out of order), and retention releases
 // old segments while the consumers run, never one a consumer still needs.
 func TestQueue(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	const n = 3000
 	root := t.TempDir()
 	logDir, auditState := filepath.Join(root, "log"), filepath.Join(root, "audit")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"go.etcd.io/raft/v3"
@@ -59,7 +60,7 @@ func newCluster(t *testing.T, fsys func(id uint64) vfs.FS) *cluster {
 // newClusterAt starts the nodes in root/1, root/2, root/3 (or each in
 // "/node" of the FS fsys gives it), bootstrapping them if asked.
 func newClusterAt(t *testing.T, root string, fsys func(id uint64) vfs.FS, bootstrap bool) *cluster {
-	c := &cluster{t: t, rng: rand.New(rand.NewPCG(seed(t), 1)), inbox: map[uint64][]*pb.Message{},
+	c := &cluster{t: t, rng: rand.New(rand.NewPCG(seedtest.Seed(t), 1)), inbox: map[uint64][]*pb.Message{},
 		cut: map[uint64]bool{}, chosen: map[uint64]string{}}
 	for _, id := range voters {
 		n := &node{id: id, dir: filepath.Join(root, fmt.Sprint(id))}

@@ -1,33 +1,19 @@
 package etcd
 
 import (
-	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "seed for the random tests (0: from the clock)")
-
-// seed returns the seed of a random test and logs it, so a failure can be
-// replayed with -seed.
-func seed(t *testing.T) uint64 {
-	s := *seedFlag
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay with -seed %d)", s, s)
-	return s
-}
 
 // view is what a Storage shows raft, taken the same way from a Storage and
 // from the reference, a raft.MemoryStorage given the same calls.
@@ -202,7 +188,7 @@ func TestCrashEveryPoint(t *testing.T) {
 		t.Fatalf("the workload failed without a crash at call %d", n)
 	}
 	total := clean.Ops()
-	rng := rand.New(rand.NewPCG(seed(t), 0))
+	rng := rand.New(rand.NewPCG(seedtest.Seed(t), 0))
 	sample := sampler(rng)
 	for k := 1; k <= total; k++ {
 		if !sample() {

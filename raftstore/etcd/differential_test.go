@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -21,7 +22,7 @@ import (
 // backwards for go to the Storage alone, which must refuse them with the
 // documented error and change nothing.
 func TestAgainstMemoryStorage(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 3))
+	rng := rand.New(rand.NewPCG(seedtest.Seed(t), 3))
 	runs := 12
 	if testing.Short() || raceEnabled {
 		runs = 3

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/vfs/errorfs"
 	"go.etcd.io/raft/v3"
@@ -28,7 +29,7 @@ func TestFailedIO(t *testing.T) {
 		t.Fatalf("the workload failed without an injected error at call %d", n)
 	}
 	cases := 0
-	sample := sampler(rand.New(rand.NewPCG(seed(t), 2)))
+	sample := sampler(rand.New(rand.NewPCG(seedtest.Seed(t), 2)))
 	for _, op := range ops {
 		for k := 1; k <= clean.Count(op); k++ {
 			if !sample() {

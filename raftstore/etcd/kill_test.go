@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/internal/testproc"
 )
 
@@ -18,9 +19,10 @@ const childEnv = "JOURNAL_ETCD_CLUSTER_CHILD"
 // this process, the cluster must hold every entry reported, at its index,
 // on every node, and go on committing.
 func TestClusterSIGKILL(t *testing.T) {
-	s := seed(t)
+	s := seedtest.Seed(t)
 	root := t.TempDir()
-	child := testproc.Start(t, "TestClusterChildProcess", []string{childEnv + "=" + root}, fmt.Sprintf("-seed=%d", s))
+	// The child builds its cluster from the same seed.
+	child := testproc.Start(t, "TestClusterChildProcess", []string{childEnv + "=" + root, fmt.Sprintf("%s=%d", seedtest.Env, s)})
 	killAt := 50 + int(s%250)
 	reported := map[uint64]string{}
 	var last uint64

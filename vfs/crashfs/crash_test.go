@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -343,7 +344,7 @@ func TestSyncedOnly(t *testing.T) {
 // TestCrashLeavesOriginalUntouched checks that Crash copies: neither the
 // original nor the crash state sees the other's later changes.
 func TestCrashLeavesOriginalUntouched(t *testing.T) {
-	rng := newRand(seed(t))
+	rng := seedtest.Rand(t)
 	fsys := durableDB(t)
 	durableFile(t, fsys, "a", strings.Repeat("a", 3000))
 	durableFile(t, fsys, "b", "bbb")
@@ -400,7 +401,7 @@ func TestCrashLeavesOriginalUntouched(t *testing.T) {
 // TestCrashStateIsDurable checks that a crash state has nothing unsynced:
 // crashing it again changes nothing, in any mode.
 func TestCrashStateIsDurable(t *testing.T) {
-	rng := newRand(seed(t))
+	rng := seedtest.Rand(t)
 	fsys := durableDB(t)
 	durableFile(t, fsys, "a", strings.Repeat("a", 2000))
 	writeAt(t, fsys, "db/a", strings.Repeat("x", 2000), 1500)
@@ -420,7 +421,7 @@ func TestCrashStateIsDurable(t *testing.T) {
 // TestCrashIsDeterministic checks that the same state and seed give the
 // same crash state.
 func TestCrashIsDeterministic(t *testing.T) {
-	s := seed(t)
+	s := seedtest.Seed(t)
 	fsys := durableDB(t)
 	for i := range 5 {
 		name := fmt.Sprintf("db/f%d", i)
@@ -436,8 +437,8 @@ func TestCrashIsDeterministic(t *testing.T) {
 	create(t, fsys, "db/g", "g")
 	rename(t, fsys, "db/f1", "db/h")
 	for _, mode := range []CrashMode{RandomSectors, Garbled} {
-		a := tree(t, fsys.Crash(mode, newRand(s)))
-		b := tree(t, fsys.Crash(mode, newRand(s)))
+		a := tree(t, fsys.Crash(mode, seedtest.New(s)))
+		b := tree(t, fsys.Crash(mode, seedtest.New(s)))
 		if !maps.Equal(a, b) {
 			t.Errorf("%v: two crashes with seed %d differ:\n%q\n%q", mode, s, a, b)
 		}
@@ -482,7 +483,7 @@ func padded(b []byte, lo, hi int) []byte {
 // rules of RandomSectors and Garbled on a file with an overwrite and an
 // append past a durable size that ends mid-sector.
 func TestRandomSectorsKeepsSomeUnsyncedSectors(t *testing.T) {
-	s := seed(t)
+	s := seedtest.Seed(t)
 	const dsize, csize = 1000, 2600 // durable size ends inside sector 1
 	// Garbled loses all 5 changed sectors once in 243 crashes; this many
 	// miss it with probability about 1e-5.
@@ -493,7 +494,7 @@ func TestRandomSectorsKeepsSomeUnsyncedSectors(t *testing.T) {
 
 	for _, mode := range []CrashMode{RandomSectors, Garbled} {
 		t.Run(mode.String(), func(t *testing.T) {
-			rng := newRand(s)
+			rng := seedtest.New(s)
 			fsys := durableDB(t)
 			durableFile(t, fsys, "a", string(old))
 			writeAt(t, fsys, "db/a", string(cur[512:]), 512)
@@ -545,7 +546,7 @@ func TestRandomSectorsKeepsSomeUnsyncedSectors(t *testing.T) {
 // TestRandomSectorsUnsyncedShrink checks that an unsynced truncation
 // survives whole or not at all.
 func TestRandomSectorsUnsyncedShrink(t *testing.T) {
-	rng := newRand(seed(t))
+	rng := seedtest.Rand(t)
 	fsys := durableDB(t)
 	old := strings.Repeat("0123456789", 200)
 	durableFile(t, fsys, "a", old)
@@ -569,7 +570,7 @@ func TestRandomSectorsUnsyncedShrink(t *testing.T) {
 // TestRandomDirectoryPrefix checks that a random crash keeps a prefix of a
 // directory's unsynced entry changes, a Rename being one change.
 func TestRandomDirectoryPrefix(t *testing.T) {
-	rng := newRand(seed(t))
+	rng := seedtest.Rand(t)
 	fsys := durableDB(t)
 	create(t, fsys, "db/a", "a")
 	syncFile(t, fsys, "db/a")
@@ -605,8 +606,8 @@ func TestRandomDirectoryPrefix(t *testing.T) {
 // model of its current and durable bytes, and checks every crash state
 // against the model.
 func TestSingleFileModel(t *testing.T) {
-	s := seed(t)
-	rng := newRand(s)
+	s := seedtest.Seed(t)
+	rng := seedtest.New(s)
 	for round := range 50 {
 		fsys := durableDB(t)
 		durableFile(t, fsys, "a", "")
@@ -787,7 +788,7 @@ func atomicReplace(fsys *FS) error {
 // its operations, and checks every crash state holds the old or the new
 // file, never a mix, and the new one once WriteFile returned.
 func TestCrashPointEnumeration(t *testing.T) {
-	rng := newRand(seed(t))
+	rng := seedtest.Rand(t)
 	setup := func() *FS {
 		fsys := durableDB(t)
 		durableFile(t, fsys, "meta", "old")
@@ -907,7 +908,7 @@ func TestOpsCounting(t *testing.T) {
 // race detector.
 func TestConcurrentUse(t *testing.T) {
 	fsys := durableDB(t)
-	s := seed(t)
+	s := seedtest.Seed(t)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
@@ -935,7 +936,7 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
-		rng := newRand(s)
+		rng := seedtest.New(s)
 		for range 50 {
 			c := fsys.Crash(Garbled, rng)
 			if _, err := c.ReadDir("db"); err != nil {

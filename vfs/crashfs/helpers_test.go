@@ -3,31 +3,12 @@ package crashfs
 import (
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/gojournal/journal/vfs"
 )
-
-// seed returns the seed for a random test, from JOURNAL_SEED if set, and
-// logs it so a failure can be repeated.
-func seed(t *testing.T) uint64 {
-	t.Helper()
-	s := rand.Uint64()
-	if env := os.Getenv("JOURNAL_SEED"); env != "" {
-		var err error
-		if s, err = strconv.ParseUint(env, 10, 64); err != nil {
-			t.Fatalf("JOURNAL_SEED=%q: %v", env, err)
-		}
-	}
-	t.Logf("seed %d (set JOURNAL_SEED=%d to repeat)", s, s)
-	return s
-}
-
-func newRand(s uint64) *rand.Rand { return rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)) }
 
 // The helpers below fail the test on any error; they are for building
 // states, not for testing the calls they make.

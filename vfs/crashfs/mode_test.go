@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -52,12 +53,12 @@ func TestChmodRandomModes(t *testing.T) {
 	fsys := durableDB(t)
 	durableFile(t, fsys, "a", "hello")
 	withFile(t, fsys, "db/a", func(f vfs.File) error { return f.Chmod(0o600) })
-	s := seed(t)
+	s := seedtest.Seed(t)
 	for _, m := range []CrashMode{RandomSectors, Garbled} {
 		seen := map[fs.FileMode]int{}
 		for i := range uint64(64) {
-			got := mode(t, fsys.Crash(m, newRand(s+i)), "db/a")
-			if again := mode(t, fsys.Crash(m, newRand(s+i)), "db/a"); again != got {
+			got := mode(t, fsys.Crash(m, seedtest.New(s+i)), "db/a")
+			if again := mode(t, fsys.Crash(m, seedtest.New(s+i)), "db/a"); again != got {
 				t.Errorf("%v: seed %d gave %#o, then %#o", m, s+i, got, again)
 			}
 			seen[got]++
