@@ -189,3 +189,35 @@ func ExampleLog_NewReader() {
 	// 2: put b=2
 	// 3: del a
 }
+
+func ExampleLog_Metrics() {
+	dir, _ := os.MkdirTemp("", "journal-example-")
+	defer os.RemoveAll(dir)
+	l, err := wal.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	// Eight writers append at once: their records share group commits.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				if _, err := l.Append([]byte(strconv.Itoa(w*10 + i))); err != nil {
+					log.Print(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	m := l.Metrics()
+	fmt.Println("records:", m.Records)
+	fmt.Println("every commit in the histogram:", m.RecordsPerWrite.Count() == m.Writes, m.RecordsPerWrite.Sum == m.Records)
+	fmt.Println("an fdatasync per commit:", m.Syncs == m.Writes, m.SyncMicros.Count() == m.Syncs)
+	fmt.Println("segments:", m.Segments)
+	// Output:
+	// records: 80
+	// every commit in the histogram: true true
+	// an fdatasync per commit: true true
+	// segments: 1
+}
