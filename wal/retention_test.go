@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -441,14 +442,56 @@ func TestRetentionPassOnAStaleView(t *testing.T) {
 	defer l.Close()
 	last := fill(t, l, 40)
 	must(t, l.TruncateFront(30))
-	if done, err := l.release(16, 1, MinSegmentSize); done || err != nil {
+	if _, done, err := l.release(16); done || err != nil {
 		t.Fatalf("release behind FirstIndex: %v, %v", done, err)
 	}
 	must(t, l.TruncateBack(35))
-	if done, err := l.release(last, 1, MinSegmentSize); done || err != nil {
+	if _, done, err := l.release(last); done || err != nil {
 		t.Fatalf("release past the end after TruncateBack: %v, %v", done, err)
 	}
 	if l.FirstIndex() != 30 || l.Metrics().RetentionSegments != 0 {
 		t.Fatalf("FirstIndex %d, %d segments counted released", l.FirstIndex(), l.Metrics().RetentionSegments)
 	}
+}
+
+// A pass whose view went partly stale (a TruncateFront released the first
+// of the segments it chose, here from within Acked, which a pass calls
+// after taking its view) counts in Metrics, and logs, only the segment and
+// bytes it released itself.
+func TestRetentionCountsOnlyWhatItReleased(t *testing.T) {
+	rec, logger := newRecorder()
+	var l *Log
+	var armed atomic.Bool
+	var segs []retainSegment
+	acked := func() (uint64, bool) {
+		if !armed.CompareAndSwap(true, false) {
+			return 0, false // no consumers yet: nothing is released
+		}
+		must(t, l.TruncateFront(segs[0].next))
+		return segs[1].next - 1, true
+	}
+	o := retentionOpts(RetentionOptions{Acked: acked, ReleaseAcked: true, Interval: time.Hour})
+	o.Logger = logger
+	l, err := Open(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fill(t, l, 40)
+	segs, _, _, _ = l.retainView() // what the pass will see
+	if len(segs) < 2 {
+		t.Fatalf("%d sealed segments, want 2", len(segs))
+	}
+	armed.Store(true)
+	must(t, l.retain())
+	m := l.Metrics()
+	if l.FirstIndex() != segs[1].next || m.RetentionSegments != 1 || m.RetentionBytes != segs[1].size {
+		t.Fatalf("FirstIndex %d, Metrics count %d segments and %d bytes released; want %d, 1 and %d",
+			l.FirstIndex(), m.RetentionSegments, m.RetentionBytes, segs[1].next, segs[1].size)
+	}
+	logged := rec.one(t, slog.LevelInfo, "journal: retention released records").attrs
+	if logged["segments"].Int64() != 1 || logged["bytes"].Int64() != segs[1].size || logged["first"].Uint64() != segs[0].next {
+		t.Fatalf("logged %v; want 1 segment of %d bytes from %d", logged, segs[1].size, segs[0].next)
+	}
+	checkDisk(t, l, "after the release")
 }
