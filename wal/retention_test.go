@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -494,4 +495,58 @@ func TestRetentionCountsOnlyWhatItReleased(t *testing.T) {
 		t.Fatalf("logged %v; want 1 segment of %d bytes from %d", logged, segs[1].size, segs[0].next)
 	}
 	checkDisk(t, l, "after the release")
+}
+
+// Retention by size releases segments under a writer that appends (with a
+// random Compression), truncates both ends and reopens the log, while a
+// Reader follows: the Reader never returns a record that does not follow
+// the one before it or that a truncation removed; overtaken, it stops
+// with ErrCompacted (or ErrTruncated) and starts again. Afterwards the
+// segments take no more than MaxBytes (or only the active one is left),
+// and Metrics still match the directory.
+func TestReadersFollowRetention(t *testing.T) {
+	rng := newRand(t)
+	dir := t.TempDir()
+	opts := retentionOpts(RetentionOptions{MaxBytes: 2 * MinSegmentSize, Interval: time.Millisecond})
+	opts.Compression = Compression(rng.IntN(3))
+	c := &chainLog{retention: true}
+	c.l.Store(openT(t, dir, opts))
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		n, restarts int
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, restarts, err := chainReader(ctx, c, c.l.Load)
+		done <- result{n, restarts, err}
+	}()
+	var released uint64
+	for i := range 1500 {
+		if i%500 == 499 {
+			released += c.l.Load().Metrics().RetentionSegments
+			must(t, c.l.Load().Close())
+			c.l.Store(openT(t, dir, opts))
+		}
+		c.step(t, rng)
+		if t.Failed() {
+			break
+		}
+	}
+	l := c.l.Load()
+	eventually(t, "retention within MaxBytes", func() bool {
+		m := l.Metrics()
+		return m.SegmentBytes <= opts.Retention.MaxBytes || m.Segments == 1
+	})
+	cancel()
+	r := <-done
+	t.Logf("Reader: %d records checked, %d restarts; %d segments released", r.n, r.restarts, released+l.Metrics().RetentionSegments)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if released+l.Metrics().RetentionSegments == 0 {
+		t.Fatal("retention released nothing")
+	}
+	checkDisk(t, l, "after the run")
+	must(t, l.Close())
 }
