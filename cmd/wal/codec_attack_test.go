@@ -135,7 +135,7 @@ func TestForgedCodecBytes(t *testing.T) {
 			}
 			path := seg(dir, 1)
 			off := recordOffset(t, path, 10) // from the footer, before it is lifted
-			unsealNewest(t, dir) // as a crash leaves it: Open scans the frames
+			unsealNewest(t, dir)             // as a crash leaves it: Open scans the frames
 			forgeFrame(t, path, syncFrameAfter(t, path, off), func(byte, []byte) (byte, []byte) { return codec, nil })
 			wantDamage(t, dir, path)
 		})
