@@ -70,8 +70,9 @@ func Compress(c Codec, dst, src []byte) []byte {
 }
 
 // Decompress returns the record stored in data under codec c. The decoded
-// length is checked against MaxRecordSize before anything is allocated, so
-// a damaged or hostile payload cannot exhaust memory.
+// length is checked against MaxRecordSize, and against what the compressed
+// bytes say of it (checkClaim), before anything is allocated, so a damaged
+// or hostile payload cannot exhaust memory.
 func Decompress(c Codec, data []byte) ([]byte, error) {
 	if c == None {
 		return data, nil
@@ -83,22 +84,17 @@ func Decompress(c Codec, data []byte) ([]byte, error) {
 	if n > MaxRecordSize {
 		return nil, fmt.Errorf("%w: decoded length %d exceeds the maximum record size", errs.ErrCorrupt, n)
 	}
+	if err := checkClaim(c, n, data[4:]); err != nil {
+		return nil, err
+	}
 	out := make([]byte, 0, n)
 	var err error
 	switch c {
 	case S2:
-		var dn int
-		if dn, err = s2.DecodedLen(data[4:]); err == nil && dn != int(n) {
-			return nil, fmt.Errorf("%w: s2 payload decodes to %d bytes, header says %d", errs.ErrCorrupt, dn, n)
-		}
-		if err == nil {
-			out, err = s2.Decode(out[:n], data[4:])
-		}
+		out, err = s2.Decode(out[:n], data[4:])
 	case Zstd:
 		_, dec := zstdCodec()
 		out, err = dec.DecodeAll(data[4:], out)
-	default:
-		return nil, fmt.Errorf("%w: unknown codec %d", errs.ErrCorrupt, c)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s payload: %v", errs.ErrCorrupt, c, err)
@@ -107,4 +103,42 @@ func Decompress(c Codec, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s payload decodes to %d bytes, header says %d", errs.ErrCorrupt, c, len(out), n)
 	}
 	return out, nil
+}
+
+// zstdMaxRatio bounds how many bytes one byte of a zstd payload decodes
+// to (RFC 8878): a block decodes to at most 128 KiB (Block_Maximum_Size),
+// and a block that decodes to anything takes at least 4 bytes (its 3-byte
+// header and at least 1 byte of content: the RLE byte, or the literals and
+// sequences section headers).
+const zstdMaxRatio = (128 << 10) / 4
+
+// checkClaim refuses, before the output is allocated, a decoded length n
+// that the compressed bytes contradict: an S2 block's own decoded length
+// (its leading uvarint) must be n; a zstd payload can decode to no more
+// than zstdMaxRatio times its size, and its first frame's content size,
+// when the frame header gives one, cannot exceed n. Without this, a frame
+// of a few bytes with a valid checksum makes each read of it allocate up
+// to MaxRecordSize before the decoder finds the lie.
+func checkClaim(c Codec, n uint32, comp []byte) error {
+	switch c {
+	case S2:
+		dn, err := s2.DecodedLen(comp)
+		if err != nil {
+			return fmt.Errorf("%w: s2 payload: %v", errs.ErrCorrupt, err)
+		}
+		if dn != int(n) {
+			return fmt.Errorf("%w: s2 payload decodes to %d bytes, header says %d", errs.ErrCorrupt, dn, n)
+		}
+	case Zstd:
+		if uint64(n) > zstdMaxRatio*uint64(len(comp)) {
+			return fmt.Errorf("%w: a %d-byte zstd payload cannot decode to the %d bytes its header says", errs.ErrCorrupt, len(comp), n)
+		}
+		var h zstd.Header
+		if h.Decode(comp) == nil && !h.Skippable && h.HasFCS && h.FrameContentSize > uint64(n) {
+			return fmt.Errorf("%w: zstd frame holds %d bytes, header says %d", errs.ErrCorrupt, h.FrameContentSize, n)
+		}
+	default:
+		return fmt.Errorf("%w: unknown codec %d", errs.ErrCorrupt, c)
+	}
+	return nil
 }

@@ -114,3 +114,63 @@ func bytesAllocatedBy(f func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// A payload whose decoded length is a lie the payload itself gives away
+// (the 4-byte prefix disagreeing with the S2 block's own length, or a zstd
+// frame claiming more than its bytes can decode to) must be refused before
+// the claimed size is allocated: otherwise a 20-byte frame with a valid
+// checksum makes every Read of it allocate up to MaxRecordSize (256 MiB).
+// An S2 block whose own length agrees with the prefix still costs the
+// claimed size: the block format gives no cheaper bound.
+func TestDecompressCostFollowsThePayload(t *testing.T) {
+	Decompress(Zstd, Compress(Zstd, nil, []byte("warm up"))) // the shared coder, outside the count
+	const claim = MaxRecordSize
+	zstdLie := binary.LittleEndian.AppendUint32(nil, claim)
+	// A zstd frame header (RFC 8878 3.1.1.1): magic, a descriptor with a
+	// 4-byte content size and Single_Segment set, the content size, then
+	// one raw last block of 5 bytes.
+	zstdLie = append(zstdLie, 0x28, 0xb5, 0x2f, 0xfd, 0xa0)
+	zstdLie = binary.LittleEndian.AppendUint32(zstdLie, claim)
+	zstdLie = append(zstdLie, 5<<3|1, 0, 0, 'a', 'b', 'c', 'd', 'e')
+	// The prefix alone lies; the S2 block says 5.
+	prefixLie := binary.LittleEndian.AppendUint32(nil, claim)
+	prefixLie = append(prefixLie, Compress(S2, nil, []byte("small"))[4:]...)
+	for _, tt := range []struct {
+		name  string
+		codec Codec
+		data  []byte
+	}{
+		{"S2PrefixOnly", S2, prefixLie},
+		{"ZstdContentSizeAgrees", Zstd, zstdLie},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			allocated := bytesAllocatedBy(func() { _, err = Decompress(tt.codec, tt.data) })
+			if !errors.Is(err, errs.ErrCorrupt) {
+				t.Fatalf("Decompress of a %d-byte payload claiming %d bytes: %v, want errs.ErrCorrupt", len(tt.data), claim, err)
+			}
+			if allocated > 1<<20 {
+				t.Fatalf("Decompress of a %d-byte payload claiming %d bytes allocated %d bytes before refusing it", len(tt.data), claim, allocated)
+			}
+		})
+	}
+}
+
+// The most compressible records a writer can store, large ones
+// included, still pass checkClaim's bounds: zeros and one repeated byte
+// are where a real payload comes nearest to zstdMaxRatio (a ratio per
+// 128 KiB block, so 32 MiB shows it as well as MaxRecordSize would).
+func TestMostCompressibleRecordsRoundTrip(t *testing.T) {
+	for _, size := range []int{64, 128 << 10, 1<<20 + 1, 32 << 20} {
+		for _, fill := range []byte{0, 'x'} {
+			rec := bytes.Repeat([]byte{fill}, size)
+			for _, c := range []Codec{S2, Zstd} {
+				stored := Compress(c, nil, rec)
+				got, err := Decompress(c, stored)
+				if err != nil || !bytes.Equal(got, rec) {
+					t.Fatalf("%v: %d bytes of %q stored in %d: Decompress = %d bytes, %v", c, size, fill, len(stored), len(got), err)
+				}
+			}
+		}
+	}
+}

@@ -136,6 +136,10 @@
 // superset of the Snappy block format): it starts with m again, as a uvarint.
 // Decompress refuses m > MaxRecordSize before allocating anything, and
 // refuses a payload that does not decode to exactly m bytes (ErrCorrupt).
+// Before allocating m bytes it also refuses an m the compressed bytes
+// contradict: an S2 block whose uvarint is not m, a zstd payload of k bytes
+// with m > 32768k (no zstd block of 4 bytes or more decodes to over
+// 128 KiB), a zstd frame whose content size exceeds m.
 // Whether a payload decompresses is not part of a frame's validity: the
 // Scanner never decompresses, ReadRecord does.
 //

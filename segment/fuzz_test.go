@@ -28,6 +28,15 @@ const (
 	decompressBudget = MaxRecordSize + slack
 )
 
+// payloadBudget is what decompressing f may allocate: up to
+// MaxRecordSize, and for a zstd payload no more than it can decode to.
+func payloadBudget(f Frame) uint64 {
+	if f.Codec == Zstd {
+		return min(MaxRecordSize, zstdMaxRatio*uint64(len(f.Data))) + slack
+	}
+	return decompressBudget
+}
+
 func structureBudget(size int) uint64 { return 4*uint64(size) + slack }
 
 func readRecordBudget(size int64) uint64 { return uint64(size) + decompressBudget }
@@ -171,7 +180,7 @@ func decodeSegment(t *testing.T, data []byte) {
 		}
 		var rec []byte
 		var decErr error
-		withinBudget(t, "Decompress", decompressBudget+structureBudget(len(data)), func() {
+		withinBudget(t, "Decompress", payloadBudget(f)+structureBudget(len(data)), func() {
 			rec, decErr = Decompress(f.Codec, f.Data)
 		})
 		if decErr != nil && !errors.Is(decErr, errs.ErrCorrupt) {
@@ -483,10 +492,22 @@ func newSeedWriter(first uint64) *seedWriter {
 }
 
 func (w *seedWriter) add(t Type, c Codec, rec string) *seedWriter {
+	return w.stored(t, c, Compress(c, nil, []byte(rec)))
+}
+
+// stored adds a frame with the given stored payload.
+func (w *seedWriter) stored(t Type, c Codec, payload []byte) *seedWriter {
 	w.starts = append(w.starts, uint32(len(w.buf)))
-	w.buf = AppendFrame(w.buf, w.h.Salt, t, c, w.next, w.synced, Compress(c, nil, []byte(rec)))
+	w.buf = AppendFrame(w.buf, w.h.Salt, t, c, w.next, w.synced, payload)
 	w.next++
 	return w
+}
+
+// claiming is rec stored under c with its decoded length prefix set to n.
+func claiming(c Codec, rec string, n uint32) []byte {
+	b := Compress(c, nil, []byte(rec))
+	binary.LittleEndian.PutUint32(b, n)
+	return b
 }
 
 func (w *seedWriter) record(c Codec, rec string) *seedWriter {
@@ -539,6 +560,8 @@ func seedSegments() map[string][]byte {
 			add(TypeBatch, None, "c1").record(None, "c2").syncMark().add(TypeBatch, None, "d1").buf,
 		"sync-sealed":       newSeedWriter(1).record(S2, text).syncMark().seal(),
 		"corrupt-then-sync": corruptBeforeSyncFrame(),
+		"lying-lengths": newSeedWriter(1).stored(TypeRecord, S2, claiming(S2, text, MaxRecordSize)).
+			stored(TypeRecord, Zstd, claiming(Zstd, text, 1<<20)).stored(TypeRecord, Zstd, claiming(Zstd, text, uint32(len(text)-1))).endWrite().buf,
 	}
 	return seeds
 }

@@ -123,7 +123,7 @@ func (l *Log) retain() error {
 		acked, consumers = r.Acked()
 	}
 	now := time.Now().UnixNano()
-	to, released, bytes := first, 0, int64(0)
+	to, bytes := first, int64(0)
 	var why string
 	for _, s := range segs {
 		if snapshot != 0 && s.next > snapshot+1 {
@@ -144,17 +144,17 @@ func (l *Log) retain() error {
 			break
 		}
 		to, why = s.next, reason
-		released++
 		bytes += s.size
 	}
 	if to <= first {
 		return nil
 	}
-	if done, err := l.release(to, released, bytes); err != nil || !done {
+	got, done, err := l.release(to)
+	if err != nil || !done {
 		return err
 	}
-	l.opts.Logger.Info("journal: retention released records", "dir", l.dir, "first", first, "to", to-1,
-		"segments", released, "bytes", bytes, "reason", why)
+	l.opts.Logger.Info("journal: retention released records", "dir", l.dir, "first", got.first, "to", to-1,
+		"segments", got.segments, "bytes", got.bytes, "reason", why)
 	return nil
 }
 
@@ -192,28 +192,46 @@ func (l *Log) segmentAge(s retainSegment, now int64) time.Duration {
 	return time.Duration(now - last)
 }
 
+// released is what one retention pass released.
+type released struct {
+	first    uint64 // the log's first index before the release
+	segments int
+	bytes    int64
+}
+
 // release drops the records before to, as TruncateFront does, unless the
 // log changed since the pass looked at it so that there is nothing left to
 // release (a TruncateFront or Checkpoint released them meanwhile) or to is
 // no longer in range (a TruncateBack dropped the segments): the next pass
-// decides again. It counts what it released in the metrics.
-func (l *Log) release(to uint64, segments int, bytes int64) (bool, error) {
+// decides again. It counts what it released in the metrics: the segments
+// it drops itself, counted here under the locks, not those of the pass's
+// view, of which a truncation in between may have released some.
+func (l *Log) release(to uint64) (released, bool, error) {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
-		return false, err
+		return released{}, false, err
 	}
 	if to <= l.first || to > l.last+1 {
-		return false, nil
+		return released{}, false, nil
+	}
+	// A segment a rotation is still sealing holds records after to, so
+	// truncateFront drops exactly these.
+	got := released{first: l.first}
+	for _, s := range l.sealed {
+		if s.next() <= to {
+			got.segments++
+			got.bytes += s.size
+		}
 	}
 	if err := l.truncateFront(to, false); err != nil {
-		return false, fmt.Errorf("journal: retention: %w", err)
+		return released{}, false, fmt.Errorf("journal: retention: %w", err)
 	}
-	l.metrics.RetentionSegments += uint64(segments)
-	l.metrics.RetentionBytes += bytes
-	return true, nil
+	l.metrics.RetentionSegments += uint64(got.segments)
+	l.metrics.RetentionBytes += got.bytes
+	return got, true, nil
 }
 
 // ownTimes reports whether s's footer times are its file's. Those of a
