@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/segment"
 )
 
@@ -17,7 +18,7 @@ import (
 // codec in the segment it resumes, and each record is stored the way its
 // own session chose (or raw, when that did not help).
 func TestCompressionChangesBetweenSessions(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	f := newFixture(t, MinSegmentSize)
 	var recs [][]byte
 	var want []segment.Codec // the codec each record must carry on disk
@@ -86,7 +87,7 @@ func TestLargestRecordWithCompression(t *testing.T) {
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" || raceEnabled {
 		t.Skip("a 256 MiB record is for native 64-bit runs without -race (20 s with it)")
 	}
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	for _, c := range []Compression{S2, Zstd} {
 		t.Run(c.codec().String(), func(t *testing.T) {
 			dir := t.TempDir()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -506,7 +507,7 @@ func TestRetentionCountsOnlyWhatItReleased(t *testing.T) {
 // segments take no more than MaxBytes (or only the active one is left),
 // and Metrics still match the directory.
 func TestReadersFollowRetention(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	dir := t.TempDir()
 	opts := retentionOpts(RetentionOptions{MaxBytes: 2 * MinSegmentSize, Interval: time.Millisecond})
 	opts.Compression = Compression(rng.IntN(3))
@@ -558,7 +559,7 @@ func TestReadersFollowRetention(t *testing.T) {
 // holding every record appended, from a first index that is either where
 // the log began or where the release was going, each record intact.
 func TestRetentionReleaseCrash(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	for _, mode := range []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors, crashfs.Garbled} {
 		for k := 1; ; k++ {
 			if crashed := retentionCrash(t, rng, mode, k); !crashed {
