@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
@@ -292,4 +294,80 @@ func listSegments(t *testing.T, dir string) []string {
 		}
 	}
 	return segs
+}
+
+// A writer crashed while writing a batch (its frames torn: the last
+// record's bytes never reached the disk). A follower opened then shows the
+// log as Open would recover it, whether the tail file says what the writer
+// last published, is gone or was garbled by the crash: the records before
+// the batch, none of the batch, with nothing repaired. When a writer then
+// opens the log (cutting the torn tail) and appends records at the torn
+// batch's indexes, the follower's Reader returns those new records.
+func TestReadOnlyTornTailThenRepaired(t *testing.T) {
+	base := newFixture(t, MinSegmentSize)
+	groups := make([][]int, 0, 31)
+	for range 30 {
+		groups = append(groups, []int{100})
+	}
+	base.build(append(groups, []int{200, 200, 300})...)
+	path, torn := base.frameOf(33)
+	zero(t, path, torn.end-40, torn.end) // the batch's last write never landed
+	_, last := base.frameOf(30)
+	tailPath := filepath.Join(base.dir, recovery.TailName)
+	published := func(b []byte) []byte { // as the crashed writer last published it
+		tl, err := recovery.ReadTail(bytes.NewReader(b), tailPath)
+		must(t, err)
+		tl.Durable, tl.ActiveEnd = 30, last.next
+		return tl.Encode(nil)
+	}
+	for _, c := range []struct {
+		name string
+		tail func([]byte) []byte // nil: no tail file
+	}{
+		{"Published", published},
+		{"NoTailFile", nil},
+		{"GarbledTailFile", func(b []byte) []byte { return make([]byte, len(b)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fx := base.clone(t)
+			tail := filepath.Join(fx.dir, recovery.TailName)
+			if c.tail == nil {
+				must(t, os.Remove(tail))
+			} else {
+				writeFile(t, tail, c.tail(readFile(t, tail)))
+			}
+			before := snapshot(t, fx.dir)
+			f, ro := openFollower(t, fx.dir)
+			defer f.Close()
+			fx.forget(30)
+			fx.check(f, 1, 30)
+			r := f.NewReader(0)
+			defer r.Close()
+			for r.Next() {
+				if i := r.Index(); string(r.Record()) != string(fx.recs[i-1]) {
+					t.Fatalf("the follower returned %d %.20q, want %.20q", i, r.Record(), fx.recs[i-1])
+				}
+			}
+			if r.Err() != nil || r.Index() != 30 {
+				t.Fatalf("the follower's Reader stopped at %d: %v, want at 30", r.Index(), r.Err())
+			}
+			sameSnapshot(t, fx.dir, before) // the follower repaired nothing
+
+			w := fx.open()
+			defer w.Close()
+			if got := w.Recovered().Torn; got == nil || got.Records != 2 {
+				t.Fatalf("the writer's Open cut %+v, want the torn batch's 2 whole records", got)
+			}
+			fx.appendN(w, 5, 50)
+			for i := uint64(31); i <= 35; i++ {
+				if n, rec := nextWithin(t, r); n != i || rec != string(fx.recs[i-1]) {
+					t.Fatalf("after the repair the follower returned %d %.20q, want %d %.20q", n, rec, i, fx.recs[i-1])
+				}
+			}
+			fx.check(f, 1, 35)
+			if n := ro.tried.Load(); n != 0 {
+				t.Fatalf("the follower tried %d changes", n)
+			}
+		})
+	}
 }
