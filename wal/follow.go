@@ -143,6 +143,18 @@ type follower struct {
 // directory (its writer crashed), it shows the log as Open would recover
 // it. It does not repair anything: a log that needs repair (a torn tail)
 // is shown without the torn part; damage gives ErrCorrupt as from Open.
+// A directory that does not exist (yet) gives an error that is
+// fs.ErrNotExist; an empty one opens as an empty log whose Readers wait
+// for the first writer's records.
+//
+// The writer's Options can be passed unchanged: OpenReadOnly refuses
+// invalid values with ErrInvalidOptions naming the field, as Open does,
+// but uses only FS and Verify (which checks every record, as in Open, when
+// it opens; records the writer adds later are checked as they are read).
+// The fields that govern writing (SegmentSize, NoSync, Compression,
+// SlowSync, Checkpoint, Retention) are ignored: a record's compression is
+// read from its frame. Logger is not used either: a read-only Log reports
+// what it finds through its errors and logs nothing.
 func OpenReadOnly(dir string, opts *Options) (*Log, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -262,8 +274,12 @@ func (l *Log) extend(t recovery.Tail) error {
 // tried again as awaitView waits, and the error stands only after that.
 func (l *Log) reload(t recovery.Tail, has bool) error {
 	start := time.Now()
+	// Options.Verify checks every record when the Log opens, as Open
+	// does; a later view only adds records the writer has since made
+	// durable, read (and checked) when a Reader gets to them.
+	verify := l.opts.Verify && l.ro.seq == 0
 	for attempt := 0; ; attempt++ {
-		st, err := recovery.Scan(l.fs, l.dir, recovery.Options{})
+		st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: verify})
 		t2, has2, err2 := l.readTail()
 		switch {
 		case err2 != nil:

@@ -46,7 +46,9 @@ const (
 
 // Options configures a Log. The zero value (or a nil *Options) gives the
 // defaults. Open refuses, with ErrInvalidOptions naming the field, values
-// out of range and settings that would be ignored.
+// out of range and settings that would be ignored. OpenReadOnly refuses
+// the same values, so a writer and its followers can share one Options,
+// but it uses only FS and Verify and ignores the other fields.
 type Options struct {
 	// SegmentSize is the size at which a segment is sealed and the next one
 	// started: a multiple of 512 from MinSegmentSize to MaxSegmentSize,
@@ -68,16 +70,17 @@ type Options struct {
 	// segment's first use. After a crash Open reads every sealed segment's
 	// footer and the newest segment's records (what was written, and at
 	// most 1 MiB of zeros written ahead of it, never the rest of its
-	// preallocated space).
+	// preallocated space). With OpenReadOnly it checks every record the
+	// log holds when it opens, as Open does.
 	Verify bool
 	// Compression compresses each record (default NoCompression).
 	Compression Compression
-	// Logger receives recovery reports and failures (default
+	// Logger receives a writer's recovery reports and failures (default
 	// slog.Default()): Info on Open (what recovery did and how long it
 	// took), on each rotation, each checkpoint and each release by
 	// retention; Warn on a cut torn tail and on a slow fdatasync
 	// (SlowSync); Error on a failed background checkpoint or retention
-	// pass.
+	// pass. A Log opened with OpenReadOnly logs nothing.
 	Logger *slog.Logger
 	// SlowSync is the duration from which a group-commit fdatasync is
 	// logged at Warn level: zero means DefaultSlowSync, negative turns the
