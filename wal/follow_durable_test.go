@@ -11,6 +11,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/vfs/crashfs"
 )
 
@@ -23,7 +24,7 @@ import (
 // must be in the log Open recovers from that state, byte for byte, unless
 // a truncation that had begun dropped or released it.
 func TestReadOnlyReturnsOnlyDurableRecords(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	for round := range 25 {
 		if msg := durableRound(t, rand.New(rand.NewPCG(rng.Uint64(), 0))); msg != "" {
 			t.Fatalf("round %d: %s", round, msg)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
@@ -154,7 +155,7 @@ func TestReadOnlyReadersAtTheEdges(t *testing.T) {
 // (none hangs, none panics on files Close released), and a Reader used
 // after Close gets ErrClosed too.
 func TestReadOnlyCloseStopsManyReaders(t *testing.T) {
-	rng := newRand(t)
+	rng := seedtest.Rand(t)
 	dir := t.TempDir()
 	w := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
 	defer w.Close()
