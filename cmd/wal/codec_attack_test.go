@@ -162,22 +162,9 @@ func syncFrameAfter(t *testing.T, path string, off int64) int64 {
 // compressedLog writes records 1..n, compressible, under codec c.
 func compressedLog(t *testing.T, c wal.Compression, n int) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "log")
 	o := logOptions()
 	o.Compression = c
-	l, err := wal.Open(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= n; i++ {
-		if _, err := l.Append(record(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return makeLogWith(t, o, n)
 }
 
 // forgeFrame rewrites the frame at off in path: forge gets its codec byte

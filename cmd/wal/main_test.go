@@ -147,8 +147,14 @@ func logOptions() *wal.Options {
 // records per sealed segment.
 func makeLog(t *testing.T, n int) string {
 	t.Helper()
+	return makeLogWith(t, logOptions(), n)
+}
+
+// makeLogWith is makeLog with options o.
+func makeLogWith(t *testing.T, o *wal.Options, n int) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "log")
-	l, err := wal.Open(dir, logOptions())
+	l, err := wal.Open(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
