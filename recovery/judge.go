@@ -239,7 +239,7 @@ func (j *judge) end(sc *segment.Scanner, tail segment.Tail, footerWhy string) {
 	if !j.newest {
 		// Where salvage would reseal it, when its records are intact.
 		seg.Next, seg.End = read, cutOff
-		why := "footer " + footerWhy
+		why := footerWhy
 		if sc.Sealed() {
 			why = "footer trailer damaged"
 		}

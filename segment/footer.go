@@ -110,22 +110,23 @@ func (h Header) SealedSize(off int64, count int) int64 {
 // readFooter reads and checks the footer of a sealed segment of size bytes.
 // It reads the footer in pieces, so memory stays small however many records
 // the segment holds. When the file has no valid footer (not sealed, or the
-// footer is damaged) it returns the zero Footer and says why (for
-// messages); err reports I/O errors only.
+// footer is damaged) it returns the zero Footer and says why, in words that
+// name the footer or its trailer (for messages, as they are); err reports
+// I/O errors only.
 func readFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, err error) {
 	if size < HeaderSize+FrameHeader+TrailerSize {
-		return ft, "too short to be sealed", nil
+		return ft, "footer missing: too short to be sealed", nil
 	}
 	var tr [TrailerSize]byte
 	if _, err := r.ReadAt(tr[:], size-TrailerSize); err != nil {
 		return ft, "", err
 	}
 	if string(tr[8:]) != EndMagic {
-		return ft, "no trailer", nil
+		return ft, "footer missing: no trailer", nil
 	}
 	off := int64(binary.LittleEndian.Uint64(tr[:]))
 	if off < DataStart || off > size-TrailerSize-FrameHeader || off%SectorSize != 0 {
-		return ft, fmt.Sprintf("trailer points to offset %d", off), nil
+		return ft, fmt.Sprintf("footer trailer points to offset %d", off), nil
 	}
 	var hdr [FrameHeader]byte
 	if _, err := r.ReadAt(hdr[:], off); err != nil {
@@ -137,7 +138,7 @@ func readFooter(r io.ReaderAt, size int64, h Header) (ft Footer, reason string, 
 	case stop != StopNone:
 		return ft, "footer: " + stop.String(), nil
 	case f.Type != TypeFooter:
-		return ft, "trailer does not point to a footer", nil
+		return ft, "footer trailer does not point to a footer", nil
 	case count < 0 || footerPayload(h, count) != n || h.SealedSize(off, count) != size:
 		return ft, "footer length does not match the file size", nil
 	case f.Index != h.FirstIndex+uint64(count):
@@ -300,7 +301,7 @@ func CheckSealed(r io.ReaderAt, path string, size int64, h Header, ft Footer) (H
 	case err != nil:
 		return Header{}, Footer{}, fmt.Errorf("journal: read %s: %w", path, err)
 	case !found.Valid():
-		return corrupt(ft.Offset, "footer: "+why)
+		return corrupt(ft.Offset, why)
 	case found.Next != ft.Next:
 		return corrupt(found.Offset, fmt.Sprintf("footer ends the segment before index %d, not %d as recorded at close: segments missing or overlapping",
 			found.Next, ft.Next))
