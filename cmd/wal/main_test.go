@@ -821,6 +821,17 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestBenchNoSync: without fdatasyncs there is no records-per-fdatasync
+// figure; it used to print every record as one batch (300854.0).
+func TestBenchNoSync(t *testing.T) {
+	r := want(t, 0, "bench", "--duration", "100ms", "--writers", "2", "--size", "64", "--sync=false")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	fields := strings.Fields(lines[len(lines)-1])
+	if len(fields) != 7 || fields[5] != "0" || fields[6] != "-" {
+		t.Errorf("bench --sync=false: want 0 fdatasyncs/s and records/fdatasync \"-\", got:\n%s", r.stdout)
+	}
+}
+
 func TestDemo(t *testing.T) {
 	r := want(t, 0, "demo", "--records", "1000", "--kill-after", "200")
 	for _, s := range []string{"SIGKILL", "checkpoint at index 500", "verified all", "Recovered()", "no damage"} {
