@@ -628,6 +628,22 @@ func TestDump(t *testing.T) {
 		// Before the damage, dump is fine.
 		want(t, 0, "dump", cdir, "--to", "4")
 	})
+	// Damage that ends the log at a segment's first record (here records
+	// missing before it) stops dump with exit 1, even for a --from in that
+	// segment: it used to print nothing and exit 0, as on a salvage's
+	// quarantine directory.
+	t.Run("StopsAtDamageAtASegmentsStart", func(t *testing.T) {
+		mdir := makeLog(t, 300)
+		if err := os.Remove(seg(mdir, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{}, {"--from", "130", "--to", "131"}, {"--from", "260"}} {
+			r := want(t, 1, append([]string{"dump", mdir}, args...)...)
+			if r.stdout != "" || !strings.Contains(r.stderr, "are missing") {
+				t.Errorf("dump %v: stdout %q, stderr %q", args, r.stdout, r.stderr)
+			}
+		}
+	})
 }
 
 func TestRecoverDryRunThenReal(t *testing.T) {
