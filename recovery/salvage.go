@@ -45,7 +45,10 @@ import (
 //     where; the copies, the README and both directories are fsync'd.
 //     Whole copies keep each segment's header, whose salt the frame
 //     checksums need, so the quarantine directory can itself be read with
-//     the CLI's verify and dump.
+//     the CLI's verify. It holds no journal.meta: unless its first copy is
+//     the log's first segment, verify reports the records before that copy
+//     as missing, and dump (which shows what Open would keep) stops there
+//     with exit 1 and prints nothing.
 //  5. Reseal, or cut the damaged segment (truncate, fdatasync), then
 //     remove the later segments, newest first, and sync the directory.
 //     A pending TruncateBack is void after a cut (the log now ends before

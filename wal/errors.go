@@ -40,14 +40,16 @@ var (
 	// than MaxRecordSize or a batch larger than MaxBatchSize; nothing is
 	// written.
 	ErrTooLarge = errors.New("journal: record too large")
-	// ErrInvalidOptions is returned by Open for options out of range.
+	// ErrInvalidOptions is returned by Open and OpenReadOnly for options
+	// out of range or settings that would be ignored; the message names
+	// the field.
 	ErrInvalidOptions = errors.New("journal: invalid options")
 	// ErrCompacted is returned by Reader.Next and NextContext (and by Err
 	// after an All or Follow loop) when records the Reader has yet to
 	// return were released from the front of the log (TruncateFront,
-	// Checkpoint) before it reached them, also while it waits, and for a
-	// Reader created below FirstIndex. The message names the records
-	// lost.
+	// Checkpoint, Options.Retention) before it reached them, also while it
+	// waits, and for a Reader created below FirstIndex. The message names
+	// the records lost.
 	ErrCompacted = errors.New("journal: records were released before the reader reached them")
 	// ErrTruncated is returned when a TruncateBack dropped records a call
 	// was given: by Append and AppendBatch (and their Apply forms) when a

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -112,21 +113,23 @@ func TestCollectorReportsMetrics(t *testing.T) {
 		t.Fatalf("the load did not rotate, checkpoint and batch: %+v", m)
 	}
 	want := map[string]float64{
-		"journal_appends_total":           float64(m.Records),
-		"journal_commits_total":           float64(m.Writes),
-		"journal_fdatasyncs_total":        float64(m.Syncs),
-		"journal_written_bytes_total":     float64(m.Bytes),
-		"journal_rotations_total":         float64(m.Rotations),
-		"journal_segments":                float64(m.Segments),
-		"journal_segment_bytes":           float64(m.SegmentBytes),
-		"journal_disk_bytes":              float64(m.DiskBytes),
-		"journal_checkpoints_total":       float64(m.Checkpoints),
-		"journal_checkpoint_last_seconds": m.CheckpointLast.Seconds(),
-		"journal_checkpoint_max_seconds":  m.CheckpointMax.Seconds(),
-		"journal_open_seconds":            m.OpenDuration.Seconds(),
-		"journal_open_cut_bytes":          float64(m.CutBytes),
-		"journal_open_cut_records":        float64(m.CutRecords),
-		"journal_open_removed_files":      float64(m.FilesRemoved),
+		"journal_appends_total":                     float64(m.Records),
+		"journal_commits_total":                     float64(m.Writes),
+		"journal_fdatasyncs_total":                  float64(m.Syncs),
+		"journal_written_bytes_total":               float64(m.Bytes),
+		"journal_rotations_total":                   float64(m.Rotations),
+		"journal_segments":                          float64(m.Segments),
+		"journal_segment_bytes":                     float64(m.SegmentBytes),
+		"journal_disk_bytes":                        float64(m.DiskBytes),
+		"journal_retention_released_segments_total": float64(m.RetentionSegments),
+		"journal_retention_released_bytes_total":    float64(m.RetentionBytes),
+		"journal_checkpoints_total":                 float64(m.Checkpoints),
+		"journal_checkpoint_last_seconds":           m.CheckpointLast.Seconds(),
+		"journal_checkpoint_max_seconds":            m.CheckpointMax.Seconds(),
+		"journal_open_seconds":                      m.OpenDuration.Seconds(),
+		"journal_open_cut_bytes":                    float64(m.CutBytes),
+		"journal_open_cut_records":                  float64(m.CutRecords),
+		"journal_open_removed_files":                float64(m.FilesRemoved),
 	}
 	for name, w := range want {
 		if got := value(t, mfs, name); got != w {
@@ -323,5 +326,30 @@ func TestScrapeDuringLoad(t *testing.T) {
 		if float64(hist) != syncs {
 			t.Fatalf("one scrape: fdatasyncs_total %v, fdatasync_duration_seconds_count %d", syncs, hist)
 		}
+	}
+}
+
+// TestEveryMetricsFieldExported: scalars promises one metric per field of
+// wal.Metrics; RetentionSegments and RetentionBytes were once left out.
+// Fields are counted with the embedded Stats flattened, the two histograms
+// aside.
+func TestEveryMetricsFieldExported(t *testing.T) {
+	var count func(reflect.Type) int
+	count = func(typ reflect.Type) int {
+		n := 0
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			switch {
+			case f.Anonymous:
+				n += count(f.Type)
+			case f.Type == reflect.TypeFor[wal.Histogram]():
+			default:
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(reflect.TypeFor[wal.Metrics]()); n != len(scalars) {
+		t.Errorf("wal.Metrics has %d counter and gauge fields, walprom exports %d", n, len(scalars))
 	}
 }

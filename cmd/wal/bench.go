@@ -148,9 +148,18 @@ func bench(w io.Writer, o benchOptions) error {
 	secs := elapsed.Seconds()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "appends\tappends/s\tMB/s\tp50\tp99\tfdatasyncs/s\trecords/fdatasync\n")
-	fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%v\t%v\t%.0f\t%.1f\n", len(all), n/secs, n*float64(o.size)/secs/1e6,
-		quantile(all, 0.50), quantile(all, 0.99), float64(st.Syncs)/secs, float64(st.Records)/float64(max(st.Syncs, 1)))
+	fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%v\t%v\t%.0f\t%s\n", len(all), n/secs, n*float64(o.size)/secs/1e6,
+		quantile(all, 0.50), quantile(all, 0.99), float64(st.Syncs)/secs, perSync(st))
 	return tw.Flush()
+}
+
+// perSync is the records per fdatasync column: "-" when there was no
+// fdatasync (--sync=false), rather than every record counted as one batch.
+func perSync(st wal.Stats) string {
+	if st.Syncs == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(st.Records)/float64(st.Syncs))
 }
 
 // quantile of sorted durations, rounded for reading.

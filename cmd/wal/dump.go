@@ -129,19 +129,30 @@ func (d *dumper) pass(again bool) error {
 	}
 	d.from = max(d.from, st.FirstIndex)
 	for _, seg := range st.Segments {
-		end := seg.Next // records before end are the log's
-		if first != nil && first.Path == seg.Path && first.Index != 0 {
-			end = first.Index
-		}
-		if first != nil && first.Path == seg.Path && first.Index == 0 {
+		damagedHere := first != nil && first.Path == seg.Path
+		if damagedHere && first.Index == 0 {
 			break
 		}
+		end := seg.Next // records before end are the log's
+		if damagedHere {
+			end = first.Index
+		}
 		more, err := d.segment(seg, min(end, d.to+min(1, math.MaxUint64-d.to)))
-		if err != nil || !more {
+		if err != nil {
 			return err
 		}
+		// The damage ends the log Open would keep: the records after it
+		// are not the log's, whether or not --to lies beyond them.
+		if damagedHere {
+			break
+		}
+		if !more {
+			return nil
+		}
 	}
-	if first != nil {
+	// Damage at or before --to is reached (an index 0 names no record:
+	// the loop stopped at its segment, before --to was passed).
+	if first != nil && (first.Index == 0 || first.Index <= d.to) {
 		return d.damage(first.Path, first.Offset, first.Index, first.Reason)
 	}
 	return nil

@@ -327,9 +327,12 @@ func (ex *examination) printTail(w io.Writer) {
 }
 
 // known reports whether a name in a log directory that is neither a
-// segment nor a temporary file belongs there anyway.
+// segment nor a temporary file belongs there anyway: the snapshot, the
+// lock, salvage's quarantines and the consumers' cursors (listed on their
+// own line, so not "not part of the log").
 func known(name string) bool {
-	return name == checkpoint.FileName || name == "LOCK" || strings.HasPrefix(name, recovery.QuarantinePrefix)
+	return name == checkpoint.FileName || name == "LOCK" || name == cursor.DirName ||
+		strings.HasPrefix(name, recovery.QuarantinePrefix)
 }
 
 func cmpOr(s, def string) string {

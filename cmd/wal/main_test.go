@@ -628,6 +628,22 @@ func TestDump(t *testing.T) {
 		// Before the damage, dump is fine.
 		want(t, 0, "dump", cdir, "--to", "4")
 	})
+	// Damage that ends the log at a segment's first record (here records
+	// missing before it) stops dump with exit 1, even for a --from in that
+	// segment: it used to print nothing and exit 0, as on a salvage's
+	// quarantine directory.
+	t.Run("StopsAtDamageAtASegmentsStart", func(t *testing.T) {
+		mdir := makeLog(t, 300)
+		if err := os.Remove(seg(mdir, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{}, {"--from", "130", "--to", "131"}, {"--from", "260"}} {
+			r := want(t, 1, append([]string{"dump", mdir}, args...)...)
+			if r.stdout != "" || !strings.Contains(r.stderr, "are missing") {
+				t.Errorf("dump %v: stdout %q, stderr %q", args, r.stdout, r.stderr)
+			}
+		}
+	})
 }
 
 func TestRecoverDryRunThenReal(t *testing.T) {
@@ -818,6 +834,17 @@ func TestBench(t *testing.T) {
 	}
 	if r.stderr != "" {
 		t.Errorf("bench drew progress into a pipe: %q", r.stderr)
+	}
+}
+
+// TestBenchNoSync: without fdatasyncs there is no records-per-fdatasync
+// figure; it used to print every record as one batch (300854.0).
+func TestBenchNoSync(t *testing.T) {
+	r := want(t, 0, "bench", "--duration", "100ms", "--writers", "2", "--size", "64", "--sync=false")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	fields := strings.Fields(lines[len(lines)-1])
+	if len(fields) != 7 || fields[5] != "0" || fields[6] != "-" {
+		t.Errorf("bench --sync=false: want 0 fdatasyncs/s and records/fdatasync \"-\", got:\n%s", r.stdout)
 	}
 }
 

@@ -23,10 +23,14 @@ a torn tail, removes leftover temporary files and obsolete segments, and
 finishes a committed TruncateBack. --dry-run only says what it would do.
 
 Damage inside data the log had made durable makes Open fail; recover reports it
-and changes nothing, unless --salvage is given. Salvage cuts the log at the
-first damage, so the application can start: the log then ends at the last
-complete write before the damage, the damaged segment becomes the newest and
-later segments go. Nothing is deleted for good: every file that changes or
+and changes nothing, unless --salvage is given. Without --salvage, recover
+judges as a default Open does, which reads sealed segments' footers, not their
+records: a damaged record inside a sealed segment is found by verify and by
+--salvage, not by plain recover.
+
+Salvage cuts the log at the first damage, so the application can start: the
+log then ends at the last complete write before the damage, the damaged
+segment becomes the newest and later segments go. Nothing is deleted for good: every file that changes or
 goes is first copied whole into DIR/quarantine-<time>/ (with a README saying
 what was cut where), and the report says how many records were given up. A
 sealed segment whose records are all intact but whose footer is missing or

@@ -5,10 +5,11 @@
 // it: raft gone, its store closed), writes more, restarts the node from
 // its directory and shows it catch up.
 //
-//	go run ./examples/raftkv [-dir DIR] [-keys 100]
+//	cd examples/raftkv && go run . [-dir DIR] [-keys 100]
 //
-// It is a module of its own (the root module does not depend on raft):
-// run it from examples/raftkv.
+// It is a module of its own (the root module does not depend on raft), so
+// `go run ./examples/raftkv` from the repository's root fails: run it from
+// examples/raftkv.
 package main
 
 import (
