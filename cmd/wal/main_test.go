@@ -943,3 +943,30 @@ func TestManifestVerifyAndRecover(t *testing.T) {
 	want(t, 0, "verify", dir)
 	checkLog(t, dir, 1, 300)
 }
+
+// A damaged record inside a sealed segment does not stop a default Open,
+// but Read fails there: recover, dry run or not, reports it as verify does
+// (exit 1) and leaves it to --salvage. The dry run used to say "nothing to
+// repair" (exit 0) where the real run and verify said damaged.
+func TestRecoverReportsDamageInsideASealedSegment(t *testing.T) {
+	dir := makeLog(t, 300)
+	flip(t, seg(dir, 1), recordOffset(t, seg(dir, 1), 40)+40)
+	want(t, 1, "verify", dir)
+	before := snapshotDir(t, dir)
+	for _, args := range [][]string{{"--dry-run"}, {}} {
+		r := want(t, 1, append([]string{"recover"}, append(args, dir)...)...)
+		if !strings.Contains(r.stdout, "inside it are damaged") || !strings.Contains(r.stdout, "record 40") {
+			t.Errorf("recover %v:\n%s", args, r.stdout)
+		}
+		j := decodeJSON(t, want(t, 1, append([]string{"recover", "--json"}, append(args, dir)...)...).stdout)
+		if j["status"] != "damaged" {
+			t.Errorf("recover --json %v: status %v, want damaged", args, j["status"])
+		}
+	}
+	delete(before, wal.LockName)
+	after := snapshotDir(t, dir)
+	delete(after, wal.LockName)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("recover without --salvage changed a log whose only damage is inside a sealed segment")
+	}
+}

@@ -23,10 +23,10 @@ a torn tail, removes leftover temporary files and obsolete segments, and
 finishes a committed TruncateBack. --dry-run only says what it would do.
 
 Damage inside data the log had made durable makes Open fail; recover reports it
-and changes nothing, unless --salvage is given. Without --salvage, recover
-judges as a default Open does, which reads sealed segments' footers, not their
-records: a damaged record inside a sealed segment is found by verify and by
---salvage, not by plain recover.
+and changes nothing, unless --salvage is given. A damaged record inside a
+sealed segment does not stop Open (a default Open reads sealed segments'
+footers, not their records), but Read fails there: recover checks every record,
+as verify does, reports such damage (exit 1) and leaves it to --salvage.
 
 Salvage cuts the log at the first damage, so the application can start: the
 log then ends at the last complete write before the damage, the damaged
@@ -123,15 +123,14 @@ func recoverDir(w io.Writer, o recoverOptions) error {
 	}
 	r.First, r.Last = max(st.FirstIndex, 1), st.NextIndex()-1
 	code := r.settle(st, plan)
-	if !o.dryRun {
-		// Prove it: the log must now pass the full check.
-		damaged, err := r.prove(fsys)
-		if err != nil {
-			return err
-		}
-		if damaged {
-			return r.finish(w, o, exitDamage)
-		}
+	// Prove it: the log must now pass the full check (a dry run checks
+	// the log as it is, which the repair changes only at its tail).
+	damaged, err := r.prove(fsys)
+	if err != nil {
+		return err
+	}
+	if damaged {
+		return r.finish(w, o, exitDamage)
 	}
 	r.sayResult()
 	return r.finish(w, o, code)
@@ -271,8 +270,10 @@ func (r *recoverReport) settle(st *recovery.State, plan *recovery.SalvagePlan) (
 	return exitOK
 }
 
-// prove checks the whole log after a real run: it must open, and any
-// damage left inside it (where Read would fail) is reported.
+// prove checks every record of the log, as wal verify does: after a real
+// run the log opens, and any damage left inside it (a record of a sealed
+// segment, which a default Open does not read: Read fails there) is
+// reported, by a dry run too.
 func (r *recoverReport) prove(fsys vfs.FS) (damaged bool, err error) {
 	rep, err := recovery.Check(fsys, r.Dir, recovery.CheckOptions{})
 	if err != nil {
@@ -285,7 +286,7 @@ func (r *recoverReport) prove(fsys vfs.FS) (damaged bool, err error) {
 	for _, d := range rep.Damage {
 		r.Damage = append(r.Damage, damageJSON(r.Dir, d))
 	}
-	r.say("damage:     the log opens, but %s inside it are damaged (%s);",
+	r.say("damage:     %s, but %s inside it are damaged (%s);", r.would("the log opens", "after this the log opens"),
 		plural(int64(len(rep.Damage)), "place"), describeDamage(r.Dir, rep.Damage[0]))
 	r.say("            Read fails there. `wal verify %s` lists them; `wal recover --salvage %s` cuts the log at the first.", r.Dir, r.Dir)
 	return true, nil
