@@ -23,7 +23,8 @@
 //     disk and makes nothing durable.
 //   - File.Data reports, at sector granularity, the sectors that may hold
 //     data: those ever written (and, after a crash, those it kept or
-//     garbled), less those a Truncate cut off; everything else, such as
+//     garbled, and those whose durable bytes came back because the crash
+//     undid a Truncate), less those a Truncate cut off; everything else, such as
 //     space Preallocate added, reads as zeros and is reported as a hole,
 //     as ext4 and XFS report space fallocate reserved.
 //
@@ -173,7 +174,7 @@ type FS struct {
 	ops        int
 	crashAfter int // -1: no crash point
 	crashed    bool
-	locks      map[string]bool // cleaned paths of held locks
+	locks      map[string]*lock // cleaned path -> its holder
 	umask      fs.FileMode
 }
 
@@ -181,7 +182,7 @@ var _ vfs.FS = (*FS)(nil)
 
 // New returns an empty FS: a root directory and nothing else.
 func New() *FS {
-	fsys := &FS{crashAfter: -1, locks: make(map[string]bool)}
+	fsys := &FS{crashAfter: -1, locks: make(map[string]*lock)}
 	fsys.root = fsys.newDir(0o755)
 	return fsys
 }
@@ -572,17 +573,19 @@ func (fsys *FS) Lock(name string) (io.Closer, error) {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
 	p := clean(name)
-	if fsys.locks[p] {
+	if fsys.locks[p] != nil {
 		return nil, fmt.Errorf("%w: %s", vfs.ErrLocked, name)
 	}
-	fsys.locks[p] = true
-	return &lock{fs: fsys, key: p, name: name}, nil
+	l := &lock{fs: fsys, key: p, name: name}
+	fsys.locks[p] = l
+	return l, nil
 }
 
 // Kill simulates the death of the process using the file system (SIGKILL),
 // not a power loss: every lock is released, and everything written stays
 // as it is, durable or not, as in the page cache of a kernel that goes on
-// running. Files the dead process had open must not be used again.
+// running. Files the dead process had open must not be used again; closing
+// a lock it held releases nothing, since a new holder may have it now.
 func (fsys *FS) Kill() {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
@@ -603,7 +606,11 @@ func (l *lock) Close() error {
 		return &fs.PathError{Op: "unlock", Path: l.name, Err: fs.ErrClosed}
 	}
 	l.released = true
-	delete(l.fs.locks, l.key)
+	// After Kill the key may name a new holder's lock, which closing the
+	// dead holder's must leave alone.
+	if l.fs.locks[l.key] == l {
+		delete(l.fs.locks, l.key)
+	}
 	return nil
 }
 
@@ -923,7 +930,7 @@ func (fsys *FS) Crash(mode CrashMode, rng *rand.Rand) *FS {
 		root:       c.dir(fsys.root),
 		nextIno:    fsys.nextIno,
 		crashAfter: -1,
-		locks:      make(map[string]bool),
+		locks:      make(map[string]*lock),
 		umask:      fsys.umask,
 	}
 }
@@ -977,40 +984,47 @@ func (c *crasher) file(n *node) *node {
 	lo, hi := min(dsize, csize), max(dsize, csize)
 	buf := resize(bytes.Clone(n.durable), hi)
 	resized := false
-	// Durable bytes were written once; sectors a crash keeps or garbles
-	// are added below.
+	// Sectors not changed since the last Sync hold what they hold now, so
+	// the current written set covers them; each changed sector is added as
+	// the crash decides it.
 	written := slices.Clone(n.written)
-	if c.mode != SyncedOnly {
-		n.dirty.each(func(s int64) {
-			start := s * SectorSize
-			if start >= hi {
-				return // wholly past both ends: it cannot show
+	n.dirty.each(func(s int64) {
+		start := s * SectorSize
+		if start >= hi {
+			return // wholly past both ends: it cannot show
+		}
+		end := min(start+SectorSize, hi)
+		outcome := lost
+		switch c.mode {
+		case Garbled:
+			outcome = c.rng.IntN(3)
+		case RandomSectors:
+			if c.rng.IntN(2) != 0 {
+				outcome = kept
 			}
-			end := min(start+SectorSize, hi)
-			outcome := kept
-			if c.mode == Garbled {
-				outcome = c.rng.IntN(3)
-			} else if c.rng.IntN(2) == 0 {
-				outcome = lost
+		}
+		switch outcome {
+		case lost:
+			// The durable bytes come back: data that an unsynced
+			// Truncate had taken out of the written set.
+			if start < dsize {
+				written.mark(start, min(end, dsize))
 			}
-			switch outcome {
-			case lost:
-				return
-			case kept:
-				written.mark(start, end)
-				clear(buf[start:end])
-				if start < csize {
-					copy(buf[start:end], n.data[start:min(end, csize)])
-				}
-			case garbled:
-				written.mark(start, end)
-				fillRandom(c.rng, buf[start:end])
+			return
+		case kept:
+			written.mark(start, end)
+			clear(buf[start:end])
+			if start < csize {
+				copy(buf[start:end], n.data[start:min(end, csize)])
 			}
-			if end > lo {
-				resized = true // it covers bytes between the two sizes
-			}
-		})
-	}
+		case garbled:
+			written.mark(start, end)
+			fillRandom(c.rng, buf[start:end])
+		}
+		if end > lo {
+			resized = true // it covers bytes between the two sizes
+		}
+	})
 	size := dsize
 	if resized {
 		size = csize
