@@ -2,6 +2,8 @@ package crashfs
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"testing"
 
 	"github.com/gojournal/journal/internal/seedtest"
@@ -74,4 +76,38 @@ func TestStaleLockCloseAfterKill(t *testing.T) {
 			l.Close()
 		}
 	}
+}
+
+// A process killed cannot write or sync any more: its files were closed
+// by its death. A handle it had open (held by a Log the test abandoned,
+// whose background goroutines run on) must fail, or a Sync after Kill
+// would make durable what the dead process never synced, and a later
+// Crash would keep it.
+func TestKillClosesTheDeadProcessFiles(t *testing.T) {
+	fsys := New()
+	create(t, fsys, "f", "")
+	syncFile(t, fsys, "f")
+	syncDir(t, fsys, "/")
+	f, err := fsys.OpenFile("f", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("unsynced"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Kill()
+	if _, err := f.WriteAt([]byte("after death"), 0); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("WriteAt after Kill: %v, want fs.ErrClosed", err)
+	}
+	if err := f.Sync(); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Sync after Kill: %v, want fs.ErrClosed", err)
+	}
+	if got, _ := readFile(fsys, "f"); string(got) != "unsynced" {
+		t.Errorf("after Kill the file holds %q, want what the process wrote", got)
+	}
+	if got, _ := readFile(fsys.Crash(SyncedOnly, nil), "f"); len(got) != 0 {
+		t.Errorf("power loss after Kill kept %q, which the dead process never synced", got)
+	}
+	// The new process opens it afresh.
+	writeAt(t, fsys, "f", "reborn", 0)
 }

@@ -175,6 +175,7 @@ type FS struct {
 	crashAfter int // -1: no crash point
 	crashed    bool
 	locks      map[string]*lock // cleaned path -> its holder
+	life       int              // Kill count: files opened before the last Kill are dead
 	umask      fs.FileMode
 }
 
@@ -396,7 +397,7 @@ func (fsys *FS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, err
 	case trunc:
 		n.setSize(0)
 	}
-	return &file{fs: fsys, n: n, name: name, flag: flag}, nil
+	return &file{fs: fsys, n: n, name: name, flag: flag, life: fsys.life}, nil
 }
 
 // Remove removes a file or an empty directory. The removal becomes durable
@@ -459,7 +460,9 @@ func (fsys *FS) Rename(oldname, newname string) error {
 	}
 	if target, ok := nd.cur[nb]; ok {
 		if target.dir != nil {
-			return linkErr(syscall.EISDIR)
+			// EEXIST, as os.Rename reports it (it checks before rename(2),
+			// which would say EISDIR).
+			return linkErr(syscall.EEXIST)
 		}
 		if target == n {
 			return nil // the same file (or a hard link to it): nothing to do
@@ -584,12 +587,16 @@ func (fsys *FS) Lock(name string) (io.Closer, error) {
 // Kill simulates the death of the process using the file system (SIGKILL),
 // not a power loss: every lock is released, and everything written stays
 // as it is, durable or not, as in the page cache of a kernel that goes on
-// running. Files the dead process had open must not be used again; closing
-// a lock it held releases nothing, since a new holder may have it now.
+// running. The files the dead process had open die with it: every later
+// call on a File opened before Kill, Close included, fails with an error
+// satisfying errors.Is(err, fs.ErrClosed), so that goroutines of an
+// abandoned Log cannot write or sync what the dead process could not.
+// Closing a lock it held releases nothing, since a new holder may have it.
 func (fsys *FS) Kill() {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
 	clear(fsys.locks)
+	fsys.life++
 }
 
 type lock struct {
@@ -635,7 +642,12 @@ type file struct {
 	name   string
 	flag   int
 	closed bool // guarded by fs.mu
+	life   int  // fs.life when opened
 }
+
+// gone reports whether the handle was closed, by Close or by the death
+// (Kill) of the process that opened it; the caller holds fs.mu.
+func (f *file) gone() bool { return f.closed || f.life != f.fs.life }
 
 func (f *file) canRead() bool  { return f.flag&(os.O_WRONLY|os.O_RDWR) != os.O_WRONLY }
 func (f *file) canWrite() bool { return f.flag&(os.O_WRONLY|os.O_RDWR) != os.O_RDONLY }
@@ -643,7 +655,7 @@ func (f *file) canWrite() bool { return f.flag&(os.O_WRONLY|os.O_RDWR) != os.O_R
 // check reports why a handle cannot be used; the caller holds fs.mu.
 func (f *file) check(op string, write bool) error {
 	switch {
-	case f.closed:
+	case f.gone():
 		return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
 	case write && !f.canWrite(), !write && !f.canRead():
 		return &fs.PathError{Op: op, Path: f.name, Err: syscall.EBADF}
@@ -708,7 +720,7 @@ func (f *file) Sync() error {
 	if err := f.fs.begin("sync", f.name); err != nil {
 		return err
 	}
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "sync", Path: f.name, Err: fs.ErrClosed}
 	}
 	n := f.n
@@ -773,7 +785,7 @@ func (f *file) Chmod(mode fs.FileMode) error {
 	if err := f.fs.begin("chmod", f.name); err != nil {
 		return err
 	}
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "chmod", Path: f.name, Err: fs.ErrClosed}
 	}
 	f.n.perm = mode & fs.ModePerm
@@ -786,7 +798,7 @@ func (f *file) Chmod(mode fs.FileMode) error {
 func (f *file) StartWriteback(off, n int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "writeback", Path: f.name, Err: fs.ErrClosed}
 	}
 	return nil
@@ -798,7 +810,7 @@ func (f *file) StartWriteback(off, n int64) error {
 func (f *file) Data(off int64) (start, end int64, known bool, err error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return 0, 0, false, &fs.PathError{Op: "lseek", Path: f.name, Err: fs.ErrClosed}
 	}
 	size := int64(len(f.n.data))
@@ -819,7 +831,7 @@ func (f *file) Data(off int64) (start, end int64, known bool, err error) {
 func (f *file) Size() (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return 0, &fs.PathError{Op: "stat", Path: f.name, Err: fs.ErrClosed}
 	}
 	return int64(len(f.n.data)), nil
@@ -828,7 +840,7 @@ func (f *file) Size() (int64, error) {
 func (f *file) Close() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
 	f.closed = true
