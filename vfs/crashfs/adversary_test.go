@@ -1,9 +1,13 @@
 package crashfs
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/gojournal/journal/internal/seedtest"
@@ -110,4 +114,77 @@ func TestKillClosesTheDeadProcessFiles(t *testing.T) {
 	}
 	// The new process opens it afresh.
 	writeAt(t, fsys, "f", "reborn", 0)
+}
+
+// TestCrashAndKillInFlight stops writers in the middle of their work, by
+// a crash point set while they run or by Kill, and checks that each
+// writer sees only the documented errors (ErrCrashed, fs.ErrClosed), never
+// a panic, and that what a power loss leaves holds every record a Sync
+// acknowledged, and what the dead process leaves every record written.
+func TestCrashAndKillInFlight(t *testing.T) {
+	s := seedtest.Seed(t)
+	for round, kill := range []bool{false, true, false, true} {
+		rng := seedtest.New(s + uint64(round))
+		fsys := New()
+		mkdir(t, fsys, "db")
+		const writers, record = 4, 100
+		files := make([]vfs.File, writers)
+		for g := range writers {
+			f, err := fsys.OpenFile(fmt.Sprintf("db/%d", g), os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[g] = f
+		}
+		syncDir(t, fsys, "db")
+		syncDir(t, fsys, "/")
+		written, synced := make([]int, writers), make([]int, writers)
+		var wg sync.WaitGroup
+		for g := range writers {
+			wg.Go(func() {
+				f := files[g] // opened before Kill, so Kill stops it
+				for i := 0; ; i++ {
+					if i == 20000 {
+						t.Errorf("writer %d: still writing after %d records: Kill or the crash point did not stop it", g, i)
+						return
+					}
+					_, err := f.WriteAt(bytes.Repeat([]byte{byte(1 + i%255)}, record), int64(i*record))
+					if err == nil {
+						written[g] = i + 1
+						if i%5 == 4 {
+							if err = f.Sync(); err == nil {
+								synced[g] = i + 1
+							}
+						}
+					}
+					if err != nil {
+						if !errors.Is(err, ErrCrashed) && !errors.Is(err, fs.ErrClosed) {
+							t.Errorf("writer %d: %v", g, err)
+						}
+						f.Close()
+						return
+					}
+				}
+			})
+		}
+		for range rng.IntN(100) {
+			runtime.Gosched()
+		}
+		if kill {
+			fsys.Kill()
+		} else {
+			fsys.SetCrashAfter(fsys.Ops() + rng.IntN(200))
+		}
+		wg.Wait()
+		lost := fsys.Crash(SyncedOnly, nil)
+		for g := range writers {
+			name := fmt.Sprintf("db/%d", g)
+			if got, _ := readFile(lost, name); len(got) < synced[g]*record {
+				t.Errorf("round %d: power loss left %s with %d bytes, but %d records were synced", round, name, len(got), synced[g])
+			}
+			if got, _ := readFile(fsys, name); len(got) != written[g]*record {
+				t.Errorf("round %d: %s holds %d bytes, but %d records were written", round, name, len(got), written[g])
+			}
+		}
+	}
 }
