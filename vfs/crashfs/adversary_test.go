@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -185,6 +187,99 @@ func TestCrashAndKillInFlight(t *testing.T) {
 			if got, _ := readFile(fsys, name); len(got) != written[g]*record {
 				t.Errorf("round %d: %s holds %d bytes, but %d records were written", round, name, len(got), written[g])
 			}
+		}
+	}
+}
+
+// onFile runs fn on name opened read-write (not a mutating operation).
+func onFile(fsys *FS, name string, fn func(f vfs.File) error) error {
+	f, err := fsys.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return fn(f)
+}
+
+// everyKindSteps is a program of one mutating operation of each kind per
+// step, so that a crash point can fall between any two.
+var everyKindSteps = []func(fsys *FS) error{
+	func(fsys *FS) error { return fsys.MkdirAll("db/sub", 0o700) },
+	func(fsys *FS) error {
+		f, err := fsys.OpenFile("db/a", os.O_RDWR|os.O_CREATE, 0o600)
+		if err == nil {
+			err = f.Close()
+		}
+		return err
+	},
+	func(fsys *FS) error {
+		return onFile(fsys, "db/a", func(f vfs.File) error { _, err := f.WriteAt([]byte("hello"), 0); return err })
+	},
+	func(fsys *FS) error { return onFile(fsys, "db/a", vfs.File.Sync) },
+	func(fsys *FS) error { return onFile(fsys, "db/a", func(f vfs.File) error { return f.Chmod(0o640) }) },
+	func(fsys *FS) error { return fsys.SyncDir("db") },
+	func(fsys *FS) error { return onFile(fsys, "db/a", func(f vfs.File) error { return f.Truncate(2) }) },
+	func(fsys *FS) error { return onFile(fsys, "db/a", func(f vfs.File) error { return f.Preallocate(9) }) },
+	func(fsys *FS) error { return fsys.Rename("db/a", "db/sub/b") },
+	func(fsys *FS) error {
+		l, err := fsys.Lock("db/LOCK")
+		if err == nil {
+			err = l.Close()
+		}
+		return err
+	},
+	func(fsys *FS) error { return fsys.Remove("db/LOCK") },
+	func(fsys *FS) error {
+		f, err := fsys.OpenFile("db/sub/b", os.O_RDWR|os.O_TRUNC, 0)
+		if err == nil {
+			err = f.Close()
+		}
+		return err
+	},
+}
+
+// state is tree plus every entry's mode.
+func state(t *testing.T, fsys *FS) string {
+	t.Helper()
+	var out []string
+	for name, data := range tree(t, fsys) {
+		out = append(out, fmt.Sprintf("%s %v %q", name, mode(t, fsys, name), data))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+// TestCrashPointBetweenEveryKind sets the crash point after each step of
+// a program that makes one mutating operation of every kind in turn:
+// exactly k run, the next fails with ErrCrashed (and every later one), and the FS (and
+// what a power loss leaves of it) is that of a run stopped after k steps:
+// a refused call changes nothing.
+func TestCrashPointBetweenEveryKind(t *testing.T) {
+	for k := range len(everyKindSteps) + 1 {
+		stopped, crashed := New(), New()
+		crashed.SetCrashAfter(k)
+		for i, step := range everyKindSteps {
+			if i < k {
+				if err := step(stopped); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+			}
+			// Past the crash point a step fails with ErrCrashed, or
+			// earlier because an earlier step was refused.
+			err := step(crashed)
+			if i < k && err != nil || i == k && !errors.Is(err, ErrCrashed) || i > k && err == nil {
+				t.Fatalf("crash after %d: step %d returned %v", k, i, err)
+			}
+		}
+		if crashed.Ops() != k {
+			t.Errorf("crash after %d: Ops = %d", k, crashed.Ops())
+		}
+		if got, want := state(t, crashed), state(t, stopped); got != want {
+			t.Errorf("crash after %d:\n%s\nwant\n%s", k, got, want)
+		}
+		got, want := state(t, crashed.Crash(SyncedOnly, nil)), state(t, stopped.Crash(SyncedOnly, nil))
+		if got != want {
+			t.Errorf("power loss after %d:\n%s\nwant\n%s", k, got, want)
 		}
 	}
 }
