@@ -16,14 +16,18 @@ import (
 // is the most they offer; there a power loss may lose what the drive
 // cached.
 func (f osFile) Sync() error {
-	err := ignoringEINTR(func() error {
-		_, err := unix.FcntlInt(f.Fd(), unix.F_FULLFSYNC, 0)
+	fd, err := f.fd("fcntl F_FULLFSYNC")
+	if err != nil {
+		return err
+	}
+	err = ignoringEINTR(func() error {
+		_, err := unix.FcntlInt(uintptr(fd), unix.F_FULLFSYNC, 0)
 		return err
 	})
 	op := "fcntl F_FULLFSYNC"
 	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) {
 		op = "fsync"
-		err = ignoringEINTR(func() error { return unix.Fsync(int(f.Fd())) })
+		err = ignoringEINTR(func() error { return unix.Fsync(fd) })
 	}
 	if err != nil {
 		return &os.PathError{Op: op, Path: f.File.Name(), Err: err}

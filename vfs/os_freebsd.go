@@ -14,10 +14,14 @@ import (
 // fsync, which flushes more.
 func (f osFile) Sync() error {
 	op := "fdatasync"
-	err := ignoringEINTR(func() error { return fdatasync(f.Fd()) })
+	fd, err := f.fd(op)
+	if err != nil {
+		return err
+	}
+	err = ignoringEINTR(func() error { return fdatasync(uintptr(fd)) })
 	if errors.Is(err, unix.ENOSYS) {
 		op = "fsync"
-		err = ignoringEINTR(func() error { return unix.Fsync(int(f.Fd())) })
+		err = ignoringEINTR(func() error { return unix.Fsync(fd) })
 	}
 	if err != nil {
 		return &os.PathError{Op: op, Path: f.File.Name(), Err: err}

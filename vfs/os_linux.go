@@ -17,8 +17,12 @@ import (
 // Sync is fdatasync: it flushes the data and the metadata needed to read
 // it back (the size), and the drive's write cache with it.
 func (f osFile) Sync() error {
+	fd, err := f.fd("fdatasync")
+	if err != nil {
+		return err
+	}
 	for {
-		err := unix.Fdatasync(int(f.Fd()))
+		err := unix.Fdatasync(fd)
 		if err != unix.EINTR {
 			if err != nil {
 				return &os.PathError{Op: "fdatasync", Path: f.File.Name(), Err: err}
@@ -49,7 +53,11 @@ func (f osFile) Preallocate(size int64) error {
 // without waiting for them (it makes nothing durable). Where
 // sync_file_range is missing or refuses the file, it does nothing.
 func (f osFile) StartWriteback(off, n int64) error {
-	err := unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	fd, err := f.fd("sync_file_range")
+	if err != nil {
+		return err
+	}
+	err = unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
 		return nil // only a hint
 	}
@@ -70,7 +78,10 @@ func (f osFile) StartWriteback(off, n int64) error {
 // DONTNEED). That changes nothing but speed: dirty pages stay, and a
 // written page dropped is read again from the disk.
 func (f osFile) Data(off int64) (start, end int64, known bool, err error) {
-	fd := int(f.Fd())
+	fd, err := f.fd("lseek")
+	if err != nil {
+		return 0, 0, false, err
+	}
 	_ = unix.Fadvise(fd, off, 0, unix.FADV_DONTNEED) // only a hint
 	start, err = unix.Seek(fd, off, unix.SEEK_DATA)
 	if errors.Is(err, unix.ENXIO) {

@@ -13,6 +13,18 @@ import (
 // system's own (a full disk is ENOSPC).
 func newFile(f *os.File) File { return osFile{f} }
 
+// fd returns the file's descriptor for a system call named op, or, once
+// the file is closed, the error os.File's own methods give then
+// (fs.ErrClosed): Fd returns -1, and the call would fail with EBADF, which
+// callers cannot tell from a failing disk.
+func (f osFile) fd(op string) (int, error) {
+	fd := f.Fd()
+	if fd == ^uintptr(0) {
+		return -1, &os.PathError{Op: op, Path: f.File.Name(), Err: os.ErrClosed}
+	}
+	return int(fd), nil
+}
+
 // openFile is open(2) and os.NewFile rather than os.OpenFile: os.OpenFile
 // offers every file to the runtime's poller, which regular files never
 // join (on Linux epoll refuses them), at the cost of four fcntl calls and

@@ -23,7 +23,8 @@
 //     disk and makes nothing durable.
 //   - File.Data reports, at sector granularity, the sectors that may hold
 //     data: those ever written (and, after a crash, those it kept or
-//     garbled), less those a Truncate cut off; everything else, such as
+//     garbled, and those whose durable bytes came back because the crash
+//     undid a Truncate), less those a Truncate cut off; everything else, such as
 //     space Preallocate added, reads as zeros and is reported as a hole,
 //     as ext4 and XFS report space fallocate reserved.
 //
@@ -173,7 +174,8 @@ type FS struct {
 	ops        int
 	crashAfter int // -1: no crash point
 	crashed    bool
-	locks      map[string]bool // cleaned paths of held locks
+	locks      map[string]*lock // cleaned path -> its holder
+	life       int              // Kill count: files opened before the last Kill are dead
 	umask      fs.FileMode
 }
 
@@ -181,7 +183,7 @@ var _ vfs.FS = (*FS)(nil)
 
 // New returns an empty FS: a root directory and nothing else.
 func New() *FS {
-	fsys := &FS{crashAfter: -1, locks: make(map[string]bool)}
+	fsys := &FS{crashAfter: -1, locks: make(map[string]*lock)}
 	fsys.root = fsys.newDir(0o755)
 	return fsys
 }
@@ -395,7 +397,7 @@ func (fsys *FS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, err
 	case trunc:
 		n.setSize(0)
 	}
-	return &file{fs: fsys, n: n, name: name, flag: flag}, nil
+	return &file{fs: fsys, n: n, name: name, flag: flag, life: fsys.life}, nil
 }
 
 // Remove removes a file or an empty directory. The removal becomes durable
@@ -458,7 +460,9 @@ func (fsys *FS) Rename(oldname, newname string) error {
 	}
 	if target, ok := nd.cur[nb]; ok {
 		if target.dir != nil {
-			return linkErr(syscall.EISDIR)
+			// EEXIST, as os.Rename reports it (it checks before rename(2),
+			// which would say EISDIR).
+			return linkErr(syscall.EEXIST)
 		}
 		if target == n {
 			return nil // the same file (or a hard link to it): nothing to do
@@ -572,21 +576,27 @@ func (fsys *FS) Lock(name string) (io.Closer, error) {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
 	p := clean(name)
-	if fsys.locks[p] {
+	if fsys.locks[p] != nil {
 		return nil, fmt.Errorf("%w: %s", vfs.ErrLocked, name)
 	}
-	fsys.locks[p] = true
-	return &lock{fs: fsys, key: p, name: name}, nil
+	l := &lock{fs: fsys, key: p, name: name}
+	fsys.locks[p] = l
+	return l, nil
 }
 
 // Kill simulates the death of the process using the file system (SIGKILL),
 // not a power loss: every lock is released, and everything written stays
 // as it is, durable or not, as in the page cache of a kernel that goes on
-// running. Files the dead process had open must not be used again.
+// running. The files the dead process had open die with it: every later
+// call on a File opened before Kill, Close included, fails with an error
+// satisfying errors.Is(err, fs.ErrClosed), so that goroutines of an
+// abandoned Log cannot write or sync what the dead process could not.
+// Closing a lock it held releases nothing, since a new holder may have it.
 func (fsys *FS) Kill() {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
 	clear(fsys.locks)
+	fsys.life++
 }
 
 type lock struct {
@@ -603,7 +613,11 @@ func (l *lock) Close() error {
 		return &fs.PathError{Op: "unlock", Path: l.name, Err: fs.ErrClosed}
 	}
 	l.released = true
-	delete(l.fs.locks, l.key)
+	// After Kill the key may name a new holder's lock, which closing the
+	// dead holder's must leave alone.
+	if l.fs.locks[l.key] == l {
+		delete(l.fs.locks, l.key)
+	}
 	return nil
 }
 
@@ -628,7 +642,12 @@ type file struct {
 	name   string
 	flag   int
 	closed bool // guarded by fs.mu
+	life   int  // fs.life when opened
 }
+
+// gone reports whether the handle was closed, by Close or by the death
+// (Kill) of the process that opened it; the caller holds fs.mu.
+func (f *file) gone() bool { return f.closed || f.life != f.fs.life }
 
 func (f *file) canRead() bool  { return f.flag&(os.O_WRONLY|os.O_RDWR) != os.O_WRONLY }
 func (f *file) canWrite() bool { return f.flag&(os.O_WRONLY|os.O_RDWR) != os.O_RDONLY }
@@ -636,7 +655,7 @@ func (f *file) canWrite() bool { return f.flag&(os.O_WRONLY|os.O_RDWR) != os.O_R
 // check reports why a handle cannot be used; the caller holds fs.mu.
 func (f *file) check(op string, write bool) error {
 	switch {
-	case f.closed:
+	case f.gone():
 		return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
 	case write && !f.canWrite(), !write && !f.canRead():
 		return &fs.PathError{Op: op, Path: f.name, Err: syscall.EBADF}
@@ -701,7 +720,7 @@ func (f *file) Sync() error {
 	if err := f.fs.begin("sync", f.name); err != nil {
 		return err
 	}
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "sync", Path: f.name, Err: fs.ErrClosed}
 	}
 	n := f.n
@@ -766,7 +785,7 @@ func (f *file) Chmod(mode fs.FileMode) error {
 	if err := f.fs.begin("chmod", f.name); err != nil {
 		return err
 	}
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "chmod", Path: f.name, Err: fs.ErrClosed}
 	}
 	f.n.perm = mode & fs.ModePerm
@@ -779,7 +798,7 @@ func (f *file) Chmod(mode fs.FileMode) error {
 func (f *file) StartWriteback(off, n int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "writeback", Path: f.name, Err: fs.ErrClosed}
 	}
 	return nil
@@ -791,7 +810,7 @@ func (f *file) StartWriteback(off, n int64) error {
 func (f *file) Data(off int64) (start, end int64, known bool, err error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return 0, 0, false, &fs.PathError{Op: "lseek", Path: f.name, Err: fs.ErrClosed}
 	}
 	size := int64(len(f.n.data))
@@ -812,7 +831,7 @@ func (f *file) Data(off int64) (start, end int64, known bool, err error) {
 func (f *file) Size() (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return 0, &fs.PathError{Op: "stat", Path: f.name, Err: fs.ErrClosed}
 	}
 	return int64(len(f.n.data)), nil
@@ -821,7 +840,7 @@ func (f *file) Size() (int64, error) {
 func (f *file) Close() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.closed {
+	if f.gone() {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
 	f.closed = true
@@ -923,7 +942,7 @@ func (fsys *FS) Crash(mode CrashMode, rng *rand.Rand) *FS {
 		root:       c.dir(fsys.root),
 		nextIno:    fsys.nextIno,
 		crashAfter: -1,
-		locks:      make(map[string]bool),
+		locks:      make(map[string]*lock),
 		umask:      fsys.umask,
 	}
 }
@@ -977,40 +996,47 @@ func (c *crasher) file(n *node) *node {
 	lo, hi := min(dsize, csize), max(dsize, csize)
 	buf := resize(bytes.Clone(n.durable), hi)
 	resized := false
-	// Durable bytes were written once; sectors a crash keeps or garbles
-	// are added below.
+	// Sectors not changed since the last Sync hold what they hold now, so
+	// the current written set covers them; each changed sector is added as
+	// the crash decides it.
 	written := slices.Clone(n.written)
-	if c.mode != SyncedOnly {
-		n.dirty.each(func(s int64) {
-			start := s * SectorSize
-			if start >= hi {
-				return // wholly past both ends: it cannot show
+	n.dirty.each(func(s int64) {
+		start := s * SectorSize
+		if start >= hi {
+			return // wholly past both ends: it cannot show
+		}
+		end := min(start+SectorSize, hi)
+		outcome := lost
+		switch c.mode {
+		case Garbled:
+			outcome = c.rng.IntN(3)
+		case RandomSectors:
+			if c.rng.IntN(2) != 0 {
+				outcome = kept
 			}
-			end := min(start+SectorSize, hi)
-			outcome := kept
-			if c.mode == Garbled {
-				outcome = c.rng.IntN(3)
-			} else if c.rng.IntN(2) == 0 {
-				outcome = lost
+		}
+		switch outcome {
+		case lost:
+			// The durable bytes come back: data that an unsynced
+			// Truncate had taken out of the written set.
+			if start < dsize {
+				written.mark(start, min(end, dsize))
 			}
-			switch outcome {
-			case lost:
-				return
-			case kept:
-				written.mark(start, end)
-				clear(buf[start:end])
-				if start < csize {
-					copy(buf[start:end], n.data[start:min(end, csize)])
-				}
-			case garbled:
-				written.mark(start, end)
-				fillRandom(c.rng, buf[start:end])
+			return
+		case kept:
+			written.mark(start, end)
+			clear(buf[start:end])
+			if start < csize {
+				copy(buf[start:end], n.data[start:min(end, csize)])
 			}
-			if end > lo {
-				resized = true // it covers bytes between the two sizes
-			}
-		})
-	}
+		case garbled:
+			written.mark(start, end)
+			fillRandom(c.rng, buf[start:end])
+		}
+		if end > lo {
+			resized = true // it covers bytes between the two sizes
+		}
+	})
 	size := dsize
 	if resized {
 		size = csize
