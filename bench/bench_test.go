@@ -99,13 +99,15 @@ func TestCodecsCountBytes(t *testing.T) {
 
 // TestCeilings runs each disk baseline briefly: each must measure a rate
 // and leave nothing behind in its directory. FreshCeiling must stop at
-// its byte bound, whatever the zeros ahead.
+// its byte bound, whatever the zeros ahead, and so must SplitCeiling's
+// threads together.
 func TestCeilings(t *testing.T) {
 	runs := map[string]func(dir string) (float64, error){
 		"sequential":         func(dir string) (float64, error) { return SeqBandwidth(dir, 100*time.Millisecond, 8<<20) },
 		"written blocks":     func(dir string) (float64, error) { return CommitCeiling(dir, 100*time.Millisecond, 8<<20, 256<<10) },
 		"fresh, zeros ahead": func(dir string) (float64, error) { return FreshCeiling(dir, time.Minute, 8<<20, 256<<10, 1<<20) },
 		"fresh, unwritten":   func(dir string) (float64, error) { return FreshCeiling(dir, time.Minute, 8<<20, 256<<10, 0) },
+		"split, unwritten":   func(dir string) (float64, error) { return SplitCeiling(dir, time.Minute, 8<<20, 256<<10, 4) },
 	}
 	for name, run := range runs {
 		t.Run(name, func(t *testing.T) {

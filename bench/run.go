@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -274,6 +276,65 @@ func FreshCeiling(root string, d time.Duration, limit int64, chunk, zeroAhead in
 		_, err := f.WriteAt(zeros[:to-from], from)
 		return err
 	})
+}
+
+// SplitCeiling measures what the same bytes in flight stream when split
+// into ways concurrent commits: ways goroutines each claim the next
+// chunk/ways bytes of new preallocated space, write them and fdatasync,
+// over and over, for d or until limit bytes. 64 writers of 4 KiB records
+// never have more than 256 KiB unacknowledged, however a log groups them,
+// so beside FreshCeiling this says whether a log keeping several commits
+// in flight could stream more than one keeping one (a disk that overlaps
+// flushes), or whether the bytes in flight over the flush latency bound
+// every design. It returns bytes per second.
+func SplitCeiling(root string, d time.Duration, limit int64, chunk, ways int) (float64, error) {
+	f, done, err := scratchFile(root, "split")
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	part := int64(chunk / ways)
+	limit -= limit % part
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, limit); err != nil {
+		return 0, err
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return 0, err
+	}
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	start := time.Now()
+	for range ways {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, part)
+			fill(buf, 3)
+			for time.Since(start) < d {
+				off := next.Add(part) - part
+				if off+part > limit {
+					next.Add(-part)
+					return
+				}
+				_, err := f.WriteAt(buf, off)
+				if err == nil {
+					err = unix.Fdatasync(int(f.Fd()))
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(next.Load()) / time.Since(start).Seconds(), firstErr
 }
 
 // commits times commits into a scratch file under root that prepare has

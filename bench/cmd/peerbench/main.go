@@ -101,7 +101,8 @@ const journalZeroAhead = 1 << 20
 // ceilings are the commit ceilings for commits of chunk bytes: into
 // blocks written beforehand (as a recycled file, or space a log has
 // zeroed and synced), and into new space, writing zeros ahead as journal
-// does or into unwritten extents as the other logs do.
+// does or into unwritten extents as the other logs do, and the same bytes
+// split into four concurrent commits.
 func ceilings(dir string, d time.Duration, max int64, chunk int) []*ceilingRun {
 	kib := chunk >> 10
 	return []*ceilingRun{
@@ -111,6 +112,8 @@ func ceilings(dir string, d time.Duration, max int64, chunk int) []*ceilingRun {
 			run: func() (float64, error) { return bench.FreshCeiling(dir, d, max, chunk, journalZeroAhead) }},
 		{label: fmt.Sprintf("Fresh-space ceiling, unwritten (%d KiB writes into new preallocated space, an fdatasync after each)", kib),
 			run: func() (float64, error) { return bench.FreshCeiling(dir, d, max, chunk, 0) }},
+		{label: fmt.Sprintf("Split ceiling, unwritten (the same %d KiB in flight as 4 concurrent commits of %d KiB, each written and fdatasync'd by its own thread, into new preallocated space)", kib, kib/4),
+			run: func() (float64, error) { return bench.SplitCeiling(dir, d, max, chunk, 4) }},
 	}
 }
 
