@@ -273,3 +273,45 @@ func TestOpenRefusesNonRegularFilesAtItsNames(t *testing.T) {
 		}
 	}
 }
+
+// "Open takes an exclusive lock [...]. OpenReadOnly takes none and writes
+// nothing." A reader opened first, on a log a crash left unsealed (a
+// repair waiting for the writer), must neither keep the writer out nor
+// change a byte; the writer then opens, repairs, appends, and a second
+// writer is refused with ErrLocked while the reader still follows.
+func TestReadOnlyFirstTakesNoLock(t *testing.T) {
+	f := newFixture(t, MinSegmentSize)
+	l := f.open()
+	f.appendN(l, 40, 3000)
+	f.close(l)
+	f.unclose()
+	before := snapshot(t, f.dir)
+	ro, err := OpenReadOnly(f.dir, &Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if ro.LastIndex() != 40 {
+		t.Fatalf("read-only log ends at %d, want 40", ro.LastIndex())
+	}
+	r := ro.NewReader(1)
+	for i := uint64(1); i <= 40; i++ {
+		if !r.Next() || !bytes.Equal(r.Record(), f.recs[i-1]) {
+			t.Fatalf("read-only Reader at %d: %v", i, r.Err())
+		}
+	}
+	sameSnapshot(t, f.dir, before)
+	w := f.open() // the reader holds no lock
+	defer w.Close()
+	if _, err := Open(f.dir, &Options{Logger: quiet}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second writer: %v, want ErrLocked", err)
+	}
+	if _, err := w.Append([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "the reader following the writer", func() {
+		if !r.Next() || string(r.Record()) != "after" {
+			t.Errorf("reader after the writer's append: %q, %v", r.Record(), r.Err())
+		}
+	})
+}
