@@ -46,6 +46,12 @@ func lock(name string) (io.Closer, error) {
 	}
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
+		// A directory or socket under the lock file's name is no lock
+		// file: ErrNotRegular, as OpenFile says for any other name.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Err = notRegular(pe.Err)
+		}
 		return nil, err
 	}
 	fi, err := f.Stat()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -14,6 +15,12 @@ import (
 func lock(name string) (io.Closer, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
+		// A directory or socket under the lock file's name is no lock
+		// file: ErrNotRegular, as OpenFile says for any other name.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Err = notRegular(pe.Err)
+		}
 		return nil, err
 	}
 	// flock locks belong to the open file description, so a second Open in

@@ -3,6 +3,7 @@
 package vfs
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 
@@ -49,7 +50,7 @@ func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 		return err
 	})
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: notRegular(err)}
 	}
 	if err := usable(fd, nonblock, flag); err != nil {
 		unix.Close(fd)
@@ -58,9 +59,11 @@ func openFile(name string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), name), nil
 }
 
-// usable refuses a file that is neither a regular file nor a directory
-// (a FIFO, a socket, a device: never one journal wrote, and reads from
-// it may block or never end), and clears O_NONBLOCK if openFile set it,
+// usable refuses a file that is not a regular file (a FIFO, a socket, a
+// device: never one journal wrote, and reads from it may block or never
+// end; a directory, which crashfs refuses too, and which journal would
+// only fail to read later, with EISDIR, where callers look for
+// ErrNotRegular), and clears O_NONBLOCK if openFile set it,
 // so that os.NewFile sees the blocking descriptor it expects: F_SETFL
 // with the caller's flags (the kernel takes only the status flags from
 // them), one call where unix.SetNonblock makes two.
@@ -69,13 +72,30 @@ func usable(fd int, nonblock bool, flag int) error {
 	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
 		return err
 	}
-	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		return notRegular(unix.EISDIR)
+	default:
 		return ErrNotRegular
 	}
 	if !nonblock {
 		return nil
 	}
 	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flag)
+	return err
+}
+
+// notRegular adds ErrNotRegular to the errors open(2) gives for a name
+// that is no regular file: EISDIR (a directory opened to write) and ENXIO
+// (a socket, or a device with no driver). The README promises
+// errors.Is(err, vfs.ErrNotRegular) for every such file under a name the
+// log owns; a socket there failed Open with a bare ENXIO, a directory
+// with EISDIR. The system's error stays in the chain.
+func notRegular(err error) error {
+	if err == unix.EISDIR || err == unix.ENXIO {
+		return fmt.Errorf("%w (%w)", ErrNotRegular, err)
+	}
 	return err
 }
 

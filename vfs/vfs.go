@@ -35,9 +35,11 @@ import (
 var ErrLocked = errors.New("vfs: already locked by another process or Log")
 
 // ErrNotRegular is returned (inside an *fs.PathError) by the operating
-// system's OpenFile on Unix for a file that is neither a regular file nor
-// a directory: a FIFO, socket or device never holds a log's data, and
-// opening or reading one may block forever.
+// system's OpenFile on Unix, and by crashfs, for a file that is not a
+// regular file: a directory, FIFO, socket or device never holds a log's
+// data, and opening or reading one may block forever. For a directory
+// (and a socket, which open(2) refuses) the system's error, EISDIR
+// (ENXIO), is in the chain too.
 var ErrNotRegular = errors.New("vfs: not a regular file")
 
 // File is an open file. Its methods are safe for concurrent use as far as the

@@ -386,7 +386,9 @@ func (fsys *FS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, err
 	n, exists := d.cur[base]
 	switch {
 	case exists && n.dir != nil:
-		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
+		// As the OS file system says (vfs.ErrNotRegular): a directory
+		// under a name the log owns is no file it wrote.
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w (%w)", vfs.ErrNotRegular, syscall.EISDIR)}
 	case exists && flag&os.O_CREATE != 0 && flag&os.O_EXCL != 0:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EEXIST}
 	case !exists && flag&os.O_CREATE == 0:
