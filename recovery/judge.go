@@ -1,7 +1,9 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/gojournal/journal/segment"
 )
@@ -28,6 +30,18 @@ const maxRechecks = 1 << 16
 
 func (j *judge) run() error {
 	ft, why, err := j.h.Footer()
+	// The file ended before the size the handle took when it opened it:
+	// in a log another process has open, the writer sealed the segment
+	// (Seal cuts its preallocated space) or released its preallocation
+	// meanwhile. That is no I/O error (wal verify said "read X: EOF" on a
+	// live log, exit 2): read the footer again at the file's new size.
+	for try := 0; try < 4 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)); try++ {
+		if err = j.h.Refresh(); err != nil {
+			return err
+		}
+		j.seg.Size = j.h.Size()
+		ft, why, err = j.h.Footer()
+	}
 	if err != nil {
 		return err
 	}

@@ -132,16 +132,37 @@ func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
 // before it committed) before the walk opens it. A walk that meets a gap
 // whose missing segment is there after all, or a listed segment that is
 // gone, starts again on a fresh listing: only a gap that stays is damage.
+//
+// Damage is reported only once a second walk finds it again, at the same
+// place: a log another process has open changes under a walk in ways no
+// listing shows (TruncateBack seals a segment anew after the records it
+// keeps, cutting the file under a walk that took the old footer), and the
+// walk must not call that damage. A log no one changes meets the same
+// damage twice; only a walk that finds damage pays for the second one.
 func (w *walker) walk(dir string) (*State, error) {
+	var prev *Damage
 	for range maxRelists {
 		w.stale = false
 		st, err := w.walkOnce(dir)
-		if !w.stale {
+		switch {
+		case w.stale:
+		case err != nil || !st.Damaged():
 			return st, err
+		case prev != nil && prev.samePlace(st.Damage[0]):
+			return st, nil
+		default:
+			first := st.Damage[0]
+			prev = &first
 		}
 		st.Close()
 	}
 	return w.walkOnce(dir)
+}
+
+// samePlace reports whether d and o are the same damage: same kind, file,
+// offset and record.
+func (d Damage) samePlace(o Damage) bool {
+	return d.Kind == o.Kind && d.Path == o.Path && d.Offset == o.Offset && d.Index == o.Index
 }
 
 // maxRelists bounds how often a walk starts again on a fresh listing: a

@@ -407,6 +407,15 @@ func (w *window) nextData(off int64) (start, n int64, err error) {
 	return start, min(n, readChunk), nil
 }
 
+// shortIsEnd is nil for a read that ended at the end of the file (which
+// ends the data) and err otherwise.
+func shortIsEnd(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil
+	}
+	return err
+}
+
 func alignUp(off int64) int64 { return (off + FrameAlign - 1) &^ (FrameAlign - 1) }
 
 func alignSector(off int64) int64 { return (off + SectorSize - 1) &^ (SectorSize - 1) }
@@ -424,7 +433,12 @@ func lastNonZero(b []byte) int {
 }
 
 // validFrameAt reports whether a valid frame of this segment starts at off;
-// b holds the bytes from off on as far as they were read.
+// b holds the bytes from off on as far as they were read. A frame that
+// runs past the end of the file is not one, whether the size said so or a
+// read ended early: a file shorter than its stated size ends the data
+// there, as the window's reads do (a log another process has open cuts
+// its newest segment's preallocated space when it seals it, and wal dump
+// and wal verify failed with "read X: EOF" on a live, healthy log).
 func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Frame, bool, error) {
 	if len(b) < FrameHeader {
 		var head [FrameHeader]byte
@@ -432,7 +446,7 @@ func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Fra
 			return Frame{}, false, nil
 		}
 		if _, err := r.ReadAt(head[:], off); err != nil {
-			return Frame{}, false, err
+			return Frame{}, false, shortIsEnd(err)
 		}
 		b = head[:]
 	}
@@ -441,7 +455,7 @@ func validFrameAt(r io.ReaderAt, b []byte, size int64, h Header, off int64) (Fra
 	} else if len(b) < FrameHeader+n {
 		full := make([]byte, FrameHeader+n)
 		if _, err := r.ReadAt(full, off); err != nil {
-			return Frame{}, false, err
+			return Frame{}, false, shortIsEnd(err)
 		}
 		b = full
 	}

@@ -84,13 +84,16 @@ func (f osFile) Data(off int64) (start, end int64, known bool, err error) {
 	}
 	_ = unix.Fadvise(fd, off, 0, unix.FADV_DONTNEED) // only a hint
 	start, err = unix.Seek(fd, off, unix.SEEK_DATA)
-	if errors.Is(err, unix.ENXIO) {
-		// No data at or after off (or off is at or past the end).
-		size, err := f.Size()
-		return max(size, off), max(size, off), err == nil, err
-	}
 	if err == nil {
 		end, err = unix.Seek(fd, start, unix.SEEK_HOLE)
+	}
+	if errors.Is(err, unix.ENXIO) {
+		// No data at or after off (or off is at or past the end). From
+		// SEEK_HOLE: the file was cut below start between the two calls
+		// (a writer in another process sealing its newest segment; wal
+		// info once failed with "lseek: no such device or address").
+		size, err := f.Size()
+		return max(size, off), max(size, off), err == nil, err
 	}
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
 		return 0, 0, false, nil

@@ -97,16 +97,40 @@ func (d *dumper) damage(path string, off int64, index uint64, reason string) err
 // gone: released meanwhile by the process that has the log open.
 var errVanished = errors.New("segment removed while dump read the log")
 
+// misread is damage dump met reading records the walk had passed: a
+// process that has the log open may have changed the file meanwhile
+// (TruncateBack seals a segment anew after the records it keeps), so dump
+// walks again before it calls it damage.
+type misread struct {
+	path   string
+	off    int64
+	index  uint64
+	reason string
+}
+
+func (m *misread) Error() string { return m.reason }
+
 func (d *dumper) run() error {
 	// A segment released (and removed) by a running process between the
 	// walk and the dump's reading it sends the dump back to a fresh walk,
-	// from the record after the last one printed.
+	// from the record after the last one printed; so does damage met
+	// while reading records, reported only if the next pass meets it at
+	// the same place.
+	var prev *misread
 	for try := 0; ; try++ {
 		err := d.pass(try > 0)
-		if !errors.Is(err, errVanished) || try == 16 {
-			if errors.Is(err, errVanished) {
-				return fail("%v", err)
-			}
+		var m *misread
+		switch {
+		case errors.As(err, &m) && prev != nil && *m == *prev:
+			return d.damage(m.path, m.off, m.index, m.reason)
+		case errors.As(err, &m) && try < 16:
+			prev = m
+		case errors.As(err, &m):
+			return d.damage(m.path, m.off, m.index, m.reason)
+		case errors.Is(err, errVanished) && try < 16:
+		case errors.Is(err, errVanished):
+			return fail("%v", err)
+		default:
 			return err
 		}
 	}
@@ -173,7 +197,7 @@ func (d *dumper) segment(seg recovery.Segment, end uint64) (more bool, err error
 			f, rec, err := h.Record(seg.Footer, int64(i-seg.First))
 			var ce *errs.CorruptionError
 			if errors.As(err, &ce) {
-				return false, d.damage(seg.Path, ce.Offset, i, ce.Reason)
+				return false, &misread{seg.Path, ce.Offset, i, ce.Reason}
 			} else if err != nil {
 				return false, fail("%v", err)
 			}
@@ -192,7 +216,7 @@ func (d *dumper) segment(seg recovery.Segment, end uint64) (more bool, err error
 		}
 		rec, err := segment.Decompress(fr.Codec, fr.Data)
 		if err != nil {
-			return false, d.damage(seg.Path, fr.Offset, fr.Index, err.Error())
+			return false, &misread{seg.Path, fr.Offset, fr.Index, err.Error()}
 		}
 		d.print(fr.Index, fr.Codec, rec)
 	}

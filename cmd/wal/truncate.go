@@ -93,6 +93,16 @@ func openLog(dir string, segSize int64) (*wal.Log, error) {
 	// manifest and opens no sealed segment, so it would change a log whose
 	// sealed segments were damaged since Close, which verify and recover
 	// call damaged.
+	// The lock is asked for first: on a directory a live process owns,
+	// the judgement below reads a log changing under it and may see
+	// damage that is not there, and "locked" is the answer (wal truncate
+	// on a live log said "cannot be opened", exit 1: found by
+	// TestLiveToolsOnAnotherProcessesLog).
+	if lk, lerr := vfs.Default.Lock(filepath.Join(dir, wal.LockName)); errors.Is(lerr, wal.ErrLocked) {
+		return nil, fail("%s is locked: a process (the application, or another wal command) has the log open; stop it first", dir)
+	} else if lerr == nil {
+		lk.Close()
+	}
 	st, err := recovery.Scan(vfs.Default, dir, recovery.Options{})
 	if err == nil {
 		st.Close()
