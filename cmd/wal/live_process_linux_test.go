@@ -31,10 +31,6 @@ import (
 // The child is TestLiveWriterChild, the test binary re-executing itself
 // (internal/testproc).
 
-// liveChildEnv names the log directory of the child writer; TestMain does
-// not build the wal binary in the child.
-const liveChildEnv = "JOURNAL_LIVE_CHILD"
-
 func liveOptions() *wal.Options {
 	return &wal.Options{
 		SegmentSize: wal.MinSegmentSize,

@@ -34,6 +34,10 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // walBinary is the wal command built by TestMain.
 var walBinary string
 
+// liveChildEnv names the log directory of the child writer; TestMain does
+// not build the wal binary in the child.
+const liveChildEnv = "JOURNAL_LIVE_CHILD"
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if os.Getenv(liveChildEnv) != "" {
