@@ -123,8 +123,14 @@ func (l *Log) Metrics() Metrics {
 	}
 	m := l.metrics
 	m.Stats = l.stats
-	m.Segments = len(l.sealed) + 1
+	m.Segments = len(l.sealed)
 	m.SegmentBytes = l.active.size
+	// A read-only Log whose view ends with a sealed segment has an empty
+	// active segment after it, standing for no file: it was counted as
+	// one more segment than the directory holds.
+	if l.active.path != "" {
+		m.Segments++
+	}
 	if s := l.sealing; s != nil {
 		m.Segments++
 		m.SegmentBytes += s.size

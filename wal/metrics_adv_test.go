@@ -1,0 +1,332 @@
+package wal
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gojournal/journal/internal/seedtest"
+	"github.com/gojournal/journal/internal/testproc"
+	"github.com/gojournal/journal/vfs"
+)
+
+// Attacks on Metrics and the Logger from an operator's side: the disk
+// figures against a walk of the directory after every kind of change, a
+// SIGKILLed writer, read-only followers; counters that never go back;
+// the log records each event gets, exactly when it happens.
+
+// TestMetricsAdvFollowerDisk: a read-only Log's Metrics describe the
+// directory it follows, as a writer's do: the same segments, the same
+// bytes (the active segment's preallocated size included), whether the
+// writer is running or closed the log.
+func TestMetricsAdvFollowerDisk(t *testing.T) {
+	dir := t.TempDir()
+	w := openT(t, dir, &Options{SegmentSize: MinSegmentSize, NoSync: true, Logger: quiet})
+	big := bytes.Repeat([]byte("f"), 1000)
+	for range 150 {
+		if _, err := w.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, w.Sync())
+	checkDisk(t, w, "writer")
+	f, err := OpenReadOnly(dir, &Options{Logger: quiet})
+	must(t, err)
+	defer f.Close()
+	checkDisk(t, f, "follower of a running writer")
+	must(t, w.Close())
+	r := f.NewReader(0)
+	defer r.Close()
+	// The follower installs the closed log's view when it next looks.
+	for range 150 {
+		if !r.Next() {
+			t.Fatal(r.Err())
+		}
+	}
+	r.Next() // at the end: the follower looks at the directory again
+	checkDisk(t, f, "follower of a closed log")
+	checkDisk(t, w, "writer after Close")
+	f2, err := OpenReadOnly(dir, &Options{Logger: quiet})
+	must(t, err)
+	defer f2.Close()
+	checkDisk(t, f2, "follower opened after Close")
+}
+
+// TestMetricsAdvRetention: what retention releases is counted in
+// RetentionSegments and RetentionBytes exactly as the files that left
+// the directory, and logged once per release with the same figures.
+func TestMetricsAdvRetention(t *testing.T) {
+	rec, logger := newRecorder()
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, NoSync: true, Logger: logger,
+		Retention: RetentionOptions{MaxBytes: 4 * MinSegmentSize, Interval: time.Millisecond}})
+	defer l.Close()
+	big := bytes.Repeat([]byte("r"), 1000)
+	before, beforeBytes, _ := onDisk(t, dir)
+	created, createdBytes := before, beforeBytes
+	var prev Metrics
+	for i := range 400 {
+		if _, err := l.Append(big); err != nil {
+			t.Fatal(err)
+		}
+		if i%40 == 39 {
+			time.Sleep(20 * time.Millisecond) // a few passes
+		}
+		m := l.Metrics()
+		if m.RetentionSegments < prev.RetentionSegments || m.RetentionBytes < prev.RetentionBytes || m.Rotations < prev.Rotations {
+			t.Fatalf("counters went back: %+v then %+v", prev, m)
+		}
+		prev = m
+	}
+	m := checkDisk(t, l, "after retention")
+	if m.RetentionSegments == 0 {
+		t.Fatal("retention released nothing")
+	}
+	// Segments created: those at Open plus one per rotation; those
+	// released: the difference with what the directory holds.
+	created += int(m.Rotations)
+	if got := created - m.Segments; uint64(got) != m.RetentionSegments {
+		t.Fatalf("%d segments created, %d left: %d released; RetentionSegments %d", created, m.Segments, got, m.RetentionSegments)
+	}
+	_ = createdBytes
+	var segs uint64
+	var sum int64
+	for _, r := range rec.find("journal: retention released records") {
+		if r.level != slog.LevelInfo {
+			t.Fatalf("retention logged at %v", r.level)
+		}
+		segs += uint64(r.attrs["segments"].Int64())
+		sum += r.attrs["bytes"].Int64()
+		if r.attrs["reason"].String() != "size" {
+			t.Fatalf("retention logged reason %q, want size", r.attrs["reason"].String())
+		}
+	}
+	if segs != m.RetentionSegments || sum != m.RetentionBytes {
+		t.Fatalf("logged %d segments, %d bytes released; Metrics %d, %d", segs, sum, m.RetentionSegments, m.RetentionBytes)
+	}
+	// Every released segment was a full one: its sealed size.
+	if m.RetentionBytes <= 0 || m.RetentionBytes > int64(m.RetentionSegments)*MinSegmentSize {
+		t.Fatalf("RetentionBytes %d for %d segments of at most %d", m.RetentionBytes, m.RetentionSegments, MinSegmentSize)
+	}
+}
+
+// TestMetricsAdvCountersNeverGoBack: with appends, rotations,
+// TruncateFront, TruncateBack, checkpoints and retention going on, no
+// counter of successive snapshots goes back, each snapshot's histograms
+// count what its counters count, and the checkpoints counted match those
+// that succeeded and those logged.
+func TestMetricsAdvCountersNeverGoBack(t *testing.T) {
+	rng := seedtest.Rand(t)
+	rec, logger := newRecorder()
+	// Synced or not; the fdatasyncs are timed and counted but skipped, so
+	// that enough is written for rotations and retention.
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, Logger: logger, NoSync: rng.IntN(2) == 0,
+		FS:        &syncFS{FS: vfs.Default, skip: true},
+		Retention: RetentionOptions{MaxBytes: 3 * MinSegmentSize, Interval: time.Millisecond}})
+	defer l.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex // between the writers, TruncateBack and Checkpoint
+	var checkpoints int
+	var checkpointed uint64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				_, err := l.Append(bytes.Repeat([]byte{byte(w)}, 100+i%700))
+				mu.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			mu.Lock()
+			last := l.LastIndex()
+			var err error
+			switch i % 3 {
+			case 0:
+				if last > 20 {
+					err = l.TruncateBack(last - 10)
+				}
+			case 1:
+				if last > l.FirstIndex() {
+					if err = l.Checkpoint(last-1, writeState(last-1)); err == nil {
+						checkpoints++
+						checkpointed = last - 1
+					}
+				}
+			case 2:
+				if i%12 != 2 {
+					break // seldom: retention should release some too
+				}
+				to := last / 2
+				if checkpointed > 0 {
+					to = min(to, checkpointed+1) // the log must continue the snapshot
+				}
+				err = l.TruncateFront(max(l.FirstIndex(), to))
+			}
+			mu.Unlock()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var snaps [4][]Metrics
+	for g := range snaps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				snaps[g] = append(snaps[g], l.Metrics())
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	final := l.Metrics()
+	for g, ms := range snaps {
+		ms = append(ms, final)
+		for i, m := range ms {
+			if m.Records != m.RecordsPerWrite.Sum || m.Writes != m.RecordsPerWrite.Count() || m.Syncs != m.SyncMicros.Count() {
+				t.Fatalf("reader %d snapshot %d: histograms and counters disagree: %+v", g, i, m)
+			}
+			if m.CheckpointMax < m.CheckpointLast || m.Segments < 1 || m.SegmentBytes <= 0 || m.DiskBytes < m.SegmentBytes {
+				t.Fatalf("reader %d snapshot %d: %+v", g, i, m)
+			}
+			if i == 0 {
+				continue
+			}
+			p := ms[i-1]
+			if m.Records < p.Records || m.Writes < p.Writes || m.Syncs < p.Syncs || m.Bytes < p.Bytes ||
+				m.Rotations < p.Rotations || m.Checkpoints < p.Checkpoints || m.CheckpointMax < p.CheckpointMax ||
+				m.RetentionSegments < p.RetentionSegments || m.RetentionBytes < p.RetentionBytes ||
+				m.SyncMicros.Sum < p.SyncMicros.Sum || m.RecordsPerWrite.Sum < p.RecordsPerWrite.Sum {
+				t.Fatalf("reader %d: a counter went back between snapshots %d and %d:\n%+v\n%+v", g, i-1, i, p, m)
+			}
+			for b := range m.SyncMicros.Counts {
+				if m.SyncMicros.Counts[b] < p.SyncMicros.Counts[b] || m.RecordsPerWrite.Counts[b] < p.RecordsPerWrite.Counts[b] {
+					t.Fatalf("reader %d: a histogram bucket went back between snapshots %d and %d", g, i-1, i)
+				}
+			}
+		}
+	}
+	if final.Checkpoints != uint64(checkpoints) || len(rec.find("journal: checkpoint")) != checkpoints {
+		t.Fatalf("%d checkpoints succeeded; Metrics counts %d, the log reported %d", checkpoints, final.Checkpoints, len(rec.find("journal: checkpoint")))
+	}
+	if n := len(rec.find("journal: rotated")); uint64(n) != final.Rotations {
+		t.Fatalf("logged %d rotations, Metrics counts %d", n, final.Rotations)
+	}
+	if len(rec.find("journal: slow fdatasync")) != 0 && final.SyncMicros.Quantile(1) < uint64(DefaultSlowSync/time.Microsecond) {
+		t.Fatal("a slow fdatasync logged that the histogram never saw")
+	}
+	t.Logf("%d snapshots, %d records, %d rotations, %d checkpoints, %d retention segments", len(snaps[0]), final.Records, final.Rotations, final.Checkpoints, final.RetentionSegments)
+	checkDisk(t, l, "after the load")
+}
+
+// Environment of the child that TestMetricsAdvAfterKill SIGKILLs.
+const envMetricsChild = "JOURNAL_METRICS_CHILD" // the log directory
+
+// TestMetricsAdvChild appends forever (rotating small segments) until its
+// parent kills it; it does nothing unless run by TestMetricsAdvAfterKill.
+func TestMetricsAdvChild(t *testing.T) {
+	dir := os.Getenv(envMetricsChild)
+	if dir == "" {
+		return
+	}
+	size, _ := strconv.ParseInt(os.Getenv(envMetricsChild+"_SIZE"), 10, 64)
+	l := openT(t, dir, &Options{SegmentSize: size, Logger: quiet, NoSync: os.Getenv(envMetricsChild+"_NOSYNC") == "1"})
+	for i := 0; ; i++ {
+		if _, err := l.Append(bytes.Repeat([]byte("k"), 1+i%3000)); err != nil {
+			fmt.Printf("error %v\n", err)
+			return
+		}
+		if i == 300 {
+			fmt.Println("ready")
+		}
+	}
+}
+
+// TestMetricsAdvAfterKill: after a writer is SIGKILLed mid-append, a
+// follower's and then a writer's Metrics (reopened with the same, a
+// smaller or a larger SegmentSize) match the directory; Open logs once
+// what recovery did, with the figures Metrics reports.
+func TestMetricsAdvAfterKill(t *testing.T) {
+	rng := seedtest.Rand(t)
+	for round := range 3 {
+		dir := t.TempDir()
+		noSync := rng.IntN(2) == 0
+		env := []string{envMetricsChild + "=" + dir, envMetricsChild + "_SIZE=" + strconv.Itoa(MinSegmentSize),
+			envMetricsChild + "_NOSYNC=" + map[bool]string{true: "1", false: "0"}[noSync]}
+		child := testproc.Start(t, "TestMetricsAdvChild", env)
+		child.Expect("ready")
+		time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
+		child.Kill()
+		child.Wait()
+
+		f, err := OpenReadOnly(dir, &Options{Logger: quiet})
+		must(t, err)
+		checkDisk(t, f, fmt.Sprintf("round %d: follower after the kill", round))
+		must(t, f.Close())
+
+		size := []int64{MinSegmentSize, MinSegmentSize / 2, 4 * MinSegmentSize}[round]
+		if size < MinSegmentSize {
+			size = MinSegmentSize
+		}
+		rec, logger := newRecorder()
+		l := openT(t, dir, &Options{SegmentSize: size, Logger: logger, Verify: rng.IntN(2) == 0})
+		m := checkDisk(t, l, fmt.Sprintf("round %d: reopened after the kill (NoSync %v, SegmentSize %d)", round, noSync, size))
+		open := rec.one(t, slog.LevelInfo, "journal: opened").attrs
+		if open["cut_bytes"].Int64() != m.CutBytes || open["cut_records"].Int64() != int64(m.CutRecords) ||
+			open["removed"].Int64() != int64(m.FilesRemoved) || open["took"].Duration() != m.OpenDuration ||
+			open["segments"].Int64() != int64(m.Segments) || open["last"].Uint64() != l.LastIndex() ||
+			open["first"].Uint64() != l.FirstIndex() {
+			t.Fatalf("round %d: Open logged %v; Metrics %+v, first %d, last %d", round, open, m, l.FirstIndex(), l.LastIndex())
+		}
+		if cut := rec.find("journal: cut torn tail"); (len(cut) == 1) != (m.CutBytes > 0) || len(cut) > 1 {
+			t.Fatalf("round %d: cut %d bytes; logged %+v", round, m.CutBytes, cut)
+		}
+		big := bytes.Repeat([]byte("a"), 1500)
+		for range 100 {
+			if _, err := l.Append(big); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkDisk(t, l, fmt.Sprintf("round %d: appends after the reopen", round))
+		must(t, l.Close())
+		checkDisk(t, l, fmt.Sprintf("round %d: closed", round))
+		l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+		checkDisk(t, l, fmt.Sprintf("round %d: reopened after Close", round))
+		must(t, l.Close())
+	}
+}
