@@ -2,11 +2,14 @@ package wal
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +331,155 @@ func TestMetricsAdvAfterKill(t *testing.T) {
 		l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
 		checkDisk(t, l, fmt.Sprintf("round %d: reopened after Close", round))
 		must(t, l.Close())
+	}
+}
+
+// levels counts the records a recorder got at each level, by message.
+func (r *recorder) levels() map[slog.Level]map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got := map[slog.Level]map[string]int{}
+	for _, l := range r.recs {
+		if got[l.level] == nil {
+			got[l.level] = map[string]int{}
+		}
+		got[l.level][l.msg]++
+	}
+	return got
+}
+
+// TestMetricsAdvLogEvents: each documented event is logged exactly when it
+// happens, at its level: one "opened" per Open (a new log included), one
+// "rotated" per rotation, one "checkpoint" per committed checkpoint
+// (explicit or background) and none for a failed one, an Error for a
+// failed background checkpoint; nothing else in a healthy run, nothing
+// from a read-only Log, nothing from Close.
+func TestMetricsAdvLogEvents(t *testing.T) {
+	rec, logger := newRecorder()
+	dir := t.TempDir()
+	var failState atomic.Bool
+	var l *Log
+	opts := &Options{SegmentSize: MinSegmentSize, NoSync: true, Logger: logger,
+		Checkpoint: CheckpointOptions{EveryBytes: 20_000, State: func() (uint64, func(io.Writer) error, error) {
+			if failState.Load() {
+				return 0, nil, errors.New("state unavailable")
+			}
+			i := l.LastIndex()
+			return i, writeState(i), nil
+		}}}
+	l = openT(t, dir, opts)
+	open := rec.one(t, slog.LevelInfo, "journal: opened").attrs
+	if open["segments"].Int64() != 1 || open["first"].Uint64() != 1 || open["last"].Uint64() != 0 ||
+		open["cut_bytes"].Int64() != 0 || open["removed"].Int64() != 0 || open["dir"].String() != dir {
+		t.Fatalf("Open of a new log logged %v", open)
+	}
+	big := bytes.Repeat([]byte("e"), 1000)
+	for range 200 {
+		if _, err := l.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The background checkpoints triggered by those bytes.
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Metrics().Checkpoints == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := l.Checkpoint(l.LastIndex(), func(io.Writer) error { return errors.New("no state") }); err == nil {
+		t.Fatal("a checkpoint whose write failed returned nil")
+	}
+	if err := l.Checkpoint(l.LastIndex(), writeState(l.LastIndex())); err != nil {
+		t.Fatal(err)
+	}
+	failState.Store(true)
+	for range 50 {
+		if _, err := l.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for l.CheckpointErr() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	must(t, l.Close())
+	m := l.Metrics()
+	got := rec.levels()
+	if got[slog.LevelInfo]["journal: rotated"] != int(m.Rotations) || m.Rotations == 0 {
+		t.Fatalf("%d rotations; logged %v", m.Rotations, got)
+	}
+	if got[slog.LevelInfo]["journal: checkpoint"] != int(m.Checkpoints) || m.Checkpoints < 2 {
+		t.Fatalf("%d checkpoints committed; logged %v", m.Checkpoints, got)
+	}
+	if got[slog.LevelError]["journal: background checkpoint failed"] < 1 {
+		t.Fatalf("a background checkpoint failed; logged %v", got)
+	}
+	delete(got[slog.LevelInfo], "journal: rotated")
+	delete(got[slog.LevelInfo], "journal: checkpoint")
+	delete(got[slog.LevelError], "journal: background checkpoint failed")
+	want := map[slog.Level]map[string]int{slog.LevelInfo: {"journal: opened": 1}, slog.LevelError: {}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("logged %v besides rotations and checkpoints; want %v", got, want)
+	}
+
+	// A read-only Log logs nothing, also of a log that needs recovery.
+	ro, rologger := newRecorder()
+	f, err := OpenReadOnly(dir, &Options{Logger: rologger})
+	must(t, err)
+	r := f.NewReader(0)
+	for r.Next() {
+	}
+	r.Close()
+	must(t, f.Close())
+	if n := len(ro.recs); n != 0 {
+		t.Fatalf("a read-only Log logged %+v", ro.recs)
+	}
+	// A second Open logs its own "opened", once.
+	rec2, logger2 := newRecorder()
+	l2 := openT(t, dir, &Options{Logger: logger2, SegmentSize: MinSegmentSize})
+	rec2.one(t, slog.LevelInfo, "journal: opened")
+	must(t, l2.Close())
+	if n := len(rec2.recs); n != 1 {
+		t.Fatalf("Open and Close of a healthy log logged %+v", rec2.recs)
+	}
+}
+
+// TestMetricsAdvSlowSyncCounts: with every fdatasync slow, each
+// group-commit fdatasync (an explicit Sync in NoSync mode included) is
+// warned about once and counted in SyncMicros; those of rotations,
+// which the docs leave out, are neither.
+func TestMetricsAdvSlowSyncCounts(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		t.Run(fmt.Sprint("NoSync=", noSync), func(t *testing.T) {
+			rec, logger := newRecorder()
+			fsys := &syncFS{FS: vfs.Default, skip: true}
+			l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: noSync, Logger: logger, FS: fsys, SlowSync: time.Millisecond})
+			defer l.Close()
+			fsys.delay.Store(int64(2 * time.Millisecond))
+			big := bytes.Repeat([]byte("s"), 3000)
+			for i := range 60 {
+				if _, err := l.Append(big); err != nil {
+					t.Fatal(err)
+				}
+				if noSync && i%10 == 0 {
+					must(t, l.Sync())
+				}
+			}
+			must(t, l.Sync())
+			fsys.delay.Store(0)
+			m := l.Metrics()
+			warned := rec.find("journal: slow fdatasync")
+			if m.Rotations == 0 || m.Syncs == 0 || uint64(len(warned)) != m.Syncs || m.SyncMicros.Count() != m.Syncs {
+				t.Fatalf("%d rotations, %d group-commit fdatasyncs, %d in SyncMicros, %d warned", m.Rotations, m.Syncs, m.SyncMicros.Count(), len(warned))
+			}
+			for _, w := range warned {
+				if w.level != slog.LevelWarn || w.attrs["took"].Duration() < 2*time.Millisecond || w.attrs["threshold"].Duration() != time.Millisecond {
+					t.Fatalf("warned %+v", w)
+				}
+				if _, err := os.Stat(w.attrs["file"].String()); err != nil {
+					t.Fatalf("warned about %s: %v", w.attrs["file"], err)
+				}
+			}
+			if q := m.SyncMicros.Quantile(0); q < 2000 {
+				t.Fatalf("the fastest fdatasync's bucket bound is %d µs, below the 2 ms each took", q)
+			}
+		})
 	}
 }
