@@ -15,6 +15,7 @@ import (
 
 	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/internal/testproc"
+	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
 )
 
@@ -481,5 +482,37 @@ func TestMetricsAdvSlowSyncCounts(t *testing.T) {
 				t.Fatalf("the fastest fdatasync's bucket bound is %d µs, below the 2 ms each took", q)
 			}
 		})
+	}
+}
+
+// TestMetricsAdvWritesAndBytes pins what Writes and Bytes count, as their
+// docs say: Bytes the group commits' writes only (each padded to a
+// sector; no segment header or footer, also across rotations and Close),
+// and a commit that only fdatasyncs (Sync with nothing new in NoSync
+// mode) is a group commit of no record and no byte.
+func TestMetricsAdvWritesAndBytes(t *testing.T) {
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: true, Logger: quiet})
+	big := bytes.Repeat([]byte("b"), 1000)
+	if _, err := l.Append(big); err != nil {
+		t.Fatal(err)
+	}
+	per := l.Stats().Bytes
+	if per == 0 || per%segment.SectorSize != 0 {
+		t.Fatalf("one record wrote %d bytes, want a positive multiple of %d", per, segment.SectorSize)
+	}
+	must(t, l.Sync())
+	m := l.Metrics()
+	if m.Writes != 2 || m.Syncs != 1 || m.Bytes != per || m.RecordsPerWrite.Counts[0] != 1 || m.RecordsPerWrite.Counts[1] != 1 {
+		t.Fatalf("after a Sync with nothing new to write: %+v, records per write %v", m.Stats, m.RecordsPerWrite.Counts[:2])
+	}
+	for range 199 {
+		if _, err := l.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, l.Close())
+	m = l.Metrics()
+	if m.Rotations == 0 || m.Bytes != 200*per || m.Records != 200 || m.RecordsPerWrite.Sum != 200 || m.Writes != m.RecordsPerWrite.Count() {
+		t.Fatalf("200 single appends of %d bytes each, %d rotations, closed: %+v", per, m.Rotations, m.Stats)
 	}
 }

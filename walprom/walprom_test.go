@@ -182,7 +182,7 @@ func TestCollectorSequentialAppends(t *testing.T) {
 # HELP journal_appends_total Records appended since the log was opened.
 # TYPE journal_appends_total counter
 journal_appends_total 5
-# HELP journal_commits_total Group commits (one write each) since the log was opened.
+# HELP journal_commits_total Group commits since the log was opened (one write each; one that only fdatasyncs writes nothing).
 # TYPE journal_commits_total counter
 journal_commits_total 5
 # HELP journal_segments Segment files in the log, the active one included.
