@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/gojournal/journal/internal/testproc"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
+	"github.com/gojournal/journal/vfs/errorfs"
 )
 
 // Attacks on Metrics and the Logger from an operator's side: the disk
@@ -514,5 +517,43 @@ func TestMetricsAdvWritesAndBytes(t *testing.T) {
 	m = l.Metrics()
 	if m.Rotations == 0 || m.Bytes != 200*per || m.Records != 200 || m.RecordsPerWrite.Sum != 200 || m.Writes != m.RecordsPerWrite.Count() {
 		t.Fatalf("200 single appends of %d bytes each, %d rotations, closed: %+v", per, m.Rotations, m.Stats)
+	}
+}
+
+// TestMetricsAdvDiskFull: on a full disk (every Preallocate fails with
+// ENOSPC) a reopened log goes on in a segment it cannot preallocate;
+// the segments' sizes Metrics reports follow the file as it grows by
+// each write, not the preallocation that did not happen.
+func TestMetricsAdvDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: quiet})
+	appendN(t, l, 20)
+	must(t, l.Close())
+	for _, closed := range []bool{false, true} {
+		efs := errorfs.Wrap(vfs.Default, errorfs.Rule{Op: errorfs.OpPreallocate, Sticky: true, Err: syscall.ENOSPC})
+		rec, logger := newRecorder()
+		l = openT(t, dir, &Options{SegmentSize: MinSegmentSize, Logger: logger, FS: efs})
+		rec.one(t, slog.LevelWarn, "journal: disk full; the active segment is not preallocated")
+		checkDisk(t, l, fmt.Sprintf("reopened on a full disk (closed %v)", closed))
+		for i := range 30 {
+			// Small: a rotation on a full disk fails the log (as documented).
+			if _, err := l.Append(bytes.Repeat([]byte("d"), 100+i)); err != nil {
+				t.Fatal(err)
+			}
+			checkDisk(t, l, fmt.Sprintf("append %d on a full disk", i))
+		}
+		if closed {
+			must(t, l.Close())
+			checkDisk(t, l, "closed on a full disk")
+		} else {
+			// The next round reopens a copy of the directory as a SIGKILL
+			// leaves it: the unsealed segment, not preallocated.
+			crashed := t.TempDir()
+			for _, name := range listDir(t, dir) {
+				writeFile(t, filepath.Join(crashed, name), readFile(t, filepath.Join(dir, name)))
+			}
+			must(t, l.Close())
+			dir = crashed
+		}
 	}
 }
