@@ -116,11 +116,11 @@ func (h *Histogram) Quantile(q float64) uint64 {
 // counters. After Close it reports the log as Close left it.
 func (l *Log) Metrics() Metrics {
 	l.mu.Lock()
-	// A spare being prepared is waited for, so that DiskBytes counts it
-	// whole or not at all.
-	for l.preparing {
-		l.cond.Wait()
-	}
+	// A spare being prepared is an operation in flight: it is not counted
+	// until ready, so that DiskBytes counts it whole or not at all. Metrics
+	// used to wait for it, and a scrape then hung for as long as a
+	// fallocate stuck on a sick disk (TestMetricsAdvScrapeDuringStuckSpare).
+	spare := !l.preparing
 	m := l.metrics
 	m.Stats = l.stats
 	m.Segments = len(l.sealed)
@@ -141,6 +141,9 @@ func (l *Log) Metrics() Metrics {
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
 	for _, name := range []string{recovery.MetaName, recovery.TailName, recovery.ManifestName, checkpoint.FileName, segment.SpareName} {
+		if name == segment.SpareName && !spare {
+			continue
+		}
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,12 +79,20 @@ func TestMetricsAdvRetention(t *testing.T) {
 	before, beforeBytes, _ := onDisk(t, dir)
 	created, createdBytes := before, beforeBytes
 	var prev Metrics
+	seen := map[string]int64{} // each segment file's size when last seen
 	for i := range 400 {
 		if _, err := l.Append(big); err != nil {
 			t.Fatal(err)
 		}
 		if i%40 == 39 {
 			time.Sleep(20 * time.Millisecond) // a few passes
+		}
+		for _, name := range listDir(t, dir) {
+			if strings.HasSuffix(name, segment.Ext) {
+				if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
+					seen[name] = fi.Size()
+				}
+			}
 		}
 		m := l.Metrics()
 		if m.RetentionSegments < prev.RetentionSegments || m.RetentionBytes < prev.RetentionBytes || m.Rotations < prev.Rotations {
@@ -101,6 +111,20 @@ func TestMetricsAdvRetention(t *testing.T) {
 		t.Fatalf("%d segments created, %d left: %d released; RetentionSegments %d", created, m.Segments, got, m.RetentionSegments)
 	}
 	_ = createdBytes
+	// The bytes released are the sizes the released files had.
+	var gone int64
+	present := map[string]bool{}
+	for _, name := range listDir(t, dir) {
+		present[name] = true
+	}
+	for name, size := range seen {
+		if !present[name] {
+			gone += size
+		}
+	}
+	if gone != m.RetentionBytes {
+		t.Fatalf("the segments retention removed held %d bytes; RetentionBytes %d", gone, m.RetentionBytes)
+	}
 	var segs uint64
 	var sum int64
 	for _, r := range rec.find("journal: retention released records") {
@@ -556,4 +580,95 @@ func TestMetricsAdvDiskFull(t *testing.T) {
 			dir = crashed
 		}
 	}
+}
+
+// slowSpareFS holds each Preallocate of the spare file until release is
+// closed: a fallocate stuck on a sick disk.
+type slowSpareFS struct {
+	vfs.FS
+	started chan struct{} // closed when a spare's Preallocate begins
+	release chan struct{}
+	once    sync.Once
+}
+
+type slowSpareFile struct {
+	vfs.File
+	fs   *slowSpareFS
+	name string
+}
+
+func (s *slowSpareFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	f, err := s.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return slowSpareFile{f, s, name}, nil
+}
+
+func (f slowSpareFile) Preallocate(size int64) error {
+	if filepath.Base(f.name) == segment.SpareName {
+		f.fs.once.Do(func() { close(f.fs.started) })
+		<-f.fs.release
+	}
+	return f.File.Preallocate(size)
+}
+
+// TestMetricsAdvScrapeDuringStuckSpare: Metrics must answer while the
+// spare for the next rotation is being preallocated, however long that
+// takes: a scrape that waited for the disk would time out exactly when
+// the operator needs it (it waited for as long as the fallocate took).
+func TestMetricsAdvScrapeDuringStuckSpare(t *testing.T) {
+	fsys := &slowSpareFS{FS: vfs.Default, started: make(chan struct{}), release: make(chan struct{})}
+	l := openT(t, t.TempDir(), &Options{SegmentSize: MinSegmentSize, NoSync: true, Logger: quiet, FS: fsys})
+	defer l.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(fsys.release)
+		}
+	}()
+	big := bytes.Repeat([]byte("p"), 1000)
+	for range MinSegmentSize / 1000 {
+		if _, err := l.Append(big); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-fsys.started:
+		default:
+			continue
+		}
+		break
+	}
+	select {
+	case <-fsys.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no spare was prepared")
+	}
+	got := make(chan Metrics, 1)
+	go func() { got <- l.Metrics() }()
+	select {
+	case m := <-got:
+		// The spare in flight is not counted (the doc: temporary files of
+		// an operation in flight aside); the rest is.
+		n, seg, total := onDisk(t, l.Dir())
+		if spare, err := os.Stat(filepath.Join(l.Dir(), segment.SpareName)); err == nil {
+			total -= spare.Size()
+		}
+		if m.Segments != n || m.SegmentBytes != seg || m.DiskBytes != total {
+			t.Fatalf("while the spare is prepared: Metrics %d, %d, %d; the directory %d, %d, %d (spare aside)", m.Segments, m.SegmentBytes, m.DiskBytes, n, seg, total)
+		}
+	case <-time.After(2 * time.Second):
+		close(fsys.release)
+		released = true
+		<-got
+		t.Fatal("Metrics waited for the spare's preallocation (over 2 s)")
+	}
+	close(fsys.release)
+	released = true
+	for range 100 {
+		if _, err := l.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkDisk(t, l, "after the spare was prepared and used")
 }
