@@ -35,9 +35,10 @@ type Metrics struct {
 	SegmentBytes int64
 	// DiskBytes is SegmentBytes plus the sizes of the meta file, the
 	// tail file, the clean-close manifest (after Close), the snapshot and
-	// the spare file prepared for the next rotation, which
+	// the spare file prepared for the next rotation (once ready), which
 	// Metrics stats when called: the bytes the log directory holds
-	// (temporary files of an operation in flight aside).
+	// (temporary files of an operation in flight aside, and the cursors
+	// subdirectory, which is not the log's to count).
 	DiskBytes int64
 	// RetentionSegments and RetentionBytes count the segments, and their
 	// bytes, that background retention released (RetentionOptions).
@@ -112,8 +113,11 @@ func (h *Histogram) Quantile(q float64) uint64 {
 }
 
 // Metrics reports the log's counters and what it holds on disk. It stats
-// the meta, tail and snapshot files, and takes the log's lock only to copy the
-// counters. After Close it reports the log as Close left it.
+// the meta, tail, manifest and snapshot files and a ready spare, takes the
+// log's lock only to copy the counters, and waits for no disk operation.
+// After Close it reports the log as Close left it. A read-only Log
+// reports the segments of its latest view of the directory (its counters
+// stay zero).
 func (l *Log) Metrics() Metrics {
 	l.mu.Lock()
 	// A spare being prepared is an operation in flight: it is not counted
