@@ -344,7 +344,9 @@ func (l *Log) adopt(st *recovery.State, v recovery.State, t recovery.Tail, has b
 		if err != nil {
 			return fmt.Errorf("journal: open %s: %w", s.Path, err)
 		}
-		active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End}
+		// size is the file's, as scanned: Metrics reports it (a follower
+		// that left it 0 reported the newest segment without its bytes).
+		active = &activeSegment{path: s.Path, h: s.Header, f: f, offsets: s.Offsets, tail: s.End, size: s.Size}
 	}
 	if active == nil {
 		// The newest segment is sealed (or there is none): the view ends

@@ -35,9 +35,10 @@ type Metrics struct {
 	SegmentBytes int64
 	// DiskBytes is SegmentBytes plus the sizes of the meta file, the
 	// tail file, the clean-close manifest (after Close), the snapshot and
-	// the spare file prepared for the next rotation, which
+	// the spare file prepared for the next rotation (once ready), which
 	// Metrics stats when called: the bytes the log directory holds
-	// (temporary files of an operation in flight aside).
+	// (temporary files of an operation in flight aside, and the cursors
+	// subdirectory, which is not the log's to count).
 	DiskBytes int64
 	// RetentionSegments and RetentionBytes count the segments, and their
 	// bytes, that background retention released (RetentionOptions).
@@ -112,19 +113,28 @@ func (h *Histogram) Quantile(q float64) uint64 {
 }
 
 // Metrics reports the log's counters and what it holds on disk. It stats
-// the meta, tail and snapshot files, and takes the log's lock only to copy the
-// counters. After Close it reports the log as Close left it.
+// the meta, tail, manifest and snapshot files and a ready spare, takes the
+// log's lock only to copy the counters, and waits for no disk operation.
+// After Close it reports the log as Close left it. A read-only Log
+// reports the segments of its latest view of the directory (its counters
+// stay zero).
 func (l *Log) Metrics() Metrics {
 	l.mu.Lock()
-	// A spare being prepared is waited for, so that DiskBytes counts it
-	// whole or not at all.
-	for l.preparing {
-		l.cond.Wait()
-	}
+	// A spare being prepared is an operation in flight: it is not counted
+	// until ready, so that DiskBytes counts it whole or not at all. Metrics
+	// used to wait for it, and a scrape then hung for as long as a
+	// fallocate stuck on a sick disk (TestMetricsAdvScrapeDuringStuckSpare).
+	spare := !l.preparing
 	m := l.metrics
 	m.Stats = l.stats
-	m.Segments = len(l.sealed) + 1
+	m.Segments = len(l.sealed)
 	m.SegmentBytes = l.active.size
+	// A read-only Log whose view ends with a sealed segment has an empty
+	// active segment after it, standing for no file: it was counted as
+	// one more segment than the directory holds.
+	if l.active.path != "" {
+		m.Segments++
+	}
 	if s := l.sealing; s != nil {
 		m.Segments++
 		m.SegmentBytes += s.size
@@ -135,6 +145,9 @@ func (l *Log) Metrics() Metrics {
 	l.mu.Unlock()
 	m.DiskBytes = m.SegmentBytes
 	for _, name := range []string{recovery.MetaName, recovery.TailName, recovery.ManifestName, checkpoint.FileName, segment.SpareName} {
+		if name == segment.SpareName && !spare {
+			continue
+		}
 		if fi, err := l.fs.Stat(filepath.Join(l.dir, name)); err == nil {
 			m.DiskBytes += fi.Size()
 		}

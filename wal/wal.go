@@ -147,9 +147,15 @@ type Log struct {
 // that costs nothing to copy.
 type Stats struct {
 	Records uint64 // records appended
-	Writes  uint64 // write calls (one per group commit)
-	Syncs   uint64 // fdatasync calls
-	Bytes   uint64 // bytes written, frames and footers
+	// Writes counts group commits: one write call each, but none for a
+	// commit that only fdatasyncs (a Sync in NoSync mode with nothing new
+	// to write), which counts as a commit of no record and no byte.
+	Writes uint64
+	Syncs  uint64 // group-commit fdatasyncs (not those that create, seal or close a segment)
+	// Bytes counts the bytes the group commits wrote: frames, each write
+	// padded to a sector. Segment headers and footers are not counted
+	// (the doc said "frames and footers"; no footer ever was).
+	Bytes uint64
 }
 
 // Stats reports the log's counters. Records per sync (Records/Syncs) shows
