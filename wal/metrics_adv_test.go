@@ -628,16 +628,18 @@ func TestMetricsAdvScrapeDuringStuckSpare(t *testing.T) {
 		}
 	}()
 	big := bytes.Repeat([]byte("p"), 1000)
-	for range MinSegmentSize / 1000 {
+	// Appends up to half the segment start the spare's preparation; no
+	// more until it is released: an append that filled the segment would
+	// wait for the spare this test holds (it hung so under load, when
+	// the appends went on until the spare's goroutine reached its
+	// Preallocate).
+	for half := false; !half; {
 		if _, err := l.Append(big); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-fsys.started:
-		default:
-			continue
-		}
-		break
+		l.mu.Lock()
+		half = l.active.tail >= l.opts.SegmentSize/2
+		l.mu.Unlock()
 	}
 	select {
 	case <-fsys.started:
