@@ -2,7 +2,6 @@ package recovery_test
 
 import (
 	"io/fs"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,7 +9,6 @@ import (
 	"github.com/gojournal/journal/recovery"
 	"github.com/gojournal/journal/segment"
 	"github.com/gojournal/journal/vfs"
-	"github.com/gojournal/journal/wal"
 )
 
 // garbleFS flips a byte in every read of segment files while garbles > 0
@@ -48,19 +46,7 @@ func (f *garbleFile) ReadAt(p []byte, off int64) (int, error) {
 // walk is a log changing under the reader, not damage; damage that stays
 // is reported as before.
 func TestDamageSeenOnceIsNotReported(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	l, err := wal.Open(dir, &wal.Options{SegmentSize: wal.MinSegmentSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 300; i++ {
-		if _, err := l.Append(make([]byte, 500)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := closedLog(t)
 	for _, tc := range []struct {
 		garbles int64
 		damaged bool

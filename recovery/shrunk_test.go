@@ -46,6 +46,21 @@ func (f *grownFile) Size() (int64, error) {
 // I/O error (exit 2), on a healthy log whose writer rotated meanwhile
 // (found by cmd/wal's TestLiveToolsOnAnotherProcessesLog).
 func TestCheckSegmentSealedUnderTheWalk(t *testing.T) {
+	dir := closedLog(t)
+	st, err := recovery.Check(grownFS{vfs.Default, wal.MinSegmentSize}, dir, recovery.CheckOptions{})
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	defer st.Close()
+	if st.Damaged() || st.NextIndex() != 301 || len(st.Segments) < 2 {
+		t.Fatalf("Check: damage %v, next index %d, %d segments", st.Damage, st.NextIndex(), len(st.Segments))
+	}
+}
+
+// closedLog writes 300 records of 500 bytes to a log of the smallest
+// segments, several of them, and closes it (which seals the newest).
+func closedLog(t *testing.T) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "log")
 	l, err := wal.Open(dir, &wal.Options{SegmentSize: wal.MinSegmentSize})
 	if err != nil {
@@ -59,12 +74,5 @@ func TestCheckSegmentSealedUnderTheWalk(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := recovery.Check(grownFS{vfs.Default, wal.MinSegmentSize}, dir, recovery.CheckOptions{})
-	if err != nil {
-		t.Fatalf("Check: %v", err)
-	}
-	defer st.Close()
-	if st.Damaged() || st.NextIndex() != 301 || len(st.Segments) < 2 {
-		t.Fatalf("Check: damage %v, next index %d, %d segments", st.Damage, st.NextIndex(), len(st.Segments))
-	}
+	return dir
 }
