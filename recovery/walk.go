@@ -40,6 +40,11 @@ type Options struct {
 	// process that holds the log's lock: another may change the directory
 	// under a reader. Ignored with Verify.
 	Manifest bool
+	// Locked says the caller holds the log's lock, so no process changes
+	// the directory during the walk: damage found is reported at once,
+	// without the second walk that confirms it where another process may
+	// be changing the log (see walk).
+	Locked bool
 }
 
 // CheckOptions tunes Check.
@@ -56,7 +61,7 @@ type CheckOptions struct {
 // ErrFormat. The State is returned with the error too, holding
 // what was walked before the damage.
 func Scan(fsys vfs.FS, dir string, opts Options) (*State, error) {
-	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles, trust: opts.Manifest && !opts.Verify}
+	w := &walker{fs: fsys, deep: opts.Verify, stopEarly: true, keep: opts.KeepFiles, trust: opts.Manifest && !opts.Verify, locked: opts.Locked}
 	st, err := w.walk(dir)
 	if err == nil && st.Damaged() {
 		err = st.Damage[0].Err()
@@ -86,6 +91,7 @@ type walker struct {
 	stopEarly bool // stop at the first damage
 	keep      bool // keep sealed segments' files open (Options.KeepFiles)
 	trust     bool // use a matching manifest (Options.Manifest)
+	locked    bool // no other process changes the log (Options.Locked)
 	// trusted is the matching manifest, whose sealed segments the walk
 	// takes from it; nil when there is none (or it is not trusted).
 	// trustedFrom is the position in trusted.sealed of the first live
@@ -138,7 +144,8 @@ func (w *walker) damage(d Damage) { w.st.Damage = append(w.st.Damage, d) }
 // listing shows (TruncateBack seals a segment anew after the records it
 // keeps, cutting the file under a walk that took the old footer), and the
 // walk must not call that damage. A log no one changes meets the same
-// damage twice; only a walk that finds damage pays for the second one.
+// damage twice; only a walk that finds damage pays for the second one,
+// and none of a process that holds the log's lock (Options.Locked: Open).
 func (w *walker) walk(dir string) (*State, error) {
 	var prev *Damage
 	for range maxRelists {
@@ -146,7 +153,7 @@ func (w *walker) walk(dir string) (*State, error) {
 		st, err := w.walkOnce(dir)
 		switch {
 		case w.stale:
-		case err != nil || !st.Damaged():
+		case err != nil || !st.Damaged() || w.locked:
 			return st, err
 		case prev != nil && prev.samePlace(st.Damage[0]):
 			return st, nil

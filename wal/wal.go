@@ -389,7 +389,7 @@ func (l *Log) missingLevels() ([]string, error) {
 func (l *Log) recover() error {
 	// Recovery's walk opens each segment once; the log keeps the files of
 	// sealed segments for its reads rather than opening them again.
-	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify, KeepFiles: true, Manifest: true})
+	st, err := recovery.Scan(l.fs, l.dir, recovery.Options{Verify: l.opts.Verify, KeepFiles: true, Manifest: true, Locked: true})
 	if err != nil {
 		return err
 	}
