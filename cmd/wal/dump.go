@@ -121,15 +121,15 @@ func (d *dumper) run() error {
 		err := d.pass(try > 0)
 		var m *misread
 		switch {
-		case errors.As(err, &m) && prev != nil && *m == *prev:
-			return d.damage(m.path, m.off, m.index, m.reason)
-		case errors.As(err, &m) && try < 16:
-			prev = m
 		case errors.As(err, &m):
-			return d.damage(m.path, m.off, m.index, m.reason)
-		case errors.Is(err, errVanished) && try < 16:
+			if (prev != nil && *m == *prev) || try == 16 {
+				return d.damage(m.path, m.off, m.index, m.reason)
+			}
+			prev = m
 		case errors.Is(err, errVanished):
-			return fail("%v", err)
+			if try == 16 {
+				return fail("%v", err)
+			}
 		default:
 			return err
 		}

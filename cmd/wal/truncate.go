@@ -99,7 +99,7 @@ func openLog(dir string, segSize int64) (*wal.Log, error) {
 	// on a live log said "cannot be opened", exit 1: found by
 	// TestLiveToolsOnAnotherProcessesLog).
 	if lk, lerr := vfs.Default.Lock(filepath.Join(dir, wal.LockName)); errors.Is(lerr, wal.ErrLocked) {
-		return nil, fail("%s is locked: a process (the application, or another wal command) has the log open; stop it first", dir)
+		return nil, lockedFail(dir)
 	} else if lerr == nil {
 		lk.Close()
 	}
@@ -114,7 +114,7 @@ func openLog(dir string, segSize int64) (*wal.Log, error) {
 	}
 	switch {
 	case errors.Is(err, wal.ErrLocked):
-		return nil, fail("%s is locked: a process (the application, or another wal command) has the log open; stop it first", dir)
+		return nil, lockedFail(dir)
 	case errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrFormat):
 		return nil, &exit{code: exitDamage, err: fmt.Errorf("%v\nthe log cannot be opened: run `wal verify %s`, then `wal recover --salvage --dry-run %s`", err, dir, dir)}
 	case err != nil:
@@ -168,4 +168,9 @@ Exit codes: 0 shown, or there is no snapshot; 1 the snapshot is damaged;
 			return nil
 		},
 	}
+}
+
+// lockedFail is truncate's answer when a process has the log open.
+func lockedFail(dir string) error {
+	return fail("%s is locked: a process (the application, or another wal command) has the log open; stop it first", dir)
 }
