@@ -97,7 +97,7 @@ func TestSyncMutants(t *testing.T) {
 	defer func() { crashtest.Wrap = nil }()
 	var fig figures
 	for wi, w := range workloads {
-		enumerate(t, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig, []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors})
+		enumerate(t, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig, []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors}, 1)
 	}
 	all := slices.Sorted(func(yield func(string) bool) {
 		for k := range sites.seen {
@@ -130,7 +130,7 @@ func violationsWithout(s uint64) error {
 				}
 			}()
 			var fig figures
-			enumerate(rec, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig, mutantModes)
+			enumerate(rec, w, rand.New(rand.NewPCG(s, uint64(wi))), &fig, mutantModes, 1)
 		}()
 		if rec.err != nil {
 			return fmt.Errorf("%s: %w", w.name, rec.err)
