@@ -242,6 +242,36 @@
 // no frame starts (its checksum would be 0) and which moves no End. Where
 // the file system cannot tell, every byte is read.
 //
+// # Recycled files
+//
+// A log may give a segment file whose records were all released a second
+// life as a later segment (Recycle, wal.Options.RecycleSegments) instead
+// of deleting it, so that its blocks, already written, need not be
+// written with zeros again. Nothing in the format changes: the file is
+// renamed to the spare's temporary name (the directory synced before
+// anything else), cut to at most the segment size less one sector, so
+// that no old footer and trailer can lie at its end, preallocated, and
+// then stamped and installed as a spare is. Only the first 40 bytes are
+// rewritten at once: past the new segment's frames the file holds what
+// the old segment held (its frames, write padding, perhaps its footer and
+// trailer), then zeros or unwritten space.
+//
+// What recovery sees in such a segment follows from the salt: the old
+// frames' checksums were computed with the old segment's salt, so under
+// the new header they fail check 8 (or an earlier one), like any garbage.
+// The scan stops at the first byte after the new frames' last write (or
+// at zeros there, which end the log as always), and the tail search finds
+// no frame of this segment past it unless the new segment wrote one: old
+// bytes are a torn tail, cut whole, never corruption. Damage to the new
+// segment's own frames is told as in any segment: a later frame of this
+// segment with a synced offset past the damage proves it, whatever lies
+// around it. The cost is in reading: the old bytes are data to the file
+// system, so the tail search of a crashed recycled segment reads them all
+// (up to the segment size) where a fresh segment's preallocated space is
+// skipped. A sealed recycled segment is trimmed after its footer like any
+// other, and a log closed with an empty recycled segment trims the old
+// bytes, so neither is read again.
+//
 // # Sync frames
 //
 // A log that does not sync every write (NoSync) still makes its data

@@ -192,3 +192,58 @@ func Unseal(f vfs.File, h Header, ft Footer) (offsets []int64, ok bool, err erro
 	}
 	return offsets, true, nil
 }
+
+// Recycle makes the released segment file at path the spare for a later
+// rotation, so that the blocks it already has written need not be written
+// with zeros again (an overwrite's fdatasync has only data to flush). The
+// caller must have made the release durable first (the meta file that
+// drops the segment's records): from then on a crash leaves the file under
+// its old name, a segment before the log's first index that recovery
+// removes unread, or under SpareName, a leftover that recovery removes.
+// So it renames the file to SpareName and syncs the directory before it
+// changes a byte of it, then cuts it to at most size-SectorSize bytes and
+// preallocates it to size: whatever its old length, its last sector is
+// zeros, so the footer it had is never found at the end of the segment it
+// becomes (Stamp's fdatasync makes the new size durable with the header).
+//
+// It returns the file, open for writing, and written, how far its blocks
+// are written: below it the file holds the old segment's header, frames
+// and footer, which carry the old salt and so never validate as frames of
+// the new segment (see "Recycled files"). at is where the file is: on an
+// error, the name it is left under (path or the spare's), for the caller
+// to remove; f is then closed.
+func Recycle(fsys vfs.FS, dir, path string, size int64) (f vfs.File, at string, written int64, err error) {
+	at = path
+	f, err = fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, at, 0, fmt.Errorf("journal: recycle segment: %w", err)
+	}
+	spare := filepath.Join(dir, SpareName)
+	written, err = reuse(fsys, f, dir, path, spare, size, &at)
+	if err != nil {
+		f.Close()
+		return nil, at, 0, fmt.Errorf("journal: recycle segment %s: %w", path, err)
+	}
+	return f, at, written, nil
+}
+
+// reuse is Recycle on the open file f, in the order a crash requires. It
+// sets *at to the spare's name once the rename is done.
+func reuse(fsys vfs.FS, f vfs.File, dir, path, spare string, size int64, at *string) (int64, error) {
+	old, err := f.Size()
+	if err != nil {
+		return 0, err
+	}
+	if err := fsys.Rename(path, spare); err != nil {
+		return 0, err
+	}
+	*at = spare
+	if err := fsys.SyncDir(dir); err != nil {
+		return 0, err
+	}
+	written := min(old, size-SectorSize)
+	if err := f.Truncate(written); err != nil {
+		return 0, err
+	}
+	return written, f.Preallocate(size)
+}
