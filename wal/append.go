@@ -684,6 +684,10 @@ func (l *Log) rotate() {
 type spareFile struct {
 	f    vfs.File
 	path string
+	// written is how far the file's blocks are known written: 0 for a
+	// fresh spare, the bytes a recycled one kept (segment.Recycle), which
+	// zeroAhead need not write again.
+	written int64
 }
 
 // nextSegment makes the spare the active segment, for records from first
@@ -708,7 +712,7 @@ func (l *Log) nextSegment(full *activeSegment, first uint64) error {
 	h := segment.NewHeader(first)
 	next := &activeSegment{path: segmentPath(l.dir, first), h: h, f: sp.f, offsets: l.spareOffsets,
 		tail: segment.DataStart, synced: segment.DataStart, proven: segment.DataStart, dataEnd: segment.DataStart,
-		size: l.opts.SegmentSize, firstKnown: true}
+		size: l.opts.SegmentSize, firstKnown: true, zeroed: sp.written, old: sp.written}
 	l.sealing, l.active, l.spareOffsets = full, next, nil
 	l.bg.Add(1)
 	go l.finishRotation(full, next, sp.path)

@@ -44,6 +44,9 @@ type Metrics struct {
 	// bytes, that background retention released (RetentionOptions).
 	RetentionSegments uint64
 	RetentionBytes    int64
+	// SegmentsRecycled counts the released segment files kept as the
+	// spare for a later segment (Options.RecycleSegments).
+	SegmentsRecycled uint64
 	// Checkpoints counts the checkpoints that committed a snapshot;
 	// CheckpointLast and CheckpointMax are the durations of the latest
 	// and of the longest: from the Checkpoint call (for a background one,

@@ -92,6 +92,25 @@ type Options struct {
 	// Retention releases records in the background by age, by size and
 	// once consumers have acknowledged them (default: never).
 	Retention RetentionOptions
+	// RecycleSegments keeps one segment file that TruncateFront, a
+	// Checkpoint or Retention released, instead of deleting it, as the
+	// file of a later segment: the largest of those a release drops,
+	// while no recycled file is held already. A fresh segment's blocks
+	// are written twice (zeros ahead of the frames, so that an fdatasync
+	// need not commit the file system's journal for the blocks it first
+	// writes, then the frames); a recycled file's blocks are written
+	// already, so appends write them once. Turn it on for logs that
+	// release segments steadily (a queue with retention, a state machine
+	// with frequent checkpoints), where appends are bound by the disk's
+	// bandwidth. What it costs: the file holds the old segment's bytes
+	// past the new frames, which recovery reads as a torn tail (their
+	// checksums use the old segment's salt, so they never pass for
+	// records), so an Open after a crash in a recycled segment reads the
+	// rest of that segment, up to SegmentSize, where it skips a fresh
+	// segment's unwritten space; and one released file stays on disk as
+	// the spare (counted in Metrics.DiskBytes). On a full disk, or if
+	// recycling fails, the file is deleted as without the option.
+	RecycleSegments bool
 	// FS is the file system (default vfs.Default, the OS). Tests substitute
 	// one that simulates crashes or injects errors.
 	FS vfs.FS

@@ -113,9 +113,17 @@ func (l *Log) truncateFront(index uint64, skipApplies bool) error {
 	}
 	drop := append([]*sealedSegment(nil), l.sealed[:k]...)
 	l.sealed = l.sealed[k:]
+	keep, drop, fresh := l.recyclable(drop)
 	l.mu.Unlock()
-	err := l.removeSealed(drop)
+	err := l.removeSealed(drop, keep, fresh)
+	var sp *spareFile
+	if err == nil && keep != nil {
+		sp, err = l.recycleSegment(keep)
+	}
 	l.mu.Lock()
+	if keep != nil {
+		l.recycled(sp)
+	}
 	if err != nil {
 		// The truncation is committed and the next Open removes what is
 		// left, but a failed remove leaves the directory's state unknown:
@@ -123,6 +131,70 @@ func (l *Log) truncateFront(index uint64, skipApplies bool) error {
 		return l.fail(fmt.Errorf("journal: remove released segments: %w", err))
 	}
 	return nil
+}
+
+// recyclable picks, with Options.RecycleSegments, the released segment to
+// keep as the spare for a later rotation: the largest of drop (the most
+// blocks already written), unless a recycled spare is held already. At
+// most one spare exists (they share segment.SpareName), so it waits for a
+// fresh spare being prepared, then reserves the name (preparing: no spare
+// is prepared and no rotation takes one until recycled ends it), and
+// returns drop without the segment kept. A fresh spare that is ready is
+// given up for the recycled one, which saves more: fresh is returned for
+// removal. Called with mu held.
+func (l *Log) recyclable(drop []*sealedSegment) (keep *sealedSegment, rest []*sealedSegment, fresh *spareFile) {
+	if !l.opts.RecycleSegments || len(drop) == 0 {
+		return nil, drop, nil
+	}
+	for l.preparing {
+		l.cond.Wait()
+	}
+	if l.err != nil || (l.ready != nil && l.ready.written > 0) {
+		return nil, drop, nil
+	}
+	k := 0
+	for i, s := range drop {
+		if s.size > drop[k].size {
+			k = i
+		}
+	}
+	keep = drop[k]
+	rest = append(drop[:k:k], drop[k+1:]...)
+	fresh, l.ready = l.ready, nil
+	l.preparing = true
+	return keep, rest, fresh
+}
+
+// recycleSegment turns released segment s into the spare (see
+// segment.Recycle). The release is committed and durable: the file may
+// change from here on. On a full disk the file is deleted, as it would
+// have been without recycling, and the log goes on without a spare; any
+// other failure, or a failed deletion, is returned, and fails the log as
+// a failed removal does. Called without mu, the spare reserved.
+func (l *Log) recycleSegment(s *sealedSegment) (*spareFile, error) {
+	f, at, written, err := segment.Recycle(l.fs, l.dir, s.path, l.opts.SegmentSize)
+	if err == nil {
+		return &spareFile{f: f, path: at, written: written}, nil
+	}
+	if rerr := l.fs.Remove(at); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return nil, errors.Join(err, rerr)
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		l.opts.Logger.Warn("journal: disk full; released segment deleted, not recycled", "file", s.path, "err", err)
+		return nil, nil
+	}
+	return nil, err
+}
+
+// recycled ends the reservation recyclable made, with the recycled spare
+// ready (nil when recycling failed). Called with mu held.
+func (l *Log) recycled(sp *spareFile) {
+	l.preparing = false
+	if sp != nil {
+		l.ready, l.spareFull = sp, false
+		l.metrics.SegmentsRecycled++
+	}
+	l.broadcast()
 }
 
 // cutTurnsBefore skips the applies still waiting for their turn whose
@@ -302,25 +374,37 @@ func (l *Log) writeMeta(m recovery.Meta) error {
 	return recovery.WriteMeta(l.fs, l.dir, m)
 }
 
-// removeSealed closes and deletes segments no longer part of the log.
-// Called without mu.
-func (l *Log) removeSealed(segs []*sealedSegment) error {
-	if len(segs) == 0 {
+// removeSealed closes and deletes segments no longer part of the log, and
+// closes keep, the one to be recycled, and deletes fresh, the spare it
+// replaces. Closing under filesMu is what lets keep change afterwards:
+// every read that located a record in these segments has ended, and every
+// later one finds the records released (ErrCompacted). Called without mu.
+func (l *Log) removeSealed(segs []*sealedSegment, keep *sealedSegment, fresh *spareFile) error {
+	if len(segs) == 0 && keep == nil {
 		return nil
 	}
 	l.filesMu.Lock()
-	for _, s := range segs {
-		if s.f != nil {
+	for _, s := range append(segs, keep) {
+		if s != nil && s.f != nil {
 			s.f.Close()
 			s.f = nil
 		}
 	}
 	l.filesMu.Unlock()
 	// No directory sync: the meta file already says these segments are
-	// gone, and the next Open removes any that a crash brings back.
+	// gone, and the next Open removes any that a crash brings back (a
+	// spare, like any temporary file).
 	var err error
+	paths := make([]string, 0, len(segs)+1)
 	for _, s := range segs {
-		if rerr := l.fs.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		paths = append(paths, s.path)
+	}
+	if fresh != nil {
+		fresh.f.Close()
+		paths = append(paths, fresh.path)
+	}
+	for _, p := range paths {
+		if rerr := l.fs.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}
 	}

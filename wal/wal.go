@@ -271,6 +271,10 @@ type activeSegment struct {
 	// (see zeroAhead): below it, the blocks after the data are written.
 	// Only write reads and changes it.
 	zeroed int64
+	// old is where the bytes a recycled file kept from its previous
+	// segment end (0 for a fresh file): past the tail they are junk that
+	// recovery would read as a torn tail (see sealOnClose).
+	old int64
 }
 
 func (a *activeSegment) first() uint64 { return a.h.FirstIndex }
@@ -688,7 +692,7 @@ func (l *Log) Close() error {
 func (l *Log) sealOnClose() error {
 	a := l.active
 	if len(a.offsets) == 0 || a.syncAt == 0 || a.syncAt != a.tail-segment.SectorSize {
-		return nil
+		return l.trimOld(a)
 	}
 	if _, err := segment.Seal(a.f, a.h, a.tail, a.offsets, a.sealTimes()); err != nil {
 		return l.fail(fmt.Errorf("journal: seal %s: %w", a.path, err))
@@ -792,6 +796,29 @@ func (l *Log) prove(closing bool) error {
 		return l.fail(fmt.Errorf("journal: fdatasync %s: %w", a.path, err))
 	}
 	a.synced = a.tail
+	return nil
+}
+
+// trimOld cuts the bytes a recycled file kept from its previous segment
+// off an active segment that Close leaves unsealed (one without records,
+// after a rotation that an append did not follow): the next Open would
+// read them as a torn tail and report one after a clean Close. Everything
+// before the tail is synced, so the cut takes nothing written; the
+// fdatasync makes it durable (a crash before it brings back old bytes,
+// which recovery cuts as a torn tail). Called with mu held and the log
+// idle and synced.
+func (l *Log) trimOld(a *activeSegment) error {
+	if a.old <= a.tail {
+		return nil
+	}
+	err := a.f.Truncate(a.tail)
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if err != nil {
+		return l.fail(fmt.Errorf("journal: trim %s after its records: %w", a.path, err))
+	}
+	a.size, a.old = a.tail, 0
 	return nil
 }
 
