@@ -86,11 +86,64 @@ var Codecs = []Peer{
 // Variants are journal with options other than the defaults, run only when
 // named (peerbench -peers): 1 MiB segments show what a rotation every few
 // hundred milliseconds does to p99; s2 and zstd what compression costs
-// on random (incompressible) records.
+// on random (incompressible) records; journal-release is a log that
+// releases segments as it goes (a queue with retention: 8 MiB segments,
+// about three kept), and journal-recycle the same with
+// Options.RecycleSegments, whose appends go to released files with their
+// blocks written already.
 var Variants = []Peer{
 	{"journal-seg1m", openJournalWith(wal.Options{SegmentSize: 1 << 20})},
 	{"journal-s2", openJournalWith(wal.Options{Compression: wal.S2})},
 	{"journal-zstd", openJournalWith(wal.Options{Compression: wal.Zstd})},
+	{"journal-release", openJournalReleasing(false)},
+	{"journal-recycle", openJournalReleasing(true)},
+}
+
+// releasingSegment is the segment size of journal-release and
+// journal-recycle.
+const releasingSegment = 8 << 20
+
+// openJournalReleasing opens journal with retention keeping about three
+// segments (and recycling released ones if recycle is set), then warms it
+// up before the timed run: appends until it rotated 5 times and released
+// 2 segments (and recycled one), so that the run measures the steady
+// state, not the first segments' fresh space.
+func openJournalReleasing(recycle bool) func(dir string) (Appender, error) {
+	open := openJournalWith(wal.Options{SegmentSize: releasingSegment, RecycleSegments: recycle,
+		Retention: wal.RetentionOptions{MaxBytes: 3 * releasingSegment}})
+	return func(dir string) (Appender, error) {
+		a, err := open(dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := warmUp(a.(journalLog).l, recycle); err != nil {
+			a.Close()
+			return nil, err
+		}
+		return a, nil
+	}
+}
+
+// warmUp appends 1 MiB batches until l has rotated 5 times and retention
+// released 2 segments (with recycle, until one was recycled too).
+func warmUp(l *wal.Log, recycle bool) error {
+	batch := make([][]byte, 256)
+	for i := range batch {
+		batch[i] = make([]byte, 4096-64)
+		fill(batch[i], uint64(i))
+	}
+	for {
+		m := l.Metrics()
+		if m.Rotations >= 5 && m.RetentionSegments >= 2 && (!recycle || m.SegmentsRecycled > 0) {
+			return nil
+		}
+		if m.Rotations > 100 {
+			return fmt.Errorf("warm-up: %d rotations, %d segments released, %d recycled", m.Rotations, m.RetentionSegments, m.SegmentsRecycled)
+		}
+		if _, err := l.AppendBatch(batch); err != nil {
+			return err
+		}
+	}
 }
 
 func (j journalLog) Append(rec []byte) error { _, err := j.l.Append(rec); return err }

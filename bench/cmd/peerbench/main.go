@@ -28,7 +28,7 @@ func main() {
 	d := flag.Duration("d", 3*time.Second, "duration of each case")
 	n := flag.Int("n", 3, "repeats")
 	dir := flag.String("dir", os.TempDir(), "where the logs are written (fresh directories under it)")
-	peers := flag.String("peers", "", "comma-separated logs to run (default all peers; journal-seg1m, journal-s2, journal-zstd only when named)")
+	peers := flag.String("peers", "", "comma-separated logs to run (default all peers; journal-seg1m, journal-s2, journal-zstd, journal-release, journal-recycle only when named)")
 	loads := flag.String("w", "1x128,8x128,64x128,1x4096,8x4096,64x4096", "workloads: writers x record bytes, comma-separated")
 	seqMax := flag.Int64("seqmax", 1<<30, "most bytes the sequential bandwidth run writes (0: skip it)")
 	ceiling := flag.Int("ceiling", 256<<10, "bytes per fdatasync of the commit-ceiling run (0: skip it)")
