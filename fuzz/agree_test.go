@@ -47,6 +47,7 @@ import (
 // agreeFigures counts what the property test saw.
 type agreeFigures struct {
 	states, noDir, crashedMidOp, closed, mutations int
+	recycled                                       int // logs that recycled a released segment
 	clean, torn, damaged                           int
 	salvaged, refused                              int
 	disagreements                                  int
@@ -56,9 +57,9 @@ type agreeFigures struct {
 }
 
 func (f *agreeFigures) String() string {
-	return fmt.Sprintf("agreement: %d states (%d crashed mid-operation, %d closed cleanly, %d damage mutations; %d crashes before the directory existed), "+
+	return fmt.Sprintf("agreement: %d states (%d crashed mid-operation, %d closed cleanly, %d damage mutations; %d crashes before the directory existed; %d logs recycled a segment), "+
 		"%d clean, %d torn, %d damaged (%d salvaged, %d refused), %d disagreements",
-		f.states, f.crashedMidOp, f.closed, f.mutations, f.noDir, f.clean, f.torn, f.damaged, f.salvaged, f.refused, f.disagreements)
+		f.states, f.crashedMidOp, f.closed, f.mutations, f.noDir, f.recycled, f.clean, f.torn, f.damaged, f.salvaged, f.refused, f.disagreements)
 }
 
 // agreeBudget is how many cases the default run checks, or for how long:
@@ -194,15 +195,20 @@ func payload(rng *rand.Rand, id uint64) []byte {
 // crashing it mid-operation, and returns what a crash (or Close) leaves.
 func buildLog(rng *rand.Rand, fig *agreeFigures) *built {
 	fsys := crashfs.New()
+	seg := wal.MinSegmentSize * int64(1+rng.IntN(2))
+	comp, noSync := rng.IntN(3), rng.IntN(3)
 	opts := wal.Options{
-		SegmentSize: wal.MinSegmentSize * int64(1+rng.IntN(2)),
-		Compression: wal.Compression(rng.IntN(3)),
-		NoSync:      rng.IntN(3) == 0,
-		FS:          fsys,
-		Logger:      crashtest.Quiet,
+		SegmentSize: seg,
+		Compression: wal.Compression(comp),
+		NoSync:      noSync == 0,
+		// From the draws above, not a draw of its own, so that a case
+		// number makes the same calls as before recycling existed.
+		RecycleSegments: (comp+noSync)%2 == 1,
+		FS:              fsys,
+		Logger:          crashtest.Quiet,
 	}
 	b := &built{opts: opts, hist: history{}}
-	b.ops = append(b.ops, fmt.Sprintf("opts{seg %d, comp %d, nosync %v}", opts.SegmentSize, opts.Compression, opts.NoSync))
+	b.ops = append(b.ops, fmt.Sprintf("opts{seg %d, comp %d, nosync %v, recycle %v}", opts.SegmentSize, opts.Compression, opts.NoSync, opts.RecycleSegments))
 	if rng.IntN(2) == 0 {
 		k := 1 + rng.IntN(300)
 		fsys.SetCrashAfter(k)
@@ -211,6 +217,9 @@ func buildLog(rng *rand.Rand, fig *agreeFigures) *built {
 	l, err := wal.Open(crashtest.Dir, &b.opts)
 	if err == nil {
 		b.run(l, rng)
+		if l.Metrics().SegmentsRecycled > 0 {
+			fig.recycled++
+		}
 		if !fsys.Crashed() && rng.IntN(3) > 0 {
 			if l.Close() == nil {
 				fig.closed++

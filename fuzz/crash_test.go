@@ -13,6 +13,7 @@ import (
 	"github.com/gojournal/journal/internal/crashtest"
 	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/segment"
+	"github.com/gojournal/journal/vfs"
 	"github.com/gojournal/journal/vfs/crashfs"
 	"github.com/gojournal/journal/wal"
 )
@@ -30,6 +31,9 @@ var small = wal.Options{SegmentSize: wal.MinSegmentSize}
 
 // noSync is small without an fdatasync per group commit.
 var noSync = wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: true}
+
+// recycling is small with released segments recycled.
+var recycling = wal.Options{SegmentSize: wal.MinSegmentSize, RecycleSegments: true}
 
 func appendAll(d *crashtest.Driver, n, size int) bool {
 	for i := range n {
@@ -132,6 +136,19 @@ var workloads = []workload{
 			d.Reopen() &&
 			appendAll(d, 3, 100) // then the crash: an Open without the manifest
 	}},
+	// Released segment files become later segments: a crash while one is
+	// renamed, cut and preallocated, or while the segment that reuses it
+	// is written (the old segment's bytes past its frames), must open as
+	// before or after.
+	{"recycled segments", recycling, func(d *crashtest.Driver) {
+		_ = appendAll(d, 30, 6000) &&
+			d.TruncateFront(22) && // releases segments: the largest is recycled
+			appendAll(d, 20, 6000) && // rotations into the recycled file
+			d.Checkpoint(40) && // releases more: one recycled again
+			appendAll(d, 12, 6000) &&
+			d.Reopen() && // Close drops the spare held
+			appendAll(d, 3, 100)
+	}},
 	{"NoSync reopen", noSync, func(d *crashtest.Driver) {
 		_ = appendAll(d, 12, 3000) &&
 			d.Reopen() &&
@@ -189,9 +206,11 @@ var workloads = []workload{
 // TestWorkloadsRunToTheEnd runs every workload without a crash: each must
 // complete without a failed call, or the enumeration would silently test a
 // workload cut short.
+// A workload with RecycleSegments must recycle, or its crash points would
+// silently test deletion again.
 func TestWorkloadsRunToTheEnd(t *testing.T) {
 	for _, w := range workloads {
-		fsys := crashfs.New()
+		fsys := &recycleCount{FS: crashfs.New()}
 		d, ok := crashtest.NewDriver(fsys, w.opts)
 		if !ok {
 			t.Fatalf("%s: Open failed", w.name)
@@ -201,8 +220,27 @@ func TestWorkloadsRunToTheEnd(t *testing.T) {
 			t.Errorf("%s: a call failed without a crash", w.name)
 		}
 		d.Close()
+		if w.opts.RecycleSegments && fsys.recycled < 2 {
+			t.Errorf("%s: %d segments recycled, want at least 2", w.name, fsys.recycled)
+		}
 	}
 }
+
+// recycleCount counts the renames of a segment to the spare's name: the
+// segments recycled (segment.Recycle).
+type recycleCount struct {
+	vfs.FS
+	recycled int
+}
+
+func (c *recycleCount) Rename(oldname, newname string) error {
+	if _, seg := segment.ParseName(path.Base(oldname)); seg && path.Base(newname) == segment.SpareName {
+		c.recycled++
+	}
+	return c.FS.Rename(oldname, newname)
+}
+
+func (c *recycleCount) Unwrap() vfs.FS { return c.FS }
 
 // figures counts what the enumeration did.
 type figures struct {

@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 
@@ -54,10 +55,16 @@ func FuzzCrashOps(f *testing.F) {
 	f.Add([]byte{0, 8, 16, 3, 11, 6, 0}, uint16(9), uint64(1))
 	f.Add([]byte{240, 248, 232, 0, 0, 4, 13, 5, 0, 7, 0}, uint16(40), uint64(2))
 	f.Add([]byte{0, 0, 0, 0, 5, 0, 3, 29, 0}, uint16(1000), uint64(3))
+	// Recycling (seed bit 4): appends across rotations, a release that
+	// recycles a segment, appends into it.
+	// (248: an append of 9641 bytes; 84: TruncateFront(11) after 12.)
+	f.Add(append(append(bytes.Repeat([]byte{248}, 12), 84), bytes.Repeat([]byte{248}, 8)...), uint16(300), uint64(16))
 	f.Fuzz(func(t *testing.T, ops []byte, crashAfter uint16, seed uint64) {
 		fsys := crashfs.New()
 		fsys.SetCrashAfter(int(crashAfter) + 1)
-		d, ok := crashtest.NewDriver(fsys, small)
+		opts := small
+		opts.RecycleSegments = seed&16 != 0 // bits 0 and 1 choose the crash state
+		d, ok := crashtest.NewDriver(fsys, opts)
 		if ok {
 			runOps(d, ops)
 			d.Close()
@@ -65,7 +72,7 @@ func FuzzCrashOps(f *testing.F) {
 		rng := rand.New(rand.NewPCG(seed, 0))
 		mode := []crashfs.CrashMode{crashfs.SyncedOnly, crashfs.RandomSectors, crashfs.Garbled}[seed%3]
 		var fig figures
-		if err := checkState(fsys.Crash(mode, rng), d.Model(), small, rng, &fig, seed%4 == 0); err != nil {
+		if err := checkState(fsys.Crash(mode, rng), d.Model(), opts, rng, &fig, seed%4 == 0); err != nil {
 			t.Fatalf("crash after op %d, %v state: %v", crashAfter+1, mode, err)
 		}
 	})
