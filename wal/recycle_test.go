@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gojournal/journal/internal/seedtest"
 	"github.com/gojournal/journal/internal/vfstest"
@@ -457,5 +459,63 @@ func TestRecycleFullDisk(t *testing.T) {
 			}
 			must(t, l.Close())
 		})
+	}
+}
+
+// TestRecycleWhileRotating releases segments while writers keep the log
+// rotating: a TruncateFront commits with mu released, so a rotation may
+// start meanwhile, and its spare, still under the spare's name, must be
+// installed before a released file takes that name. (The name was taken
+// from under it: the released file was installed as the new segment, and
+// the log failed at the next rotation.)
+func TestRecycleWhileRotating(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, recycleOpts(vfs.Default))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := l.Append(payload(uint64(i), 2000+w*300)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && !t.Failed() {
+		if last := l.LastIndex(); last > 100 {
+			if err := l.TruncateFront(last - 60); err != nil {
+				t.Error(err)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	m := l.Metrics()
+	must(t, l.Close())
+	t.Logf("%d rotations, %d segments recycled", m.Rotations, m.SegmentsRecycled)
+	if m.SegmentsRecycled == 0 {
+		t.Fatal("no segment recycled")
+	}
+	l = openT(t, dir, recycleOpts(vfs.Default))
+	defer l.Close()
+	rd := l.NewReader(0)
+	defer rd.Close()
+	n := 0
+	for rd.Next() {
+		n++
+	}
+	if rd.Err() != nil || uint64(n) != l.LastIndex()-l.FirstIndex()+1 {
+		t.Fatalf("reopened log [%d, %d]: read %d records, %v", l.FirstIndex(), l.LastIndex(), n, rd.Err())
 	}
 }

@@ -136,17 +136,19 @@ func (l *Log) truncateFront(index uint64, skipApplies bool) error {
 // recyclable picks, with Options.RecycleSegments, the released segment to
 // keep as the spare for a later rotation: the largest of drop (the most
 // blocks already written), unless a recycled spare is held already. At
-// most one spare exists (they share segment.SpareName), so it waits for a
-// fresh spare being prepared, then reserves the name (preparing: no spare
-// is prepared and no rotation takes one until recycled ends it), and
-// returns drop without the segment kept. A fresh spare that is ready is
-// given up for the recycled one, which saves more: fresh is returned for
-// removal. Called with mu held.
+// most one file may bear segment.SpareName, so it waits for a fresh spare
+// being prepared and for a rotation in flight (truncateFront let one
+// start while it committed: its spare, still under that name, is yet to
+// be installed), then reserves the name (preparing: no spare is prepared
+// and no rotation takes one until recycled ends it), and returns drop
+// without the segment kept. A fresh spare that is ready is given up for
+// the recycled one, which saves more: fresh is returned for removal.
+// Called with mu held.
 func (l *Log) recyclable(drop []*sealedSegment) (keep *sealedSegment, rest []*sealedSegment, fresh *spareFile) {
 	if !l.opts.RecycleSegments || len(drop) == 0 {
 		return nil, drop, nil
 	}
-	for l.preparing {
+	for (l.preparing || l.sealing != nil) && l.err == nil {
 		l.cond.Wait()
 	}
 	if l.err != nil || (l.ready != nil && l.ready.written > 0) {
