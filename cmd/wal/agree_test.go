@@ -616,25 +616,82 @@ func TestAgreeDamageInReleasedRecords(t *testing.T) {
 	}
 }
 
+// TestAgreeRecycledSegmentAfterACrash: a crash while the active segment
+// is a recycled file leaves the old segment's bytes after the records;
+// verify and info call them a torn tail and count the records Open keeps,
+// and a bit flip in a durable record there is damage to all of them.
+func TestAgreeRecycledSegmentAfterACrash(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	o := logOptions()
+	o.RecycleSegments = true
+	l, err := wal.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	appendTo := func(n int) {
+		for range n {
+			if _, err := l.Append(record(int(l.LastIndex() + 1))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendTo(400) // three sealed segments
+	if err := l.TruncateFront(300); err != nil {
+		t.Fatal(err)
+	}
+	for r := l.Metrics().Rotations; l.Metrics().Rotations == r; {
+		appendTo(1) // into the recycled file, once the active one is full
+	}
+	appendTo(10)
+	if m := l.Metrics(); m.SegmentsRecycled == 0 {
+		t.Fatalf("no segment recycled: %+v", m)
+	}
+	crashed := copyDir(t, dir) // as a crash leaves it: the log is not closed
+	last := float64(l.LastIndex())
+	for _, cmd := range []string{"verify", "info"} {
+		j := decodeJSON(t, want(t, 0, cmd, "--json", crashed).stdout)
+		torn, _ := j["torn"].(map[string]any)
+		if j["status"] != "torn" || torn == nil || torn["bytes"].(float64) < wal.MinSegmentSize/4 || j["last_index"] != last {
+			t.Errorf("%s --json on a recycled segment after a crash: status %v, torn %v, last %v; want torn, the old bytes, last %v",
+				cmd, j["status"], torn, j["last_index"], last)
+		}
+	}
+	if o := openOnce(t, crashed); o.err != nil || float64(o.last) != last || o.first != 300 {
+		t.Fatalf("Open: [%d, %d], %v; want [300, %v]", o.first, o.last, o.err, last)
+	}
+	damaged := copyDir(t, dir)
+	path, offs := frameOffsets(t, damaged)
+	flip(t, path, offs[len(offs)-5]+40) // a record before the last write
+	if o := openOnce(t, damaged); !errors.Is(o.err, wal.ErrCorrupt) {
+		t.Fatalf("Open after a bit flip in a recycled segment: %v, want ErrCorrupt", o.err)
+	}
+	if j := verifyJSON(t, 1, damaged); j["status"] != "damaged" {
+		t.Errorf("verify --json after a bit flip in a recycled segment: status %v", j["status"])
+	}
+}
+
 // TestAgreeOnALiveLog runs verify, info and dump, each at least 50 times,
 // on a log this process keeps appending to (several writers, small
 // segments so that it rotates): a write in flight is never damage.
 func TestAgreeOnALiveLog(t *testing.T) {
 	const runs = 50
 	for _, mode := range []struct {
-		name               string
-		noSync, checkpoint bool
+		name                        string
+		noSync, checkpoint, recycle bool
 	}{
-		{"Sync", false, false},
-		{"NoSyncPeriodicSync", true, false},
-		{"SyncWithCheckpoints", false, true},
-		{"NoSyncWithCheckpoints", true, true},
+		{"Sync", false, false, false},
+		{"NoSyncPeriodicSync", true, false, false},
+		{"SyncWithCheckpoints", false, true, false},
+		// Released segments become later ones: the active segment holds
+		// an old segment's bytes past the frames being written.
+		{"NoSyncWithCheckpointsRecycling", true, true, true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			noSync := mode.noSync
 			dir := filepath.Join(t.TempDir(), "log")
 			o := logOptions()
-			o.NoSync = noSync
+			o.NoSync, o.RecycleSegments = noSync, mode.recycle
 			l, err := wal.Open(dir, o)
 			if err != nil {
 				t.Fatal(err)
