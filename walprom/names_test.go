@@ -19,6 +19,7 @@ func TestNamesAndTypesAreStable(t *testing.T) {
 		"appends_total": dto.MetricType_COUNTER, "commits_total": dto.MetricType_COUNTER,
 		"fdatasyncs_total": dto.MetricType_COUNTER, "written_bytes_total": dto.MetricType_COUNTER,
 		"rotations_total": dto.MetricType_COUNTER, "checkpoints_total": dto.MetricType_COUNTER,
+		"segments_recycled_total":           dto.MetricType_COUNTER,
 		"retention_released_segments_total": dto.MetricType_COUNTER,
 		"retention_released_bytes_total":    dto.MetricType_COUNTER,
 		"segments":                          dto.MetricType_GAUGE, "segment_bytes": dto.MetricType_GAUGE, "disk_bytes": dto.MetricType_GAUGE,

@@ -84,6 +84,8 @@ var scalars = []scalar{
 		func(m *wal.Metrics) float64 { return float64(m.SegmentBytes) }},
 	{"disk_bytes", "Bytes the log directory holds: segments, meta, tail and manifest files, snapshot and spare segment.", gauge,
 		func(m *wal.Metrics) float64 { return float64(m.DiskBytes) }},
+	{"segments_recycled_total", "Released segment files kept as the spare for a later segment (Options.RecycleSegments) since the log was opened.", counter,
+		func(m *wal.Metrics) float64 { return float64(m.SegmentsRecycled) }},
 	{"retention_released_segments_total", "Segments that background retention released since the log was opened.", counter,
 		func(m *wal.Metrics) float64 { return float64(m.RetentionSegments) }},
 	{"retention_released_bytes_total", "Bytes of the segments that background retention released since the log was opened.", counter,

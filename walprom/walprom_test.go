@@ -130,6 +130,7 @@ func TestCollectorReportsMetrics(t *testing.T) {
 		"journal_segments":                          float64(m.Segments),
 		"journal_segment_bytes":                     float64(m.SegmentBytes),
 		"journal_disk_bytes":                        float64(m.DiskBytes),
+		"journal_segments_recycled_total":           float64(m.SegmentsRecycled),
 		"journal_retention_released_segments_total": float64(m.RetentionSegments),
 		"journal_retention_released_bytes_total":    float64(m.RetentionBytes),
 		"journal_checkpoints_total":                 float64(m.Checkpoints),
