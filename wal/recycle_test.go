@@ -519,3 +519,39 @@ func TestRecycleWhileRotating(t *testing.T) {
 		t.Fatalf("reopened log [%d, %d]: read %d records, %v", l.FirstIndex(), l.LastIndex(), n, rd.Err())
 	}
 }
+
+// TestRecycleCloseTrimsAnEmptySegment: Close leaves a segment without
+// records unsealed; were it a recycled file, the old segment's bytes after
+// its header would make the next Open report a torn tail after a clean
+// Close. Close cuts them.
+func TestRecycleCloseTrimsAnEmptySegment(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, recycleOpts(vfs.Default))
+	r := &recycler{l: l, rng: seedtest.Rand(t), first: 1}
+	must(t, r.run(150, 1000))
+	r.first = r.acked - 5
+	must(t, l.TruncateFront(r.first)) // a recycled spare is held
+	// A rotation that no append follows (one that Close overtook).
+	l.mu.Lock()
+	for l.sealing != nil {
+		l.cond.Wait()
+	}
+	l.rotate()
+	a := l.active
+	l.mu.Unlock()
+	if a.old == 0 || len(a.offsets) != 0 {
+		t.Fatalf("the new segment holds %d records, old bytes to %d: want an empty recycled segment", len(a.offsets), a.old)
+	}
+	must(t, l.Close())
+	if size := fileSize(a.path); size != segment.DataStart {
+		t.Fatalf("empty recycled segment is %d bytes after Close, want %d", size, segment.DataStart)
+	}
+	l = openT(t, dir, recycleOpts(vfs.Default))
+	defer l.Close()
+	if rec := l.Recovered(); rec.Torn != nil || len(rec.Removed) > 0 {
+		t.Fatalf("Open after a clean Close repaired %+v", rec)
+	}
+	if err := r.checkLog(l); err != nil {
+		t.Fatal(err)
+	}
+}
