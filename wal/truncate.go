@@ -386,7 +386,7 @@ func (l *Log) removeSealed(segs []*sealedSegment, keep *sealedSegment, fresh *sp
 		return nil
 	}
 	l.filesMu.Lock()
-	for _, s := range append(segs, keep) {
+	for _, s := range slices.Concat(segs, []*sealedSegment{keep}) {
 		if s != nil && s.f != nil {
 			s.f.Close()
 			s.f = nil
