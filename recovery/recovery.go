@@ -44,7 +44,9 @@
 //     never written, reads as zeros and can hold no frame, so skipping it
 //     proves as much as reading it. (The writer writes zeros over up to
 //     1 MiB of it ahead of its frames, so that its fdatasyncs find the
-//     blocks already written: those zeros are read.) Where the file
+//     blocks already written: those zeros are read. A recycled segment
+//     holds an old segment's bytes there instead, read too, and cut as a
+//     torn tail: see segment's "Recycled files".) Where the file
 //     system cannot tell, it reads every byte to the end of the file.
 //  7. Segments must continue each other without gap or overlap, the first
 //     must hold the meta file's first index (Check reports this one even

@@ -70,7 +70,8 @@ type Options struct {
 	// segment's first use. After a crash Open reads every sealed segment's
 	// footer and the newest segment's records (what was written, and at
 	// most 1 MiB of zeros written ahead of it, never the rest of its
-	// preallocated space). With OpenReadOnly it checks every record the
+	// preallocated space; the rest of a recycled file, see
+	// RecycleSegments). With OpenReadOnly it checks every record the
 	// log holds when it opens, as Open does.
 	Verify bool
 	// Compression compresses each record (default NoCompression).
