@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -553,5 +554,71 @@ func TestRecycleCloseTrimsAnEmptySegment(t *testing.T) {
 	}
 	if err := r.checkLog(l); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecycleReadOnlyFollower: a Reader of a read-only Log (another
+// process's view) follows a writer whose releases recycle the files the
+// Reader may still hold open: it returns each record as appended, in
+// order, or stops with ErrCompacted when a release overtakes it; never
+// damage.
+func TestRecycleReadOnlyFollower(t *testing.T) {
+	const n = 1500
+	dir := t.TempDir()
+	w := openT(t, dir, recycleOpts(vfs.Default))
+	defer w.Close()
+	if _, err := w.Append(recycleRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := openFollower(t, dir)
+	defer f.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(2); i <= n; i++ {
+			if _, err := w.Append(recycleRecord(i)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%50 == 0 && i > 100 {
+				if err := w.TruncateFront(i - 80); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	rng := seedtest.Rand(t)
+	r := f.NewReader(0)
+	defer func() { r.Close() }()
+	want, overtaken := uint64(0), 0
+	for want != n {
+		if rng.IntN(30) == 0 {
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond) // falls behind
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ok := r.NextContext(ctx)
+		cancel()
+		switch {
+		case ok:
+			if want != 0 && r.Index() != want+1 {
+				t.Fatalf("follower returned %d after %d", r.Index(), want)
+			}
+			if want = r.Index(); !bytes.Equal(r.Record(), recycleRecord(want)) {
+				t.Fatalf("follower's record %d is not the one appended", want)
+			}
+		case errors.Is(r.Err(), ErrCompacted):
+			overtaken++
+			r.Close()
+			r, want = f.NewReader(0), 0
+		default:
+			t.Fatalf("follower stopped after %d: %v", want, r.Err())
+		}
+	}
+	<-done
+	m := w.Metrics()
+	t.Logf("%d segments recycled; the follower was overtaken %d times", m.SegmentsRecycled, overtaken)
+	if m.SegmentsRecycled == 0 {
+		t.Fatal("no segment recycled")
 	}
 }
