@@ -43,13 +43,13 @@ import (
 
 // linFigures counts what the concurrent model check did.
 type linFigures struct {
-	histories, calls, crashStates, crashedMid, dropped, timeouts, violations atomic.Int64
-	hung                                                                     atomic.Bool // calls still running: stop
+	histories, calls, crashStates, crashedMid, dropped, recycled, timeouts, violations atomic.Int64
+	hung                                                                               atomic.Bool // calls still running: stop
 }
 
 func (f *linFigures) String() string {
-	return fmt.Sprintf("histories %d, operations %d, crash states %d (%d cut mid-history), appends dropped by a truncation %d, checker timeouts %d, violations %d",
-		f.histories.Load(), f.calls.Load(), f.crashStates.Load(), f.crashedMid.Load(), f.dropped.Load(), f.timeouts.Load(), f.violations.Load())
+	return fmt.Sprintf("histories %d, operations %d, crash states %d (%d cut mid-history), appends dropped by a truncation %d, segment files recycled %d, checker timeouts %d, violations %d",
+		f.histories.Load(), f.calls.Load(), f.crashStates.Load(), f.crashedMid.Load(), f.dropped.Load(), f.recycled.Load(), f.timeouts.Load(), f.violations.Load())
 }
 
 // linTimeout bounds the linearizability check of one history.
@@ -163,6 +163,7 @@ func linCheck(t testing.TB, c crashtest.Concurrent, fig *linFigures) error {
 		fig.calls.Add(int64(run.Calls))
 		fig.crashStates.Add(1)
 		fig.dropped.Add(int64(len(run.Dropped)))
+		fig.recycled.Add(int64(run.Recycled))
 		if run.Crashed {
 			fig.crashedMid.Add(1)
 		}
@@ -204,7 +205,8 @@ func visualize(t testing.TB, c crashtest.Concurrent, info porcupine.Linearizatio
 // FuzzConcurrentOps runs one concurrent history chosen by the input: the
 // program (one byte per call, dealt round-robin to the clients), the
 // number of clients, the crash point, the flags (bit 0 NoSync, bit 1
-// compression, bits 2-3 the crash mode) and the crash state's seed.
+// compression, bits 2 and up the crash mode (mod 3), bit 5 recycling) and
+// the crash state's seed.
 func FuzzConcurrentOps(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 0x10, 0x20, 0x3a, 0x07, 0x0d, 0x1e, 0x49, 0x0c}, uint8(3), uint16(0), uint8(0), uint64(1))
 	f.Add([]byte{0x50, 0x60, 0x70, 0x0a, 0x1a, 0x0b, 0x1d, 0x0e, 0x05, 0x16, 0x0c, 0x09, 0x03, 0x2b}, uint8(4), uint16(40), uint8(5), uint64(2))
@@ -224,6 +226,7 @@ func FuzzConcurrentOps(f *testing.F) {
 		if flags&2 != 0 {
 			c.Compression = wal.S2
 		}
+		c.Recycle = flags&32 != 0
 		var fig linFigures
 		if err := linCheck(t, c, &fig); err != nil {
 			t.Fatalf("%v: %v", c, err)

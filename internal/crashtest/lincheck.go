@@ -30,6 +30,7 @@ type Concurrent struct {
 	Program     []byte // byte k is the call of client k%Clients; see call
 	NoSync      bool
 	Compression wal.Compression
+	Recycle     bool // Options.RecycleSegments
 	// CrashAfter cuts the power after that many mutating file-system
 	// operations; 0 cuts it after the last call returned (the log open).
 	CrashAfter int
@@ -59,17 +60,19 @@ func NewConcurrent(seed uint64, clients, calls int) Concurrent {
 	if rng.IntN(3) != 0 {
 		c.CrashAfter = 1 + rng.IntN(60*clients*calls/10+20)
 	}
+	// Drawn last, so that a seed's other choices stay as they were.
+	c.Recycle = rng.IntN(2) == 0
 	return c
 }
 
 func (c Concurrent) String() string {
-	return fmt.Sprintf("%d clients, %d calls, NoSync %v, compression %d, crash after %d FS ops (0: at the end), %v state",
-		c.Clients, len(c.Program), c.NoSync, c.Compression, c.CrashAfter, c.Mode)
+	return fmt.Sprintf("%d clients, %d calls, NoSync %v, compression %d, recycle %v, crash after %d FS ops (0: at the end), %v state",
+		c.Clients, len(c.Program), c.NoSync, c.Compression, c.Recycle, c.CrashAfter, c.Mode)
 }
 
 // Options are the log options of the history.
 func (c Concurrent) Options() wal.Options {
-	return wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: c.NoSync, Compression: c.Compression}
+	return wal.Options{SegmentSize: wal.MinSegmentSize, NoSync: c.NoSync, Compression: c.Compression, RecycleSegments: c.Recycle}
 }
 
 // Run is what running a Concurrent history produced.
@@ -83,6 +86,9 @@ type Run struct {
 	Recovered Log
 	// Dropped lists the errors of appends that linearized as dropped.
 	Dropped []string
+	// Recycled counts the segment files the log recycled before the
+	// power cut (Options.RecycleSegments).
+	Recycled uint64
 }
 
 // Hang is how long the calls of a history may take before it is reported
@@ -117,11 +123,15 @@ func (c Concurrent) Execute() (*Run, error) {
 			return &Run{History: slices.Clone(h.ops), Calls: len(h.ops)}, err
 		}
 	}
+	var recycled uint64
+	if l != nil {
+		recycled = l.Metrics().SegmentsRecycled
+	}
 	st := fsys.Crash(c.Mode, rand.New(rand.NewPCG(c.Seed, 0x637273)))
 	if l != nil {
 		l.Close() // the power is already cut: only releases its goroutines
 	}
-	run := &Run{Calls: len(h.ops), Crashed: fsys.Crashed(), State: st.Crash(crashfs.SyncedOnly, nil), Dropped: h.dropped}
+	run := &Run{Calls: len(h.ops), Crashed: fsys.Crashed(), State: st.Crash(crashfs.SyncedOnly, nil), Dropped: h.dropped, Recycled: recycled}
 	_, got, err := Recover(st, opts, false)
 	if err != nil {
 		return run, fmt.Errorf("recovery failed on a crash state: %w", err)
